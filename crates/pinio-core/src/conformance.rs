@@ -1,0 +1,279 @@
+//! Generic checks every backend runs unchanged in its own tests (feature
+//! `conformance`): data integrity round trips and the typed error of each bad
+//! input. They return a description of the first failure instead of
+//! panicking, so a caller can add its own context.
+
+use crate::{Completion, Device, Error, Op, Region, Slice, align_up};
+use rand::{Rng, RngCore, SeedableRng, rngs::StdRng};
+use std::collections::HashSet;
+
+/// What [`round_trips`] does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Transfer sizes in bytes (rounded up to the device's length alignment;
+    /// sizes larger than the device are skipped).
+    pub sizes: Vec<usize>,
+    /// Also use memory and device offsets that are only as aligned as the
+    /// device requires (odd offsets where it requires nothing).
+    pub unaligned: bool,
+    /// Seed of the data and offsets, printed on failure.
+    pub seed: u64,
+    /// Queue depth: large transfers are split into at most `max_transfer`
+    /// chunks and pushed as one batch of up to this many operations.
+    pub depth: usize,
+    /// The part of the device address space to use: `(start, len)`.
+    pub window: (u64, u64),
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            sizes: vec![1, 511, 512, 4096, 4097, 65536, 1 << 20, 8 << 20],
+            unaligned: true,
+            seed: 0x5eed,
+            depth: 32,
+            window: (0, u64::MAX),
+        }
+    }
+}
+
+/// Totals of a [`round_trips`] run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Report {
+    /// Sizes run.
+    pub sizes: usize,
+    /// Operations completed.
+    pub ops: u64,
+    /// Bytes written and read back.
+    pub bytes: u64,
+}
+
+type Check<T> = std::result::Result<T, String>;
+
+fn ctx<T>(r: crate::Result<T>, what: impl FnOnce() -> String) -> Check<T> {
+    r.map_err(|e| format!("{}: {e}", what()))
+}
+
+/// Writes random data from one region to the device and reads it back into
+/// another, for every size of `plan`, comparing the bytes.
+pub fn round_trips(dev: &dyn Device, plan: &Plan) -> Check<Report> {
+    let caps = dev.capabilities().clone();
+    let mut rng = StdRng::seed_from_u64(plan.seed);
+    let mut q = ctx(dev.queue(plan.depth), || "making a queue".into())?;
+    let mut report = Report::default();
+    for &size in &plan.sizes {
+        let len = align_up(size as u64, caps.len_align.max(1)).ok_or("size overflow")? as usize;
+        let (base, span) = (plan.window.0, plan.window.1.min(caps.device_size.saturating_sub(plan.window.0)));
+        if len as u64 > span {
+            continue;
+        }
+        let mem_step = caps.mem_align.max(1) as usize;
+        let mem_off = match (plan.unaligned, mem_step) {
+            (true, 1) => rng.random_range(1..64usize) | 1,
+            (true, s) => s,
+            (false, _) => 0,
+        };
+        let dev_step = caps.offset_align.max(1);
+        let slots = (span - len as u64) / dev_step;
+        let mut dev_off = base + rng.random_range(0..=slots) * dev_step;
+        if plan.unaligned && dev_step == 1 && dev_off + (len as u64) < base + span {
+            dev_off |= 1;
+        }
+        let src = ctx(dev.alloc(mem_off + len), || format!("alloc {} bytes", mem_off + len))?;
+        let dst = ctx(dev.alloc(mem_off + len), || format!("alloc {} bytes", mem_off + len))?;
+        let mut w = ctx(src.slice(mem_off, len), || "slice".into())?;
+        rng.fill_bytes(&mut w);
+        let expect = w.to_vec();
+        let chunk = (caps.max_transfer as usize).min(len);
+        let what = format!("size {size} (len {len}, memory offset {mem_off}, device offset {dev_off:#x}, seed {:#x})", plan.seed);
+        let w = transfer(&mut *q, w, dev_off, chunk, plan.depth, true).map_err(|e| format!("write of {what}: {e}"))?;
+        let r = ctx(dst.slice(mem_off, len), || "slice".into())?;
+        let r = transfer(&mut *q, r, dev_off, chunk, plan.depth, false).map_err(|e| format!("read of {what}: {e}"))?;
+        if let Some(i) = (0..len).find(|&i| r[i] != expect[i]) {
+            return Err(format!("data mismatch for {what} at byte {i}: wrote {:#04x}, read {:#04x}", expect[i], r[i]));
+        }
+        report.sizes += 1;
+        report.ops += 2 * len.div_ceil(chunk) as u64;
+        report.bytes += 2 * len as u64;
+        drop((w, r));
+        for reg in [src, dst] {
+            reg.unregister().map_err(|e| format!("unregister after {what}: {e}"))?;
+        }
+    }
+    Ok(report)
+}
+
+/// Moves `slice` to or from `dev_off` in chunks of `chunk` bytes, batches of
+/// `depth`; returns the slice reassembled.
+fn transfer(q: &mut dyn crate::Queue, slice: Slice, dev_off: u64, chunk: usize, depth: usize, write: bool) -> Check<Slice> {
+    let total = slice.len();
+    let mut pieces = Vec::new();
+    let mut rest = slice;
+    loop {
+        match rest.split_at(chunk) {
+            Ok((a, b)) => {
+                pieces.push(a);
+                rest = b;
+            }
+            Err(last) => {
+                pieces.push(last);
+                break;
+            }
+        }
+    }
+    let mut done: Vec<Option<Slice>> = (0..pieces.len()).map(|_| None).collect();
+    let mut pending = pieces.into_iter().enumerate();
+    let mut out: Vec<Completion> = Vec::new();
+    let mut tags = HashSet::new();
+    loop {
+        while q.in_flight() < depth.min(q.capacity()) {
+            let Some((i, s)) = pending.next() else { break };
+            let off = dev_off + (i * chunk) as u64;
+            let op = if write { Op::write(s, off, i as u64) } else { Op::read(s, off, i as u64) };
+            q.push(op).map_err(|r| format!("push of chunk {i}: {}", r.error))?;
+            tags.insert(i as u64);
+        }
+        if q.in_flight() == 0 {
+            break;
+        }
+        out.clear();
+        q.wait(1, &mut out).map_err(|e| format!("wait: {e}"))?;
+        for c in out.drain(..) {
+            if !tags.remove(&c.tag) {
+                return Err(format!("completion with unknown or repeated tag {}", c.tag));
+            }
+            let n = c.result.map_err(|e| format!("chunk {} failed: {e}", c.tag))?;
+            if n != c.slice.len() {
+                return Err(format!("chunk {} moved {n} of {} bytes", c.tag, c.slice.len()));
+            }
+            done[c.tag as usize] = Some(c.slice);
+        }
+    }
+    let mut parts = done.into_iter();
+    let first = parts.next().flatten().ok_or("first chunk never completed")?;
+    let mut merged = first;
+    for p in parts {
+        let p = p.ok_or("a chunk never completed")?;
+        merged = merged.merge(p).map_err(|_| "completed chunks are not adjacent".to_string())?;
+    }
+    if merged.len() != total {
+        return Err(format!("reassembled {} of {total} bytes", merged.len()));
+    }
+    Ok(merged)
+}
+
+fn expect_err(what: &str, r: crate::Result<impl std::fmt::Debug>, ok: impl Fn(&Error) -> bool) -> Check<()> {
+    match r {
+        Err(e) if ok(&e) => Ok(()),
+        Err(e) => Err(format!("{what}: wrong error: {e}")),
+        Ok(v) => Err(format!("{what}: accepted ({v:?}) but must be refused")),
+    }
+}
+
+fn rejected(what: &str, q: &mut dyn crate::Queue, op: Op, ok: impl Fn(&Error) -> bool) -> Check<Slice> {
+    match q.push(op) {
+        Err(r) if ok(&r.error) => Ok(r.op.slice),
+        Err(r) => Err(format!("{what}: wrong error: {}", r.error)),
+        Ok(()) => Err(format!("{what}: accepted but must be refused")),
+    }
+}
+
+/// Each bad input gets its typed error, nothing is lost, and a region with
+/// live slices cannot be unregistered.
+pub fn bad_inputs(dev: &dyn Device) -> Check<()> {
+    let caps = dev.capabilities().clone();
+    let unit = caps.len_align.max(caps.mem_align).max(caps.offset_align).max(1) as usize;
+    let region: Region = ctx(dev.alloc(4 * unit), || "alloc".into())?;
+    expect_err("zero-length slice", region.slice(0, 0), |e| matches!(e, Error::ZeroLength { .. }))?;
+    expect_err("slice past the region", region.slice(region.len() - 1, 2), |e| matches!(e, Error::OutOfBounds { .. }))?;
+    expect_err("slice with overflowing end", region.slice(usize::MAX, 2), |e| matches!(e, Error::OutOfBounds { .. }))?;
+    let s = ctx(region.slice(0, unit), || "slice".into())?;
+    expect_err("overlapping slice", region.slice(unit - 1, 2), |e| matches!(e, Error::SliceOverlap { .. }))?;
+    let mut q = ctx(dev.queue(4), || "queue".into())?;
+    let s = rejected("device offset at the end", &mut *q, Op::read(s, caps.device_size, 1), |e| matches!(e, Error::OutOfBounds { .. }))?;
+    let s = rejected("overflowing device offset", &mut *q, Op::write(s, u64::MAX - 1, 2), |e| {
+        matches!(e, Error::OutOfBounds { .. } | Error::Misaligned { .. })
+    })?;
+    let s = if caps.offset_align > 1 {
+        rejected("misaligned device offset", &mut *q, Op::read(s, caps.offset_align / 2, 3), |e| matches!(e, Error::Misaligned { what: "device offset", .. }))?
+    } else {
+        s
+    };
+    drop(s);
+    if caps.len_align > 1 {
+        let s = ctx(region.slice(0, caps.len_align as usize / 2), || "slice".into())?;
+        rejected("misaligned length", &mut *q, Op::read(s, 0, 4), |e| matches!(e, Error::Misaligned { what: "length", .. }))?;
+    }
+    if caps.mem_align > 1 {
+        let s = ctx(region.slice(caps.mem_align as usize / 2, caps.len_align.max(1) as usize), || "slice".into())?;
+        rejected("misaligned buffer address", &mut *q, Op::read(s, 0, 5), |e| matches!(e, Error::Misaligned { what: "buffer address", .. }))?;
+    }
+    // A live slice keeps the region registered.
+    let live = ctx(region.slice(0, unit), || "slice".into())?;
+    let region = match region.unregister() {
+        Err(crate::UnregisterError::Busy { region, outstanding }) if outstanding >= 1 => region,
+        Err(e) => return Err(format!("unregister with a live slice: wrong error: {e}")),
+        Ok(_) => return Err("unregister with a live slice succeeded".into()),
+    };
+    // Queue full: push capacity + 1 valid operations without submitting.
+    let cap = q.capacity();
+    let mut held = Vec::new();
+    let mut pushed = 0;
+    let full_region = ctx(dev.alloc((cap + 1) * unit), || "alloc".into())?;
+    for i in 0..=cap {
+        let s = ctx(full_region.slice(i * unit, unit), || "slice".into())?;
+        match q.push(Op::read(s, 0, 100 + i as u64)) {
+            Ok(()) => pushed += 1,
+            Err(r) if matches!(r.error, Error::QueueFull { .. }) && i == cap => held.push(r.op.slice),
+            Err(r) => return Err(format!("push {i} of {}: {}", cap + 1, r.error)),
+        }
+    }
+    if held.len() != 1 || pushed != cap {
+        return Err(format!("queue of capacity {cap} accepted {pushed} ops and refused {}", held.len()));
+    }
+    // Dropping the queue waits for what is in flight and frees the slices.
+    drop(q);
+    drop(held);
+    drop(live);
+    ctx(region.unregister().map_err(Error::from), || "unregister after the slice was dropped".into())?;
+    ctx(full_region.unregister().map_err(Error::from), || "unregister after the queue was dropped".into())?;
+    Ok(())
+}
+
+/// A slice of a region of device `a` is refused by a queue of device `b`.
+pub fn foreign_region(a: &dyn Device, b: &dyn Device) -> Check<()> {
+    let unit = a.capabilities().len_align.max(b.capabilities().len_align).max(1) as usize;
+    let region = ctx(a.alloc(unit), || "alloc".into())?;
+    let mut q = ctx(b.queue(2), || "queue".into())?;
+    let s = ctx(region.slice(0, unit), || "slice".into())?;
+    rejected("slice of another device's region", &mut *q, Op::read(s, 0, 0), |e| matches!(e, Error::ForeignRegion { .. }))?;
+    Ok(())
+}
+
+/// `n` threads, each with its own queue and regions, run [`round_trips`] on
+/// disjoint parts of the device at once.
+pub fn concurrent_round_trips(dev: &dyn Device, threads: usize, sizes: &[usize]) -> Check<()> {
+    let caps = dev.capabilities();
+    let align = caps.offset_align.max(caps.len_align).max(1);
+    let span = crate::align_down(caps.device_size / threads.max(1) as u64, align);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let window = (t as u64 * span, span);
+                let plan = Plan { sizes: sizes.to_vec(), unaligned: true, seed: 0xc0ffee + t as u64, depth: 8, window };
+                s.spawn(move || round_trips(dev, &plan))
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| "a round-trip thread panicked".to_string())??;
+        }
+        Ok(())
+    })
+}
+
+/// Random bytes for tests, reproducible from `seed`.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}

@@ -1,0 +1,64 @@
+//! The backend-neutral model of pinio: pin (register) a buffer once, then hand
+//! slices of it to a device that reads and writes them directly.
+//!
+//! The pieces, in the order an application meets them:
+//!
+//! - [`DmaBuf`]: memory a device may access directly. Page-aligned anonymous
+//!   memory (optionally backed by transparent huge pages), or a caller's buffer
+//!   adopted as it is.
+//! - [`Device`]: one opened backend instance with a linear *device address
+//!   space* of `u64` byte offsets (a file, a block device, an echo device's
+//!   on-board memory, an IOMMU-isolated PCI device's buffer).
+//! - [`Region`]: a [`DmaBuf`] registered with a device (pinned, or mapped into
+//!   an IOMMU, or attached to an io_uring). Dropping the last handle
+//!   unregisters it; [`Region::unregister`] does it explicitly and hands the
+//!   buffer back.
+//! - [`Slice`]: `(region, offset, len)`, the unit handed to the device. A slice
+//!   owns its bytes exclusively: two live slices of one region never overlap,
+//!   so a slice can be read and written as `&mut [u8]` while the application
+//!   holds it.
+//! - [`Queue`]: a submission/completion pair owned by one thread. An [`Op`]
+//!   moves a slice into the queue; its [`Completion`] moves the slice back
+//!   (the owned-buffer model of tokio-uring). While an operation is in flight
+//!   nobody but the device can touch its bytes, and the region cannot be
+//!   unregistered, because the queue owns the slice and the slice keeps the
+//!   region alive.
+//! - [`Capabilities`] say what a device needs (alignment, transfer limits) and
+//!   how it works (interrupt or polled completions, whether the CPU copies);
+//!   [`StatsSnapshot`] counts pins, operations, bytes moved and the bytes the
+//!   CPU copied, which is 0 on a true zero-copy path.
+//!
+//! ```
+//! use pinio_core::{DmaBuf, Direction};
+//! let buf = DmaBuf::new(8192)?;
+//! assert_eq!(buf.as_ptr() as usize % pinio_core::page_size(), 0);
+//! assert_eq!(Direction::Read.to_string(), "read (device to memory)");
+//! # Ok::<(), pinio_core::Error>(())
+//! ```
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod align;
+mod buf;
+mod caps;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod device;
+mod error;
+pub mod file;
+mod op;
+mod region;
+mod slice;
+mod stats;
+mod target;
+
+pub use align::{align_down, align_up, is_aligned, page_size};
+pub use buf::{DmaBuf, DmaBufBuilder, HugePages};
+pub use caps::{Capabilities, CompletionMode};
+pub use device::{Device, DeviceId, OpError, Queue, Rejected};
+pub use error::{Error, RegisterError, Result};
+pub use op::{Completion, Direction, Op};
+pub use region::{Region, RegionKey, Unregister, UnregisterError};
+pub use slice::Slice;
+pub use stats::{Stats, StatsSnapshot};
+pub use target::{BackendKind, Target};

@@ -1,0 +1,147 @@
+//! Counters every backend keeps: how much was pinned, moved and copied.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters of one device, updated by its backend. Cheap to bump from
+/// any thread; read a consistent-enough copy with [`Stats::snapshot`].
+#[derive(Debug, Default)]
+pub struct Stats {
+    pins: AtomicU64,
+    unpins: AtomicU64,
+    bytes_pinned: AtomicU64,
+    ops: AtomicU64,
+    errors: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+    bytes_copied: AtomicU64,
+    unregistered_fallbacks: AtomicU64,
+    unregister_failures: AtomicU64,
+}
+
+impl Stats {
+    /// Records a registration of `bytes`.
+    pub fn pinned(&self, bytes: u64) {
+        self.pins.fetch_add(1, Relaxed);
+        self.bytes_pinned.fetch_add(bytes, Relaxed);
+    }
+
+    /// Records the release of a registration of `bytes`.
+    pub fn unpinned(&self, bytes: u64) {
+        self.unpins.fetch_add(1, Relaxed);
+        self.bytes_pinned.fetch_sub(bytes, Relaxed);
+    }
+
+    /// Records a completed read (device to memory) of `bytes`.
+    pub fn read(&self, bytes: u64) {
+        self.ops.fetch_add(1, Relaxed);
+        self.bytes_read.fetch_add(bytes, Relaxed);
+    }
+
+    /// Records a completed write (memory to device) of `bytes`.
+    pub fn written(&self, bytes: u64) {
+        self.ops.fetch_add(1, Relaxed);
+        self.bytes_written.fetch_add(bytes, Relaxed);
+    }
+
+    /// Records a failed operation.
+    pub fn failed(&self) {
+        self.ops.fetch_add(1, Relaxed);
+        self.errors.fetch_add(1, Relaxed);
+    }
+
+    /// Records `bytes` of payload copied by the CPU.
+    pub fn copied(&self, bytes: u64) {
+        self.bytes_copied.fetch_add(bytes, Relaxed);
+    }
+
+    /// Records an operation that ran without registration because
+    /// registration was refused and the fallback policy was chosen.
+    pub fn unregistered_fallback(&self) {
+        self.unregistered_fallbacks.fetch_add(1, Relaxed);
+    }
+
+    /// Records an unregistration that failed where it could not be reported
+    /// (in a `Drop`).
+    pub fn unregister_failed(&self) {
+        self.unregister_failures.fetch_add(1, Relaxed);
+    }
+
+    /// A copy of every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            pins: self.pins.load(Relaxed),
+            unpins: self.unpins.load(Relaxed),
+            bytes_pinned: self.bytes_pinned.load(Relaxed),
+            ops: self.ops.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            bytes_read: self.bytes_read.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            bytes_copied: self.bytes_copied.load(Relaxed),
+            unregistered_fallbacks: self.unregistered_fallbacks.load(Relaxed),
+            unregister_failures: self.unregister_failures.load(Relaxed),
+        }
+    }
+}
+
+/// A point-in-time copy of a device's [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Registrations made.
+    pub pins: u64,
+    /// Registrations released.
+    pub unpins: u64,
+    /// Bytes registered right now.
+    pub bytes_pinned: u64,
+    /// Operations completed (successfully or not).
+    pub ops: u64,
+    /// Operations that failed.
+    pub errors: u64,
+    /// Bytes moved from the device into memory.
+    pub bytes_read: u64,
+    /// Bytes moved from memory to the device.
+    pub bytes_written: u64,
+    /// Payload bytes the CPU copied (0 on a zero-copy path).
+    pub bytes_copied: u64,
+    /// Operations that ran unregistered after registration was refused.
+    pub unregistered_fallbacks: u64,
+    /// Unregistrations that failed inside a `Drop`.
+    pub unregister_failures: u64,
+}
+
+impl StatsSnapshot {
+    /// Bytes moved in either direction.
+    pub fn bytes_moved(&self) -> u64 {
+        self.bytes_read + self.bytes_written
+    }
+
+    /// The counters accumulated since `earlier` (`bytes_pinned` stays absolute).
+    pub fn since(&self, earlier: &StatsSnapshot) -> StatsSnapshot {
+        StatsSnapshot {
+            pins: self.pins - earlier.pins,
+            unpins: self.unpins - earlier.unpins,
+            bytes_pinned: self.bytes_pinned,
+            ops: self.ops - earlier.ops,
+            errors: self.errors - earlier.errors,
+            bytes_read: self.bytes_read - earlier.bytes_read,
+            bytes_written: self.bytes_written - earlier.bytes_written,
+            bytes_copied: self.bytes_copied - earlier.bytes_copied,
+            unregistered_fallbacks: self.unregistered_fallbacks - earlier.unregistered_fallbacks,
+            unregister_failures: self.unregister_failures - earlier.unregister_failures,
+        }
+    }
+}
+
+impl fmt::Display for StatsSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pins {} (unpins {}, {} B pinned now), ops {} ({} failed), read {} B, written {} B, CPU-copied {} B",
+            self.pins, self.unpins, self.bytes_pinned, self.ops, self.errors, self.bytes_read, self.bytes_written, self.bytes_copied
+        )?;
+        if self.unregistered_fallbacks > 0 {
+            write!(f, ", {} ops unregistered (fallback)", self.unregistered_fallbacks)?;
+        }
+        Ok(())
+    }
+}
