@@ -1,0 +1,84 @@
+//! The generic checks of pinio-core, on files in buffered and O_DIRECT mode.
+
+use pinio_copy::{CopyDevice, CopyOptions};
+use pinio_core::conformance::{self, Plan};
+use pinio_core::{Device, Error};
+use std::path::PathBuf;
+
+fn scratch(name: &str, len: usize) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let p = dir.join(format!("copy-{name}-{}", std::process::id()));
+    std::fs::write(&p, conformance::pattern(1, len)).unwrap();
+    p
+}
+
+#[test]
+fn buffered_round_trips_at_odd_offsets() {
+    let p = scratch("buffered", 32 << 20);
+    let dev = CopyDevice::open(&p, CopyOptions::default()).unwrap();
+    let plan = Plan { sizes: vec![1, 3, 512, 4097, 65536, 1 << 20, 8 << 20], ..Plan::default() };
+    let r = conformance::round_trips(&dev, &plan).unwrap();
+    assert_eq!(r.sizes, 7);
+    let s = dev.stats();
+    assert_eq!(s.bytes_copied, 2 * s.bytes_moved(), "buffered IO copies every byte twice");
+    conformance::concurrent_round_trips(&dev, 3, &[1, 4096, 100_000]).unwrap();
+    std::fs::remove_file(p).unwrap();
+}
+
+#[test]
+fn direct_round_trips_and_alignment() {
+    let p = scratch("direct", 16 << 20);
+    let dev = match CopyDevice::open(&p, CopyOptions { direct: true, ..CopyOptions::default() }) {
+        Ok(d) => d,
+        Err(Error::Unsupported { .. }) => panic!("the cargo target dir must be on a file system with O_DIRECT"),
+        Err(e) => panic!("{e}"),
+    };
+    let caps = dev.capabilities();
+    assert!(caps.offset_align >= 512 && caps.mem_align == 1, "{caps:?}");
+    let plan = Plan { sizes: vec![512, 4096, 1 << 20, 8 << 20], ..Plan::default() };
+    conformance::round_trips(&dev, &plan).unwrap();
+    conformance::bad_inputs(&dev).unwrap();
+    let s = dev.stats();
+    assert_eq!(s.bytes_copied, s.bytes_moved(), "with O_DIRECT only the bounce copy remains");
+    std::fs::remove_file(p).unwrap();
+}
+
+#[test]
+fn bad_inputs_and_foreign_regions() {
+    let (a, b) = (scratch("a", 1 << 20), scratch("b", 1 << 20));
+    let da = CopyDevice::open(&a, CopyOptions::default()).unwrap();
+    let db = CopyDevice::open(&b, CopyOptions::default()).unwrap();
+    conformance::bad_inputs(&da).unwrap();
+    conformance::foreign_region(&da, &db).unwrap();
+    std::fs::remove_file(a).unwrap();
+    std::fs::remove_file(b).unwrap();
+}
+
+#[test]
+fn reads_past_the_end_are_refused_and_event_fd_fires() {
+    let p = scratch("eof", 10_000);
+    let dev = CopyDevice::open(&p, CopyOptions::default()).unwrap();
+    let region = dev.alloc(4096).unwrap();
+    let mut q = dev.queue(2).unwrap();
+    let r = q.push(pinio_core::Op::read(region.slice(0, 4096).unwrap(), 8192, 9)).unwrap_err();
+    assert!(matches!(r.error, Error::OutOfBounds { limit: 10_000, .. }), "{}", r.error);
+    q.push(pinio_core::Op::read(r.op.slice, 4096, 9)).unwrap();
+    q.submit().unwrap();
+    let fd = q.event_fd().expect("copy queues have an event fd");
+    let mut pfd = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 1, "event fd readable after submit");
+    let mut out = Vec::new();
+    q.poll(&mut out).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].tag, 9);
+    assert_eq!(*out[0].result.as_ref().unwrap(), 4096);
+    assert_eq!(&out[0].slice[..], &conformance::pattern(1, 10_000)[4096..8192]);
+    std::fs::remove_file(p).unwrap();
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let e = CopyDevice::open("/nonexistent/pinio-data", CopyOptions::default()).err().unwrap();
+    assert!(e.to_string().contains("/nonexistent/pinio-data"), "{e}");
+}
