@@ -55,7 +55,7 @@ impl CopyDevice {
     pub fn open(path: impl AsRef<Path>, opts: CopyOptions) -> Result<CopyDevice> {
         let target = FileTarget::open(path.as_ref(), opts.direct, opts.writable)?;
         let align = target.dio.map_or(1, |d| d.offset);
-        if opts.bounce_bytes == 0 || opts.bounce_bytes as u64 % align != 0 {
+        if opts.bounce_bytes == 0 || !(opts.bounce_bytes as u64).is_multiple_of(align) {
             return Err(Error::Misaligned { what: "bounce buffer size", value: opts.bounce_bytes as u64, required: align });
         }
         let caps = Capabilities {
