@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Charging pinned pages against the owner's `RLIMIT_MEMLOCK`.
+//!
+//! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h) (`account_locked_vm`).
+//!
+//! Long-term pins keep memory unswappable exactly like `mlock`, so, like RDMA and VFIO, a
+//! registration is charged to the pinning process's mm and refused with `ENOMEM` when
+//! `RLIMIT_MEMLOCK` would be exceeded (tasks with `CAP_IPC_LOCK` are exempt). RDMA charges
+//! `mm->pinned_vm` through inline `atomic64_*` helpers that the Rust bindings do not export;
+//! `account_locked_vm` (the VFIO type1 choice) is an exported function with the same limit and
+//! the same exemption, and it shows in `VmLck` of `/proc/PID/status`.
+
+use kernel::{bindings, mm::Mm, prelude::*, sync::aref::ARef};
+
+/// A charge of `pages` pages to `mm->locked_vm`, returned on drop.
+///
+/// # Invariants
+///
+/// `pages` pages were added to `mm->locked_vm` by `account_locked_vm(mm, pages, true)` and are
+/// subtracted exactly once, in [`Drop`]. `mm` holds an `mmgrab` reference, so the `mm_struct`
+/// stays valid even after the process exits.
+pub(crate) struct LockedVmCharge {
+    mm: ARef<Mm>,
+    pages: usize,
+}
+
+impl LockedVmCharge {
+    /// Charges `pages` pages to the current process. `ENOMEM` over `RLIMIT_MEMLOCK`; `ESRCH` for
+    /// a task without an address space (a kernel thread).
+    pub(crate) fn charge_current(pages: usize) -> Result<Self> {
+        let mm: ARef<Mm> = {
+            let task = current!();
+            let mm = task.mm().ok_or(ESRCH)?;
+            ARef::from(&**mm)
+        };
+        // SAFETY: `mm` is a valid `mm_struct` (we hold an `mmgrab` reference); `account_locked_vm`
+        // takes its `mmap_lock` for writing and may sleep, which is allowed in this process
+        // context; no lock of ours is held by the callers.
+        let ret = unsafe { bindings::account_locked_vm(mm.as_raw(), pages as c_ulong, true) };
+        kernel::error::to_result(ret)?;
+        // INVARIANT: the charge was just taken.
+        Ok(Self { mm, pages })
+    }
+}
+
+impl Drop for LockedVmCharge {
+    fn drop(&mut self) {
+        // Like VFIO: once the address space is torn down (the file is closed by an exiting
+        // process after `exit_mm`), its counters are dead and are left alone.
+        let Some(live) = self.mm.mmget_not_zero() else {
+            return;
+        };
+        // SAFETY: By the type invariants `pages` were charged to this mm, which is valid and has
+        // users (`live` holds an `mmget` reference); an uncharge never fails and ignores the
+        // limit; we are in process context (release, ioctl or workqueue) and may sleep.
+        unsafe { bindings::account_locked_vm(live.as_raw(), self.pages as c_ulong, false) };
+    }
+}

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pages of the calling process pinned with `FOLL_PIN`, released exactly once.
+//!
+//! C headers: [`include/linux/mm.h`](srctree/include/linux/mm.h) (`pin_user_pages_fast`,
+//! `unpin_user_pages_dirty_lock`), [`include/linux/highmem.h`](srctree/include/linux/highmem.h)
+//! (`kmap_local_page`), Documentation/core-api/pin_user_pages.rst.
+//!
+//! The Rust kernel crate of 7.3 has no abstraction for `pin_user_pages*()`, so this file is the
+//! only place that calls them; everything else uses [`PinnedPages`].
+
+use kernel::{
+    bindings,
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+/// Most pages asked of `pin_user_pages_fast` in one call (its count is a C `int`).
+const MAX_PAGES_PER_CALL: usize = 1 << 16;
+
+/// How the pages are pinned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PinMode {
+    /// `FOLL_WRITE`: the kernel will write the pages; fails on read-only mappings.
+    Writable,
+    /// No `FOLL_WRITE`: the kernel only reads the pages.
+    ReadOnly,
+}
+
+/// How long the pages stay pinned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PinDuration {
+    /// `FOLL_LONGTERM`: a registration that lives until userspace drops it (the RDMA case);
+    /// the kernel migrates pages out of movable zones / CMA first and refuses DAX.
+    LongTerm,
+    /// A pin held for the duration of one system call.
+    Transient,
+}
+
+/// A run of consecutive user pages of the current process, pinned with `FOLL_PIN`.
+///
+/// # Invariants
+///
+/// - Every entry of `pages` holds one `FOLL_PIN` reference taken by `pin_user_pages_fast` and not
+///   yet released; [`Drop`] releases all of them exactly once with `unpin_user_pages_dirty_lock`.
+/// - `pages` is not empty.
+/// - `dirty` is `true` once any byte was written through [`PinnedPages::write_at`]; the pages are
+///   then dirtied when unpinned.
+/// - `writable` is `true` iff the pages were pinned with `FOLL_WRITE`.
+pub(crate) struct PinnedPages {
+    pages: KVVec<*mut bindings::page>,
+    writable: bool,
+    dirty: Atomic<bool>,
+}
+
+// SAFETY: The page pointers are plain references to pinned `struct page`s that stay valid until
+// `Drop`; nothing in them is tied to the pinning thread. Unpinning from another thread (a
+// workqueue or the closing thread) is what every long-term pinning driver does.
+unsafe impl Send for PinnedPages {}
+// SAFETY: `&self` methods only map pages with `kmap_local_page` (thread-local mappings) and copy
+// bytes; the `dirty` flag is atomic.
+unsafe impl Sync for PinnedPages {}
+
+impl PinnedPages {
+    /// Pins the `nr_pages` pages starting at the page-aligned user address `start` of the current
+    /// process.
+    ///
+    /// All or nothing: if any page cannot be pinned, the pages already pinned are released and the
+    /// error of `pin_user_pages_fast` is returned (`EFAULT` for an unmapped address, or for a
+    /// read-only mapping with [`PinMode::Writable`]; `ENOMEM`; ...).
+    pub(crate) fn pin(
+        start: usize,
+        nr_pages: usize,
+        mode: PinMode,
+        duration: PinDuration,
+    ) -> Result<Self> {
+        if nr_pages == 0 || start % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        let span = nr_pages.checked_mul(PAGE_SIZE).ok_or(EOVERFLOW)?;
+        start.checked_add(span).ok_or(EOVERFLOW)?;
+
+        let mut flags = 0u32;
+        if mode == PinMode::Writable {
+            flags |= bindings::FOLL_WRITE;
+        }
+        if duration == PinDuration::LongTerm {
+            flags |= bindings::FOLL_LONGTERM;
+        }
+
+        let mut pages = KVVec::<*mut bindings::page>::from_elem(core::ptr::null_mut(), nr_pages, GFP_KERNEL)?;
+        let mut done = 0usize;
+        while done < nr_pages {
+            let chunk = core::cmp::min(nr_pages - done, MAX_PAGES_PER_CALL);
+            // SAFETY: `pages[done..done + chunk]` is writable memory for `chunk` page pointers;
+            // `start + done * PAGE_SIZE` does not overflow (checked above) and is checked by
+            // `pin_user_pages_fast` against the user address range (`access_ok`), so no kernel
+            // address can be pinned; the flags are a valid `FOLL_WRITE`/`FOLL_LONGTERM` subset.
+            let ret = unsafe {
+                bindings::pin_user_pages_fast(
+                    start + (done << PAGE_SHIFT),
+                    chunk as c_int,
+                    flags,
+                    pages.as_mut_ptr().add(done),
+                )
+            };
+            if ret <= 0 {
+                // SAFETY: Exactly the first `done` entries hold pins taken above.
+                unsafe { release(&mut pages, done, false) };
+                return Err(if ret < 0 { Error::from_errno(ret) } else { EFAULT });
+            }
+            // `pin_user_pages_fast` never returns more than it was asked for.
+            done += ret as usize;
+        }
+
+        // INVARIANT: all `nr_pages` entries were pinned by the loop above; `nr_pages > 0`.
+        Ok(Self {
+            pages,
+            writable: mode == PinMode::Writable,
+            dirty: Atomic::new(false),
+        })
+    }
+
+    /// Number of pinned pages.
+    pub(crate) fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Runs `f` on the kernel mapping of bytes `[offset, offset + len)` of page `index`, which
+    /// must lie inside the page.
+    fn with_mapped<R>(
+        &self,
+        index: usize,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(*mut u8) -> R,
+    ) -> Result<R> {
+        let page = *self.pages.get(index).ok_or(EINVAL)?;
+        if offset.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        // SAFETY: By the type invariants `page` is pinned, hence a valid `struct page` that stays
+        // allocated until `Drop`. `kmap_local_page` maps it for this thread.
+        let base = unsafe { bindings::kmap_local_page(page) }.cast::<u8>();
+        // SAFETY: `offset < PAGE_SIZE` (checked above), so the result stays inside the mapping.
+        let ret = f(unsafe { base.add(offset) });
+        // SAFETY: `base` was returned by `kmap_local_page` above in this thread, and mappings
+        // are released in reverse order (this is the only mapping made in between).
+        unsafe { bindings::kunmap_local(base.cast()) };
+        Ok(ret)
+    }
+
+    /// Copies `dst.len()` bytes that start `pos` bytes after the start of the first page into
+    /// `dst`. The range may span pages; it must lie inside the pinned pages (`EINVAL`).
+    pub(crate) fn read_at(&self, pos: usize, dst: &mut [u8]) -> Result {
+        self.check_range(pos, dst.len())?;
+        let mut copied = 0;
+        while copied < dst.len() {
+            let at = pos + copied;
+            let offset = at % PAGE_SIZE;
+            let n = core::cmp::min(PAGE_SIZE - offset, dst.len() - copied);
+            let out = &mut dst[copied..copied + n];
+            self.with_mapped(at / PAGE_SIZE, offset, n, |src| {
+                // SAFETY: `src` is valid for reading `n` bytes of the mapped page
+                // (`with_mapped` checked the bounds) and `out` is a distinct kernel buffer of
+                // `n` bytes. The page is user memory: userspace may write it concurrently, which
+                // gives torn data but no unsoundness for plain bytes, as with `copy_from_user`.
+                unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), n) }
+            })?;
+            copied += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `src` into the pinned pages, starting `pos` bytes after the start of the first page,
+    /// and records that the pages must be dirtied when unpinned. `EPERM` if the pages were not
+    /// pinned writable; `EINVAL` if the range does not lie inside the pinned pages.
+    pub(crate) fn write_at(&self, pos: usize, src: &[u8]) -> Result {
+        if !self.writable {
+            return Err(EPERM);
+        }
+        self.check_range(pos, src.len())?;
+        let mut copied = 0;
+        while copied < src.len() {
+            let at = pos + copied;
+            let offset = at % PAGE_SIZE;
+            let n = core::cmp::min(PAGE_SIZE - offset, src.len() - copied);
+            let input = &src[copied..copied + n];
+            self.with_mapped(at / PAGE_SIZE, offset, n, |dst| {
+                // SAFETY: `dst` is valid for writing `n` bytes of the mapped page, which was pinned
+                // with `FOLL_WRITE` (checked above) so the kernel may write it; `input` is a
+                // distinct kernel buffer of `n` bytes. Concurrent userspace access to the page
+                // sees torn bytes at worst, as with `copy_to_user`.
+                unsafe { core::ptr::copy_nonoverlapping(input.as_ptr(), dst, n) }
+            })?;
+            copied += n;
+        }
+        // INVARIANT: bytes were written, the pages are dirtied on unpin.
+        self.dirty.store(true, Relaxed);
+        Ok(())
+    }
+
+    fn check_range(&self, pos: usize, len: usize) -> Result {
+        let end = pos.checked_add(len).ok_or(EOVERFLOW)?;
+        if end > self.pages.len() * PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PinnedPages {
+    fn drop(&mut self) {
+        let n = self.pages.len();
+        let dirty = self.dirty.load(Relaxed);
+        // SAFETY: By the type invariants all `n` entries hold a pin not yet released, and `drop`
+        // runs once.
+        unsafe { release(&mut self.pages, n, dirty) };
+    }
+}
+
+/// Releases the first `n` pins in `pages`, dirtying the pages if `dirty`.
+///
+/// # Safety
+///
+/// The first `n` entries of `pages` must each hold one `FOLL_PIN` reference that is released by
+/// this call and never again.
+unsafe fn release(pages: &mut KVVec<*mut bindings::page>, n: usize, dirty: bool) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY: Per the function's contract the first `n` entries are pinned pages whose pins are
+    // handed over to `unpin_user_pages_dirty_lock`, which may sleep (we are in process context:
+    // an ioctl, a release, or a workqueue).
+    unsafe { bindings::unpin_user_pages_dirty_lock(pages.as_mut_ptr(), n as c_ulong, dirty) };
+}
