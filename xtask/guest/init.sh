@@ -1,0 +1,88 @@
+#!/bin/busybox sh
+# pinio guest init: PID 1 of the initramfs built by `cargo xtask` (docs/guest.md).
+#
+# Kernel command line (passed to us as environment variables):
+#   pinio_shares=TAG:PATH[,TAG:PATH...]  9p shares to mount at the same path as on the host
+#   pinio_run=DIR                        the run directory xtask wrote (inside a share):
+#       DIR/modules   lines "KO [PARAMS...]" to insmod before the job (rmmod after)
+#       DIR/job.sh    the job, run with sh; its exit status is reported
+# Everything is reported on the console as lines starting with "PINIO-".
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export HOME=/root
+
+say() { echo "PINIO-$*"; }
+finish() {
+    say "EXIT $1"
+    sync
+    poweroff -f
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmpfs /tmp
+mkdir -p /dev/shm /dev/hugepages /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t hugetlbfs hugetlbfs /dev/hugepages
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
+hostname pinio-guest
+
+for share in $(echo "$pinio_shares" | tr ',' ' '); do
+    tag=${share%%:*}
+    dir=${share#*:}
+    mkdir -p "$dir"
+    if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose "$tag" "$dir"; then
+        say "ERROR cannot mount 9p share $tag at $dir"
+        finish 125
+    fi
+done
+
+run=$pinio_run
+if [ -z "$run" ] || [ ! -f "$run/job.sh" ]; then
+    say "ERROR no job script at '$run/job.sh'"
+    finish 125
+fi
+
+loaded=""
+rc=0
+if [ -f "$run/modules" ]; then
+    while read -r ko params; do
+        [ -n "$ko" ] || continue
+        name=$(basename "$ko" .ko | tr - _)
+        if out=$(insmod "$ko" $params 2>&1); then
+            loaded="$name $loaded"
+            say "INSMOD-OK $name"
+        else
+            say "INSMOD-FAIL $name: $out"
+            rc=125
+        fi
+    done < "$run/modules"
+fi
+
+if [ "$rc" = 0 ]; then
+    say "CMD-START $(cut -d' ' -f1 /proc/uptime)"
+    sh "$run/job.sh"
+    rc=$?
+    say "CMD-END $rc $(cut -d' ' -f1 /proc/uptime)"
+fi
+
+for name in $loaded; do
+    if [ -d "/sys/module/$name" ]; then
+        if out=$(rmmod "$name" 2>&1); then
+            say "RMMOD-OK $name"
+        else
+            say "RMMOD-FAIL $name: $out"
+        fi
+    fi
+done
+
+grep -E '^nr_foll_pin_(acquired|released) ' /proc/vmstat | while read -r key value; do
+    say "VMSTAT $key $value"
+done
+sync
+finish "$rc"

@@ -1,0 +1,113 @@
+//! Command-line interface of `cargo xtask`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// pinio developer tasks: guest kernel, QEMU runner, guest tests and benches.
+#[derive(Parser)]
+#[command(name = "cargo xtask", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build (or reuse) the guest kernel; prints its build directory.
+    Kernel(KernelArgs),
+    /// Build the out-of-tree kernel modules (kmod/ and the smoke module).
+    Kmod(VariantArgs),
+    /// Boot the guest.
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// Host tests, then every guest test in one boot of the `test` kernel.
+    Test(TestArgs),
+}
+
+#[derive(Subcommand)]
+pub enum VmCommand {
+    /// Run one command in the guest and exit with its status.
+    Run(RunArgs),
+    /// Build and run the guest benchmarks; results go to target/guest-bench/.
+    Bench(BenchArgs),
+}
+
+/// Which kernel configuration to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Variant {
+    /// Debug checks on (KASAN, lockdep, DEBUG_VM, ...): every guest test.
+    Test,
+    /// No debug checks: benchmarks only.
+    Bench,
+}
+
+impl Variant {
+    /// The name used in file names and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Test => "test",
+            Variant::Bench => "bench",
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct VariantArgs {
+    /// Kernel variant.
+    #[arg(long, value_enum, default_value = "test")]
+    pub variant: Variant,
+}
+
+#[derive(Args)]
+pub struct KernelArgs {
+    /// Kernel variant.
+    #[arg(long, value_enum, default_value = "test")]
+    pub variant: Variant,
+    /// Only print the build directory (no install, no build).
+    #[arg(long)]
+    pub print_dir: bool,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Kernel variant.
+    #[arg(long, value_enum, default_value = "test")]
+    pub variant: Variant,
+    /// Report kernel problems but still exit with the command's status.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Kill the guest after this many seconds (counts as a failure).
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Do not build and load kmod/'s module.
+    #[arg(long)]
+    pub no_module: bool,
+    /// Also load the smoke module with these parameters (e.g. `warn=1`).
+    #[arg(long, value_name = "PARAMS")]
+    pub smoke_module: Option<String>,
+    /// The command to run in the guest, with its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Kernel variant.
+    #[arg(long, value_enum, default_value = "bench")]
+    pub variant: Variant,
+    /// Kill the guest after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
+}
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// Skip the host tests (`cargo test --workspace`).
+    #[arg(long)]
+    pub no_host: bool,
+    /// Skip the guest tests.
+    #[arg(long)]
+    pub no_guest: bool,
+    /// Kill the guest after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+}

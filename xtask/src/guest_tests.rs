@@ -1,0 +1,217 @@
+//! `cargo xtask test`: host tests, then every guest test in one boot of the
+//! `test` kernel, with a PASS/FAIL line per test and `guest: N passed, M failed`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{TestArgs, Variant};
+use crate::paths::Paths;
+use crate::shell::{join, quote};
+use crate::vm::Outcome;
+
+/// Per-test time limit inside the guest.
+const TEST_TIMEOUT_SECS: u64 = 600;
+
+/// One guest test: a name and the command line that runs it.
+struct GuestTest {
+    name: String,
+    argv: Vec<String>,
+}
+
+impl GuestTest {
+    fn new(name: impl Into<String>, argv: &[&str]) -> Self {
+        Self { name: name.into(), argv: argv.iter().map(|s| s.to_string()).collect() }
+    }
+}
+
+/// Runs the host tests and the guest tests; fails if anything failed.
+pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
+    crate::deps::ensure()?;
+    let mut host_ok = true;
+    if !args.no_host {
+        eprintln!("xtask: host tests: cargo test --workspace");
+        let mut cmd = std::process::Command::new("nice");
+        cmd.args(["-n", "10"])
+            .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["test", "--workspace", "--manifest-path"])
+            .arg(paths.repo.join("Cargo.toml"));
+        host_ok = crate::cmd::run(&mut cmd).is_ok();
+        if !host_ok {
+            eprintln!("xtask: host tests FAILED (continuing with the guest tests)");
+        }
+    }
+    if args.no_guest {
+        return Ok(if host_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let (passed, failed) = guest(paths, args)?;
+    if !host_ok {
+        eprintln!("xtask: host tests FAILED (see above)");
+    }
+    println!("guest: {passed} passed, {failed} failed");
+    Ok(if host_ok && failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn guest(paths: &Paths, args: &TestArgs) -> Result<(usize, usize)> {
+    let kernel = crate::kernel::ensure_built(paths, Variant::Test)?;
+    let pinio = crate::kmod::build_pinio(paths, &kernel)?;
+    let smoke = crate::kmod::build_smoke(paths, &kernel)?;
+    let repo = paths.repo.canonicalize()?;
+    let smoke_sh = repo.join("xtask/guest/smoke.sh").to_string_lossy().into_owned();
+    let smoke_ko = smoke.ko.canonicalize()?.to_string_lossy().into_owned();
+
+    let mut tests = vec![
+        GuestTest::new("smoke/vfio-container", &["sh", &smoke_sh, "vfio"]),
+        GuestTest::new("smoke/intel-iommu", &["sh", &smoke_sh, "iommu"]),
+        GuestTest::new("smoke/pci-edu", &["sh", &smoke_sh, "pci", "1234", "11e8"]),
+        GuestTest::new("smoke/pci-nvme", &["sh", &smoke_sh, "pci", "1b36", "0010"]),
+        GuestTest::new("smoke/nvme-disk", &["sh", &smoke_sh, "nvme-disk"]),
+        GuestTest::new("smoke/rust-module-load-unload", &["sh", &smoke_sh, "module-cycle", &smoke_ko]),
+    ];
+    let mut modules = Vec::new();
+    if let Some(m) = &pinio {
+        let ko = m.ko.canonicalize()?.to_string_lossy().into_owned();
+        tests.push(GuestTest::new("smoke/pinio-module-unload-reload", &["sh", &smoke_sh, "module-reload", &ko]));
+        modules.push((m.ko.clone(), String::new()));
+    } else {
+        eprintln!("xtask: kmod/ has no Kbuild yet: the module smoke test uses xtask/guest/smoke-kmod only");
+    }
+    for (package, targets) in crate::guest_build::opted_in(paths, "guest-tests", "test")? {
+        for bin in crate::guest_build::build_rust(paths, &package, "guest-tests", "test", &targets)? {
+            tests.push(GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] });
+        }
+    }
+    let c_out = paths.xtask_out()?.join("guest-c");
+    for src in crate::guest_build::c_sources(paths)? {
+        let bin = crate::guest_build::build_c(paths, &src, &c_out)?;
+        tests.push(GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] });
+    }
+
+    let script = runner_script(&repo, &tests);
+    let run_dir = crate::vm::new_run_dir(paths)?;
+    eprintln!("xtask: {} guest tests, one boot", tests.len());
+    let outcome = crate::vm::boot(paths, &kernel, &crate::vm::Job { script, modules }, &run_dir, Duration::from_secs(args.timeout))?;
+    outcome.print_verdict();
+    let counts = verdicts(&tests, &outcome);
+    if counts.1 == 0 {
+        let _ = std::fs::remove_dir_all(&outcome.run_dir);
+    }
+    Ok(counts)
+}
+
+fn runner_script(repo: &Path, tests: &[GuestTest]) -> String {
+    let mut s = format!(
+        "cd {} || exit 125\nexport PINIO_GUEST=1\nfailed=0\n\
+         run_test() {{\n  name=$1; shift\n  echo \"PINIO-TEST-BEGIN $name\"\n  \
+         timeout -s KILL {TEST_TIMEOUT_SECS} \"$@\"\n  rc=$?\n  echo \"PINIO-TEST-END $name $rc\"\n  \
+         [ \"$rc\" = 0 ] || failed=$((failed + 1))\n}}\n",
+        quote(&repo.to_string_lossy())
+    );
+    for t in tests {
+        s.push_str(&format!("run_test {} {}\n", quote(&t.name), join(&t.argv)));
+    }
+    s.push_str("[ \"$failed\" = 0 ]\n");
+    s
+}
+
+/// Prints PASS/FAIL per test; returns (passed, failed). Problems of the boot
+/// itself (reports outside any test, timeouts, pin leaks) count as one more failure.
+fn verdicts(tests: &[GuestTest], outcome: &Outcome) -> (usize, usize) {
+    let (mut passed, mut failed) = (0, 0);
+    let mut claimed = vec![false; outcome.reports.len()];
+    for t in tests {
+        let begin = outcome.lines.iter().position(|l| marker(l, "TEST-BEGIN").is_some_and(|r| r == t.name));
+        let end = outcome.lines.iter().enumerate().find_map(|(i, l)| {
+            let rest = marker(l, "TEST-END")?;
+            let (name, rc) = rest.rsplit_once(' ')?;
+            (name == t.name).then(|| (i, rc.trim().parse::<i32>().ok()))
+        });
+        let verdict = match (begin, end) {
+            (None, _) => Err("did not run (the guest stopped before it)".to_string()),
+            (Some(_), None) => Err("did not finish (guest hung or crashed; see the console above)".to_string()),
+            (Some(b), Some((e, rc))) => {
+                let mut reasons = Vec::new();
+                match rc {
+                    Some(0) => {}
+                    Some(137) => reasons.push(format!("killed after {TEST_TIMEOUT_SECS} s")),
+                    Some(rc) => reasons.push(format!("exit status {rc}")),
+                    None => reasons.push("unreadable exit status".into()),
+                }
+                for (i, r) in outcome.reports.iter().enumerate() {
+                    if r.start > b && r.start < e {
+                        claimed[i] = true;
+                        if !r.expected {
+                            reasons.push(format!("kernel report {} at console line {}", r.kind, r.start + 1));
+                        }
+                    }
+                }
+                if reasons.is_empty() { Ok(()) } else { Err(reasons.join("; ")) }
+            }
+        };
+        match verdict {
+            Ok(()) => {
+                passed += 1;
+                println!("PASS {}", t.name);
+            }
+            Err(why) => {
+                failed += 1;
+                println!("FAIL {}: {why}", t.name);
+            }
+        }
+    }
+    let mut boot_problems: Vec<String> = Vec::new();
+    if outcome.timed_out {
+        boot_problems.push(format!("guest timed out after {} s", outcome.timeout.as_secs()));
+    }
+    boot_problems.extend(outcome.guest_errors.iter().cloned());
+    for (i, r) in outcome.reports.iter().enumerate() {
+        if !claimed[i] && !r.expected {
+            boot_problems.push(format!("kernel report {} outside any test at console line {}", r.kind, r.start + 1));
+        }
+    }
+    if let Some((a, r)) = outcome.pins
+        && a != r
+    {
+        boot_problems.push(format!("pinned pages leaked: acquired {a} != released {r}"));
+    }
+    if outcome.exit_code.is_none() && !outcome.timed_out {
+        boot_problems.push("the guest stopped without reporting an exit status".into());
+    }
+    if boot_problems.is_empty() {
+        passed += 1;
+        println!("PASS guest/boot-and-shutdown");
+    } else {
+        failed += 1;
+        println!("FAIL guest/boot-and-shutdown: {}", boot_problems.join("; "));
+    }
+    (passed, failed)
+}
+
+/// The text after `PINIO-<kind> ` on a console line.
+fn marker<'a>(line: &'a str, kind: &str) -> Option<&'a str> {
+    let tag = format!("PINIO-{kind} ");
+    line.find(&tag).map(|p| line[p + tag.len()..].trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_parses() {
+        assert_eq!(marker("PINIO-TEST-END smoke/a 0", "TEST-END"), Some("smoke/a 0"));
+        assert_eq!(marker("noise PINIO-TEST-BEGIN x", "TEST-BEGIN"), Some("x"));
+        assert_eq!(marker("PINIO-TEST-BEGIN x", "TEST-END"), None);
+    }
+
+    #[test]
+    fn runner_runs_each_test_with_markers() {
+        let tests = vec![GuestTest::new("a/b", &["sh", "x y"])];
+        let s = runner_script(Path::new("/r"), &tests);
+        assert!(s.contains("run_test a/b sh 'x y'\n"), "{s}");
+        assert!(s.contains("PINIO-TEST-END $name $rc"));
+        assert!(s.starts_with("cd /r "));
+    }
+}

@@ -1,0 +1,127 @@
+//! Booting the guest under QEMU (TCG: the hosts' KVM cannot run these guests)
+//! and streaming its serial console.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// What to boot.
+pub struct Machine {
+    pub bzimage: PathBuf,
+    pub initrd: PathBuf,
+    /// Kernel command line.
+    pub append: String,
+    /// 9p shares: (mount tag, host directory), read-write.
+    pub shares: Vec<(String, PathBuf)>,
+    /// Backing file of the emulated NVMe disk.
+    pub nvme_image: PathBuf,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub timeout: Duration,
+}
+
+/// How a boot ended.
+pub struct Boot {
+    /// Every console line, in order (carriage returns stripped).
+    pub lines: Vec<String>,
+    /// When each line arrived, since QEMU started.
+    pub times: Vec<Duration>,
+    pub timed_out: bool,
+    /// QEMU's own exit status (None when killed on timeout).
+    pub qemu_status: Option<std::process::ExitStatus>,
+}
+
+impl Machine {
+    /// The QEMU command line.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-accel", "tcg", "-machine", "q35,kernel-irqchip=split", "-cpu", "max"])
+            .args(["-m", &format!("{}M", self.memory_mib), "-smp", &self.cpus.to_string()])
+            .args(["-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none"])
+            .args(["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"])
+            .args(["-device", "intel-iommu,intremap=on,caching-mode=on"])
+            .args(["-device", "edu"])
+            .arg("-drive")
+            .arg(format!("file={},if=none,id=nvme0,format=raw,cache=unsafe", self.nvme_image.display()))
+            .args(["-device", "nvme,drive=nvme0,serial=pinio0001"]);
+        for (tag, dir) in &self.shares {
+            cmd.arg("-virtfs").arg(format!(
+                "local,path={},mount_tag={tag},security_model=none,id={tag}",
+                dir.display()
+            ));
+        }
+        cmd.arg("-kernel").arg(&self.bzimage).arg("-initrd").arg(&self.initrd);
+        cmd.arg("-append").arg(&self.append);
+        cmd
+    }
+
+    /// Boots, calls `on_line` for each console line as it arrives, and waits
+    /// for QEMU to exit or the timeout to pass (then kills it).
+    pub fn boot(&self, mut on_line: impl FnMut(&str)) -> Result<Boot> {
+        let mut cmd = self.command();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start qemu-system-x86_64 (run xtask/scripts/install-deps.sh)")?;
+        let start = Instant::now();
+        let (tx, rx) = mpsc::channel::<(bool, String)>();
+        let out = child.stdout.take().context("qemu stdout")?;
+        let err = child.stderr.take().context("qemu stderr")?;
+        let readers = [reader(out, false, tx.clone()), reader(err, true, tx)];
+        let deadline = start + self.timeout;
+        let mut boot = Boot { lines: Vec::new(), times: Vec::new(), timed_out: false, qemu_status: None };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((is_stderr, line)) => {
+                    let line = if is_stderr { format!("qemu: {line}") } else { line };
+                    on_line(&line);
+                    boot.lines.push(line);
+                    boot.times.push(start.elapsed());
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    boot.timed_out = true;
+                    let _ = child.kill();
+                    break;
+                }
+            }
+        }
+        let status = child.wait().context("waiting for qemu")?;
+        for r in readers {
+            let _ = r.join();
+        }
+        if !boot.timed_out {
+            boot.qemu_status = Some(status);
+        }
+        if boot.lines.is_empty() && !boot.timed_out && !status.success() {
+            bail!("qemu exited at once ({status}): `{}`", crate::cmd::describe(&cmd));
+        }
+        Ok(boot)
+    }
+}
+
+fn reader(src: impl Read + Send + 'static, is_stderr: bool, tx: mpsc::Sender<(bool, String)>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(src);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).replace('\r', "").trim_end_matches('\n').to_string();
+                    if tx.send((is_stderr, line)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
