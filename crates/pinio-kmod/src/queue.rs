@@ -1,0 +1,230 @@
+//! The kmod queue: descriptors submitted to the module's DMA engine, completions reaped from
+//! its completion queue.
+
+use crate::abi::{self, CompletionRecord, Desc};
+use crate::device::{Shared, backend};
+use crate::router::{self, Router};
+use crate::KmodError;
+use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+
+/// A queue of a [`crate::KmodDevice`], owned by one thread.
+///
+/// `submit` hands the pushed operations to the module in batches (`PINIO_IOC_SUBMIT`, all or
+/// nothing per batch); the module's worker copies between the pinned pages and device memory;
+/// `poll`/`wait` collect completion records (`PINIO_IOC_REAP`). Several queues of one device
+/// share the module's completion queue and sort its records by queue id. Dropping the queue
+/// waits for its operations in flight.
+pub struct KmodQueue {
+    shared: Arc<Shared>,
+    id: u32,
+    capacity: usize,
+    pushed: VecDeque<Op>,
+    in_flight: HashMap<u32, Op>,
+    /// Completions ready for the caller (including operations whose submission failed).
+    done: VecDeque<Completion>,
+    next_local: u32,
+    records: Vec<CompletionRecord>,
+}
+
+impl KmodQueue {
+    pub(crate) fn new(shared: Arc<Shared>, capacity: usize) -> KmodQueue {
+        let id = shared.router.add_queue();
+        KmodQueue {
+            shared,
+            id,
+            capacity,
+            pushed: VecDeque::new(),
+            in_flight: HashMap::new(),
+            done: VecDeque::new(),
+            next_local: 0,
+            records: Vec::new(),
+        }
+    }
+
+    fn router(&self) -> &Router {
+        &self.shared.router
+    }
+
+    /// Turns collected records into completions.
+    fn complete_records(&mut self) {
+        for r in std::mem::take(&mut self.records) {
+            let local = r.tag as u32;
+            let Some(op) = self.in_flight.remove(&local) else {
+                continue;
+            };
+            let result = if r.status == 0 {
+                Ok(r.bytes as usize)
+            } else {
+                Err(Error::io(
+                    format!("pinio DMA {} of {} bytes at device offset {:#x}", op.dir, op.slice.len(), op.dev_offset),
+                    std::io::Error::from_raw_os_error(-r.status),
+                ))
+            };
+            match (&result, op.dir) {
+                (Ok(n), Direction::Read) => self.shared.stats.read(*n as u64),
+                (Ok(n), Direction::Write) => self.shared.stats.written(*n as u64),
+                (Err(_), _) => self.shared.stats.failed(),
+            }
+            self.done.push_back(Completion::of(op, result));
+        }
+    }
+
+    fn collect(&mut self, min: usize) -> Result<()> {
+        let mut records = std::mem::take(&mut self.records);
+        let r = self.shared.router.collect(&self.shared.fd, self.id, min, &mut records);
+        self.records = records;
+        self.complete_records();
+        r.map_err(reap_error)
+    }
+
+    fn drain(&mut self, out: &mut Vec<Completion>) -> usize {
+        let n = self.done.len();
+        out.extend(self.done.drain(..));
+        n
+    }
+}
+
+/// A local id not used by an operation in flight. Ids wrap after 2^32 operations; at most
+/// `capacity` are in flight, so a free one is always found.
+fn next_local(next: &mut u32, in_flight: &HashMap<u32, Op>) -> u32 {
+    let mut local = *next;
+    while in_flight.contains_key(&local) {
+        local = local.wrapping_add(1);
+    }
+    *next = local.wrapping_add(1);
+    local
+}
+
+/// The module's descriptor for `op`, tagged with its queue and local id.
+fn descriptor(queue: u32, local: u32, op: &Op) -> Desc {
+    Desc {
+        tag: router::tag(queue, local),
+        region_offset: op.slice.offset() as u64,
+        dev_offset: op.dev_offset,
+        len: op.slice.len() as u64,
+        region_id: op.slice.key().id as u32,
+        dir: match op.dir {
+            Direction::Write => abi::DIR_TO_DEVICE,
+            Direction::Read => abi::DIR_FROM_DEVICE,
+        },
+    }
+}
+
+fn reap_error(e: KmodError) -> Error {
+    match e {
+        KmodError::Errno { source, .. } if source.raw_os_error() == Some(libc::EINTR) => {
+            Error::io("waiting for pinio completions", source)
+        }
+        e => backend(e),
+    }
+}
+
+impl Queue for KmodQueue {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn in_flight(&self) -> usize {
+        self.pushed.len() + self.in_flight.len() + self.done.len()
+    }
+
+    fn push(&mut self, op: Op) -> std::result::Result<(), Rejected> {
+        if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
+            return Err(Rejected { error, op });
+        }
+        if self.in_flight() >= self.capacity {
+            return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
+        }
+        self.pushed.push_back(op);
+        Ok(())
+    }
+
+    fn submit(&mut self) -> Result<usize> {
+        let max_batch = self.shared.info.max_batch.max(1) as usize;
+        let mut submitted = 0;
+        while !self.pushed.is_empty() {
+            let n = self.pushed.len().min(max_batch);
+            let mut locals = Vec::with_capacity(n);
+            let mut descs = Vec::with_capacity(n);
+            for op in self.pushed.iter().take(n) {
+                let local = next_local(&mut self.next_local, &self.in_flight);
+                locals.push(local);
+                descs.push(descriptor(self.id, local, op));
+            }
+            match self.shared.fd.submit(&descs) {
+                Ok(_) => {
+                    for local in locals {
+                        let op = self.pushed.pop_front().expect("pushed op");
+                        self.in_flight.insert(local, op);
+                    }
+                    submitted += n;
+                }
+                Err(e) if e.errno() == Some(libc::EAGAIN) => {
+                    // The module's completion queue is full of records not reaped yet (ours or
+                    // another queue's): file them into mailboxes and retry.
+                    self.router().make_room(&self.shared.fd).map_err(reap_error)?;
+                    self.collect(0)?;
+                }
+                Err(e) => {
+                    // Nothing of the batch was queued: complete its operations with the error so
+                    // the caller gets every slice back.
+                    let errno = e.errno().unwrap_or(libc::EIO);
+                    for _ in 0..n {
+                        let op = self.pushed.pop_front().expect("pushed op");
+                        self.shared.stats.failed();
+                        let err = Error::io("PINIO_IOC_SUBMIT", std::io::Error::from_raw_os_error(errno));
+                        self.done.push_back(Completion::of(op, Err(err)));
+                    }
+                    return Err(backend(e));
+                }
+            }
+        }
+        Ok(submitted)
+    }
+
+    fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+        if !self.in_flight.is_empty() {
+            self.collect(0)?;
+        }
+        Ok(self.drain(out))
+    }
+
+    fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
+        self.submit()?;
+        let target = min.min(self.in_flight.len() + self.done.len());
+        while self.done.len() < target {
+            let need = target - self.done.len();
+            self.collect(need)?;
+        }
+        Ok(self.drain(out))
+    }
+
+    fn event_fd(&self) -> Option<BorrowedFd<'_>> {
+        // Readable while the module holds completion records for this open file (of any queue:
+        // `poll` then files them).
+        Some(self.shared.fd.as_fd())
+    }
+}
+
+impl Drop for KmodQueue {
+    fn drop(&mut self) {
+        // Operations pushed but never submitted are simply dropped with their slices.
+        self.pushed.clear();
+        // Wait for what the DMA engine may still be writing: its slices must outlive it.
+        while !self.in_flight.is_empty() {
+            let need = self.in_flight.len();
+            match self.collect(need) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                // The module failed to report; the pages stay pinned by their region until it is
+                // unregistered or the device is closed, so dropping the slices is still safe.
+                Err(_) => break,
+            }
+        }
+        self.done.clear();
+        self.shared.router.remove_queue(self.id);
+    }
+}

@@ -1,0 +1,125 @@
+//! Hands each queue its own completions.
+//!
+//! The module keeps one completion queue per open file, but pinio makes one [`crate::KmodQueue`]
+//! per thread on a shared file (regions are registered per open file). Each queue therefore
+//! tags its descriptors with its queue id in the upper 32 bits of [`abi::Desc::tag`]; whichever
+//! queue reaps the kernel's records files them into per-queue mailboxes, and the others are woken
+//! to collect theirs. Only one thread reaps from the kernel at a time.
+
+use crate::abi::CompletionRecord;
+use crate::sys::PinioFd;
+use crate::KmodError;
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Records reaped per `PINIO_IOC_REAP`.
+const REAP_BATCH: usize = 256;
+
+#[derive(Default)]
+struct Mailboxes {
+    boxes: HashMap<u32, Vec<CompletionRecord>>,
+    /// A thread is inside `PINIO_IOC_REAP` right now.
+    reaping: bool,
+    next_queue: u32,
+}
+
+/// Per-queue mailboxes of completion records of one open file.
+#[derive(Default)]
+pub(crate) struct Router {
+    state: Mutex<Mailboxes>,
+    filed: Condvar,
+}
+
+/// The queue id carried by a kernel tag.
+pub(crate) fn queue_of(tag: u64) -> u32 {
+    (tag >> 32) as u32
+}
+
+/// A kernel tag for operation `local` of queue `queue`.
+pub(crate) fn tag(queue: u32, local: u32) -> u64 {
+    (u64::from(queue) << 32) | u64::from(local)
+}
+
+impl Router {
+    fn lock(&self) -> MutexGuard<'_, Mailboxes> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A mailbox for a new queue; returns its id.
+    pub(crate) fn add_queue(&self) -> u32 {
+        let mut st = self.lock();
+        let id = st.next_queue;
+        st.next_queue = st.next_queue.wrapping_add(1);
+        st.boxes.insert(id, Vec::new());
+        id
+    }
+
+    /// Drops the mailbox of a queue that has nothing in flight.
+    pub(crate) fn remove_queue(&self, queue: u32) {
+        self.lock().boxes.remove(&queue);
+    }
+
+    /// Moves records of `queue` into `out` until it holds at least `min` of them (0: never
+    /// blocks). Returns early with fewer only if the kernel has nothing outstanding at all.
+    pub(crate) fn collect(&self, fd: &PinioFd, queue: u32, min: usize, out: &mut Vec<CompletionRecord>) -> Result<(), KmodError> {
+        let mut st = self.lock();
+        loop {
+            if let Some(mine) = st.boxes.get_mut(&queue) {
+                out.append(mine);
+            }
+            if out.len() >= min && (min > 0 || st.reaping) {
+                return Ok(());
+            }
+            if st.reaping {
+                st = self.filed.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st.reaping = true;
+            drop(st);
+            let (got, result) = self.reap_once(fd, if min == 0 { 0 } else { 1 });
+            st = self.lock();
+            st.reaping = false;
+            for r in &got {
+                if let Some(b) = st.boxes.get_mut(&queue_of(r.tag)) {
+                    b.push(*r);
+                }
+            }
+            self.filed.notify_all();
+            result?;
+            if let Some(mine) = st.boxes.get_mut(&queue) {
+                out.append(mine);
+            }
+            if min == 0 || out.len() >= min || got.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Makes room in the kernel's completion queue: reaps (waiting for at least one record) and
+    /// files what it got, or waits for the thread that is reaping.
+    pub(crate) fn make_room(&self, fd: &PinioFd) -> Result<(), KmodError> {
+        let mut st = self.lock();
+        if st.reaping {
+            drop(self.filed.wait(st).unwrap_or_else(|p| p.into_inner()));
+            return Ok(());
+        }
+        st.reaping = true;
+        drop(st);
+        let (got, result) = self.reap_once(fd, 1);
+        let mut st = self.lock();
+        st.reaping = false;
+        for r in &got {
+            if let Some(b) = st.boxes.get_mut(&queue_of(r.tag)) {
+                b.push(*r);
+            }
+        }
+        self.filed.notify_all();
+        result
+    }
+
+    fn reap_once(&self, fd: &PinioFd, min: u32) -> (Vec<CompletionRecord>, Result<(), KmodError>) {
+        let mut got = Vec::with_capacity(REAP_BATCH);
+        let result = fd.reap(&mut got, min).map(drop);
+        (got, result)
+    }
+}
