@@ -50,7 +50,7 @@ PIN
 fi
 
 base=(clang-19 lld-19 llvm-19 libclang-19-dev bc bison flex libelf-dev libssl-dev
-      cpio busybox-static kmod make xz-utils gcc fio valgrind util-linux)
+      cpio busybox-static kmod make xz-utils gcc libc6-dev e2fsprogs fio valgrind util-linux)
 for p in "${base[@]}"; do have "$p" || need_pkgs+=("$p"); done
 qemu_ok=0
 if command -v qemu-system-x86_64 >/dev/null && qemu-system-x86_64 -device help 2>/dev/null | grep -q '"edu"'; then qemu_ok=1; fi
