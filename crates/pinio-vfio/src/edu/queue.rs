@@ -1,0 +1,164 @@
+//! A queue of edu transfers: pushed operations are validated, submitted to
+//! the shared engine in order, and come back as completions in order.
+
+use super::device::EduShared;
+use super::engine::Fault;
+use super::regs::DmaProgram;
+use crate::{CompletionMode, VfioError};
+use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
+
+pub(crate) fn fault_error(shared: &EduShared, f: Fault) -> Error {
+    let bdf = shared.pci.bdf().to_string();
+    match f {
+        Fault::Timeout => VfioError::DmaTimeout { bdf, ms: super::engine::DMA_TIMEOUT.as_millis() as u64 }.into(),
+        Fault::Stopped => VfioError::DeviceStopped { bdf }.into(),
+    }
+}
+
+/// One thread's queue on an edu device.
+///
+/// # Invariants
+///
+/// Every operation handed to the engine sits in `inflight` under its ticket
+/// until the engine reports it finished (or it was cancelled before it
+/// started), so its slice, and with it the region's IOMMU mapping, outlives
+/// the transfer.
+pub(crate) struct EduQueue {
+    shared: Arc<EduShared>,
+    capacity: usize,
+    pushed: Vec<Op>,
+    inflight: BTreeMap<u64, Op>,
+    /// Operations that failed before reaching the device, waiting for `poll`.
+    failed: Vec<Completion>,
+}
+
+impl EduQueue {
+    pub(crate) fn new(shared: Arc<EduShared>, capacity: usize) -> EduQueue {
+        EduQueue { shared, capacity, pushed: Vec::new(), inflight: BTreeMap::new(), failed: Vec::new() }
+    }
+
+    fn complete(&self, op: Op, outcome: std::result::Result<usize, Fault>) -> Completion {
+        let stats = &self.shared.stats;
+        let result = match outcome {
+            Ok(n) => {
+                match op.dir {
+                    Direction::Read => stats.read(n as u64),
+                    Direction::Write => stats.written(n as u64),
+                }
+                Ok(n)
+            }
+            Err(f) => {
+                stats.failed();
+                Err(fault_error(&self.shared, f))
+            }
+        };
+        Completion::of(op, result)
+    }
+}
+
+impl Queue for EduQueue {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn in_flight(&self) -> usize {
+        self.pushed.len() + self.inflight.len() + self.failed.len()
+    }
+
+    fn push(&mut self, op: Op) -> Result<(), Rejected> {
+        if self.in_flight() >= self.capacity {
+            return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
+        }
+        if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
+            return Err(Rejected { error, op });
+        }
+        self.pushed.push(op);
+        Ok(())
+    }
+
+    fn submit(&mut self) -> Result<usize> {
+        let irq = self.shared.mode == CompletionMode::Interrupt;
+        let n = self.pushed.len();
+        for op in std::mem::take(&mut self.pushed) {
+            let len = op.slice.len();
+            // Checked at push against the same limits, and regions' IOVAs lie
+            // below the DMA mask; a failure here still comes back as a
+            // completion, never loses the slice.
+            let prog = DmaProgram::new(op.dir, op.slice.device_addr(), op.dev_offset, len as u64, irq);
+            match prog.map(|p| self.shared.engine.enqueue(p, len)) {
+                Ok(Ok(t)) => {
+                    self.inflight.insert(t, op);
+                }
+                Ok(Err(f)) => {
+                    self.shared.stats.failed();
+                    self.failed.push(Completion::of(op, Err(fault_error(&self.shared, f))));
+                }
+                Err(e) => {
+                    self.shared.stats.failed();
+                    self.failed.push(Completion::of(op, Err(e)));
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+        self.shared.engine.advance();
+        let mut n = self.failed.len();
+        out.append(&mut self.failed);
+        // Tickets ascend in submission order, and the engine finishes in
+        // that order, so completions come out in order.
+        while let Some((&t, _)) = self.inflight.first_key_value() {
+            let Some(outcome) = self.shared.engine.take(t) else { break };
+            let op = self.inflight.remove(&t).expect("ticket present");
+            out.push(self.complete(op, outcome));
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
+        self.submit()?;
+        let target = min.min(self.inflight.len() + self.failed.len());
+        let mut n = self.poll(out)?;
+        while n < target {
+            self.shared.engine.wait_progress();
+            n += self.poll(out)?;
+        }
+        Ok(n)
+    }
+
+    fn event_fd(&self) -> Option<BorrowedFd<'_>> {
+        // SAFETY: the eventfd lives in the engine, which `self.shared` keeps
+        // alive for at least the borrow of `self`.
+        self.shared.engine.irq().map(|fd| unsafe { BorrowedFd::borrow_raw(fd.as_raw_fd()) })
+    }
+}
+
+impl Drop for EduQueue {
+    fn drop(&mut self) {
+        // Pushed operations never reached the device: their slices go back.
+        self.pushed.clear();
+        let tickets: Vec<u64> = self.inflight.keys().copied().collect();
+        for t in tickets {
+            if self.shared.engine.cancel(t) {
+                self.inflight.remove(&t);
+            }
+        }
+        // What is running (or queued behind another queue's transfer) must
+        // finish before its slice may be freed. A stuck engine times out,
+        // which switches bus mastering off, so this loop ends.
+        while !self.inflight.is_empty() {
+            let done: Vec<u64> = self.inflight.keys().copied().filter(|&t| self.shared.engine.take(t).is_some()).collect();
+            for t in &done {
+                self.inflight.remove(t);
+            }
+            if !self.inflight.is_empty() {
+                self.shared.engine.wait_progress();
+            }
+        }
+    }
+}
