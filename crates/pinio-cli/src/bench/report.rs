@@ -1,0 +1,128 @@
+//! Aggregation of samples into the table and the JSON file.
+
+use super::contender::Contender;
+use super::runner::Sample;
+use super::workload::Workload;
+use crate::CliResult;
+use std::fmt::Write;
+
+/// Every sample, by workload and configuration.
+pub struct Results {
+    workloads: Vec<Workload>,
+    contenders: Vec<Contender>,
+    samples: Vec<Vec<Vec<Sample>>>,
+}
+
+/// Median, min and max of one metric over the repeats.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(mut v: Vec<f64>) -> Spread {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Spread { median, min: v[0], max: v[n - 1] }
+    }
+
+    pub fn noisy(&self, margin: f64) -> bool {
+        self.median > 0.0 && (self.max - self.min) / self.median > margin
+    }
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+impl Results {
+    pub fn new(workloads: &[Workload], contenders: &[Contender]) -> Results {
+        let samples = workloads.iter().map(|_| contenders.iter().map(|_| Vec::new()).collect()).collect();
+        Results { workloads: workloads.to_vec(), contenders: contenders.to_vec(), samples }
+    }
+
+    pub fn add(&mut self, w: usize, c: usize, s: Sample) {
+        self.samples[w][c].push(s);
+    }
+
+    fn spread(&self, w: usize, c: usize, f: impl Fn(&Sample) -> f64) -> Spread {
+        Spread::of(self.samples[w][c].iter().map(f).collect())
+    }
+
+    /// The human-readable table.
+    pub fn table(&self, noise: f64) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "{:<18} {:<12} {:>22} {:>8} {:>10} {:>10} {:>13} {:>14}",
+            "workload", "backend", "IOPS [min-max]", "GB/s", "p50 us", "p99 us", "CPU ns/byte", "CPU-copied B/B"
+        );
+        let mut noisy = Vec::new();
+        for (wi, w) in self.workloads.iter().enumerate() {
+            for (ci, c) in self.contenders.iter().enumerate() {
+                let iops = self.spread(wi, ci, Sample::iops);
+                let gbps = self.spread(wi, ci, Sample::gbps);
+                let p50 = self.spread(wi, ci, |s| s.lat_p50_us);
+                let p99 = self.spread(wi, ci, |s| s.lat_p99_us);
+                let cpu = self.spread(wi, ci, Sample::cpu_ns_per_byte);
+                let copied = self.spread(wi, ci, |s| s.bytes_copied as f64 / s.bytes.max(1) as f64);
+                let flag = if iops.noisy(noise) { "*" } else { " " };
+                if iops.noisy(noise) {
+                    noisy.push(format!("{w} on {c}"));
+                }
+                let _ = writeln!(
+                    t,
+                    "{:<18} {:<12} {:>21}{flag} {:>8.3} {:>10.1} {:>10.1} {:>13.4} {:>14.2}",
+                    w.to_string(),
+                    c.label,
+                    format!("{} [{}-{}]", human(iops.median), human(iops.min), human(iops.max)),
+                    gbps.median,
+                    p50.median,
+                    p99.median,
+                    cpu.median,
+                    copied.median
+                );
+            }
+        }
+        if !noisy.is_empty() {
+            let _ = writeln!(t, "* noisy: repeats differ by more than {:.0}% of the median ({}); compare ratios within one run, or rerun with more --repeats", noise * 100.0, noisy.join("; "));
+        }
+        t
+    }
+
+    /// Every sample and the method, as JSON.
+    pub fn json(&self, args: &super::BenchArgs) -> CliResult<String> {
+        let mut rows = Vec::new();
+        for (wi, w) in self.workloads.iter().enumerate() {
+            for (ci, c) in self.contenders.iter().enumerate() {
+                rows.push(serde_json::json!({
+                    "workload": w.to_string(),
+                    "spec": w,
+                    "backend": c,
+                    "samples": self.samples[wi][ci],
+                    "iops_median": self.spread(wi, ci, Sample::iops).median,
+                    "cpu_ns_per_byte_median": self.spread(wi, ci, Sample::cpu_ns_per_byte).median,
+                }));
+            }
+        }
+        let doc = serde_json::json!({
+            "tool": "pinio bench",
+            "version": env!("CARGO_PKG_VERSION"),
+            "size_mib": args.size_mib,
+            "secs": args.secs,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "results": rows,
+        });
+        Ok(serde_json::to_string_pretty(&doc)?)
+    }
+}
