@@ -67,9 +67,9 @@ impl fmt::Display for Workload {
             (Pattern::Sequential, Direction::Read) => "read",
             (Pattern::Sequential, Direction::Write) => "write",
         };
-        let size = if self.block % (1 << 20) == 0 {
+        let size = if self.block.is_multiple_of(1 << 20) {
             format!("{}m", self.block >> 20)
-        } else if self.block % 1024 == 0 {
+        } else if self.block.is_multiple_of(1024) {
             format!("{}k", self.block >> 10)
         } else {
             self.block.to_string()
