@@ -1,0 +1,92 @@
+//! The backend's own error type.
+
+use std::io;
+
+/// What went wrong inside the io_uring backend. Converted into
+/// [`pinio_core::Error::Backend`] (with this value as its source) at the API
+/// boundary; refusals by the locked-memory limit become
+/// [`pinio_core::Error::MemlockLimit`] instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UringError {
+    /// `io_uring_setup` failed.
+    #[error("creating an io_uring with {entries} entries failed: {source}; check /proc/sys/kernel/io_uring_disabled and that the kernel has CONFIG_IO_URING")]
+    Setup {
+        /// Entries asked for.
+        entries: u32,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Registering a buffer failed for a reason other than the memory limit.
+    #[error("registering a buffer of {len} bytes at {addr:#x} failed: {source}; buffers must be anonymous memory of at most 1 GiB each")]
+    RegisterBuffer {
+        /// Its address.
+        addr: u64,
+        /// Its length.
+        len: u64,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Releasing a buffer's table slot failed.
+    #[error("releasing registered-buffer slot {slot} failed: {source}")]
+    UnregisterBuffer {
+        /// The slot.
+        slot: u16,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Every slot of the registered-buffer table is in use.
+    #[error("all {slots} registered-buffer slots are in use; unregister regions, or use an arena (UringOptions::arena_bytes) and Device::alloc to share one registration")]
+    SlotsExhausted {
+        /// The table size.
+        slots: u32,
+    },
+    /// Copying the device's registered-buffer table into a ring failed.
+    #[error("cloning the registered-buffer table into a queue's ring failed: {source}; IORING_REGISTER_CLONE_BUFFERS needs Linux 6.13 or later, and all rings must be made with the same CAP_IPC_LOCK state")]
+    CloneBuffers {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Registering the target's file descriptor failed.
+    #[error("registering the target's file descriptor with a ring failed: {source}")]
+    RegisterFile {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Making or registering the completion eventfd failed.
+    #[error("setting up the completion eventfd failed: {source}")]
+    EventFd {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// `io_uring_enter` failed.
+    #[error("io_uring_enter failed: {source}")]
+    Enter {
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A zero-copy send failed.
+    #[error("SEND_ZC of {len} bytes failed after {sent} bytes: {source}")]
+    SendZc {
+        /// Bytes asked for.
+        len: usize,
+        /// Bytes sent before the failure.
+        sent: usize,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<UringError> for pinio_core::Error {
+    fn from(e: UringError) -> Self {
+        pinio_core::Error::Backend { backend: "uring", source: Box::new(e) }
+    }
+}

@@ -1,0 +1,199 @@
+//! Zero-copy sends (`IORING_OP_SEND_ZC`) from a device's registered regions
+//! over a TCP socket.
+//!
+//! A zero-copy send completes twice: first with the number of bytes sent
+//! (flag `IORING_CQE_F_MORE` promises a second completion), then with a
+//! *notification* (`IORING_CQE_F_NOTIF`) once the kernel no longer needs
+//! the memory. [`ZcSender::send`] hands the slice back only after that
+//! notification, so the bytes cannot be changed while the network stack may
+//! still read them. With `IORING_SEND_ZC_REPORT_USAGE` the notification also
+//! says whether the kernel copied after all, which it always does over
+//! loopback (the receiving socket cannot keep references to the sender's
+//! pages) and may do for devices without scatter-gather.
+
+use crate::device::{Shared, UNREGISTERED};
+use crate::sys::{IORING_NOTIF_USAGE_ZC_COPIED, IORING_SEND_ZC_REPORT_USAGE};
+use crate::{UringDevice, UringError, UringOptions, ring};
+use io_uring::{IoUring, cqueue, opcode, types};
+use pinio_core::{Error, OpError, Result, Slice};
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+/// The largest piece handed to one `SEND_ZC` (its length field is 32 bits).
+const MAX_SEND: usize = 1 << 30;
+
+/// Counters of a [`ZcSender`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZcStats {
+    /// `SEND_ZC` operations completed.
+    pub sends: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Sends whose notification said the kernel copied the data.
+    pub copied_sends: u64,
+    /// Bytes of those sends.
+    pub copied_bytes: u64,
+    /// Sends from a registered buffer (`IORING_RECVSEND_FIXED_BUF`).
+    pub fixed_sends: u64,
+}
+
+/// The outcome of [`ZcSender::send`].
+#[derive(Debug)]
+pub struct ZcSent {
+    /// The slice, returned after the last notification.
+    pub slice: Slice,
+    /// Bytes sent (the whole slice).
+    pub bytes: usize,
+    /// Whether the kernel reported copying any of it
+    /// (`IORING_NOTIF_USAGE_ZC_COPIED`).
+    pub copied: bool,
+    /// Whether the send used the region's registered buffer (no per-send pinning).
+    pub fixed: bool,
+}
+
+/// Sends slices of a [`UringDevice`]'s regions over a TCP socket with
+/// `SEND_ZC`, from their registered buffers.
+///
+/// The sender has its own ring, subscribed to the device's table of
+/// registered buffers like a queue, with the socket as fixed file 0.
+pub struct ZcSender {
+    shared: Arc<Shared>,
+    ring: Arc<IoUring>,
+    subscription: Option<u64>,
+    stream: TcpStream,
+    next: u64,
+    stats: ZcStats,
+}
+
+impl ZcSender {
+    /// A sender for `stream`, sending slices of `device`'s regions.
+    pub fn new(device: &UringDevice, stream: TcpStream) -> Result<ZcSender> {
+        let shared = Arc::clone(device.shared());
+        let opts = UringOptions { sqpoll: None, ring_entries: 8, ..shared.opts.clone() };
+        let ring = Arc::new(ring::build(&opts, 8, stream.as_raw_fd())?);
+        let subscription = match &shared.registry {
+            Some(r) => Some(r.subscribe(Arc::clone(&ring))?),
+            None => None,
+        };
+        Ok(ZcSender { shared, ring, subscription, stream, next: 1, stats: ZcStats::default() })
+    }
+
+    /// The socket.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Counters since the sender was made.
+    pub fn stats(&self) -> ZcStats {
+        self.stats
+    }
+
+    /// Sends all of `slice` and returns it once the kernel has released it
+    /// (after the notification completion of every piece).
+    ///
+    /// On a send error the slice comes back inside the error. If waiting on
+    /// the ring itself fails, the slice is kept (leaked) because the kernel
+    /// may still read it, and the error has no slice.
+    pub fn send(&mut self, slice: Slice) -> Result<ZcSent, OpError> {
+        if slice.device_id() != self.shared.id {
+            let error = Error::ForeignRegion { region_device: slice.device_id(), device: self.shared.id };
+            return Err(OpError { error, slice: Some(slice) });
+        }
+        let (len, slot) = (slice.len(), slice.key().id);
+        let fixed = slot != UNREGISTERED;
+        let (mut sent, mut copied) = (0usize, false);
+        while sent < len {
+            let chunk = (len - sent).min(MAX_SEND);
+            // SAFETY: `sent < len`, so the pointer stays inside the slice.
+            let ptr = unsafe { slice.as_ptr().add(sent) };
+            let mut sqe = opcode::SendZc::new(types::Fixed(0), ptr, chunk as u32).zc_flags(IORING_SEND_ZC_REPORT_USAGE);
+            if fixed {
+                sqe = sqe.buf_index(Some(slot as u16));
+            }
+            let user_data = self.next;
+            self.next += 1;
+            let sqe = sqe.build().user_data(user_data);
+            // SAFETY: the memory is the slice's, which this function holds
+            // until the notification completion below; fixed file 0 is the
+            // socket, owned by `self`. Only this sender uses this ring.
+            if unsafe { self.ring.submission_shared().push(&sqe) }.is_err() {
+                unreachable!("the submission queue is empty between sends");
+            }
+            let (res, was_copied) = match self.complete(user_data) {
+                Ok(r) => r,
+                Err(error) => {
+                    std::mem::forget(slice);
+                    return Err(OpError { error, slice: None });
+                }
+            };
+            copied |= was_copied;
+            if res <= 0 {
+                let source = if res == 0 {
+                    io::Error::new(io::ErrorKind::WriteZero, "the socket accepted no bytes (peer closed?)")
+                } else {
+                    io::Error::from_raw_os_error(-res)
+                };
+                return Err(OpError { error: UringError::SendZc { len, sent, source }.into(), slice: Some(slice) });
+            }
+            let n = res as u64;
+            self.stats.sends += 1;
+            self.stats.bytes += n;
+            if was_copied {
+                self.stats.copied_sends += 1;
+                self.stats.copied_bytes += n;
+            }
+            if fixed {
+                self.stats.fixed_sends += 1;
+            }
+            sent += res as usize;
+        }
+        Ok(ZcSent { slice, bytes: sent, copied, fixed })
+    }
+
+    /// Waits for the result of send `user_data` and, if it promised one,
+    /// its notification; returns the result and whether the kernel copied.
+    fn complete(&mut self, user_data: u64) -> Result<(i32, bool)> {
+        let (mut result, mut more, mut notified, mut copied) = (None, false, false, false);
+        loop {
+            match self.ring.submitter().submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
+                Err(source) => return Err(UringError::Enter { source }.into()),
+            }
+            // SAFETY: only this sender reads this ring's completion queue.
+            for cqe in unsafe { self.ring.completion_shared() } {
+                if cqe.user_data() != user_data {
+                    continue; // a stray: not ours
+                }
+                if cqueue::notif(cqe.flags()) {
+                    notified = true;
+                    copied |= cqe.result() & IORING_NOTIF_USAGE_ZC_COPIED != 0;
+                } else {
+                    result = Some(cqe.result());
+                    more = cqueue::more(cqe.flags());
+                }
+            }
+            if let Some(res) = result
+                && (!more || notified)
+            {
+                return Ok((res, copied));
+            }
+        }
+    }
+}
+
+impl Drop for ZcSender {
+    fn drop(&mut self) {
+        if let (Some(id), Some(registry)) = (self.subscription, &self.shared.registry) {
+            registry.unsubscribe(id);
+        }
+    }
+}
+
+impl std::fmt::Debug for ZcSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZcSender").field("stream", &self.stream).field("stats", &self.stats).finish()
+    }
+}

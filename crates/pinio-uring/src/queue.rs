@@ -1,0 +1,300 @@
+//! [`UringQueue`]: one ring, its in-flight table and its completions.
+
+use crate::UringError;
+use crate::device::{Shared, UNREGISTERED};
+use crate::inflight::InFlight;
+use crate::ring;
+use io_uring::{IoUring, opcode, squeue, types};
+use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, OnceLock};
+
+/// A queue of a [`crate::UringDevice`]: its own io_uring, with the device's
+/// registered buffers cloned into it and the target registered as fixed
+/// file 0.
+///
+/// The queue owns the slice of every operation from [`Queue::push`] until
+/// its completion is reaped; completions whose `user_data` names no
+/// operation in flight (tagged-registration notifications, `MSG_RING`
+/// messages, anything else) are counted and ignored. Dropping the queue
+/// submits what was pushed and waits for every operation in flight.
+pub struct UringQueue {
+    shared: Arc<Shared>,
+    /// Shared with the device's registry, which refreshes its buffer table.
+    /// Only this queue touches the submission and completion queues.
+    ring: Arc<IoUring>,
+    subscription: Option<u64>,
+    inflight: InFlight,
+    capacity: usize,
+    /// Pushed but not yet accepted by the kernel.
+    unsubmitted: usize,
+    /// Completions reaped while the caller was not collecting (a submit that
+    /// had to drain a full completion queue).
+    stash: Vec<Completion>,
+    strays: u64,
+    eventfd: OnceLock<OwnedFd>,
+}
+
+impl UringQueue {
+    pub(crate) fn new(shared: Arc<Shared>, depth: usize) -> Result<UringQueue> {
+        if depth == 0 {
+            return Err(Error::ZeroLength { what: "queue depth" });
+        }
+        let ring = Arc::new(ring::build(&shared.opts, depth, shared.target.file.as_raw_fd())?);
+        let subscription = match &shared.registry {
+            Some(r) => Some(r.subscribe(Arc::clone(&ring))?),
+            None => None,
+        };
+        Ok(UringQueue {
+            shared,
+            ring,
+            subscription,
+            inflight: InFlight::with_capacity(depth),
+            capacity: depth,
+            unsubmitted: 0,
+            stash: Vec::new(),
+            strays: 0,
+            eventfd: OnceLock::new(),
+        })
+    }
+
+    /// The ring's file descriptor (for `IORING_OP_MSG_RING` from other rings
+    /// or `IORING_SETUP_ATTACH_WQ`). Submitting on it from elsewhere is not
+    /// supported; completions it receives that name no operation of this
+    /// queue are ignored.
+    pub fn ring_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Completions received that named no operation in flight.
+    pub fn stray_completions(&self) -> u64 {
+        self.strays
+    }
+
+    fn entry(&self, op: &mut Op) -> squeue::Entry {
+        let fd = types::Fixed(0);
+        let len = op.slice.len() as u32;
+        let slot = op.slice.key().id;
+        if slot == UNREGISTERED {
+            if self.shared.opts.fixed_buffers {
+                self.shared.stats.unregistered_fallback();
+            }
+            return match op.dir {
+                Direction::Read => opcode::Read::new(fd, op.slice.as_mut_ptr(), len).offset(op.dev_offset).build(),
+                Direction::Write => opcode::Write::new(fd, op.slice.as_ptr(), len).offset(op.dev_offset).build(),
+            };
+        }
+        let slot = slot as u16;
+        match op.dir {
+            Direction::Read => opcode::ReadFixed::new(fd, op.slice.as_mut_ptr(), len, slot).offset(op.dev_offset).build(),
+            Direction::Write => opcode::WriteFixed::new(fd, op.slice.as_ptr(), len, slot).offset(op.dev_offset).build(),
+        }
+    }
+
+    /// One `io_uring_enter` submitting what is pushed and waiting for `want`
+    /// completions. `Ok(false)` means try again after reaping (interrupted,
+    /// or the kernel's completion backlog is full).
+    fn enter(&mut self, want: usize) -> Result<bool> {
+        match self.ring.submitter().submit_and_wait(want) {
+            Ok(n) => {
+                self.unsubmitted = self.unsubmitted.saturating_sub(n);
+                Ok(true)
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => Ok(false),
+            Err(source) => Err(UringError::Enter { source }.into()),
+        }
+    }
+
+    /// Moves every completion in the ring into `out`; returns how many.
+    fn reap(&mut self, out: &mut Vec<Completion>) -> usize {
+        let before = out.len();
+        let direct = self.shared.opts.direct;
+        // SAFETY: only this queue reads this ring's completion queue; the
+        // registry uses the ring for registration calls only.
+        let cq = unsafe { self.ring.completion_shared() };
+        for cqe in cq {
+            let Some(op) = self.inflight.remove(cqe.user_data()) else {
+                self.strays += 1;
+                continue;
+            };
+            let res = cqe.result();
+            let stats = &self.shared.stats;
+            let result = if res < 0 {
+                stats.failed();
+                Err(op_error(&op, -res))
+            } else {
+                let n = res as u64;
+                match op.dir {
+                    Direction::Read => stats.read(n),
+                    Direction::Write => stats.written(n),
+                }
+                if !direct {
+                    stats.copied(n);
+                }
+                Ok(res as usize)
+            };
+            out.push(Completion::of(op, result));
+        }
+        out.len() - before
+    }
+}
+
+fn op_error(op: &Op, errno: i32) -> Error {
+    let what = match (op.dir, op.slice.key().id == UNREGISTERED) {
+        (Direction::Read, false) => "READ_FIXED",
+        (Direction::Read, true) => "READ",
+        (Direction::Write, false) => "WRITE_FIXED",
+        (Direction::Write, true) => "WRITE",
+    };
+    Error::io(
+        format!("{what} of {} bytes at device offset {:#x}", op.slice.len(), op.dev_offset),
+        io::Error::from_raw_os_error(errno),
+    )
+}
+
+impl Queue for UringQueue {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn in_flight(&self) -> usize {
+        self.inflight.len() + self.stash.len()
+    }
+
+    fn push(&mut self, mut op: Op) -> Result<(), Rejected> {
+        if self.in_flight() >= self.capacity {
+            return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
+        }
+        if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
+            return Err(Rejected { error, op });
+        }
+        let entry = self.entry(&mut op);
+        let user_data = match self.inflight.insert(op) {
+            Ok(u) => u,
+            Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
+        };
+        let entry = entry.user_data(user_data);
+        loop {
+            // SAFETY: the entry names the slice's memory, now owned by the
+            // in-flight table until its completion is reaped (the slice also
+            // keeps its region, and so its buffer slot, registered), and
+            // fixed file 0, registered for this ring's whole life. Only this
+            // queue pushes to this submission queue.
+            if unsafe { self.ring.submission_shared().push(&entry) }.is_ok() {
+                self.unsubmitted += 1;
+                return Ok(());
+            }
+            // The submission queue is larger than the capacity, so this is
+            // only reached if the kernel has not yet consumed earlier entries.
+            let progressed = match self.enter(0) {
+                Ok(p) => p,
+                Err(error) => {
+                    let op = self.inflight.remove(user_data).expect("just inserted");
+                    return Err(Rejected { error, op });
+                }
+            };
+            if !progressed {
+                let mut stash = std::mem::take(&mut self.stash);
+                self.reap(&mut stash);
+                self.stash = stash;
+            }
+        }
+    }
+
+    fn submit(&mut self) -> Result<usize> {
+        let pending = self.unsubmitted;
+        while self.unsubmitted > 0 {
+            let before = self.unsubmitted;
+            if !self.enter(0)? {
+                let mut stash = std::mem::take(&mut self.stash);
+                self.reap(&mut stash);
+                self.stash = stash;
+            } else if self.unsubmitted == before {
+                break;
+            }
+        }
+        Ok(pending - self.unsubmitted)
+    }
+
+    fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+        self.submit()?;
+        let before = out.len();
+        out.append(&mut self.stash);
+        self.reap(out);
+        Ok(out.len() - before)
+    }
+
+    fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
+        let before = out.len();
+        let want = min.min(self.in_flight());
+        out.append(&mut self.stash);
+        self.reap(out);
+        loop {
+            let need = want.saturating_sub(out.len() - before);
+            if need == 0 && self.unsubmitted == 0 {
+                break;
+            }
+            let pending = self.unsubmitted;
+            let progressed = self.enter(need)?;
+            self.reap(out);
+            if need == 0 && progressed && self.unsubmitted == pending {
+                break; // the kernel accepted nothing more; try on the next call
+            }
+        }
+        Ok(out.len() - before)
+    }
+
+    fn event_fd(&self) -> Option<BorrowedFd<'_>> {
+        if let Some(fd) = self.eventfd.get() {
+            return Some(fd.as_fd());
+        }
+        // SAFETY: eventfd(2) has no memory-safety preconditions.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        self.ring.submitter().register_eventfd(fd.as_raw_fd()).ok()?;
+        // Completions posted before the registration did not signal it;
+        // make the descriptor readable so that a waiter looks at the queue.
+        // SAFETY: `cq` is only read for its length.
+        let ready = !self.stash.is_empty() || !unsafe { self.ring.completion_shared() }.is_empty();
+        if ready {
+            let one = 1u64;
+            // SAFETY: writes 8 bytes from a valid u64 to our own eventfd.
+            unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+        Some(self.eventfd.get_or_init(|| fd).as_fd())
+    }
+}
+
+impl Drop for UringQueue {
+    fn drop(&mut self) {
+        let mut out = Vec::new();
+        while self.inflight.len() > 0 || self.unsubmitted > 0 {
+            out.clear();
+            let all = self.inflight.len();
+            if self.wait(all, &mut out).is_err() {
+                // The ring cannot be waited on: keep the memory alive (and
+                // registered) rather than free what the kernel may write.
+                self.inflight.leak_all();
+                break;
+            }
+        }
+        if let (Some(id), Some(registry)) = (self.subscription, &self.shared.registry) {
+            registry.unsubscribe(id);
+        }
+    }
+}
+
+impl std::fmt::Debug for UringQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringQueue")
+            .field("ring_fd", &self.ring.as_raw_fd())
+            .field("capacity", &self.capacity)
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}

@@ -1,0 +1,156 @@
+//! The generic pinio conformance checks, run against the uring backend on a
+//! file with real O_DIRECT, in each configuration the backend offers.
+
+mod common;
+
+use common::Scratch;
+use pinio_core::conformance::{self, Plan};
+use pinio_core::{Device, Error, Op, UnregisterError};
+use pinio_uring::{UNREGISTERED, UringDevice, UringOptions};
+
+const FILE: usize = 64 << 20;
+
+fn open(file: &Scratch, opts: UringOptions) -> UringDevice {
+    UringDevice::open(&file.path, opts).unwrap_or_else(|e| panic!("open {}: {e}", file.path.display()))
+}
+
+#[test]
+fn round_trips_direct_fixed() {
+    let f = Scratch::new("rt-fixed", FILE);
+    let dev = open(&f, UringOptions::default());
+    let caps = dev.capabilities();
+    assert!(caps.mem_align >= 512 && caps.offset_align >= 512, "real DIO alignment: {caps:?}");
+    assert!(!caps.cpu_copies && caps.pins_memory);
+    assert_eq!(caps.device_size, FILE as u64);
+    for unaligned in [false, true] {
+        let plan = Plan { unaligned, ..Plan::default() };
+        let report = conformance::round_trips(&dev, &plan).unwrap_or_else(|e| panic!("unaligned={unaligned}: {e}"));
+        assert_eq!(report.sizes, plan.sizes.len());
+    }
+    let s = dev.stats();
+    assert_eq!(s.bytes_copied, 0, "O_DIRECT into registered buffers copies nothing: {s}");
+    assert_eq!(s.unregistered_fallbacks, 0, "{s}");
+    assert!(s.pins >= 2 && s.pins == s.unpins && s.bytes_pinned == 0, "every region was unregistered: {s}");
+    assert_eq!(s.bytes_read, s.bytes_written);
+}
+
+#[test]
+fn round_trips_from_the_arena() {
+    let f = Scratch::new("rt-arena", FILE);
+    let dev = open(&f, UringOptions { arena_bytes: 4 << 20, ..UringOptions::default() });
+    let before = dev.arena_free_bytes();
+    let r = dev.alloc(8192).unwrap();
+    assert_ne!(r.key().id, UNREGISTERED, "arena pieces are registered");
+    assert_eq!(dev.arena_free_bytes(), before - 8192);
+    drop(r);
+    assert_eq!(dev.arena_free_bytes(), before, "pieces return to the arena");
+    // 8 MiB does not fit in the arena and gets its own registration.
+    conformance::round_trips(&dev, &Plan::default()).unwrap();
+    assert_eq!(dev.arena_free_bytes(), before);
+    let s = dev.stats();
+    assert_eq!((s.bytes_copied, s.unregistered_fallbacks), (0, 0), "{s}");
+}
+
+#[test]
+fn round_trips_without_fixed_buffers() {
+    let f = Scratch::new("rt-plain", FILE);
+    let dev = open(&f, UringOptions { fixed_buffers: false, ..UringOptions::default() });
+    assert!(!dev.capabilities().pins_memory);
+    conformance::round_trips(&dev, &Plan::default()).unwrap();
+    let s = dev.stats();
+    assert_eq!((s.pins, s.unregistered_fallbacks, s.bytes_copied), (0, 0, 0), "{s}");
+}
+
+#[test]
+fn round_trips_buffered_count_cpu_copies() {
+    let f = Scratch::new("rt-buffered", FILE);
+    let dev = open(&f, UringOptions { direct: false, ..UringOptions::default() });
+    let caps = dev.capabilities();
+    assert!(caps.cpu_copies && caps.offset_align == 1 && caps.mem_align == 1);
+    conformance::round_trips(&dev, &Plan::default()).unwrap();
+    let s = dev.stats();
+    assert!(s.bytes_copied > 0 && s.bytes_copied == s.bytes_moved(), "the page cache copies every byte: {s}");
+}
+
+#[test]
+fn bad_inputs() {
+    let f = Scratch::new("bad", 1 << 20);
+    let dev = open(&f, UringOptions::default());
+    conformance::bad_inputs(&dev).unwrap();
+    let buffered = open(&f, UringOptions { direct: false, ..UringOptions::default() });
+    conformance::bad_inputs(&buffered).unwrap();
+}
+
+#[test]
+fn misaligned_registration_and_zero_depth_are_refused() {
+    let f = Scratch::new("misreg", 1 << 20);
+    let dev = open(&f, UringOptions::default());
+    let mut backing = pinio_core::DmaBuf::new(16384).unwrap();
+    let odd_ptr = std::ptr::NonNull::new(backing.as_mut_ptr().wrapping_add(256)).unwrap();
+    // SAFETY: `backing` outlives `odd` (the refused buffer comes back in the
+    // error and is dropped before it), and nothing else touches those bytes.
+    let odd = unsafe { pinio_core::DmaBuf::from_raw_parts(odd_ptr, 8192, |_, _| {}) }.unwrap();
+    let e = dev.register(odd).unwrap_err();
+    assert!(matches!(e.error, Error::Misaligned { what: "buffer address", required: 512, .. }), "{e}");
+    assert_eq!(e.buf.as_ptr(), odd_ptr.as_ptr() as *const u8, "the buffer comes back");
+    drop(e);
+    drop(backing);
+    assert!(matches!(dev.queue(0), Err(Error::ZeroLength { .. })));
+}
+
+#[test]
+fn concurrent_round_trips() {
+    let f = Scratch::new("concurrent", FILE);
+    let dev = open(&f, UringOptions::default());
+    conformance::concurrent_round_trips(&dev, 4, &[512, 4096, 65536, 1 << 20]).unwrap();
+    let s = dev.stats();
+    assert_eq!((s.bytes_copied, s.unregistered_fallbacks, s.bytes_pinned), (0, 0, 0), "{s}");
+}
+
+#[test]
+fn foreign_region() {
+    let f = Scratch::new("foreign", 1 << 20);
+    let a = open(&f, UringOptions::default());
+    let b = open(&f, UringOptions::default());
+    conformance::foreign_region(&a, &b).unwrap();
+    conformance::foreign_region(&b, &a).unwrap();
+}
+
+#[test]
+fn unregister_waits_for_the_operation_in_flight() {
+    let f = Scratch::new("inflight", 1 << 20);
+    let dev = open(&f, UringOptions::default());
+    let region = dev.alloc(1 << 20).unwrap();
+    let mut q = dev.queue(4).unwrap();
+    q.push(Op::read(region.slice(0, 1 << 20).unwrap(), 0, 9)).unwrap();
+    q.submit().unwrap();
+    let region = match region.unregister() {
+        Err(UnregisterError::Busy { region, outstanding: 1 }) => region,
+        other => panic!("unregister with a read in flight must be refused, got {other:?}"),
+    };
+    let mut out = Vec::new();
+    assert_eq!(q.wait(1, &mut out).unwrap(), 1);
+    let c = out.pop().unwrap();
+    assert_eq!((c.tag, *c.result.as_ref().unwrap()), (9, 1 << 20));
+    let expect = std::fs::read(&f.path).unwrap();
+    assert!(c.slice[..] == expect[..], "read returned the file's bytes");
+    drop(c);
+    region.unregister().unwrap();
+    assert_eq!(dev.stats().bytes_pinned, 0);
+}
+
+#[test]
+fn dropping_a_queue_waits_for_its_operations() {
+    let f = Scratch::new("dropq", 4 << 20);
+    let dev = open(&f, UringOptions::default());
+    let region = dev.alloc(4 << 20).unwrap();
+    let mut q = dev.queue(8).unwrap();
+    for i in 0..4 {
+        q.push(Op::read(region.slice(i << 20, 1 << 20).unwrap(), (i << 20) as u64, i as u64)).unwrap();
+    }
+    q.submit().unwrap();
+    drop(q);
+    assert_eq!(region.live_slices(), 0, "the queue's drop collected every slice");
+    assert_eq!(dev.stats().ops, 4);
+    region.unregister().unwrap();
+}
