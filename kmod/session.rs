@@ -10,6 +10,12 @@
 //! cannot be unregistered meanwhile: `EBUSY`), and *outstanding* until its completion record is
 //! reaped (at most `queue_depth` per file). On close, [`Session::shutdown`] waits for every
 //! in-flight descriptor and for the worker to return, then unpins every region.
+//!
+//! Lock order: session state, then `mmap_lock` (REAP writes records to userspace under the
+//! state lock; a REGISTER that fails after pinning unpins and uncharges under it). The DMA
+//! worker holds the device-memory lock, never the state lock, while it copies; the copy path
+//! holds the device-memory lock, then `mmap_lock` when a user page faults. Nothing takes a
+//! pinio lock under `mmap_lock`.
 
 use crate::{
     abi,
