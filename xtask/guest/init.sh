@@ -81,8 +81,15 @@ for name in $loaded; do
     fi
 done
 
-grep -E '^nr_foll_pin_(acquired|released) ' /proc/vmstat | while read -r key value; do
-    say "VMSTAT $key $value"
+# Pins held by exiting processes may be released asynchronously (io_uring ring
+# teardown runs in a workqueue): give the counters up to 5 s to settle.
+pins() { grep -E "^nr_foll_pin_$1 " /proc/vmstat | cut -d' ' -f2; }
+i=0
+while [ "$(pins acquired)" != "$(pins released)" ] && [ $i -lt 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
 done
+say "VMSTAT nr_foll_pin_acquired $(pins acquired)"
+say "VMSTAT nr_foll_pin_released $(pins released)"
 sync
 finish "$rc"

@@ -26,14 +26,16 @@ pub const MAX_LINES: usize = 60;
 
 /// The message part of a kernel console line, or None for other output.
 pub fn kernel_message(line: &str) -> Option<&str> {
-    let start = line.find('[')?;
-    let rest = &line[start + 1..];
-    let close = rest.find("] ")?;
-    let stamp = rest[..close].trim();
-    let is_stamp = !stamp.is_empty()
-        && stamp.contains('.')
-        && stamp.chars().all(|c| c.is_ascii_digit() || c == '.');
-    is_stamp.then(|| &rest[close + 2..])
+    // Program output may precede the stamp on the same line: try every '['.
+    line.match_indices('[').find_map(|(start, _)| {
+        let rest = &line[start + 1..];
+        let close = rest.find("] ")?;
+        let stamp = rest[..close].trim();
+        let is_stamp = !stamp.is_empty()
+            && stamp.contains('.')
+            && stamp.chars().all(|c| c.is_ascii_digit() || c == '.');
+        is_stamp.then(|| &rest[close + 2..])
+    })
 }
 
 /// Classifies a kernel message that starts or signals a report.
@@ -120,6 +122,7 @@ mod tests {
         assert_eq!(kernel_message("[12345.000001] BUG: x"), Some("BUG: x"));
         assert_eq!(kernel_message("WARNING: from a test program"), None);
         assert_eq!(kernel_message("[ok] not a stamp"), None);
+        assert_eq!(kernel_message("out [x] more[    2.5] BUG: y"), Some("BUG: y"));
     }
 
     #[test]

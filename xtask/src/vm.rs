@@ -253,7 +253,7 @@ fn parse(boot: crate::qemu::Boot, timeout: Duration, console_log: PathBuf, run_d
         let rest = &line[pos + "PINIO-".len()..];
         let mut words = rest.split_whitespace();
         match words.next() {
-            Some("EXIT") => exit_code = words.next().and_then(|c| c.parse().ok()),
+            Some("EXIT") => exit_code = words.next().and_then(leading_int),
             Some("CMD-START") => {
                 boot_to_cmd = Some(boot.times[i]);
                 guest_uptime_at_cmd = words.next().and_then(|u| u.parse().ok());
@@ -263,7 +263,7 @@ fn parse(boot: crate::qemu::Boot, timeout: Duration, console_log: PathBuf, run_d
             Some("ERROR") => guest_errors.push(format!("guest init: {}", rest["ERROR ".len()..].trim())),
             Some("VMSTAT") => {
                 let key = words.next();
-                let value = words.next().and_then(|v| v.parse::<u64>().ok());
+                let value = words.next().and_then(leading_int).and_then(|v| u64::try_from(v).ok());
                 match key {
                     Some("nr_foll_pin_acquired") => acq = value,
                     Some("nr_foll_pin_released") => rel = value,
@@ -288,6 +288,12 @@ fn parse(boot: crate::qemu::Boot, timeout: Duration, console_log: PathBuf, run_d
     }
 }
 
+/// The integer at the start of `word` (kernel output may follow on the same line).
+fn leading_int(word: &str) -> Option<i32> {
+    let end = word.char_indices().find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-'))).map_or(word.len(), |(i, _)| i);
+    word[..end].parse().ok()
+}
+
 /// A fresh ext4-formatted scratch file for the emulated NVMe disk.
 fn scratch_disk(paths: &Paths) -> Result<PathBuf> {
     let dir = paths.cache.join("vm");
@@ -298,4 +304,17 @@ fn scratch_disk(paths: &Paths) -> Result<PathBuf> {
     drop(file);
     crate::cmd::output(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "pinio-scratch"]).arg(&img))?;
     Ok(img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leading_int;
+
+    #[test]
+    fn leading_int_ignores_trailing_noise() {
+        assert_eq!(leading_int("0"), Some(0));
+        assert_eq!(leading_int("42[   5.1]"), Some(42));
+        assert_eq!(leading_int("-1"), Some(-1));
+        assert_eq!(leading_int("x"), None);
+    }
 }
