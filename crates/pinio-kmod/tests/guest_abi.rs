@@ -303,23 +303,38 @@ fn killed_process_with_dma_in_flight_releases_everything() {
     let mut ready = [0i32; 2];
     // SAFETY: `ready` is a valid array of two fds.
     assert_eq!(unsafe { libc::pipe(ready.as_mut_ptr()) }, 0);
-    // SAFETY: The child only makes system calls and exits; it does not return into the harness.
+    // Everything the child needs is prepared before fork: after fork in a multi-threaded
+    // process the child makes raw system calls only (no allocation).
+    let len = 8usize << 20;
+    let m = Mapping::rw(len);
+    let path = c"/dev/pinio";
+    let mut reg = abi::RegisterArgs { addr: m.addr(), len: len as u64, access: abi::ACCESS_DEVICE_WRITE, region_id: 0 };
+    let mut descs = long_batch(0, len as u64, 64);
+    let mut submit = abi::SubmitArgs { descs: descs.as_ptr() as u64, count: descs.len() as u32, flags: 0 };
+    // SAFETY: The child only makes system calls on memory prepared above and exits (killed).
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork");
     if pid == 0 {
-        let len = 8 << 20;
-        let m = Mapping::rw(len);
-        let fd = open();
-        let id = fd.register(m.addr(), len as u64, abi::ACCESS_DEVICE_WRITE).unwrap();
-        fd.submit(&long_batch(id, len as u64, 64)).unwrap();
-        // SAFETY: Writes one byte from a valid buffer to the pipe, then waits to be killed.
+        // SAFETY: Raw system calls on valid, prepared memory; `_exit` on any failure.
         unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+            if fd < 0 || libc::ioctl(fd, abi::PINIO_IOC_REGISTER as _, &mut reg) != 0 {
+                libc::_exit(2);
+            }
+            for d in descs.iter_mut() {
+                d.region_id = reg.region_id;
+            }
+            if libc::ioctl(fd, abi::PINIO_IOC_SUBMIT as _, &mut submit) < 0 {
+                libc::_exit(3);
+            }
             libc::write(ready[1], [1u8].as_ptr().cast(), 1);
             loop {
                 libc::pause();
             }
         }
     }
+    // SAFETY: Closing our copy of the write end, so a child that dies early gives EOF.
+    unsafe { libc::close(ready[1]) };
     let mut b = [0u8; 1];
     // SAFETY: Reads one byte into a valid buffer.
     assert_eq!(unsafe { libc::read(ready[0], b.as_mut_ptr().cast(), 1) }, 1, "child did not get ready");
@@ -328,11 +343,9 @@ fn killed_process_with_dma_in_flight_releases_everything() {
     let mut status = 0;
     // SAFETY: Waits for our child.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(libc::WIFSIGNALED(status), "child was not killed");
-    // SAFETY: Closing our pipe ends.
-    unsafe {
-        libc::close(ready[0]);
-        libc::close(ready[1]);
-    }
+    assert!(libc::WIFSIGNALED(status), "child was not killed (status {status:#x})");
+    drop((m, descs));
+    // SAFETY: Closing our read end.
+    unsafe { libc::close(ready[0]) };
     c.finish();
 }
