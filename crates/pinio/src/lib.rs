@@ -32,11 +32,20 @@
 
 mod builder;
 
-pub use builder::{Builder, available_backends};
+pub use builder::{Builder, OnRegistrationRefused, available_backends};
 pub use pinio_core::*;
 
 /// The copy backend.
 pub use pinio_copy as copy;
+/// The io_uring backend.
+#[cfg(feature = "uring")]
+pub use pinio_uring as uring;
+/// The kernel-module backend.
+#[cfg(feature = "kmod")]
+pub use pinio_kmod as kmod;
+/// The VFIO backend.
+#[cfg(feature = "vfio")]
+pub use pinio_vfio as vfio;
 
 /// Opens a device from a selection string such as `uring:/var/tmp/data`,
 /// with each backend's default options. See [`Builder`] for options.
