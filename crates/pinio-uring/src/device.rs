@@ -33,16 +33,21 @@ pub(crate) struct Shared {
     /// `None` when fixed buffers are off.
     pub(crate) registry: Option<Registry>,
     pub(crate) arena: Option<Arc<Arena>>,
-    warned: AtomicBool,
 }
 
+/// Whether the fallback warning was printed (once per process, however many
+/// devices fall back).
+static WARNED: AtomicBool = AtomicBool::new(false);
+
 impl Shared {
-    /// Prints the fallback warning the first time registration is refused.
+    /// Prints the fallback warning the first time (in this process) that
+    /// registration is refused.
     fn warn_fallback(&self, len: usize) {
-        if !self.warned.swap(true, Ordering::Relaxed) {
+        if !WARNED.swap(true, Ordering::Relaxed) {
             eprintln!(
                 "pinio-uring: warning: registering {len} bytes with {} was refused by RLIMIT_MEMLOCK ({}); \
-                 continuing with unregistered READ/WRITE for such regions (RegistrationPolicy::Fallback). \
+                 continuing with unregistered READ/WRITE for such regions (RegistrationPolicy::Fallback; \
+                 counted in Stats::unregistered_fallbacks; printed once per process). \
                  Raise `ulimit -l` or grant CAP_IPC_LOCK to get fixed buffers.",
                 self.target.path.display(),
                 limit_text(),
@@ -167,7 +172,6 @@ impl UringDevice {
             target,
             registry,
             arena: None,
-            warned: AtomicBool::new(false),
         };
         if shared.opts.arena_bytes > 0 {
             let mut buf = DmaBuf::builder(shared.opts.arena_bytes).populate(true).build()?;

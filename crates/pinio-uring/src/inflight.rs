@@ -2,17 +2,26 @@
 //! slice from push until its completion is reaped.
 //!
 //! Each entry is found by the CQE's `user_data`, which packs the entry index
-//! (low 32 bits) with a sequence number (high 32 bits, never 0). A CQE whose
-//! `user_data` does not name a live entry with the same sequence number is a
-//! *stray* (a tagged-registration notification, a `MSG_RING` from another
-//! ring, a leftover of some other user of the ring) and is ignored, so it can
-//! never hand a slice back while the kernel may still use it.
+//! (low 32 bits) with a sequence number (high 32 bits, never 0, starting at
+//! a random value per table). A CQE whose `user_data` does not name a live
+//! entry with the same sequence number is a *stray* (a tagged-registration
+//! notification, a `MSG_RING` from another ring, a leftover of some other
+//! user of the ring) and is ignored, so it does not hand a slice back while
+//! the kernel may still use it. Strays below 2^32 (such as registration
+//! tags) or with an index beyond the capacity are always recognised; any
+//! other value would have to guess a live sequence number.
 
 use pinio_core::Op;
 
 struct Entry {
     seq: u32,
     op: Option<Op>,
+}
+
+/// A per-process random value (std's hash keys are seeded from the OS).
+fn random_u32() -> u32 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8) as u32
 }
 
 /// Operations in flight, keyed by `user_data`.
@@ -28,7 +37,7 @@ impl InFlight {
     pub(crate) fn with_capacity(capacity: usize) -> InFlight {
         let entries = (0..capacity).map(|_| Entry { seq: 0, op: None }).collect();
         let free = (0..capacity as u32).rev().collect();
-        InFlight { entries, free, live: 0, seq: 0 }
+        InFlight { entries, free, live: 0, seq: random_u32() }
     }
 
     /// Operations held.

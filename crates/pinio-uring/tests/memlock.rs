@@ -1,0 +1,149 @@
+//! Locked-memory exhaustion, in a child process whose thread has dropped
+//! CAP_IPC_LOCK (so io_uring charges registrations to RLIMIT_MEMLOCK) and
+//! whose soft limit is 8 MiB. Each parent test re-runs this test binary,
+//! selecting the `child` test and the policy through an environment
+//! variable, and checks that the child reached its end.
+
+mod common;
+
+use common::Scratch;
+use pinio_core::{Device, DmaBuf, Error};
+use pinio_uring::{RegistrationPolicy, UNREGISTERED, UringDevice, UringOptions, memlock};
+use std::process::Command;
+
+const LIMIT: u64 = 8 << 20;
+const BIG: usize = 64 << 20;
+const ENV: &str = "PINIO_URING_MEMLOCK_CHILD";
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Removes CAP_IPC_LOCK (14) from the calling thread's effective set.
+fn drop_cap_ipc_lock() {
+    let mut hdr = CapHeader { version: 0x2008_0522, pid: 0 };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget with a v3 header fills two CapData entries.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) };
+    assert_eq!(r, 0, "capget: {}", std::io::Error::last_os_error());
+    data[0].effective &= !(1 << 14);
+    // SAFETY: capset reads the header and two CapData entries.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    assert_eq!(r, 0, "capset: {}", std::io::Error::last_os_error());
+    assert!(!memlock::has_cap_ipc_lock());
+}
+
+/// Lowers the soft RLIMIT_MEMLOCK to 8 MiB (never raises it).
+fn limit_memlock() {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut rl) }, 0);
+    if rl.rlim_cur == libc::RLIM_INFINITY || rl.rlim_cur > LIMIT {
+        rl.rlim_cur = LIMIT;
+        // SAFETY: valid in-pointer; lowering the soft limit is always allowed.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) }, 0);
+    }
+}
+
+fn run_child(policy: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args(["child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(ENV, policy)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child ({policy}) failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("MEMLOCK-CHILD-OK {policy}")), "child ({policy}) did not finish:\n{stdout}\n{stderr}");
+    if policy == "fallback" {
+        assert_eq!(stderr.matches("pinio-uring: warning").count(), 1, "warned exactly once:\n{stderr}");
+    }
+}
+
+#[test]
+fn memlock_exhaustion_fails_clearly_under_policy_fail() {
+    run_child("fail");
+}
+
+#[test]
+fn memlock_exhaustion_falls_back_under_policy_fallback() {
+    run_child("fallback");
+}
+
+#[test]
+#[ignore = "run by the memlock_* tests in a child process"]
+fn child() {
+    let Ok(policy) = std::env::var(ENV) else { return };
+    drop_cap_ipc_lock();
+    limit_memlock();
+    let limit = memlock::memlock_limit().unwrap();
+    assert!(limit <= LIMIT);
+    let file = Scratch::new(&format!("memlock-{policy}"), 16 << 20);
+    let registration = if policy == "fail" { RegistrationPolicy::Fail } else { RegistrationPolicy::Fallback };
+    let opts = UringOptions { registration, ..UringOptions::default() };
+    let dev = UringDevice::open(&file.path, opts.clone()).unwrap();
+    assert_eq!(dev.capabilities().max_pinned_bytes, Some(limit));
+
+    // A small region fits under the limit and is registered.
+    let small = dev.register(DmaBuf::new(1 << 20).unwrap()).unwrap();
+    assert_ne!(small.key().id, UNREGISTERED);
+
+    let big = dev.register(DmaBuf::new(BIG).unwrap());
+    match registration {
+        RegistrationPolicy::Fail => {
+            let e = big.expect_err("64 MiB cannot be registered under an 8 MiB limit");
+            match e.error {
+                Error::MemlockLimit { requested, limit: l, locked } => {
+                    assert_eq!((requested, l, locked), (BIG as u64, limit, 1 << 20));
+                }
+                ref other => panic!("expected MemlockLimit, got {other}"),
+            }
+            let msg = e.to_string();
+            assert!(msg.contains(&BIG.to_string()) && msg.contains(&limit.to_string()), "{msg}");
+            assert_eq!(e.buf.len(), BIG, "the buffer comes back");
+            // The arena is registered at open, so open itself fails.
+            let arena = UringOptions { arena_bytes: BIG, ..opts };
+            let e = UringDevice::open(&file.path, arena).unwrap_err();
+            assert!(matches!(e, Error::MemlockLimit { requested, .. } if requested == BIG as u64), "{e}");
+            assert_eq!(dev.stats().unregistered_fallbacks, 0);
+        }
+        RegistrationPolicy::Fallback => {
+            let big = big.expect("the fallback policy hands out the region unregistered");
+            assert_eq!(big.key().id, UNREGISTERED);
+            let mut q = dev.queue(8).unwrap();
+            let mut w = big.slice(0, 8 << 20).unwrap();
+            w.copy_from_slice(&pinio_core::conformance::pattern(1, 8 << 20));
+            let (n, w) = q.write_at(w, 4 << 20).unwrap();
+            assert_eq!(n, 8 << 20);
+            let (n, r) = q.read_at(big.slice(8 << 20, 8 << 20).unwrap(), 4 << 20).unwrap();
+            assert_eq!(n, 8 << 20);
+            assert!(r[..] == w[..], "data survives the unregistered path");
+            // The small region still uses its fixed buffer.
+            let (n, _s) = q.read_at(small.slice(0, 4096).unwrap(), 0).unwrap();
+            assert_eq!(n, 4096);
+            let s = dev.stats();
+            assert_eq!(s.unregistered_fallbacks, 2, "{s}");
+            assert_eq!(s.bytes_pinned, 1 << 20, "{s}");
+            // A second refusal does not warn again; an arena falls back too.
+            let again = dev.register(DmaBuf::new(BIG).unwrap()).unwrap();
+            assert_eq!(again.key().id, UNREGISTERED);
+            let arena_dev = UringDevice::open(&file.path, UringOptions { arena_bytes: BIG, ..opts }).unwrap();
+            let piece = arena_dev.alloc(4096).unwrap();
+            assert_eq!(piece.key().id, UNREGISTERED);
+            let mut q2 = arena_dev.queue(2).unwrap();
+            q2.read_at(piece.slice(0, 4096).unwrap(), 0).unwrap();
+            assert_eq!(arena_dev.stats().unregistered_fallbacks, 1);
+        }
+    }
+    println!("MEMLOCK-CHILD-OK {policy}");
+}
