@@ -76,7 +76,6 @@ impl VfioPci {
         &self.info
     }
 
-    #[cfg(feature = "raw-dma")]
     pub(crate) fn container_fd(&self) -> std::os::fd::RawFd {
         self.container.as_raw_fd()
     }

@@ -118,9 +118,15 @@ impl EduDevice {
         self.shared.pci.bdf()
     }
 
-    /// The IOMMU's limits as VFIO reported them.
+    /// The IOMMU's limits as VFIO reported them at open.
     pub fn iommu_info(&self) -> &crate::IommuInfo {
         self.shared.pci.iommu()
+    }
+
+    /// Asks the IOMMU driver again (`VFIO_IOMMU_GET_INFO`): how many DMA
+    /// mappings are left now, for instance.
+    pub fn query_iommu(&self) -> Result<crate::IommuInfo> {
+        Ok(crate::iommu_info::query(self.shared.pci.container_fd())?)
     }
 
     /// Programs one DMA with any IOVA, bypassing regions, and waits for it.

@@ -1,0 +1,125 @@
+//! Registration cost per 4 KiB page: pinio's `EduDevice::register` (IOVA
+//! allocation, checks, one `VFIO_IOMMU_MAP_DMA`, the Region) against a raw
+//! `VFIO_IOMMU_MAP_DMA` ioctl on the same container, same buffer, same boot.
+//! Goal: pinio at most 1.1x raw.
+//!
+//! Runs in the guest (`cargo xtask vm bench`); writes JSON to the path in
+//! `PINIO_BENCH_OUT`, or to stdout.
+
+use pinio_core::{Device, DmaBuf, HugePages};
+use pinio_vfio::{CompletionMode, EduDevice, VfioOptions};
+use serde_json::json;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+use vfio_bindings::bindings::vfio::{
+    VFIO_BASE, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_TYPE, vfio_iommu_type1_dma_map, vfio_iommu_type1_dma_unmap,
+};
+
+/// `_IO(VFIO_TYPE, VFIO_BASE + 13)` and `+ 14` (include/uapi/linux/vfio.h).
+const MAP_DMA: libc::c_ulong = ((VFIO_TYPE as libc::c_ulong) << 8) | (VFIO_BASE as libc::c_ulong + 13);
+const UNMAP_DMA: libc::c_ulong = ((VFIO_TYPE as libc::c_ulong) << 8) | (VFIO_BASE as libc::c_ulong + 14);
+
+fn raw_map(fd: RawFd, iova: u64, buf: &DmaBuf) -> u64 {
+    let m = vfio_iommu_type1_dma_map {
+        argsz: std::mem::size_of::<vfio_iommu_type1_dma_map>() as u32,
+        flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+        vaddr: buf.as_ptr() as u64,
+        iova,
+        size: buf.len() as u64,
+    };
+    let t = Instant::now();
+    // SAFETY: maps `buf`, which stays alive and is not touched until the
+    // unmap below; edu is never programmed with this IOVA.
+    let r = unsafe { libc::ioctl(fd, MAP_DMA as _, &m) };
+    let ns = t.elapsed().as_nanos() as u64;
+    assert_eq!(r, 0, "raw VFIO_IOMMU_MAP_DMA: {}", std::io::Error::last_os_error());
+    ns
+}
+
+fn raw_unmap(fd: RawFd, iova: u64, len: u64) {
+    let mut u = vfio_iommu_type1_dma_unmap {
+        argsz: std::mem::size_of::<vfio_iommu_type1_dma_unmap>() as u32,
+        iova,
+        size: len,
+        ..Default::default()
+    };
+    // SAFETY: unmaps the range mapped by `raw_map`; the struct is ours.
+    let r = unsafe { libc::ioctl(fd, UNMAP_DMA as _, &mut u) };
+    assert_eq!(r, 0, "raw VFIO_IOMMU_UNMAP_DMA: {}", std::io::Error::last_os_error());
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Maps the same prefaulted buffer `reps` times each way, alternating.
+fn case(edu: &EduDevice, name: &str, len: usize, huge: HugePages, reps: usize) -> serde_json::Value {
+    let fd = edu.container_fd().as_raw_fd();
+    let raw_iova = edu.raw_iova_floor().max(1 << 32);
+    let mut buf = DmaBuf::builder(len).huge_pages(huge).populate(true).build().expect("buffer");
+    let pages = (len / 4096) as f64;
+    let (mut pinio, mut raw) = (Vec::new(), Vec::new());
+    for rep in 0..=reps {
+        let t = Instant::now();
+        let region = edu.register(buf).expect("pinio register");
+        let p = t.elapsed().as_nanos() as f64;
+        buf = region.unregister().expect("unregister");
+        let r = raw_map(fd, raw_iova, &buf) as f64;
+        raw_unmap(fd, raw_iova, len as u64);
+        if rep > 0 {
+            // Repetition 0 warms both paths up.
+            pinio.push(p / pages);
+            raw.push(r / pages);
+        }
+    }
+    let (pm, rm) = (median(&mut pinio.clone()), median(&mut raw.clone()));
+    json!({
+        "case": name,
+        "bytes": len,
+        "pages_4k": len / 4096,
+        "huge_page_bytes": buf.huge_page_bytes(),
+        "reps": reps,
+        "pinio_ns_per_page": pinio,
+        "raw_ns_per_page": raw,
+        "pinio_median_ns_per_page": pm,
+        "raw_median_ns_per_page": rm,
+        "ratio": pm / rm,
+    })
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is expected.
+    let addr = std::fs::read_dir("/sys/bus/pci/devices")
+        .expect("sysfs")
+        .flatten()
+        .find(|e| {
+            let read = |n: &str| std::fs::read_to_string(e.path().join(n)).unwrap_or_default();
+            read("vendor").trim() == "0x1234" && read("device").trim() == "0x11e8"
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .expect("no edu (1234:11e8): run in the guest with cargo xtask vm bench");
+    let edu = EduDevice::open(&addr, VfioOptions { take_from_driver: false, completion: CompletionMode::Poll }).expect("open edu");
+    let cases = vec![
+        case(&edu, "64MiB, 4 KiB pages (prefaulted)", 64 << 20, HugePages::Never, 7),
+        case(&edu, "64MiB, transparent huge pages (prefaulted)", 64 << 20, HugePages::Transparent, 7),
+        case(&edu, "4 KiB region (fixed cost per registration)", 4096, HugePages::Never, 201),
+    ];
+    let goal_met = cases[..2].iter().all(|c| c["ratio"].as_f64().unwrap_or(f64::MAX) <= 1.1);
+    let out = json!({
+        "benchmark": "pinio-vfio registration vs raw VFIO_IOMMU_MAP_DMA",
+        "device": addr,
+        "unit": "ns per 4 KiB page (median of reps)",
+        "goal": "pinio <= 1.1x raw for 64 MiB regions",
+        "goal_met": goal_met,
+        "cases": cases,
+    });
+    let text = serde_json::to_string_pretty(&out).unwrap();
+    match std::env::var_os("PINIO_BENCH_OUT") {
+        Some(p) => std::fs::write(&p, &text).unwrap_or_else(|e| panic!("writing {}: {e}", p.to_string_lossy())),
+        None => println!("{text}"),
+    }
+    for c in out["cases"].as_array().unwrap() {
+        eprintln!("{}: pinio {:.1} ns/page, raw {:.1} ns/page, ratio {:.3}", c["case"], c["pinio_median_ns_per_page"], c["raw_median_ns_per_page"], c["ratio"]);
+    }
+}

@@ -1,0 +1,154 @@
+//! Every way opening and registering can go wrong gets its own typed error,
+//! and releasing a device is clean (no EBUSY from vfio-ioctls, the group can
+//! be opened again).
+
+mod common;
+
+use common::{driver_of, edu_addr, edu_lock, find_pci, logger, open_edu, require_guest};
+use pinio_core::{Device, DmaBuf, Error, Op};
+use pinio_vfio::{EduDevice, VfioError, VfioOptions};
+use std::ptr::NonNull;
+
+fn vfio_err(r: pinio_core::Result<EduDevice>) -> VfioError {
+    let Err(e) = r else { panic!("open must fail") };
+    match e {
+        Error::Backend { backend: "vfio", source } => *source.downcast::<VfioError>().expect("a VfioError"),
+        other => panic!("expected a vfio backend error, got {other}"),
+    }
+}
+
+#[test]
+fn bad_pci_address() {
+    require_guest();
+    for bad in ["", "0000:00:03", "vfio:00:03.0", "0000:00:03.9", "uring:/tmp/x"] {
+        let e = vfio_err(EduDevice::open(bad, VfioOptions::default()));
+        assert!(matches!(e, VfioError::InvalidAddress { .. }), "{bad:?}: {e}");
+        assert!(e.to_string().contains("DDDD:BB:DD.F"));
+    }
+}
+
+#[test]
+fn device_absent() {
+    require_guest();
+    let e = vfio_err(EduDevice::open("vfio:0000:00:1e.6", VfioOptions::default()));
+    assert!(matches!(e, VfioError::DeviceAbsent { .. }), "{e}");
+    assert!(e.to_string().contains("/sys/bus/pci/devices/0000:00:1e.6"), "{e}");
+}
+
+/// The NVMe controller is bound to the kernel's nvme driver (it backs
+/// /dev/nvme0n1): refused, and left bound. Asked to take it, pinio still
+/// refuses because it is not an edu, and does not unbind it.
+#[test]
+fn device_bound_to_another_driver() {
+    require_guest();
+    let nvme = find_pci(0x1b36, 0x0010).expect("the guest has QEMU's NVMe controller (1b36:0010)");
+    assert_eq!(driver_of(&nvme).as_deref(), Some("nvme"), "the kernel's nvme driver owns it");
+    let e = vfio_err(EduDevice::open(&nvme, VfioOptions::default()));
+    assert!(matches!(e, VfioError::BoundToOtherDriver { ref driver, .. } if driver == "nvme"), "{e}");
+    assert!(e.to_string().contains("take_from_driver"), "{e}");
+    let take = VfioOptions { take_from_driver: true, ..VfioOptions::default() };
+    let e = vfio_err(EduDevice::open(&nvme, take));
+    assert!(matches!(e, VfioError::WrongDevice { vendor: 0x1b36, device: 0x0010, .. }), "{e}");
+    assert_eq!(driver_of(&nvme).as_deref(), Some("nvme"), "still bound after both refusals");
+}
+
+#[test]
+fn the_group_cannot_be_opened_twice() {
+    let _g = edu_lock();
+    let edu = open_edu(VfioOptions::default());
+    let e = vfio_err(EduDevice::open(&edu_addr(), VfioOptions::default()));
+    assert!(matches!(e, VfioError::GroupBusy { .. }), "{e}");
+    drop(edu);
+}
+
+/// 512 MiB cannot fit below edu's 28-bit (256 MiB) DMA limit; the buffer
+/// comes back with the error.
+#[test]
+fn region_too_large_for_the_iova_space() {
+    let _g = edu_lock();
+    let edu = open_edu(VfioOptions::default());
+    let len = 512 << 20;
+    let e = edu.register(DmaBuf::new(len).unwrap()).unwrap_err();
+    assert_eq!(e.buf.len(), len, "the buffer is handed back");
+    let v = VfioError::find(&e.error).unwrap_or_else(|| panic!("{}", e.error));
+    assert!(matches!(v, VfioError::IovaExhausted { limit: 0x1000_0000, .. }), "{v}");
+    assert_eq!(edu.stats().pins, 0);
+    // A region that fits still registers afterwards.
+    edu.alloc(1 << 20).unwrap();
+}
+
+/// With the type1 driver's per-container mapping limit lowered to 2
+/// (module parameter dma_entry_limit, read when a container opens), the
+/// third registration is refused with MappingLimit.
+#[test]
+fn region_beyond_the_mapping_limit() {
+    let _g = edu_lock();
+    require_guest();
+    let param = "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit";
+    let old = std::fs::read_to_string(param).unwrap_or_else(|e| panic!("{param}: {e}"));
+    std::fs::write(param, "2").unwrap();
+    let edu = EduDevice::open(&edu_addr(), VfioOptions::default());
+    std::fs::write(param, old.trim()).unwrap();
+    let edu = edu.unwrap();
+    assert_eq!(edu.iommu_info().dma_avail, Some(2));
+    let a = edu.alloc(4096).unwrap();
+    let b = edu.alloc(8192).unwrap();
+    let e = edu.alloc(4096).unwrap_err();
+    assert!(matches!(VfioError::find(&e), Some(VfioError::MappingLimit { limit: 2 })), "{e}");
+    drop(a);
+    edu.alloc(4096).expect("a freed mapping can be reused");
+    drop(b);
+}
+
+#[test]
+fn misaligned_buffers() {
+    let _g = edu_lock();
+    let edu = open_edu(VfioOptions::default());
+    let backing = DmaBuf::new(4 * 4096).unwrap();
+    let base = backing.as_ptr() as *mut u8;
+    // 8 KiB starting 16 bytes into a page.
+    // SAFETY: base + 16 .. + 8192 lies inside `backing`, which outlives the
+    // adopted buffer (dropped after it below) and is not touched meanwhile.
+    let shifted = unsafe { DmaBuf::from_raw_parts(NonNull::new(base.add(16)).unwrap(), 8192, |_, _| {}) }.unwrap();
+    let e = edu.register(shifted).unwrap_err();
+    assert!(matches!(e.error, Error::Misaligned { what: "buffer address", required: 4096, .. }), "{}", e.error);
+    drop(e);
+    // Page-aligned, but 6000 bytes: mapping whole pages would expose the
+    // bytes after the buffer to the device.
+    // SAFETY: as above, the first 6000 bytes of `backing`.
+    let part = unsafe { DmaBuf::from_raw_parts(NonNull::new(base).unwrap(), 6000, |_, _| {}) }.unwrap();
+    let e = edu.register(part).unwrap_err();
+    assert!(matches!(e.error, Error::Misaligned { what: "buffer length", value: 6000, .. }), "{}", e.error);
+    drop(e);
+    drop(backing);
+    assert_eq!(edu.stats().pins, 0);
+}
+
+/// Releasing in either order logs nothing (vfio-ioctls logs EBUSY if the BAR
+/// mapping outlives the device file) and leaves the group reusable.
+#[test]
+fn drop_order_is_clean() {
+    let _g = edu_lock();
+    let log = logger();
+    log.take();
+    // Device first, regions and a queue after.
+    let edu = open_edu(VfioOptions::default());
+    let region = edu.alloc(8192).unwrap();
+    let mut q = edu.queue(2).unwrap();
+    let (_, s) = q.write_at(region.slice(0, 64).unwrap(), 0).unwrap();
+    q.push(Op::read(s, 0, 9)).unwrap();
+    q.submit().unwrap();
+    drop(edu);
+    let e = vfio_err(EduDevice::open(&edu_addr(), VfioOptions::default()));
+    assert!(matches!(e, VfioError::GroupBusy { .. }), "a live region keeps the group: {e}");
+    drop(q); // waits for the read in flight
+    drop(region);
+    // Regions first, then the device.
+    let edu = open_edu(VfioOptions::default());
+    let region = edu.alloc(4096).unwrap();
+    drop(region);
+    drop(edu);
+    let edu = open_edu(VfioOptions::default());
+    drop(edu);
+    assert_eq!(log.take(), Vec::<String>::new(), "nothing logged while releasing");
+}
