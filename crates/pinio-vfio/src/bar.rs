@@ -13,7 +13,7 @@ use std::ptr::NonNull;
 /// device's MMIO registers, owned by this value and unmapped on drop. It
 /// must be dropped before the VFIO device file is closed: a live mapping
 /// keeps the device open, and releasing the group then fails with EBUSY.
-pub(crate) struct Bar {
+pub struct Bar {
     ptr: NonNull<u8>,
     len: usize,
 }
@@ -27,7 +27,7 @@ unsafe impl Sync for Bar {}
 impl Bar {
     /// Maps `len` bytes at `offset` of the VFIO device file `fd` (the BAR's
     /// region offset from `VFIO_DEVICE_GET_REGION_INFO`).
-    pub(crate) fn map(fd: RawFd, offset: u64, len: usize) -> Result<Bar, VfioError> {
+    pub fn map(fd: RawFd, offset: u64, len: usize) -> Result<Bar, VfioError> {
         // SAFETY: a fresh shared mapping chosen by the kernel: it aliases no
         // Rust object; the result is checked.
         let p = unsafe {
@@ -48,26 +48,31 @@ impl Bar {
         unsafe { self.ptr.as_ptr().add(off).cast::<T>() }
     }
 
+    /// The mapped length in bytes: register offsets must stay below it.
+    pub fn size(&self) -> usize {
+        self.len
+    }
+
     /// Reads the 32-bit register at `off`.
-    pub(crate) fn read32(&self, off: usize) -> u32 {
+    pub fn read32(&self, off: usize) -> u32 {
         // SAFETY: `at` checked bounds and alignment; the mapping is live.
         unsafe { self.at::<u32>(off).read_volatile() }
     }
 
     /// Writes the 32-bit register at `off`.
-    pub(crate) fn write32(&self, off: usize, v: u32) {
+    pub fn write32(&self, off: usize, v: u32) {
         // SAFETY: as in `read32`.
         unsafe { self.at::<u32>(off).write_volatile(v) }
     }
 
     /// Reads the 64-bit register at `off` with one 8-byte access.
-    pub(crate) fn read64(&self, off: usize) -> u64 {
+    pub fn read64(&self, off: usize) -> u64 {
         // SAFETY: as in `read32`.
         unsafe { self.at::<u64>(off).read_volatile() }
     }
 
     /// Writes the 64-bit register at `off` with one 8-byte access.
-    pub(crate) fn write64(&self, off: usize, v: u64) {
+    pub fn write64(&self, off: usize, v: u64) {
         // SAFETY: as in `read32`.
         unsafe { self.at::<u64>(off).write_volatile(v) }
     }

@@ -70,3 +70,8 @@ pub use iommu_info::IommuInfo;
 pub use iova::{IovaAllocator, iova_align};
 pub use options::{CompletionMode, VfioOptions};
 pub use pci::PciAddress;
+// Building blocks for other VFIO drivers (pinio-nvme).
+pub use bar::Bar;
+pub use mapper::DmaMapper;
+pub use pci::{Binding, Sysfs};
+pub use vfio_pci::{PCI_COMMAND_MASTER, VfioPci};

@@ -21,7 +21,7 @@ struct MapState {
 /// One `VFIO_IOMMU_MAP_DMA` per region, however large: type1 pins the pages
 /// and counts one mapping, so a big region costs one entry of the
 /// container's mapping budget, not one per page.
-pub(crate) struct DmaMapper {
+pub struct DmaMapper {
     pci: Arc<VfioPci>,
     stats: Arc<Stats>,
     device: DeviceId,
@@ -31,7 +31,7 @@ pub(crate) struct DmaMapper {
 
 impl DmaMapper {
     /// A mapper for devices reaching at most `dma_bits` address bits.
-    pub(crate) fn new(pci: Arc<VfioPci>, stats: Arc<Stats>, device: DeviceId, dma_bits: u32) -> DmaMapper {
+    pub fn new(pci: Arc<VfioPci>, stats: Arc<Stats>, device: DeviceId, dma_bits: u32) -> DmaMapper {
         let info = pci.iommu().clone();
         let limit = if dma_bits >= 64 { u64::MAX } else { 1u64 << dma_bits };
         let iova = IovaAllocator::new(&info.iova_ranges, IOVA_BASE, limit, info.min_page());
@@ -44,18 +44,18 @@ impl DmaMapper {
     }
 
     /// Bytes of IOVA space the device can reach.
-    pub(crate) fn iova_space(&self) -> u64 {
+    pub fn iova_space(&self) -> u64 {
         self.state().iova.total()
     }
 
     /// The smallest IOMMU page: buffers must be aligned to it.
-    pub(crate) fn page(&self) -> u64 {
+    pub fn page(&self) -> u64 {
         self.state().iova.page()
     }
 
     /// Maps `buf`: checks alignment, allocates an IOVA, counts the mapping
     /// against the container's budget, and issues `VFIO_IOMMU_MAP_DMA`.
-    pub(crate) fn map(&self, buf: &mut DmaBuf) -> Result<RegionKey, Error> {
+    pub fn map(&self, buf: &mut DmaBuf) -> Result<RegionKey, Error> {
         let page = self.page();
         let (addr, len) = (buf.as_ptr() as u64, buf.len() as u64);
         if !is_aligned(addr, page) {
@@ -104,7 +104,8 @@ impl DmaMapper {
         Ok(RegionKey { id, device_addr: iova })
     }
 
-    pub(crate) fn device(&self) -> DeviceId {
+    /// The device whose regions this mapper maps.
+    pub fn device(&self) -> DeviceId {
         self.device
     }
 }

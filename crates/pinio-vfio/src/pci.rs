@@ -47,7 +47,7 @@ impl fmt::Display for PciAddress {
 
 /// Which driver a device is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Binding {
+pub enum Binding {
     /// No driver.
     Unbound,
     /// vfio-pci already.
@@ -58,7 +58,7 @@ pub(crate) enum Binding {
 
 /// The PCI part of sysfs, rooted at `root` (`/sys` on a real system).
 #[derive(Debug, Clone)]
-pub(crate) struct Sysfs {
+pub struct Sysfs {
     root: PathBuf,
 }
 
@@ -68,11 +68,13 @@ fn parse_id(text: &str) -> Option<u16> {
 }
 
 impl Sysfs {
-    pub(crate) fn system() -> Sysfs {
+    /// The system's sysfs at `/sys`.
+    pub fn system() -> Sysfs {
         Sysfs { root: PathBuf::from("/sys") }
     }
 
-    pub(crate) fn device_dir(&self, bdf: &PciAddress) -> PathBuf {
+    /// `/sys/bus/pci/devices/BDF`.
+    pub fn device_dir(&self, bdf: &PciAddress) -> PathBuf {
         self.root.join("bus/pci/devices").join(bdf.as_str())
     }
 
@@ -85,7 +87,7 @@ impl Sysfs {
     }
 
     /// Fails with [`VfioError::DeviceAbsent`] unless the device exists.
-    pub(crate) fn require_present(&self, bdf: &PciAddress) -> Result<(), VfioError> {
+    pub fn require_present(&self, bdf: &PciAddress) -> Result<(), VfioError> {
         let dir = self.device_dir(bdf);
         if dir.exists() {
             Ok(())
@@ -95,7 +97,7 @@ impl Sysfs {
     }
 
     /// `(vendor, device)` ids.
-    pub(crate) fn ids(&self, bdf: &PciAddress) -> Result<(u16, u16), VfioError> {
+    pub fn ids(&self, bdf: &PciAddress) -> Result<(u16, u16), VfioError> {
         let dir = self.device_dir(bdf);
         let mut ids = [0u16; 2];
         for (slot, name) in ids.iter_mut().zip(["vendor", "device"]) {
@@ -111,7 +113,7 @@ impl Sysfs {
     }
 
     /// The driver the device is bound to now.
-    pub(crate) fn binding(&self, bdf: &PciAddress) -> Binding {
+    pub fn binding(&self, bdf: &PciAddress) -> Binding {
         match std::fs::read_link(self.device_dir(bdf).join("driver")) {
             Err(_) => Binding::Unbound,
             Ok(target) => match target.file_name().and_then(|n| n.to_str()) {
@@ -123,7 +125,7 @@ impl Sysfs {
     }
 
     /// The device's IOMMU group number.
-    pub(crate) fn iommu_group(&self, bdf: &PciAddress) -> Result<u32, VfioError> {
+    pub fn iommu_group(&self, bdf: &PciAddress) -> Result<u32, VfioError> {
         std::fs::read_link(self.device_dir(bdf).join("iommu_group"))
             .ok()
             .and_then(|t| t.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()))
@@ -132,7 +134,7 @@ impl Sysfs {
 
     /// Makes sure the device is bound to vfio-pci: binds it when unbound,
     /// unbinds it from another driver only when `take` is set.
-    pub(crate) fn bind_vfio_pci(&self, bdf: &PciAddress, take: bool) -> Result<(), VfioError> {
+    pub fn bind_vfio_pci(&self, bdf: &PciAddress, take: bool) -> Result<(), VfioError> {
         match self.binding(bdf) {
             Binding::VfioPci => return Ok(()),
             Binding::Other(driver) if !take => return Err(VfioError::BoundToOtherDriver { bdf: bdf.to_string(), driver }),

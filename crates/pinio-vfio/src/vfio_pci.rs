@@ -23,13 +23,13 @@ pub(crate) const PCI_COMMAND: u64 = 0x04;
 /// Memory space enable.
 pub(crate) const PCI_COMMAND_MEMORY: u16 = 0x2;
 /// Bus master enable: without it the device cannot DMA.
-pub(crate) const PCI_COMMAND_MASTER: u16 = 0x4;
+pub const PCI_COMMAND_MASTER: u16 = 0x4;
 
 /// An opened VFIO PCI device with its own container.
 ///
 /// Field order is drop order: BAR0 is unmapped before the device file is
 /// closed, and the device is released before the container (see [`Bar`]).
-pub(crate) struct VfioPci {
+pub struct VfioPci {
     bar0: Bar,
     device: VfioDevice,
     container: Arc<VfioContainer>,
@@ -43,7 +43,7 @@ impl VfioPci {
     /// container; enables memory space and maps BAR0. Bus mastering stays
     /// as it is (vfio-pci leaves it off) until the driver has checked the
     /// device and turns it on.
-    pub(crate) fn open(bdf: &PciAddress, sysfs: &Sysfs) -> Result<VfioPci, VfioError> {
+    pub fn open(bdf: &PciAddress, sysfs: &Sysfs) -> Result<VfioPci, VfioError> {
         let group = sysfs.iommu_group(bdf)?;
         let container = VfioContainer::new(None).map_err(|e| VfioError::vfio("opening the VFIO container /dev/vfio/vfio", e))?;
         let container = Arc::new(container);
@@ -64,15 +64,18 @@ impl VfioPci {
         Ok(pci)
     }
 
-    pub(crate) fn bdf(&self) -> &PciAddress {
+    /// The device's PCI address.
+    pub fn bdf(&self) -> &PciAddress {
         &self.bdf
     }
 
-    pub(crate) fn bar0(&self) -> &Bar {
+    /// BAR0, mapped.
+    pub fn bar0(&self) -> &Bar {
         &self.bar0
     }
 
-    pub(crate) fn iommu(&self) -> &IommuInfo {
+    /// The IOMMU's limits as `VFIO_IOMMU_GET_INFO` reported them at open.
+    pub fn iommu(&self) -> &IommuInfo {
         &self.info
     }
 
@@ -86,7 +89,7 @@ impl VfioPci {
 
     /// Reads 16 bits of config space. Our own pread because vfio-ioctls'
     /// `region_read` only logs failures.
-    pub(crate) fn config_read16(&self, off: u64) -> Result<u16, VfioError> {
+    pub fn config_read16(&self, off: u64) -> Result<u16, VfioError> {
         let mut b = [0u8; 2];
         // SAFETY: pread into a 2-byte buffer we own; the result is checked.
         let n = unsafe { libc::pread(self.device.as_raw_fd(), b.as_mut_ptr().cast(), 2, (self.config_offset() + off) as libc::off_t) };
@@ -97,7 +100,7 @@ impl VfioPci {
     }
 
     /// Writes 16 bits of config space.
-    pub(crate) fn config_write16(&self, off: u64, v: u16) -> Result<(), VfioError> {
+    pub fn config_write16(&self, off: u64, v: u16) -> Result<(), VfioError> {
         let b = v.to_le_bytes();
         // SAFETY: pwrite from a 2-byte buffer we own; the result is checked.
         let n = unsafe { libc::pwrite(self.device.as_raw_fd(), b.as_ptr().cast(), 2, (self.config_offset() + off) as libc::off_t) };
@@ -108,13 +111,20 @@ impl VfioPci {
     }
 
     /// Sets or clears bits of the PCI command register.
-    pub(crate) fn set_command_bits(&self, bits: u16, on: bool) -> Result<(), VfioError> {
+    pub fn set_command_bits(&self, bits: u16, on: bool) -> Result<(), VfioError> {
         let cmd = self.config_read16(PCI_COMMAND)?;
         let new = if on { cmd | bits } else { cmd & !bits };
         if new != cmd {
             self.config_write16(PCI_COMMAND, new)?;
         }
         Ok(())
+    }
+
+    /// The `vfio-ioctls` device, for interrupt set-ups this type does not
+    /// wrap (MSI-X: `enable_msix`/`disable_msix`). Closing the device file
+    /// (dropping this value) disables whatever interrupts were enabled.
+    pub fn vfio_device(&self) -> &VfioDevice {
+        &self.device
     }
 
     /// Routes the device's first MSI vector to `fd`.

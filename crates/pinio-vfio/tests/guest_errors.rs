@@ -125,30 +125,41 @@ fn misaligned_buffers() {
 }
 
 /// Releasing in either order logs nothing (vfio-ioctls logs EBUSY if the BAR
-/// mapping outlives the device file) and leaves the group reusable.
+/// mapping outlives the device file) and leaves the group reusable. Only
+/// what is logged while releasing counts: opening logs, e.g., that a
+/// conventional PCI device has no error IRQ.
 #[test]
 fn drop_order_is_clean() {
     let _g = edu_lock();
     let log = logger();
-    log.take();
-    // Device first, regions and a queue after.
+    let quiet = |when: &str| {
+        let got = log.take();
+        assert!(got.is_empty(), "logged while {when}: {got:#?}");
+    };
+    // Device first, then a queue with a read in flight, then the region.
     let edu = open_edu(VfioOptions::default());
     let region = edu.alloc(8192).unwrap();
     let mut q = edu.queue(2).unwrap();
     let (_, s) = q.write_at(region.slice(0, 64).unwrap(), 0).unwrap();
     q.push(Op::read(s, 0, 9)).unwrap();
     q.submit().unwrap();
+    eprintln!("logged while opening: {:?}", log.take());
     drop(edu);
     let e = vfio_err(EduDevice::open(&edu_addr(), VfioOptions::default()));
     assert!(matches!(e, VfioError::GroupBusy { .. }), "a live region keeps the group: {e}");
     drop(q); // waits for the read in flight
     drop(region);
+    quiet("releasing the device before its queue and region");
     // Regions first, then the device.
     let edu = open_edu(VfioOptions::default());
     let region = edu.alloc(4096).unwrap();
+    log.take();
     drop(region);
     drop(edu);
-    let edu = open_edu(VfioOptions::default());
+    quiet("releasing the region before the device");
+    // The group is free again.
+    let edu = open_edu(VfioOptions { completion: pinio_vfio::CompletionMode::Poll, ..VfioOptions::default() });
+    log.take();
     drop(edu);
-    assert_eq!(log.take(), Vec::<String>::new(), "nothing logged while releasing");
+    quiet("releasing a polled device");
 }
