@@ -110,7 +110,7 @@ mod tests {
                 let len = rng.random_range(1..100_000);
                 if let Some(p) = arena.take(len) {
                     let p = p.unwrap();
-                    assert!(p.len() >= len && p.as_ptr() as usize % 4096 == 0, "round {round}");
+                    assert!(p.len() >= len && (p.as_ptr() as usize).is_multiple_of(4096), "round {round}");
                     let (a, b) = (p.as_ptr() as usize, p.as_ptr() as usize + p.len());
                     assert!(a >= arena.base() as usize && b <= arena.base() as usize + arena.len());
                     for q in &live {

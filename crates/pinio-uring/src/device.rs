@@ -30,8 +30,9 @@ pub(crate) struct Shared {
     pub(crate) caps: Capabilities,
     pub(crate) stats: Stats,
     pub(crate) target: FileTarget,
-    /// `None` when fixed buffers are off.
-    pub(crate) registry: Option<Registry>,
+    /// `None` when fixed buffers are off. Shared by devices opened with
+    /// [`UringDevice::open_sharing`].
+    pub(crate) registry: Option<Arc<Registry>>,
     pub(crate) arena: Option<Arc<Arena>>,
 }
 
@@ -88,6 +89,24 @@ impl Shared {
             },
             Err(RegisterFailure::Other(e)) => Err(e.into()),
         }
+    }
+}
+
+/// What a target opened with `opts` offers.
+fn capabilities(target: &FileTarget, opts: &UringOptions) -> Capabilities {
+    let (mem_align, offset_align) = target.dio.map(|d| (d.mem.max(1), d.offset.max(1))).unwrap_or((1, 1));
+    Capabilities {
+        backend: "uring",
+        mem_align,
+        register_align: mem_align,
+        offset_align,
+        len_align: offset_align,
+        max_transfer: align_down(MAX_RW_COUNT, offset_align),
+        max_pinned_bytes: if opts.fixed_buffers { memlock::max_pinned_bytes() } else { None },
+        device_size: target.size,
+        completion: CompletionMode::Interrupt,
+        cpu_copies: !opts.direct,
+        pins_memory: opts.fixed_buffers,
     }
 }
 
@@ -149,21 +168,8 @@ impl UringDevice {
     /// [`RegistrationPolicy::Fail`].
     pub fn open(path: impl AsRef<Path>, opts: UringOptions) -> Result<UringDevice> {
         let target = FileTarget::open(path.as_ref(), opts.direct, opts.writable)?;
-        let (mem_align, offset_align) = target.dio.map(|d| (d.mem.max(1), d.offset.max(1))).unwrap_or((1, 1));
-        let caps = Capabilities {
-            backend: "uring",
-            mem_align,
-            register_align: mem_align,
-            offset_align,
-            len_align: offset_align,
-            max_transfer: align_down(MAX_RW_COUNT, offset_align),
-            max_pinned_bytes: if opts.fixed_buffers { memlock::max_pinned_bytes() } else { None },
-            device_size: target.size,
-            completion: CompletionMode::Interrupt,
-            cpu_copies: !opts.direct,
-            pins_memory: opts.fixed_buffers,
-        };
-        let registry = if opts.fixed_buffers { Some(Registry::new()?) } else { None };
+        let caps = capabilities(&target, &opts);
+        let registry = if opts.fixed_buffers { Some(Arc::new(Registry::new()?)) } else { None };
         let mut shared = Shared {
             id: DeviceId::next(),
             opts,
@@ -182,6 +188,37 @@ impl UringDevice {
             let align = page_size().max(shared.caps.mem_align as usize);
             shared.arena = Some(Arc::new(Arena::new(buf, slot, align)));
         }
+        Ok(UringDevice { shared: Arc::new(shared) })
+    }
+
+    /// Opens another target that shares `other`'s registered buffers, so that
+    /// the same regions can be read from one target and written to the
+    /// other (copying a file through registered memory, for example).
+    ///
+    /// The new device has its own target, capabilities, statistics and
+    /// queues, but the same [`DeviceId`], registration table and arena as
+    /// `other`: a region of either is accepted by the queues of both.
+    /// `opts.fixed_buffers`, `opts.registration` and `opts.arena_bytes` are
+    /// taken from `other`.
+    pub fn open_sharing(path: impl AsRef<Path>, opts: UringOptions, other: &UringDevice) -> Result<UringDevice> {
+        let o = &other.shared;
+        let opts = UringOptions {
+            fixed_buffers: o.opts.fixed_buffers,
+            registration: o.opts.registration,
+            arena_bytes: o.opts.arena_bytes,
+            ..opts
+        };
+        let target = FileTarget::open(path.as_ref(), opts.direct, opts.writable)?;
+        let caps = Capabilities { max_pinned_bytes: o.caps.max_pinned_bytes, ..capabilities(&target, &opts) };
+        let shared = Shared {
+            id: o.id,
+            opts,
+            caps,
+            stats: Stats::default(),
+            target,
+            registry: o.registry.clone(),
+            arena: o.arena.clone(),
+        };
         Ok(UringDevice { shared: Arc::new(shared) })
     }
 

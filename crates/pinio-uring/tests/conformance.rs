@@ -154,3 +154,26 @@ fn dropping_a_queue_waits_for_its_operations() {
     assert_eq!(dev.stats().ops, 4);
     region.unregister().unwrap();
 }
+
+#[test]
+fn two_targets_share_registered_regions() {
+    let (a, b) = (Scratch::new("share-a", 4 << 20), Scratch::new("share-b", 4 << 20));
+    let src = open(&a, UringOptions { arena_bytes: 2 << 20, ..UringOptions::default() });
+    let dst = UringDevice::open_sharing(&b.path, UringOptions::default(), &src).unwrap();
+    assert_eq!(src.id(), dst.id());
+    let (mut qr, mut qw) = (src.queue(4).unwrap(), dst.queue(4).unwrap());
+    let from_arena = src.alloc(1 << 20).unwrap();
+    let own = dst.register(pinio_core::DmaBuf::new(1 << 20).unwrap()).unwrap();
+    for (i, region) in [from_arena, own].into_iter().enumerate() {
+        let off = (i as u64) << 20;
+        let (_, s) = qr.read_at(region.slice_all().unwrap(), off).unwrap();
+        let (_, s) = qw.write_at(s, off).unwrap();
+        drop(s);
+        region.unregister().unwrap();
+    }
+    let (x, y) = (std::fs::read(&a.path).unwrap(), std::fs::read(&b.path).unwrap());
+    assert!(x[..2 << 20] == y[..2 << 20], "the first 2 MiB were copied through shared regions");
+    assert!(x[2 << 20..] != y[2 << 20..], "the files differ elsewhere (different seeds)");
+    let (rs, ws) = (src.stats(), dst.stats());
+    assert_eq!((rs.bytes_read, ws.bytes_written, rs.bytes_copied + ws.bytes_copied), (2 << 20, 2 << 20, 0));
+}

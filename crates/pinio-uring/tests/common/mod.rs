@@ -29,7 +29,8 @@ pub fn dio_dir() -> &'static Path {
     })
 }
 
-/// A file of `len` bytes of written pseudo-random data, removed on drop.
+/// A file of `len` bytes of written pseudo-random data (seeded by name and
+/// length), removed on drop.
 pub struct Scratch {
     pub path: PathBuf,
 }
@@ -42,7 +43,8 @@ impl Scratch {
     pub fn in_dir(dir: &Path, name: &str, len: usize) -> Scratch {
         let path = dir.join(format!("pinio-uring-{name}-{}", std::process::id()));
         let mut f = std::fs::File::create(&path).unwrap();
-        let chunk = pinio_core::conformance::pattern(len as u64, 1 << 20);
+        let seed = name.bytes().fold(len as u64, |h, b| h.wrapping_mul(0x100_0000_01b3) ^ b as u64);
+        let chunk = pinio_core::conformance::pattern(seed, 1 << 20);
         let mut left = len;
         while left > 0 {
             let n = left.min(chunk.len());
