@@ -1,4 +1,5 @@
-//! The configurations a benchmark compares.
+//! The configurations a benchmark compares: pinio backends, and fio jobs
+//! doing the same IO as peers.
 
 use pinio::{Builder, Device, Target};
 use std::fmt;
@@ -15,43 +16,99 @@ pub enum Cache {
     Hot,
 }
 
-/// One backend configuration.
+/// Who does the IO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Engine {
+    /// A pinio backend.
+    Pinio { backend: &'static str, direct: bool, fixed_buffers: bool },
+    /// fio with these extra arguments.
+    Fio { args: &'static [&'static str], honours_depth: bool },
+}
+
+/// One configuration.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Contender {
     pub label: &'static str,
-    pub backend: &'static str,
-    pub direct: bool,
-    pub fixed_buffers: bool,
+    pub engine: Engine,
     pub cache: Cache,
 }
+
+const URING_FIXED: Contender = Contender {
+    label: "uring fixed",
+    engine: Engine::Pinio { backend: "uring", direct: true, fixed_buffers: true },
+    cache: Cache::Bypassed,
+};
+const URING_PLAIN: Contender = Contender {
+    label: "uring plain",
+    engine: Engine::Pinio { backend: "uring", direct: true, fixed_buffers: false },
+    cache: Cache::Bypassed,
+};
+const COPY_COLD: Contender = Contender {
+    label: "copy cold",
+    engine: Engine::Pinio { backend: "copy", direct: false, fixed_buffers: false },
+    cache: Cache::Cold,
+};
+const COPY_HOT: Contender = Contender {
+    label: "copy hot",
+    engine: Engine::Pinio { backend: "copy", direct: false, fixed_buffers: false },
+    cache: Cache::Hot,
+};
+const FIO_URING_FIXED: Contender = Contender {
+    label: "fio uring fixed",
+    engine: Engine::Fio {
+        args: &["--ioengine=io_uring", "--direct=1", "--fixedbufs=1", "--registerfiles=1"],
+        honours_depth: true,
+    },
+    cache: Cache::Bypassed,
+};
+const FIO_PSYNC_DIRECT: Contender = Contender {
+    label: "fio psync dio",
+    engine: Engine::Fio { args: &["--ioengine=psync", "--direct=1"], honours_depth: false },
+    cache: Cache::Bypassed,
+};
+const FIO_PSYNC_BUFFERED: Contender = Contender {
+    label: "fio psync buf hot",
+    engine: Engine::Fio { args: &["--ioengine=psync", "--direct=0"], honours_depth: false },
+    cache: Cache::Hot,
+};
 
 impl Contender {
     /// The default set: io_uring with registered buffers against copy IO,
     /// page-cache cold and hot.
     pub fn defaults() -> Vec<Contender> {
         let mut v = Vec::new();
-        if pinio::available_backends().contains(&pinio::BackendKind::Uring) {
-            v.push(Contender { label: "uring fixed", backend: "uring", direct: true, fixed_buffers: true, cache: Cache::Bypassed });
+        if has_uring() {
+            v.push(URING_FIXED);
         }
-        v.push(Contender { label: "copy cold", backend: "copy", direct: false, fixed_buffers: false, cache: Cache::Cold });
-        v.push(Contender { label: "copy hot", backend: "copy", direct: false, fixed_buffers: false, cache: Cache::Hot });
+        v.extend([COPY_COLD, COPY_HOT]);
         v
     }
 
-    /// Every configuration `pinio bench --full` compares.
-    pub fn full() -> Vec<Contender> {
-        let mut v = Contender::defaults();
-        if pinio::available_backends().contains(&pinio::BackendKind::Uring) {
-            v.insert(1, Contender { label: "uring plain", backend: "uring", direct: true, fixed_buffers: false, cache: Cache::Bypassed });
+    /// Every pinio configuration, plus fio's when `with_fio`.
+    pub fn full(with_fio: bool) -> Vec<Contender> {
+        let mut v = Vec::new();
+        if has_uring() {
+            v.extend([URING_FIXED, URING_PLAIN]);
+        }
+        v.extend([COPY_COLD, COPY_HOT]);
+        if with_fio {
+            v.extend([FIO_URING_FIXED, FIO_PSYNC_DIRECT, FIO_PSYNC_BUFFERED]);
         }
         v
     }
 
-    /// Opens this configuration on `file`.
+    /// Opens this pinio configuration on `file`.
     pub fn open(&self, file: &Path) -> pinio::Result<Box<dyn Device>> {
-        let target = Target::parse(&format!("{}:{}", self.backend, file.display()))?;
-        Builder::new(target).direct(self.direct).fixed_buffers(self.fixed_buffers).open()
+        let Engine::Pinio { backend, direct, fixed_buffers } = self.engine else {
+            unreachable!("only pinio contenders are opened as devices")
+        };
+        let target = Target::parse(&format!("{backend}:{}", file.display()))?;
+        Builder::new(target).direct(direct).fixed_buffers(fixed_buffers).open()
     }
+}
+
+fn has_uring() -> bool {
+    pinio::available_backends().contains(&pinio::BackendKind::Uring)
 }
 
 impl fmt::Display for Contender {

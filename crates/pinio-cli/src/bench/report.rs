@@ -58,12 +58,35 @@ impl Results {
         Spread::of(self.samples[w][c].iter().map(f).collect())
     }
 
+    /// For each configuration, `(block size, median of f)` over the workloads
+    /// in direction `dir`, keeping the deepest queue per block size.
+    pub fn lines(&self, dir: pinio::Direction, f: fn(&Sample) -> f64) -> Vec<(String, Vec<(f64, f64)>)> {
+        let mut out = Vec::new();
+        for (ci, c) in self.contenders.iter().enumerate() {
+            let mut best: std::collections::BTreeMap<usize, (usize, f64)> = Default::default();
+            for (wi, w) in self.workloads.iter().enumerate() {
+                if w.dir != dir || self.samples[wi][ci].is_empty() {
+                    continue;
+                }
+                let m = self.spread(wi, ci, f).median;
+                let e = best.entry(w.block).or_insert((w.depth, m));
+                if w.depth >= e.0 {
+                    *e = (w.depth, m);
+                }
+            }
+            if !best.is_empty() {
+                out.push((c.label.to_string(), best.into_iter().map(|(b, (_, m))| (b as f64, m)).collect()));
+            }
+        }
+        out
+    }
+
     /// The human-readable table.
     pub fn table(&self, noise: f64) -> String {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "{:<18} {:<12} {:>22} {:>8} {:>10} {:>10} {:>13} {:>14}",
+            "{:<18} {:<16} {:>22} {:>8} {:>10} {:>10} {:>13} {:>14}",
             "workload", "backend", "IOPS [min-max]", "GB/s", "p50 us", "p99 us", "CPU ns/byte", "CPU-copied B/B"
         );
         let mut noisy = Vec::new();
@@ -74,14 +97,18 @@ impl Results {
                 let p50 = self.spread(wi, ci, |s| s.lat_p50_us);
                 let p99 = self.spread(wi, ci, |s| s.lat_p99_us);
                 let cpu = self.spread(wi, ci, Sample::cpu_ns_per_byte);
-                let copied = self.spread(wi, ci, |s| s.bytes_copied as f64 / s.bytes.max(1) as f64);
+                let copied = if self.samples[wi][ci].iter().all(|s| s.bytes_copied.is_some()) {
+                    format!("{:.2}", self.spread(wi, ci, |s| s.bytes_copied.unwrap_or(0) as f64 / s.bytes.max(1) as f64).median)
+                } else {
+                    "n/a".to_string()
+                };
                 let flag = if iops.noisy(noise) { "*" } else { " " };
                 if iops.noisy(noise) {
                     noisy.push(format!("{w} on {c}"));
                 }
                 let _ = writeln!(
                     t,
-                    "{:<18} {:<12} {:>21}{flag} {:>8.3} {:>10.1} {:>10.1} {:>13.4} {:>14.2}",
+                    "{:<18} {:<16} {:>21}{flag} {:>8.3} {:>10.1} {:>10.1} {:>13.4} {:>14}",
                     w.to_string(),
                     c.label,
                     format!("{} [{}-{}]", human(iops.median), human(iops.min), human(iops.max)),
@@ -89,7 +116,7 @@ impl Results {
                     p50.median,
                     p99.median,
                     cpu.median,
-                    copied.median
+                    copied
                 );
             }
         }

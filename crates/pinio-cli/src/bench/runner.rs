@@ -15,7 +15,8 @@ pub struct Sample {
     pub bytes: u64,
     pub secs: f64,
     pub cpu_secs: f64,
-    pub bytes_copied: u64,
+    /// CPU-copied payload bytes; `None` for peers that cannot tell (fio).
+    pub bytes_copied: Option<u64>,
     pub lat_p50_us: f64,
     pub lat_p99_us: f64,
     pub lat_p999_us: f64,
@@ -149,7 +150,7 @@ pub fn run(dev: &dyn Device, w: &Workload, span: u64, warmup: Duration, dur: Dur
         bytes,
         secs,
         cpu_secs,
-        bytes_copied: copied,
+        bytes_copied: Some(copied),
         lat_p50_us: pct(0.5),
         lat_p99_us: pct(0.99),
         lat_p999_us: pct(0.999),

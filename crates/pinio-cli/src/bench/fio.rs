@@ -1,0 +1,104 @@
+//! fio as a peer: the same workload on the same file, parsed into a [`Sample`].
+
+use super::contender::Engine;
+use super::runner::Sample;
+use super::workload::{Pattern, Workload};
+use crate::CliResult;
+use pinio::Direction;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Whether a usable `fio` is on the PATH.
+pub fn available() -> bool {
+    Command::new("fio").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// The fio command line for `w` with `engine` on `file`.
+pub fn command(engine: &Engine, w: &Workload, file: &Path, size: u64, warmup: Duration, dur: Duration) -> Vec<String> {
+    let Engine::Fio { args, honours_depth } = engine else { unreachable!("fio command of a pinio contender") };
+    let rw = match (w.pattern, w.dir) {
+        (Pattern::Random, Direction::Read) => "randread",
+        (Pattern::Random, Direction::Write) => "randwrite",
+        (Pattern::Sequential, Direction::Read) => "read",
+        (Pattern::Sequential, Direction::Write) => "write",
+    };
+    let mut v: Vec<String> = vec![
+        "--name=pinio-peer".into(),
+        format!("--filename={}", file.display()),
+        format!("--size={size}"),
+        format!("--runtime={}ms", dur.as_millis().max(1)),
+        format!("--ramp_time={}ms", warmup.as_millis()),
+        "--time_based".into(),
+        "--invalidate=0".into(),
+        "--norandommap".into(),
+        "--randrepeat=0".into(),
+        "--numjobs=1".into(),
+        "--output-format=json".into(),
+        format!("--rw={rw}"),
+        format!("--bs={}", w.block),
+        format!("--iodepth={}", if *honours_depth { w.depth } else { 1 }),
+    ];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Runs fio and parses its JSON.
+pub fn run(engine: &Engine, w: &Workload, file: &Path, size: u64, warmup: Duration, dur: Duration) -> CliResult<Sample> {
+    let args = command(engine, w, file, size, warmup, dur);
+    let out = Command::new("fio").args(&args).output().map_err(|e| format!("running fio: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("fio {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()).into());
+    }
+    parse(&out.stdout, w.dir)
+}
+
+/// Parses fio's `--output-format=json` for one job.
+pub fn parse(json: &[u8], dir: Direction) -> CliResult<Sample> {
+    // fio may print notes before the JSON document.
+    let start = json.iter().position(|&b| b == b'{').ok_or("fio printed no JSON")?;
+    let doc: serde_json::Value = serde_json::from_slice(&json[start..])?;
+    let job = &doc["jobs"][0];
+    let side = &job[match dir {
+        Direction::Read => "read",
+        Direction::Write => "write",
+    }];
+    let num = |v: &serde_json::Value, what: &str| v.as_f64().ok_or_else(|| format!("fio JSON lacks {what}"));
+    let ops = num(&side["total_ios"], "total_ios")? as u64;
+    let bytes = num(&side["io_bytes"], "io_bytes")? as u64;
+    let secs = num(&side["runtime"], "runtime")? / 1000.0;
+    let cpu_pct = num(&job["usr_cpu"], "usr_cpu")? + num(&job["sys_cpu"], "sys_cpu")?;
+    let pct = &side["clat_ns"]["percentile"];
+    let p = |k: &str| pct[k].as_f64().unwrap_or(f64::NAN) / 1000.0;
+    if secs <= 0.0 || ops == 0 {
+        return Err("fio reported no IO".into());
+    }
+    Ok(Sample {
+        ops,
+        bytes,
+        secs,
+        cpu_secs: cpu_pct / 100.0 * secs,
+        bytes_copied: None,
+        lat_p50_us: p("50.000000"),
+        lat_p99_us: p("99.000000"),
+        lat_p999_us: p("99.900000"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_fio_job() {
+        let json = br#"note: both iodepth >= 1 and synchronous I/O engine are selected
+{"jobs":[{"usr_cpu":2.5,"sys_cpu":40.0,"read":{"total_ios":1000,"io_bytes":4096000,"runtime":2000,
+ "clat_ns":{"percentile":{"50.000000":120000,"99.000000":300000,"99.900000":900000}}}}]}"#;
+        let s = parse(json, Direction::Read).unwrap();
+        assert_eq!((s.ops, s.bytes), (1000, 4096000));
+        assert!((s.secs - 2.0).abs() < 1e-9 && (s.cpu_secs - 0.85).abs() < 1e-9);
+        assert!((s.lat_p50_us - 120.0).abs() < 1e-9 && s.bytes_copied.is_none());
+        assert!(parse(b"no json here", Direction::Read).is_err());
+        assert!(parse(br#"{"jobs":[{"usr_cpu":1,"sys_cpu":1,"read":{"total_ios":0,"io_bytes":0,"runtime":0}}]}"#, Direction::Read).is_err());
+    }
+}
