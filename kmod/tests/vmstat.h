@@ -8,10 +8,16 @@
 /* nr_foll_pin_acquired - nr_foll_pin_released, or -1 if /proc/vmstat cannot be read. */
 static inline long foll_pin_outstanding(void)
 {
-	FILE *f = fopen("/proc/vmstat", "r");
+	FILE *f = fopen("/proc/sys/vm/stat_refresh", "w");
 	char key[64];
 	long value, acquired = -1, released = -1;
 
+	/* Fold the per-CPU deltas so the counters are exact (root only; best effort). */
+	if (f) {
+		fputs("1\n", f);
+		fclose(f);
+	}
+	f = fopen("/proc/vmstat", "r");
 	if (!f)
 		return -1;
 	while (fscanf(f, "%63s %ld", key, &value) == 2) {
