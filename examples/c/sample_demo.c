@@ -5,7 +5,9 @@
 //
 //   gcc -O2 -Wall -static -o sample_demo examples/c/sample_demo.c && ./sample_demo
 //   -> data is Mohan
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

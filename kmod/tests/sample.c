@@ -2,7 +2,6 @@
 //
 // Guest test of /dev/Sample: the reply lands in place, the page is unpinned, a read-only or
 // unmapped buffer gets EFAULT, a too-short write EINVAL.
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
