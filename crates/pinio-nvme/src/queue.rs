@@ -1,0 +1,414 @@
+//! A pinio [`Queue`] on one NVMe I/O submission/completion queue pair.
+
+use crate::cmd::{CQE_BYTES, Cqe, SQE_BYTES, Sqe, nvm_op};
+use crate::device::{NSID, Shared};
+use crate::dma::DmaMem;
+use crate::error::NvmeError;
+use crate::prp::Prps;
+use crate::ring::{CqRing, SqRing};
+use crate::{CompletionMode, regs};
+use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How long a wait may see no completion at all before the controller is
+/// declared hung.
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What occupies a command slot.
+enum Slot {
+    Free,
+    Io(Op),
+    Flush,
+}
+
+/// A queue of an [`crate::NvmeDevice`]: one NVMe I/O queue pair, created
+/// when the queue is made and deleted when it is dropped.
+///
+/// Command identifiers are slot numbers `0..capacity`; each slot owns one
+/// PRP list page, so building a command never allocates. Dropping the
+/// queue submits what was pushed, waits for every command in flight, then
+/// deletes the queue pair.
+pub struct NvmeQueue {
+    shared: Arc<Shared>,
+    qid: u16,
+    sq_ring: SqRing,
+    cq_ring: CqRing,
+    sq_db: usize,
+    cq_db: usize,
+    slots: Vec<Slot>,
+    free: Vec<u16>,
+    in_flight: usize,
+    unsubmitted: usize,
+    /// Completions collected while waiting for a flush.
+    ready: Vec<Completion>,
+    /// Results of finished flushes by slot.
+    flushed: Vec<(u16, Option<crate::Status>)>,
+    // Memory last: dropped after the queue pair is deleted (in Drop).
+    sq: Option<DmaMem>,
+    cq: Option<DmaMem>,
+    lists: Option<DmaMem>,
+}
+
+impl NvmeQueue {
+    pub(crate) fn new(shared: Arc<Shared>, depth: usize) -> Result<NvmeQueue> {
+        if depth == 0 {
+            return Err(Error::ZeroLength { what: "queue depth" });
+        }
+        let max = shared.ctrl.cap().max_queue_entries.min(u16::MAX as u32) as usize;
+        let entries = (depth + 1).min(max) as u16;
+        let capacity = entries as usize - 1;
+        let page = shared.ctrl.page() as usize;
+        let qid = shared.take_qid()?;
+        // From here on, failures give the qid back.
+        let made = (|| -> Result<(DmaMem, DmaMem, DmaMem)> {
+            let m = &shared.mapper;
+            let c = crate::controller::core_to_nvme;
+            Ok((
+                DmaMem::new(m, entries as usize * SQE_BYTES).map_err(c)?,
+                DmaMem::new(m, entries as usize * CQE_BYTES).map_err(c)?,
+                DmaMem::new(m, capacity * page).map_err(c)?,
+            ))
+        })();
+        let (sq, cq, lists) = match made {
+            Ok(v) => v,
+            Err(e) => {
+                shared.return_qid(qid);
+                return Err(e);
+            }
+        };
+        let irq = shared.mode == CompletionMode::Interrupt;
+        let ctrl = &shared.ctrl;
+        let r = ctrl
+            .admin_cmd(Sqe::create_cq(0, qid, entries, cq.iova(), irq, if irq { qid } else { 0 }), || format!("Create I/O Completion Queue {qid} ({entries} entries)"))
+            .and_then(|_| {
+                ctrl.admin_cmd(Sqe::create_sq(0, qid, entries, sq.iova(), qid), || format!("Create I/O Submission Queue {qid} ({entries} entries)")).inspect_err(|_| {
+                    let _ = ctrl.admin_cmd(Sqe::delete_cq(0, qid), String::new);
+                })
+            });
+        if let Err(e) = r {
+            shared.return_qid(qid);
+            return Err(e.into());
+        }
+        shared.live_queues.fetch_add(1, Ordering::AcqRel);
+        let dstrd = ctrl.cap().dstrd;
+        Ok(NvmeQueue {
+            qid,
+            sq_ring: SqRing::new(entries),
+            cq_ring: CqRing::new(entries),
+            sq_db: regs::sq_tail_doorbell(qid, dstrd),
+            cq_db: regs::cq_head_doorbell(qid, dstrd),
+            slots: (0..capacity).map(|_| Slot::Free).collect(),
+            free: (0..capacity as u16).rev().collect(),
+            in_flight: 0,
+            unsubmitted: 0,
+            ready: Vec::new(),
+            flushed: Vec::new(),
+            sq: Some(sq),
+            cq: Some(cq),
+            lists: Some(lists),
+            shared,
+        })
+    }
+
+    /// The NVMe queue pair id.
+    pub fn qid(&self) -> u16 {
+        self.qid
+    }
+
+    fn page(&self) -> u64 {
+        self.shared.ctrl.page()
+    }
+
+    /// Builds the command of `op` into a free slot and the submission
+    /// queue, after the checks (without the device bounds check when
+    /// `in_bounds` is false).
+    fn push_inner(&mut self, op: Op, in_bounds: bool) -> Result<(), Rejected> {
+        let checked = if in_bounds {
+            self.shared.caps.check(self.shared.id, &op)
+        } else {
+            let mut caps = self.shared.caps.clone();
+            caps.device_size = u64::MAX;
+            caps.check(self.shared.id, &op)
+        };
+        if let Err(error) = checked {
+            return Err(Rejected { error, op });
+        }
+        if self.in_flight >= self.slots.len() || self.sq_ring.is_full() {
+            return Err(Rejected { error: Error::QueueFull { capacity: self.slots.len() }, op });
+        }
+        let prps = match Prps::new(op.slice.device_addr(), op.slice.len() as u64, self.page()) {
+            Ok(p) => p,
+            Err(e) => {
+                let error = Error::Unsupported { what: format!("this transfer ({e})"), hint: "keep transfers within Capabilities::max_transfer".into() };
+                return Err(Rejected { error, op });
+            }
+        };
+        let slot = self.free.pop().expect("a free slot exists while in_flight < capacity");
+        let list_off = slot as usize * self.page() as usize;
+        for (i, entry) in prps.list_entries(self.page()).enumerate() {
+            self.lists.as_ref().expect("lists live until drop").write64(list_off + 8 * i, entry);
+        }
+        let bs = self.shared.ns.block_size as u64;
+        let opcode = match op.dir {
+            Direction::Read => nvm_op::READ,
+            Direction::Write => nvm_op::WRITE,
+        };
+        let blocks = (op.slice.len() as u64 / bs) as u32;
+        let list_iova = self.lists.as_ref().expect("lists live until drop").iova() + list_off as u64;
+        let sqe = Sqe::rw(opcode, slot, NSID, op.dev_offset / bs, blocks, prps.prp1, prps.prp2_field(list_iova));
+        self.write_command(&sqe);
+        self.slots[slot as usize] = Slot::Io(op);
+        Ok(())
+    }
+
+    fn write_command(&mut self, sqe: &Sqe) {
+        let pos = self.sq_ring.push().expect("checked not full");
+        self.sq.as_ref().expect("rings live until drop").write_sqe(pos, sqe);
+        self.in_flight += 1;
+        self.unsubmitted += 1;
+    }
+
+    /// Pushes `op` without the bounds check of the device address space,
+    /// so the controller itself judges the LBA (for tests of the
+    /// controller's "LBA Out of Range" status).
+    #[cfg(feature = "raw-io")]
+    pub fn push_unchecked(&mut self, op: Op) -> Result<(), Rejected> {
+        self.push_inner(op, false)
+    }
+
+    /// Reaps every new completion entry; returns how many.
+    fn reap(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+        let mut n = 0;
+        let mut bad_cid = None;
+        loop {
+            let cq = self.cq.as_ref().expect("rings live until drop");
+            let head = self.cq_ring.head();
+            if !self.cq_ring.is_new(cq.cqe_phase(head)) {
+                break;
+            }
+            let cqe = cq.read_cqe(head);
+            self.cq_ring.advance();
+            self.sq_ring.set_head(cqe.sq_head);
+            match self.finish(&cqe) {
+                Some(Some(c)) => {
+                    out.push(c);
+                    n += 1;
+                }
+                Some(None) => {}
+                None => bad_cid = Some(cqe.cid),
+            }
+        }
+        if n > 0 || bad_cid.is_some() || !self.flushed.is_empty() {
+            self.shared.ctrl.doorbell(self.cq_db, self.cq_ring.head());
+        }
+        match bad_cid {
+            Some(cid) => Err(Error::Unsupported {
+                what: format!("a completion for command identifier {cid} of queue pair {}, which has no such command in flight", self.qid),
+                hint: "the controller misbehaves; reopen the device".into(),
+            }),
+            None => Ok(n),
+        }
+    }
+
+    /// Frees the slot of `cqe`: `Some(Some(c))` for an I/O, `Some(None)` for
+    /// a flush, `None` for an unknown command identifier.
+    fn finish(&mut self, cqe: &Cqe) -> Option<Option<Completion>> {
+        let slot = self.slots.get_mut(cqe.cid as usize)?;
+        let taken = std::mem::replace(slot, Slot::Free);
+        let op = match taken {
+            Slot::Free => return None,
+            Slot::Flush => {
+                self.flushed.push((cqe.cid, cqe.status));
+                self.free.push(cqe.cid);
+                self.in_flight -= 1;
+                return Some(None);
+            }
+            Slot::Io(op) => op,
+        };
+        self.free.push(cqe.cid);
+        self.in_flight -= 1;
+        let stats = &self.shared.stats;
+        let len = op.slice.len();
+        let result = match cqe.status {
+            None => {
+                match op.dir {
+                    Direction::Read => stats.read(len as u64),
+                    Direction::Write => stats.written(len as u64),
+                }
+                Ok(len)
+            }
+            Some(status) => {
+                stats.failed();
+                let bs = self.shared.ns.block_size as u64;
+                let verb = if op.dir == Direction::Read { "read" } else { "write" };
+                let command = format!("{verb} of {} block(s) at LBA {:#x} of namespace {NSID}", len as u64 / bs, op.dev_offset / bs);
+                Err(NvmeError::Command { command, status }.into())
+            }
+        };
+        Some(Some(Completion::of(op, result)))
+    }
+
+    /// Blocks until the completion queue may have something new: sleeps
+    /// on the MSI-X eventfd, or spins (yielding) when polling.
+    fn wait_for_event(&self) -> Result<()> {
+        match self.shared.mode {
+            CompletionMode::Poll => {
+                std::thread::yield_now();
+                Ok(())
+            }
+            CompletionMode::Interrupt => {
+                let fd = &self.shared.irqs[self.qid as usize];
+                let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd on our stack; the result is checked.
+                let r = unsafe { libc::poll(&mut pfd, 1, 100) };
+                if r < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EINTR) {
+                        return Err(Error::io("poll on the MSI-X eventfd", e));
+                    }
+                }
+                // Clear the counter; the queue is read right after.
+                let _ = fd.read();
+                Ok(())
+            }
+        }
+    }
+
+    /// Issues a Flush of namespace 1 and waits for it. Completions of other
+    /// operations that arrive meanwhile are kept for the next
+    /// [`Queue::poll`] or [`Queue::wait`].
+    pub fn flush(&mut self) -> Result<()> {
+        if self.in_flight >= self.slots.len() || self.sq_ring.is_full() {
+            return Err(Error::QueueFull { capacity: self.slots.len() });
+        }
+        let slot = self.free.pop().expect("a free slot exists while in_flight < capacity");
+        self.write_command(&Sqe::flush(slot, NSID));
+        self.slots[slot as usize] = Slot::Flush;
+        self.submit()?;
+        let mut last = Instant::now();
+        loop {
+            let mut out = std::mem::take(&mut self.ready);
+            let got = self.reap(&mut out);
+            self.ready = out;
+            if got? > 0 {
+                last = Instant::now();
+            }
+            if let Some(i) = self.flushed.iter().position(|&(s, _)| s == slot) {
+                let (_, status) = self.flushed.swap_remove(i);
+                return match status {
+                    None => Ok(()),
+                    Some(status) => Err(NvmeError::Command { command: format!("flush of namespace {NSID}"), status }.into()),
+                };
+            }
+            self.check_hung(last)?;
+            self.wait_for_event()?;
+        }
+    }
+
+    fn check_hung(&self, last: Instant) -> Result<()> {
+        if last.elapsed() > IO_TIMEOUT {
+            let csts = self.shared.ctrl.read32(regs::CSTS);
+            let e = NvmeError::Timeout { bdf: self.shared.ctrl.bdf().to_string(), what: "complete any I/O command", ms: IO_TIMEOUT.as_millis() as u64, csts };
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl Queue for NvmeQueue {
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight + self.ready.len()
+    }
+
+    fn push(&mut self, op: Op) -> Result<(), Rejected> {
+        self.push_inner(op, true)
+    }
+
+    fn submit(&mut self) -> Result<usize> {
+        let n = self.unsubmitted;
+        if n > 0 {
+            self.shared.ctrl.doorbell(self.sq_db, self.sq_ring.tail());
+            self.unsubmitted = 0;
+        }
+        Ok(n)
+    }
+
+    fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+        let kept = self.ready.len();
+        out.append(&mut self.ready);
+        Ok(kept + self.reap(out)?)
+    }
+
+    fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
+        self.submit()?;
+        let target = min.min(self.in_flight());
+        let mut got = self.poll(out)?;
+        let mut last = Instant::now();
+        while got < target {
+            self.wait_for_event()?;
+            let n = self.poll(out)?;
+            if n > 0 {
+                last = Instant::now();
+            }
+            got += n;
+            self.check_hung(last)?;
+        }
+        Ok(got)
+    }
+
+    fn event_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self.shared.mode {
+            // SAFETY: the eventfd lives in `shared`, which outlives the borrow of `self`.
+            CompletionMode::Interrupt => Some(unsafe { BorrowedFd::borrow_raw(self.shared.irqs[self.qid as usize].as_raw_fd()) }),
+            CompletionMode::Poll => None,
+        }
+    }
+}
+
+impl Drop for NvmeQueue {
+    fn drop(&mut self) {
+        let _ = self.submit();
+        let mut sink = Vec::new();
+        let mut last = Instant::now();
+        let mut hung = false;
+        while self.in_flight > 0 {
+            match self.reap(&mut sink) {
+                Ok(n) if n > 0 => last = Instant::now(),
+                _ => {}
+            }
+            sink.clear();
+            self.flushed.clear();
+            if self.in_flight == 0 {
+                break;
+            }
+            if self.check_hung(last).is_err() || self.wait_for_event().is_err() {
+                hung = true;
+                break;
+            }
+        }
+        let ctrl = &self.shared.ctrl;
+        let deleted = !hung
+            && ctrl.admin_cmd(Sqe::delete_sq(0, self.qid), String::new).is_ok()
+            && ctrl.admin_cmd(Sqe::delete_cq(0, self.qid), String::new).is_ok();
+        if deleted {
+            self.shared.return_qid(self.qid);
+        } else {
+            // The controller may still use the rings and the slots' memory:
+            // never free them (the queue pair id stays taken too).
+            for s in self.slots.drain(..) {
+                std::mem::forget(s);
+            }
+            std::mem::forget(self.sq.take());
+            std::mem::forget(self.cq.take());
+            std::mem::forget(self.lists.take());
+        }
+        self.shared.live_queues.fetch_sub(1, Ordering::AcqRel);
+    }
+}
