@@ -17,10 +17,10 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = std::env::args().nth(1).unwrap_or_else(|| "copy:pinio-echo.dat".into());
-    if let Some(path) = spec.strip_prefix("copy:").or_else(|| spec.strip_prefix("uring:")) {
-        if !std::path::Path::new(path).exists() {
-            std::fs::write(path, vec![0u8; 1 << 20])?; // a 1 MiB device address space
-        }
+    if let Some(path) = spec.strip_prefix("copy:").or_else(|| spec.strip_prefix("uring:"))
+        && !std::path::Path::new(path).exists()
+    {
+        std::fs::write(path, vec![0u8; 1 << 20])?; // a 1 MiB device address space
     }
     // 1. Open the device. Capabilities say what it needs of us.
     let dev = pinio::open(&spec)?;
