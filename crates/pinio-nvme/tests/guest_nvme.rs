@@ -1,0 +1,500 @@
+//! The userspace NVMe driver on QEMU's emulated controller, in the guest
+//! (`cargo xtask test`). Every test takes the controller from the kernel's
+//! nvme driver, saves the bytes it is about to overwrite, restores them,
+//! and hands the controller back, so /dev/nvme0n1 (an ext4 scratch disk)
+//! is as it was for whatever runs next.
+
+use pinio_core::{Completion, Device, Error, Op, Queue, conformance};
+use pinio_nvme::{CompletionMode, NvmeDevice, NvmeError, NvmeOptions, release_to_kernel};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const TAKE_POLL: NvmeOptions = NvmeOptions { take_from_driver: true, completion: CompletionMode::Poll, io_queues: 8, admin_timeout_ms: 20_000 };
+const TAKE_IRQ: NvmeOptions = NvmeOptions { completion: CompletionMode::Interrupt, ..TAKE_POLL };
+
+fn nvme_addr() -> String {
+    assert_eq!(std::env::var("PINIO_GUEST").as_deref(), Ok("1"), "guest tests run in the QEMU guest: cargo xtask test");
+    let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
+        .expect("sysfs")
+        .filter_map(|e| e.ok())
+        .filter(|e| std::fs::read_to_string(e.path().join("class")).is_ok_and(|c| c.trim() == "0x010802"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    found.into_iter().next().expect("no NVMe controller (class 0x010802) on the guest's PCI bus")
+}
+
+fn driver_of(bdf: &str) -> Option<String> {
+    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf).join("driver")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+}
+
+/// One controller, one test at a time.
+fn lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hands the controller back to the kernel and waits until nvme has it.
+fn give_back(bdf: &str) {
+    release_to_kernel(bdf).unwrap_or_else(|e| panic!("handing {bdf} back to the kernel: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while driver_of(bdf).as_deref() != Some("nvme") {
+        assert!(Instant::now() < deadline, "{bdf} did not rebind to nvme (driver now {:?})", driver_of(bdf));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The controller, taken for one test; saved ranges are written back and
+/// the controller returned to the kernel when this is dropped.
+struct Taken {
+    dev: Option<NvmeDevice>,
+    bdf: String,
+    saved: Vec<(u64, Vec<u8>)>,
+    _guard: MutexGuard<'static, ()>,
+}
+
+impl Taken {
+    fn new(opts: NvmeOptions) -> Taken {
+        let guard = lock();
+        let bdf = nvme_addr();
+        let dev = NvmeDevice::open(&bdf, opts).unwrap_or_else(|e| panic!("opening {bdf}: {e}"));
+        Taken { dev: Some(dev), bdf, saved: Vec::new(), _guard: guard }
+    }
+
+    fn dev(&self) -> &NvmeDevice {
+        self.dev.as_ref().expect("open until drop")
+    }
+
+    /// Reads and keeps `[off, off + len)` so that drop restores it.
+    fn save(&mut self, off: u64, len: u64) {
+        let data = read_bytes(self.dev(), off, len);
+        self.saved.push((off, data));
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if let Some(dev) = self.dev.take() {
+            for (off, data) in self.saved.drain(..).rev() {
+                write_bytes(&dev, off, &data);
+            }
+            dev.flush().expect("flush after restoring");
+            drop(dev);
+        }
+        if !std::thread::panicking() {
+            give_back(&self.bdf);
+        } else {
+            let _ = release_to_kernel(&self.bdf);
+        }
+    }
+}
+
+/// Reads `len` bytes at `off` through the driver, in max-transfer chunks.
+fn read_bytes(dev: &NvmeDevice, off: u64, len: u64) -> Vec<u8> {
+    let max = dev.capabilities().max_transfer;
+    let region = dev.alloc(max as usize).expect("alloc");
+    let mut q = dev.queue(1).expect("queue");
+    let mut out = Vec::with_capacity(len as usize);
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(max);
+        let s = region.slice(0, n as usize).expect("slice");
+        let (_, s) = q.read_at(s, off + at).unwrap_or_else(|e| panic!("read {n} at {:#x}: {e}", off + at));
+        out.extend_from_slice(&s);
+        at += n;
+    }
+    out
+}
+
+fn write_bytes(dev: &NvmeDevice, off: u64, data: &[u8]) {
+    let max = dev.capabilities().max_transfer as usize;
+    let region = dev.alloc(max).expect("alloc");
+    let mut q = dev.queue(1).expect("queue");
+    for (i, chunk) in data.chunks(max).enumerate() {
+        let mut s = region.slice(0, chunk.len()).expect("slice");
+        s.copy_from_slice(chunk);
+        let at = off + (i * max) as u64;
+        q.write_at(s, at).unwrap_or_else(|e| panic!("write {} at {at:#x}: {e}", chunk.len()));
+    }
+}
+
+/// The last `len` bytes of the namespace: the scratch window of the
+/// conformance runs.
+fn tail_window(dev: &NvmeDevice, len: u64) -> (u64, u64) {
+    (dev.capabilities().device_size - len, len)
+}
+
+#[test]
+fn refuses_the_kernel_drivers_disk_unless_told_to_take_it() {
+    let _g = lock();
+    let bdf = nvme_addr();
+    if driver_of(&bdf).as_deref() != Some("nvme") {
+        give_back(&bdf);
+    }
+    let e = NvmeDevice::open(&bdf, NvmeOptions::default()).expect_err("a disk bound to nvme must be refused");
+    let s = e.to_string();
+    assert!(s.contains("\"nvme\"") && s.contains("take_from_driver"), "{s}");
+    assert_eq!(driver_of(&bdf).as_deref(), Some("nvme"), "left bound");
+    let e = NvmeDevice::open("nvme:0000:00:1f.7", TAKE_POLL).expect_err("no such device");
+    assert!(e.to_string().contains("0000:00:1f.7"), "{e}");
+}
+
+fn kernel_namespace_sectors(bdf: &str) -> Option<u64> {
+    let ctrl_dir = Path::new("/sys/bus/pci/devices").join(bdf).join("nvme");
+    for c in std::fs::read_dir(ctrl_dir).ok()?.flatten() {
+        for n in std::fs::read_dir(c.path()).ok()?.flatten() {
+            let name = n.file_name().to_string_lossy().into_owned();
+            if name.starts_with("nvme") && name.ends_with("n1") {
+                return std::fs::read_to_string(n.path().join("size")).ok()?.trim().parse().ok();
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn brings_up_and_identifies_namespace_1() {
+    let blocks_from_kernel = {
+        let _g = lock();
+        let bdf = nvme_addr();
+        if driver_of(&bdf).as_deref() != Some("nvme") {
+            give_back(&bdf);
+        }
+        // The kernel's view of the same namespace, in 512-byte sectors:
+        // /sys/bus/pci/devices/BDF/nvme/nvmeX/nvmeXn1/size.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = kernel_namespace_sectors(&bdf) {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the kernel never showed namespace 1 of {bdf}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let t = Taken::new(TAKE_POLL);
+    let dev = t.dev();
+    let caps = dev.capabilities();
+    eprintln!("{}", dev.describe());
+    eprintln!("{caps:?}");
+    assert_eq!(caps.device_size, blocks_from_kernel * 512, "namespace size agrees with the kernel's");
+    assert_eq!(caps.offset_align, dev.block_size() as u64);
+    assert_eq!(caps.len_align, dev.block_size() as u64);
+    assert_eq!(caps.mem_align, 4);
+    assert!(caps.max_transfer >= dev.block_size() as u64 && caps.max_transfer.is_multiple_of(dev.block_size() as u64));
+    assert!(!caps.cpu_copies && caps.pins_memory);
+    let (major, minor, _) = dev.version();
+    assert!((major, minor) >= (1, 0), "version {major}.{minor}");
+    assert_eq!(dev.cap().max_queue_entries, 2048, "QEMU's MQES");
+    assert_eq!(dev.controller_info().vid, 0x1b36);
+    assert!(dev.queue_pairs() >= 1);
+    assert!(dev.describe().starts_with("nvme:"));
+}
+
+#[test]
+fn integrity_at_random_lbas_from_one_block_to_the_max_transfer() {
+    for opts in [TAKE_POLL, TAKE_IRQ] {
+        let mut t = Taken::new(opts);
+        let (bs, size, max) = {
+            let c = t.dev().capabilities();
+            (c.len_align, c.device_size, c.max_transfer)
+        };
+        let mut rng = StdRng::seed_from_u64(0x6e766d65);
+        // Sizes: one block, a page, odd block counts, the max transfer.
+        let mut lens = vec![bs, 4096, 3 * bs, 4096 + bs, 65536 - bs, max];
+        for _ in 0..10 {
+            lens.push(rng.random_range(1..=max / bs) * bs);
+        }
+        let mut plan = Vec::new();
+        for (i, &len) in lens.iter().enumerate() {
+            let off = rng.random_range(0..=(size - len) / bs) * bs;
+            // Memory offsets: 0, a dword, odd dwords.
+            let mem_off = [0usize, 4, 508, 4092, 1 << 12, 2052][i % 6];
+            plan.push((off, len, mem_off));
+        }
+        // Overlapping ranges would make the expected bytes depend on order;
+        // keep them disjoint.
+        plan.sort_by_key(|p| p.0);
+        plan.dedup_by(|b, a| b.0 < a.0 + a.1);
+        for &(off, len, _) in &plan {
+            t.save(off, len);
+        }
+        let dev = t.dev();
+        let mut q = dev.queue(16).unwrap();
+        let mut expected = Vec::new();
+        for (i, &(off, len, mem_off)) in plan.iter().enumerate() {
+            let region = dev.alloc(mem_off + len as usize).unwrap();
+            let mut s = region.slice(mem_off, len as usize).unwrap();
+            let data = conformance::pattern(i as u64 + 1, len as usize);
+            s.copy_from_slice(&data);
+            q.push(Op::write(s, off, i as u64)).unwrap_or_else(|r| panic!("write {len} at {off:#x}: {}", r.error));
+            expected.push((off, len, mem_off, data, region));
+        }
+        let mut done = Vec::new();
+        while q.in_flight() > 0 {
+            q.wait(1, &mut done).unwrap();
+        }
+        for c in &done {
+            assert!(c.result.is_ok(), "write tag {}: {:?}", c.tag, c.result);
+        }
+        drop(done);
+        for (i, (off, len, mem_off, data, _)) in expected.iter().enumerate() {
+            // Read into a fresh region at another memory offset.
+            let mo = (mem_off + 4) % 4096;
+            let region = dev.alloc(mo + *len as usize).unwrap();
+            let s = region.slice(mo, *len as usize).unwrap();
+            let (n, s) = q.read_at(s, *off).unwrap_or_else(|e| panic!("read back {len} at {off:#x}: {e}"));
+            assert_eq!(n as u64, *len);
+            if let Some(b) = (0..data.len()).find(|&b| s[b] != data[b]) {
+                panic!("range {i} ({len} bytes at {off:#x}, memory offset {mem_off}): first difference at byte {b}");
+            }
+        }
+        let st = dev.stats();
+        assert!(st.bytes_written >= plan.iter().map(|p| p.1).sum::<u64>() && st.bytes_copied == 0, "{st}");
+    }
+}
+
+#[test]
+fn prp_boundary_cases() {
+    let mut t = Taken::new(TAKE_POLL);
+    let (base, span) = tail_window(t.dev(), 4 << 20);
+    t.save(base, span);
+    let dev = t.dev();
+    let bs = dev.block_size() as usize;
+    let page = 4096usize;
+    let max = dev.capabilities().max_transfer as usize;
+    // (memory offset, length): exactly one page; one page plus one block
+    // (the "plus one byte" of a byte-granular device is one block here);
+    // crossing pages at odd dword offsets; two pages (PRP2 is a page);
+    // three pieces (PRP2 is a list); the max transfer at the worst offset.
+    let cases = [
+        (0, page),
+        (0, page + bs),
+        (4, page),
+        (page - 4, bs),
+        (2052, 2 * page),
+        (0, 2 * page),
+        (12, 2 * page + bs),
+        (page - 4, max),
+        (0, max),
+        (3 * page + 500, 5 * bs),
+    ];
+    let mut q = dev.queue(4).unwrap();
+    for (i, &(mem_off, len)) in cases.iter().enumerate() {
+        let dev_off = base + (i as u64 * 8192) % (span - max as u64);
+        let dev_off = dev_off - dev_off % bs as u64;
+        let region = dev.alloc(mem_off + len + page).unwrap();
+        // Guard bytes around the slice must stay untouched by reads.
+        let mut all = region.slice_all().unwrap();
+        all.fill(0xee);
+        drop(all);
+        let mut w = region.slice(mem_off, len).unwrap();
+        let data = conformance::pattern(100 + i as u64, len);
+        w.copy_from_slice(&data);
+        let (_, w) = q.write_at(w, dev_off).unwrap_or_else(|e| panic!("case {i} write: {e}"));
+        drop(w);
+        let mut r = region.slice(mem_off, len).unwrap();
+        r.fill(0);
+        let (_, r) = q.read_at(r, dev_off).unwrap_or_else(|e| panic!("case {i} read: {e}"));
+        assert!(r[..] == data[..], "case {i} (memory offset {mem_off}, {len} bytes): data differs");
+        drop(r);
+        let all = region.slice_all().unwrap();
+        assert!(all[..mem_off].iter().all(|&b| b == 0xee), "case {i}: bytes before the slice were written");
+        assert!(all[mem_off + len..].iter().all(|&b| b == 0xee), "case {i}: bytes after the slice were written");
+    }
+}
+
+#[test]
+fn out_of_range_lba_and_misaligned_requests_get_typed_errors() {
+    let t = Taken::new(TAKE_POLL);
+    let dev = t.dev();
+    let caps = dev.capabilities().clone();
+    let bs = caps.len_align as usize;
+    let region = dev.alloc(4 * 4096).unwrap();
+    let mut q = dev.nvme_queue(4).unwrap();
+    // Refused before reaching the device.
+    let s = region.slice(0, bs).unwrap();
+    let r = q.push(Op::read(s, caps.device_size, 0)).expect_err("past the end");
+    assert!(matches!(r.error, Error::OutOfBounds { .. }), "{}", r.error);
+    let r = q.push(Op::read(r.op.slice, 1, 0)).expect_err("misaligned offset");
+    assert!(matches!(r.error, Error::Misaligned { what: "device offset", .. }), "{}", r.error);
+    drop(r);
+    let s = region.slice(0, bs - 1).unwrap();
+    let r = q.push(Op::read(s, 0, 0)).expect_err("misaligned length");
+    assert!(matches!(r.error, Error::Misaligned { what: "length", .. }), "{}", r.error);
+    assert!(r.error.to_string().contains(&bs.to_string()), "{}", r.error);
+    drop(r);
+    let s = region.slice(2, bs).unwrap();
+    let r = q.push(Op::read(s, 0, 0)).expect_err("address not dword aligned");
+    assert!(matches!(r.error, Error::Misaligned { what: "buffer address", required: 4, .. }), "{}", r.error);
+    drop(r);
+    let s = region.slice(0, 4 * 4096).unwrap();
+    if caps.max_transfer < 4 * 4096 {
+        let r = q.push(Op::read(s, 0, 0)).expect_err("too large");
+        assert!(matches!(r.error, Error::TooLarge { .. }));
+    }
+    // Past the end, sent anyway: the controller's own status comes back named.
+    let s = region.slice(0, bs).unwrap();
+    q.push_unchecked(Op::read(s, caps.device_size, 7)).unwrap_or_else(|r| panic!("{}", r.error));
+    let mut out = Vec::new();
+    q.wait(1, &mut out).unwrap();
+    let c = out.pop().unwrap();
+    assert_eq!(c.tag, 7);
+    let e = c.result.expect_err("the controller must refuse an LBA past the namespace");
+    let status = NvmeError::status(&e).unwrap_or_else(|| panic!("not a status error: {e}"));
+    assert_eq!(status.name(), "LBA Out of Range", "{e}");
+    assert!(e.to_string().contains("LBA Out of Range"), "{e}");
+    assert_eq!(dev.stats().errors, 1);
+    // The queue still works afterwards.
+    let (_, _) = q.read_at(c.slice, 0).unwrap();
+}
+
+#[test]
+fn queue_full_back_pressure() {
+    let t = Taken::new(TAKE_IRQ);
+    let dev = t.dev();
+    let bs = dev.block_size() as usize;
+    let region = dev.alloc(64 * 4096).unwrap();
+    let mut q = dev.queue(4).unwrap();
+    assert_eq!(q.capacity(), 4);
+    let mut next = 0usize;
+    let mut slice = || {
+        next += 1;
+        region.slice(next * 4096, bs).unwrap()
+    };
+    for i in 0..4 {
+        q.push(Op::read(slice(), (i * bs) as u64, i as u64)).unwrap();
+    }
+    let r = q.push(Op::read(slice(), 0, 99)).expect_err("a fifth op in a queue of 4");
+    assert!(matches!(r.error, Error::QueueFull { capacity: 4 }), "{}", r.error);
+    let held = r.op.slice;
+    assert_eq!(q.submit().unwrap(), 4);
+    let mut out: Vec<Completion> = Vec::new();
+    q.wait(1, &mut out).unwrap();
+    assert!(!out.is_empty());
+    q.push(Op::read(held, 0, 4)).unwrap_or_else(|r| panic!("room after a completion: {}", r.error));
+    // Keep a queue of 4 full for a while: many more ops than slots, each
+    // completion making room for the next.
+    let (mut issued, mut completed) = (5, 0);
+    loop {
+        for c in out.drain(..) {
+            assert!(c.result.is_ok(), "{:?}", c.result);
+            completed += 1;
+            if issued < 200 {
+                q.push(Op::read(c.slice, ((issued % 64) * bs) as u64, issued as u64)).unwrap_or_else(|r| panic!("{}", r.error));
+                issued += 1;
+            }
+        }
+        if q.in_flight() == 0 {
+            break;
+        }
+        q.wait(1, &mut out).unwrap();
+    }
+    assert_eq!((issued, completed), (200, 200));
+    // A depth beyond what the controller allows is capped, not refused.
+    let big = dev.queue(100_000).unwrap();
+    assert_eq!(big.capacity(), 2047);
+}
+
+#[test]
+fn reset_while_idle_keeps_the_data_and_the_device_usable() {
+    let mut t = Taken::new(TAKE_POLL);
+    let (base, _) = tail_window(t.dev(), 1 << 20);
+    t.save(base, 65536);
+    let dev = t.dev();
+    let region = dev.alloc(65536).unwrap();
+    let mut q = dev.nvme_queue(2).unwrap();
+    let mut s = region.slice_all().unwrap();
+    let data = conformance::pattern(77, 65536);
+    s.copy_from_slice(&data);
+    let (_, s) = q.write_at(s, base).unwrap();
+    q.flush().unwrap();
+    let e = dev.reset().expect_err("reset with a queue alive");
+    assert!(matches!(NvmeError::find(&e), Some(NvmeError::QueuesAlive { queues: 1 })), "{e}");
+    drop(q);
+    dev.reset().unwrap_or_else(|e| panic!("reset: {e}"));
+    let mut q = dev.queue(2).unwrap();
+    let mut s = s;
+    s.fill(0);
+    let (_, s) = q.read_at(s, base).unwrap();
+    assert!(s[..] == data[..], "data survives the reset");
+    // And again, twice in a row.
+    drop(q);
+    dev.reset().unwrap();
+    dev.reset().unwrap();
+    let mut q = dev.queue(2).unwrap();
+    q.read_at(s, base).unwrap();
+}
+
+#[test]
+fn conformance_in_both_completion_modes() {
+    for opts in [TAKE_POLL, TAKE_IRQ] {
+        let mut t = Taken::new(opts);
+        let window = tail_window(t.dev(), 24 << 20);
+        t.save(window.0, window.1);
+        let dev = t.dev();
+        let plan = conformance::Plan { window, ..Default::default() };
+        let r = conformance::round_trips(dev, &plan).unwrap_or_else(|e| panic!("{:?}: {e}", opts.completion));
+        assert!(r.sizes >= 7, "{r:?}");
+        conformance::bad_inputs(dev).unwrap_or_else(|e| panic!("{e}"));
+        // Two threads, two queue pairs, disjoint halves of the window.
+        let half = window.1 / 2;
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..2u64)
+                .map(|i| {
+                    let plan = conformance::Plan { sizes: vec![512, 4096, 65536, 1 << 20], seed: 50 + i, depth: 8, window: (window.0 + i * half, half), unaligned: true };
+                    s.spawn(move || conformance::round_trips(dev, &plan))
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
+            }
+        });
+        let tmp = std::env::temp_dir().join(format!("pinio-nvme-foreign-{}", std::process::id()));
+        std::fs::write(&tmp, vec![0u8; 65536]).unwrap();
+        let other = pinio_copy::CopyDevice::open(&tmp, Default::default()).unwrap();
+        conformance::foreign_region(dev, &other).unwrap_or_else(|e| panic!("{e}"));
+        conformance::foreign_region(&other, dev).unwrap_or_else(|e| panic!("{e}"));
+        drop(other);
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
+#[test]
+fn msix_completions_wake_the_queues_eventfd() {
+    let t = Taken::new(TAKE_IRQ);
+    let dev = t.dev();
+    let region = dev.alloc(4096).unwrap();
+    let mut q = dev.queue(2).unwrap();
+    let fd = q.event_fd().expect("interrupt mode has an eventfd").as_raw_fd();
+    q.push(Op::read(region.slice_all().unwrap(), 0, 1)).unwrap();
+    q.submit().unwrap();
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd on the stack.
+    let n = unsafe { libc::poll(&mut pfd, 1, 20_000) };
+    assert_eq!(n, 1, "no MSI-X interrupt within 20 s");
+    let mut out = Vec::new();
+    q.wait(1, &mut out).unwrap();
+    assert!(out[0].result.is_ok());
+    // Poll mode has none.
+    drop((q, out, region, t));
+    let t = Taken::new(TAKE_POLL);
+    assert!(t.dev().queue(1).unwrap().event_fd().is_none());
+}
+
+#[test]
+fn many_queue_pairs_and_flush() {
+    let t = Taken::new(TAKE_IRQ);
+    let dev = t.dev();
+    let n = dev.queue_pairs() as usize;
+    let qs: Vec<_> = (0..n).map(|_| dev.queue(2).unwrap()).collect();
+    let e = dev.queue(2).err().expect("one queue more than the pairs granted");
+    assert!(matches!(NvmeError::find(&e), Some(NvmeError::NoQueuePair { .. })), "{e}");
+    drop(qs);
+    let mut q = dev.nvme_queue(4).unwrap();
+    q.flush().unwrap();
+    drop(q);
+    dev.flush().unwrap();
+}
