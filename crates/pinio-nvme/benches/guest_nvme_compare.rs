@@ -1,0 +1,226 @@
+//! The same emulated NVMe disk, one boot, three paths (`cargo xtask vm
+//! bench`, or `cargo xtask vm run -- <this binary>`):
+//!
+//! 1. the kernel's nvme driver with pinio's io_uring backend (O_DIRECT,
+//!    fixed buffers) on the namespace's block device;
+//! 2. the kernel's nvme driver with pinio's copy backend (pread through a
+//!    bounce buffer, O_DIRECT so that the page cache does not answer);
+//! 3. pinio's userspace NVMe driver (polled, then MSI-X completions),
+//!    after taking the controller from the kernel.
+//!
+//! Random 4 KiB reads (non-destructive: the disk carries the guest's ext4
+//! scratch file system) at queue depth 1 and 32, each run for a fixed time,
+//! repeated and interleaved within each phase; IOPS and CPU time per IO
+//! (getrusage, user + system, whole process). Results go to
+//! `$PINIO_BENCH_OUT` as JSON (and a table to stdout). The controller is
+//! handed back to the kernel at the end.
+
+use pinio_core::{Completion, Device, Op};
+use pinio_nvme::{CompletionMode, NvmeDevice, NvmeOptions};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const IO: usize = 4096;
+const DEPTHS: [usize; 2] = [1, 32];
+
+fn secs_per_run() -> f64 {
+    std::env::var("PINIO_NVME_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0)
+}
+
+fn repeats() -> usize {
+    std::env::var("PINIO_NVME_BENCH_REPEATS").ok().and_then(|s| s.parse().ok()).unwrap_or(3)
+}
+
+/// CPU seconds (user, system) of the whole process so far.
+fn cpu() -> (f64, f64) {
+    // SAFETY: getrusage fills the struct we pass; zeroed is a valid rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to our own struct.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    ops: u64,
+    wall: f64,
+    user: f64,
+    sys: f64,
+}
+
+impl Sample {
+    fn iops(&self) -> f64 {
+        self.ops as f64 / self.wall
+    }
+    fn cpu_us_per_io(&self) -> f64 {
+        (self.user + self.sys) / self.ops as f64 * 1e6
+    }
+}
+
+/// Random 4 KiB reads at depth `qd` for `secs` seconds.
+fn run(dev: &dyn Device, qd: usize, secs: f64, seed: u64) -> Result<Sample, String> {
+    let size = dev.capabilities().device_size;
+    let slots = size / IO as u64;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let region = dev.alloc(qd * IO).map_err(|e| format!("alloc: {e}"))?;
+    let mut q = dev.queue(qd).map_err(|e| format!("queue: {e}"))?;
+    let mut out: Vec<Completion> = Vec::with_capacity(qd);
+    // Warm up: one op per slot.
+    for i in 0..qd {
+        let s = region.slice(i * IO, IO).map_err(|e| e.to_string())?;
+        q.push(Op::read(s, rng.random_range(0..slots) * IO as u64, i as u64)).map_err(|r| r.error.to_string())?;
+    }
+    let (u0, s0) = cpu();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let mut ops = 0u64;
+    loop {
+        out.clear();
+        q.wait(1, &mut out).map_err(|e| format!("wait: {e}"))?;
+        let more = Instant::now() < deadline;
+        for c in out.drain(..) {
+            let n = c.result.map_err(|e| format!("read: {e}"))?;
+            if n != IO {
+                return Err(format!("short read: {n}"));
+            }
+            ops += 1;
+            if more {
+                q.push(Op::read(c.slice, rng.random_range(0..slots) * IO as u64, 0)).map_err(|r| r.error.to_string())?;
+            }
+        }
+        if q.in_flight() == 0 {
+            break;
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let (u1, s1) = cpu();
+    Ok(Sample { ops, wall, user: u1 - u0, sys: s1 - s0 })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs every (backend, depth) of a phase `repeats` times, interleaved.
+fn phase(devs: &[(&str, &dyn Device)], results: &mut Vec<Value>) {
+    let (secs, reps) = (secs_per_run(), repeats());
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); devs.len() * DEPTHS.len()];
+    for r in 0..reps {
+        for (d, (name, dev)) in devs.iter().enumerate() {
+            for (k, &qd) in DEPTHS.iter().enumerate() {
+                match run(*dev, qd, secs, (r * 100 + d * 10 + k) as u64) {
+                    Ok(s) => {
+                        eprintln!("{name} qd{qd} repeat {r}: {:.0} IOPS, {:.1} us CPU/IO", s.iops(), s.cpu_us_per_io());
+                        samples[d * DEPTHS.len() + k].push(s);
+                    }
+                    Err(e) => {
+                        eprintln!("{name} qd{qd} repeat {r}: FAILED: {e}");
+                        results.push(json!({ "backend": name, "qd": qd, "error": e }));
+                    }
+                }
+            }
+        }
+    }
+    for (d, (name, dev)) in devs.iter().enumerate() {
+        for (k, &qd) in DEPTHS.iter().enumerate() {
+            let ss = &samples[d * DEPTHS.len() + k];
+            if ss.is_empty() {
+                continue;
+            }
+            let iops = median(ss.iter().map(Sample::iops).collect());
+            let cpu_us = median(ss.iter().map(Sample::cpu_us_per_io).collect());
+            let user_us = median(ss.iter().map(|s| s.user / s.ops as f64 * 1e6).collect());
+            let sys_us = median(ss.iter().map(|s| s.sys / s.ops as f64 * 1e6).collect());
+            println!("{name:<28} qd{qd:<3} {iops:>9.0} IOPS  {cpu_us:>8.1} us CPU/IO (user {user_us:.1}, sys {sys_us:.1})");
+            results.push(json!({
+                "backend": name,
+                "describe": dev.describe(),
+                "qd": qd,
+                "io_bytes": IO,
+                "iops_median": iops,
+                "iops": ss.iter().map(Sample::iops).collect::<Vec<_>>(),
+                "cpu_us_per_io_median": cpu_us,
+                "user_us_per_io_median": user_us,
+                "sys_us_per_io_median": sys_us,
+                "ops": ss.iter().map(|s| s.ops).collect::<Vec<_>>(),
+                "bytes_copied": dev.stats().bytes_copied,
+            }));
+        }
+    }
+}
+
+fn nvme_addr() -> String {
+    let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
+        .expect("sysfs")
+        .filter_map(|e| e.ok())
+        .filter(|e| std::fs::read_to_string(e.path().join("class")).is_ok_and(|c| c.trim() == "0x010802"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    found.into_iter().next().expect("no NVMe controller (class 0x010802) on the PCI bus")
+}
+
+fn driver_of(bdf: &str) -> Option<String> {
+    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf).join("driver")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+}
+
+/// The block device of namespace 1, once the kernel's nvme driver shows it.
+fn block_device(bdf: &str) -> PathBuf {
+    if driver_of(bdf).as_deref() != Some("nvme") {
+        pinio_nvme::release_to_kernel(bdf).expect("hand the controller to the kernel");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let dir = Path::new("/sys/bus/pci/devices").join(bdf).join("nvme");
+        let name = std::fs::read_dir(dir).ok().into_iter().flatten().flatten().find_map(|c| {
+            std::fs::read_dir(c.path()).ok()?.flatten().map(|n| n.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("nvme") && n.ends_with("n1"))
+        });
+        if let Some(n) = name {
+            let p = PathBuf::from("/dev").join(n);
+            if p.exists() {
+                return p;
+            }
+        }
+        assert!(Instant::now() < deadline, "the kernel never showed namespace 1 of {bdf}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is taken from argv.
+    let bdf = nvme_addr();
+    let mut results = Vec::new();
+
+    let disk = block_device(&bdf);
+    eprintln!("phase 1: kernel nvme driver, {}", disk.display());
+    {
+        let uring = pinio_uring::UringDevice::open(&disk, pinio_uring::UringOptions { writable: false, ..Default::default() }).expect("uring on the block device");
+        let copy = pinio_copy::CopyDevice::open(&disk, pinio_copy::CopyOptions { direct: true, writable: false, ..Default::default() }).expect("copy on the block device");
+        phase(&[("kernel-nvme+uring", &uring), ("kernel-nvme+copy", &copy)], &mut results);
+    }
+
+    eprintln!("phase 2: pinio's userspace driver on {bdf}");
+    for (name, completion) in [("pinio-nvme (poll)", CompletionMode::Poll), ("pinio-nvme (MSI-X)", CompletionMode::Interrupt)] {
+        let opts = NvmeOptions { take_from_driver: true, completion, ..Default::default() };
+        let dev = NvmeDevice::open(&bdf, opts).expect("open the controller with pinio-nvme");
+        phase(&[(name, &dev)], &mut results);
+    }
+    pinio_nvme::release_to_kernel(&bdf).expect("hand the controller back");
+
+    let doc = json!({
+        "bench": "nvme_compare",
+        "workload": format!("random {IO}-byte reads over the whole namespace, {} s per run, {} repeats, median", secs_per_run(), repeats()),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "cmdline": std::fs::read_to_string("/proc/cmdline").unwrap_or_default().trim(),
+        "results": results,
+    });
+    let text = serde_json::to_string_pretty(&doc).expect("json");
+    match std::env::var_os("PINIO_BENCH_OUT") {
+        Some(p) => std::fs::write(&p, text).expect("write PINIO_BENCH_OUT"),
+        None => println!("{text}"),
+    }
+}
