@@ -16,7 +16,7 @@
 //! O_DIRECT and are copied with `pread`/`pwrite`; the output says how many.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pinio_core::{Completion, Device, Op, Queue, Slice};
+use pinio_core::{Completion, Device, Op, Slice};
 use pinio_uring::{UringDevice, UringOptions};
 use std::error::Error;
 use std::fs::File;

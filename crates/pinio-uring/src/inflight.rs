@@ -46,6 +46,7 @@ impl InFlight {
     }
 
     /// Stores `op`; returns its `user_data`, or hands `op` back when full.
+    #[inline]
     pub(crate) fn insert(&mut self, op: Op) -> Result<u64, Op> {
         let Some(idx) = self.free.pop() else { return Err(op) };
         self.seq = self.seq.wrapping_add(1).max(1);
@@ -57,6 +58,7 @@ impl InFlight {
     }
 
     /// Takes the operation `user_data` names, or `None` for a stray.
+    #[inline]
     pub(crate) fn remove(&mut self, user_data: u64) -> Option<Op> {
         let (seq, idx) = ((user_data >> 32) as u32, user_data as u32);
         let e = self.entries.get_mut(idx as usize)?;
