@@ -151,9 +151,9 @@ impl Controller {
         let entries = (a.sq.len() / SQE_BYTES).min(a.cq.len() / CQE_BYTES).min(ADMIN_ENTRIES as usize) as u16;
         a.sq_ring = SqRing::new(entries);
         a.cq_ring = CqRing::new(entries);
-        // Pin-based and MSI interrupts masked: completions are polled or
-        // arrive through MSI-X, which INTMS does not affect.
-        bar.write32(regs::INTMS, u32::MAX);
+        // No INTMS write: MSI-X is enabled before the controller (the
+        // device then raises nothing on INTx), and the specification
+        // leaves INTMS undefined under MSI-X.
         bar.write32(regs::AQA, regs::aqa(entries as u32, entries as u32));
         // Two dword writes: some controllers reject 8-byte MMIO.
         for (reg, iova) in [(regs::ASQ, a.sq.iova()), (regs::ACQ, a.cq.iova())] {

@@ -188,7 +188,7 @@ fn open_shared(pci_addr: &str, opts: NvmeOptions) -> Result<Shared> {
 
     // MSI-X before the controller is enabled: the admin completion queue
     // always interrupts (vector 0), and with MSI-X on, nothing is raised
-    // on the INTx line (which INTMS masks as well).
+    // on the INTx line.
     let table = pci.vfio_device().get_irq_info(MSIX_INDEX).map(|i| i.count).unwrap_or(0);
     if table == 0 {
         return Err(NvmeError::Unsupported { bdf: bdf.to_string(), what: "the device has no MSI-X capability".into() }.into());

@@ -181,7 +181,7 @@ impl NvmeQueue {
 
     /// Reaps every new completion entry; returns how many.
     fn reap(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
-        let mut n = 0;
+        let (mut n, mut consumed) = (0, 0);
         let mut bad_cid = None;
         loop {
             let cq = self.cq.as_ref().expect("rings live until drop");
@@ -191,6 +191,7 @@ impl NvmeQueue {
             }
             let cqe = cq.read_cqe(head);
             self.cq_ring.advance();
+            consumed += 1;
             self.sq_ring.set_head(cqe.sq_head);
             match self.finish(&cqe) {
                 Some(Some(c)) => {
@@ -201,7 +202,7 @@ impl NvmeQueue {
                 None => bad_cid = Some(cqe.cid),
             }
         }
-        if n > 0 || bad_cid.is_some() || !self.flushed.is_empty() {
+        if consumed > 0 {
             self.shared.ctrl.doorbell(self.cq_db, self.cq_ring.head());
         }
         match bad_cid {

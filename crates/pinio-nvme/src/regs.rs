@@ -5,8 +5,6 @@
 pub const CAP: usize = 0x00;
 /// Version.
 pub const VS: usize = 0x08;
-/// Interrupt Mask Set (pin-based and MSI only; unused with MSI-X).
-pub const INTMS: usize = 0x0c;
 /// Controller Configuration.
 pub const CC: usize = 0x14;
 /// Controller Status.
