@@ -5,18 +5,20 @@ use crate::eventfd::EventFd;
 use pinio_core::{Completion, Direction, DmaBuf, Error, Op, Queue, Rejected, Result};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A queue of a [`crate::CopyDevice`]. `submit` performs every pushed
 /// operation with `pread`/`pwrite` through this queue's bounce buffer;
 /// completions are ready as soon as it returns, and the event fd says so.
+/// The event fd is made on the first call to [`Queue::event_fd`], so a
+/// queue nobody polls pays no eventfd syscalls per operation.
 pub struct CopyQueue {
     shared: Arc<Shared>,
     capacity: usize,
     pushed: VecDeque<Op>,
     done: VecDeque<Completion>,
     bounce: DmaBuf,
-    event: EventFd,
+    event: OnceLock<Option<EventFd>>,
 }
 
 impl CopyQueue {
@@ -25,7 +27,7 @@ impl CopyQueue {
             return Err(Error::ZeroLength { what: "queue depth" });
         }
         let bounce = DmaBuf::new(shared.bounce_bytes)?;
-        Ok(CopyQueue { shared, capacity, pushed: VecDeque::new(), done: VecDeque::new(), bounce, event: EventFd::new()? })
+        Ok(CopyQueue { shared, capacity, pushed: VecDeque::new(), done: VecDeque::new(), bounce, event: OnceLock::new() })
     }
 
     /// Runs one operation chunk by chunk through the bounce buffer.
@@ -102,8 +104,10 @@ impl Queue for CopyQueue {
             }
             self.done.push_back(Completion::of(op, result));
         }
-        if n > 0 {
-            self.event.signal(n as u64);
+        if n > 0
+            && let Some(Some(e)) = self.event.get()
+        {
+            e.signal(n as u64);
         }
         Ok(n)
     }
@@ -111,7 +115,9 @@ impl Queue for CopyQueue {
     fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
         let n = self.done.len();
         out.extend(self.done.drain(..));
-        self.event.drain();
+        if let Some(Some(e)) = self.event.get() {
+            e.drain();
+        }
         Ok(n)
     }
 
@@ -121,6 +127,14 @@ impl Queue for CopyQueue {
     }
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.event.fd())
+        let event = self.event.get_or_init(|| {
+            let e = EventFd::new().ok()?;
+            // Completions already waiting must make the new fd readable.
+            if !self.done.is_empty() {
+                e.signal(self.done.len() as u64);
+            }
+            Some(e)
+        });
+        event.as_ref().map(EventFd::fd)
     }
 }

@@ -62,9 +62,12 @@ fn reads_past_the_end_are_refused_and_event_fd_fires() {
     let mut q = dev.queue(2).unwrap();
     let r = q.push(pinio_core::Op::read(region.slice(0, 4096).unwrap(), 8192, 9)).unwrap_err();
     assert!(matches!(r.error, Error::OutOfBounds { limit: 10_000, .. }), "{}", r.error);
+    let fd = q.event_fd().expect("copy queues have an event fd").try_clone_to_owned().unwrap();
+    let mut pfd = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 0, "event fd not readable before any completion");
     q.push(pinio_core::Op::read(r.op.slice, 4096, 9)).unwrap();
     q.submit().unwrap();
-    let fd = q.event_fd().expect("copy queues have an event fd");
     let mut pfd = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, zero timeout.
     assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 1, "event fd readable after submit");
