@@ -8,8 +8,9 @@
 //! trust the per-round ratios more than absolute numbers.
 //!
 //! Environment: `PINIO_BENCH_DIR` (default: the temp dir; must support real
-//! O_DIRECT), `PINIO_QD32_ROUNDS` (default 10), `PINIO_QD32_IOS` (IOs per
-//! loop per round, default 20000).
+//! O_DIRECT), `PINIO_QD32_ROUNDS` (default 40), `PINIO_QD32_IOS` (IOs per
+//! loop per round, default 10000), `PINIO_QD32_PINIO_FIRST=1` (run the pinio
+//! criterion benchmark before the raw one).
 
 #[path = "common/qd32.rs"]
 mod qd32;
@@ -24,39 +25,82 @@ fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn iops(f: impl FnOnce() -> u64) -> f64 {
+/// Wall and CPU time (user, system) of one run on this thread.
+#[derive(Default, Clone, Copy)]
+struct Sample {
+    ios: u64,
+    wall: f64,
+    user: f64,
+    sys: f64,
+}
+
+impl Sample {
+    fn iops(&self) -> f64 {
+        self.ios as f64 / self.wall
+    }
+
+    fn add(&mut self, o: Sample) {
+        self.ios += o.ios;
+        self.wall += o.wall;
+        self.user += o.user;
+        self.sys += o.sys;
+    }
+}
+
+fn thread_cpu() -> (f64, f64) {
+    // SAFETY: getrusage fills a plain struct through a valid pointer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+fn measure(f: impl FnOnce() -> u64) -> Sample {
+    let (u0, s0) = thread_cpu();
     let t = Instant::now();
-    let n = f();
-    n as f64 / t.elapsed().as_secs_f64()
+    let ios = f();
+    let wall = t.elapsed().as_secs_f64();
+    let (u1, s1) = thread_cpu();
+    Sample { ios, wall, user: u1 - u0, sys: s1 - s0 }
 }
 
 fn interleaved(raw: &mut RawLoop, pinio: &mut PinioLoop) {
-    let (rounds, ios) = (env_or("PINIO_QD32_ROUNDS", 10), env_or("PINIO_QD32_IOS", 20_000));
+    let (rounds, ios) = (env_or("PINIO_QD32_ROUNDS", 40), env_or("PINIO_QD32_IOS", 10_000));
     println!("interleaved: {rounds} rounds x {ios} IOs per loop, QD{QD}, 4 KiB random O_DIRECT reads");
     println!("{:>5} {:>12} {:>12} {:>8}", "round", "raw IOPS", "pinio IOPS", "ratio");
     let mut ratios = Vec::new();
-    let (mut sum_raw, mut sum_pinio) = (0.0, 0.0);
+    let (mut total_raw, mut total_pinio) = (Sample::default(), Sample::default());
     for r in 0..rounds {
         let (a, b) = if r % 2 == 0 {
-            let a = iops(|| raw.run(ios));
-            (a, iops(|| pinio.run(ios)))
+            let a = measure(|| raw.run(ios));
+            (a, measure(|| pinio.run(ios)))
         } else {
-            let b = iops(|| pinio.run(ios));
-            (iops(|| raw.run(ios)), b)
+            let b = measure(|| pinio.run(ios));
+            (measure(|| raw.run(ios)), b)
         };
-        println!("{r:>5} {a:>12.0} {b:>12.0} {:>8.3}", b / a);
-        ratios.push(b / a);
-        sum_raw += a;
-        sum_pinio += b;
+        println!("{r:>5} {:>12.0} {:>12.0} {:>8.3}", a.iops(), b.iops(), b.iops() / a.iops());
+        ratios.push(b.iops() / a.iops());
+        total_raw.add(a);
+        total_pinio.add(b);
     }
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
     println!(
-        "pinio/raw IOPS ratio: median {median:.3}, min {:.3}, max {:.3}, ratio of means {:.3}",
+        "pinio/raw IOPS: median of per-round ratios {median:.3} (min {:.3}, max {:.3}); all rounds together {:.3}",
         ratios[0],
         ratios[ratios.len() - 1],
-        sum_pinio / sum_raw
+        total_pinio.iops() / total_raw.iops()
     );
+    for (name, t) in [("raw", total_raw), ("pinio", total_pinio)] {
+        let per = |x: f64| x / t.ios as f64 * 1e6;
+        println!(
+            "{name:>5}: {:.0} IOPS over all rounds; CPU per IO {:.2} us user + {:.2} us system",
+            t.iops(),
+            per(t.user),
+            per(t.sys)
+        );
+    }
 }
 
 fn main() {
@@ -78,20 +122,29 @@ fn main() {
     let mut c = Criterion::default().configure_from_args().measurement_time(Duration::from_secs(8)).sample_size(20);
     let mut g = c.benchmark_group("qd32_4k_randread_odirect");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("raw_io_uring", |b| {
-        b.iter_custom(|n| {
-            let t = Instant::now();
-            raw.run(n);
-            t.elapsed()
-        })
-    });
-    g.bench_function("pinio_uring", |b| {
-        b.iter_custom(|n| {
-            let t = Instant::now();
-            pinio.run(n);
-            t.elapsed()
-        })
-    });
+    // Criterion runs one benchmark after the other, so drift in the
+    // machine's load favours one of them; PINIO_QD32_PINIO_FIRST=1 swaps the
+    // order to check for that.
+    let pinio_first = std::env::var_os("PINIO_QD32_PINIO_FIRST").is_some_and(|v| v == "1");
+    for which in if pinio_first { ["pinio", "raw"] } else { ["raw", "pinio"] } {
+        if which == "raw" {
+            g.bench_function("raw_io_uring", |b| {
+                b.iter_custom(|n| {
+                    let t = Instant::now();
+                    raw.run(n);
+                    t.elapsed()
+                })
+            });
+        } else {
+            g.bench_function("pinio_uring", |b| {
+                b.iter_custom(|n| {
+                    let t = Instant::now();
+                    pinio.run(n);
+                    t.elapsed()
+                })
+            });
+        }
+    }
     g.finish();
     let s = pinio.device().stats();
     println!("pinio device: {s}");

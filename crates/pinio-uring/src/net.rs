@@ -119,7 +119,9 @@ impl ZcSender {
             // until the notification completion below; fixed file 0 is the
             // socket, owned by `self`. Only this sender uses this ring.
             if unsafe { self.ring.submission_shared().push(&sqe) }.is_err() {
-                unreachable!("the submission queue is empty between sends");
+                // Cannot happen: the queue is empty between sends.
+                let source = io::Error::other("the sender's submission queue is full");
+                return Err(OpError { error: UringError::Enter { source }.into(), slice: Some(slice) });
             }
             let (res, was_copied) = match self.complete(user_data) {
                 Ok(r) => r,

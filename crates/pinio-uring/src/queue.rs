@@ -257,11 +257,10 @@ impl Queue for UringQueue {
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         self.ring.submitter().register_eventfd(fd.as_raw_fd()).ok()?;
-        // Completions posted before the registration did not signal it;
-        // make the descriptor readable so that a waiter looks at the queue.
-        // SAFETY: `cq` is only read for its length.
-        let ready = !self.stash.is_empty() || !unsafe { self.ring.completion_shared() }.is_empty();
-        if ready {
+        // Completions posted before the registration did not signal it; if
+        // any operation is outstanding, make the descriptor readable so that
+        // a waiter looks at the queue (at worst it finds nothing yet).
+        if self.in_flight() > 0 {
             let one = 1u64;
             // SAFETY: writes 8 bytes from a valid u64 to our own eventfd.
             unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };

@@ -177,3 +177,14 @@ fn two_targets_share_registered_regions() {
     let (rs, ws) = (src.stats(), dst.stats());
     assert_eq!((rs.bytes_read, ws.bytes_written, rs.bytes_copied + ws.bytes_copied), (2 << 20, 2 << 20, 0));
 }
+
+#[test]
+fn round_trips_with_sqpoll() {
+    let f = Scratch::new("rt-sqpoll", 16 << 20);
+    let dev = open(&f, UringOptions { sqpoll: Some(20), ..UringOptions::default() });
+    assert!(dev.describe().contains("SQPOLL"));
+    let plan = Plan { sizes: vec![512, 4096, 65536, 1 << 20], ..Plan::default() };
+    conformance::round_trips(&dev, &plan).unwrap();
+    let s = dev.stats();
+    assert_eq!((s.bytes_copied, s.errors), (0, 0), "{s}");
+}
