@@ -72,24 +72,25 @@ impl UringQueue {
         self.strays
     }
 
-    fn entry(&self, op: &mut Op) -> squeue::Entry {
+    /// The SQE for `op`, and whether it runs unregistered although fixed
+    /// buffers are on (a region the fallback policy let through).
+    fn entry(&self, op: &mut Op) -> (squeue::Entry, bool) {
         let fd = types::Fixed(0);
         let len = op.slice.len() as u32;
         let slot = op.slice.key().id;
         if slot == UNREGISTERED {
-            if self.shared.opts.fixed_buffers {
-                self.shared.stats.unregistered_fallback();
-            }
-            return match op.dir {
+            let entry = match op.dir {
                 Direction::Read => opcode::Read::new(fd, op.slice.as_mut_ptr(), len).offset(op.dev_offset).build(),
                 Direction::Write => opcode::Write::new(fd, op.slice.as_ptr(), len).offset(op.dev_offset).build(),
             };
+            return (entry, self.shared.opts.fixed_buffers);
         }
         let slot = slot as u16;
-        match op.dir {
+        let entry = match op.dir {
             Direction::Read => opcode::ReadFixed::new(fd, op.slice.as_mut_ptr(), len, slot).offset(op.dev_offset).build(),
             Direction::Write => opcode::WriteFixed::new(fd, op.slice.as_ptr(), len, slot).offset(op.dev_offset).build(),
-        }
+        };
+        (entry, false)
     }
 
     /// One `io_uring_enter` submitting what is pushed and waiting for `want`
@@ -169,7 +170,7 @@ impl Queue for UringQueue {
         if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
             return Err(Rejected { error, op });
         }
-        let entry = self.entry(&mut op);
+        let (entry, fallback) = self.entry(&mut op);
         let user_data = match self.inflight.insert(op) {
             Ok(u) => u,
             Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
@@ -183,6 +184,9 @@ impl Queue for UringQueue {
             // queue pushes to this submission queue.
             if unsafe { self.ring.submission_shared().push(&entry) }.is_ok() {
                 self.unsubmitted += 1;
+                if fallback {
+                    self.shared.stats.unregistered_fallback();
+                }
                 return Ok(());
             }
             // The submission queue is larger than the capacity, so this is
