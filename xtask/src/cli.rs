@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// pinio developer tasks: guest kernel, QEMU runner, guest tests and benches.
 #[derive(Parser)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

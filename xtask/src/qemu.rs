@@ -39,7 +39,7 @@ impl Machine {
     /// The QEMU command line.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-accel", "tcg", "-machine", "q35,kernel-irqchip=split", "-cpu", "max"])
+        cmd.args(["-accel", "tcg", "-machine", "q35,kernel-irqchip=split", "-cpu", "max,la57=off"])
             .args(["-m", &format!("{}M", self.memory_mib), "-smp", &self.cpus.to_string()])
             .args(["-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none"])
             .args(["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"])

@@ -209,7 +209,7 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
     let nvme = scratch_disk(paths)?;
     let share_arg: Vec<String> = shares.iter().map(|(t, d)| format!("{t}:{}", d.display())).collect();
     let append = format!(
-        "console=ttyS0 printk.time=1 loglevel=5 panic=-1 intel_iommu=on hugepages=64 rdinit=/init \
+        "console=ttyS0 printk.time=1 loglevel=5 panic=-1 intel_iommu=on hugepages=64 mitigations=off tsc=reliable rdinit=/init \
          pinio_shares={} pinio_run={}",
         share_arg.join(","),
         run_dir.display()
