@@ -117,13 +117,13 @@ impl Builder {
         self
     }
 
-    /// VFIO: spin on the device instead of waiting for its MSI.
+    /// VFIO and NVMe: spin on the device instead of waiting for its interrupt.
     pub fn poll_completions(mut self, poll: bool) -> Builder {
         self.poll_completions = poll;
         self
     }
 
-    /// VFIO: take the device from the kernel driver it is bound to.
+    /// VFIO and NVMe: take the device from the kernel driver it is bound to.
     pub fn take_from_driver(mut self, take: bool) -> Builder {
         self.take_from_driver = take;
         self
@@ -171,6 +171,19 @@ impl Builder {
                 };
                 Ok(Box::new(pinio_vfio::EduDevice::open(loc, opts)?))
             }
+            #[cfg(feature = "nvme")]
+            BackendKind::Nvme => {
+                let opts = pinio_nvme::NvmeOptions {
+                    take_from_driver: self.take_from_driver,
+                    completion: if self.poll_completions {
+                        pinio_vfio::CompletionMode::Poll
+                    } else {
+                        pinio_vfio::CompletionMode::Interrupt
+                    },
+                    ..pinio_nvme::NvmeOptions::default()
+                };
+                Ok(Box::new(pinio_nvme::NvmeDevice::open(loc, opts)?))
+            }
             #[allow(unreachable_patterns)]
             other => Err(not_built(other)),
         }
@@ -178,10 +191,7 @@ impl Builder {
 }
 
 fn not_built(kind: BackendKind) -> Error {
-    let hint = match kind {
-        BackendKind::Nvme => "the userspace NVMe driver is not part of this version of pinio yet".to_string(),
-        _ => format!("enable the cargo feature \"{kind}\" of the pinio crate"),
-    };
+    let hint = format!("enable the cargo feature \"{kind}\" of the pinio crate");
     Error::Unsupported { what: format!("the {kind} backend in this build of pinio"), hint }
 }
 
@@ -196,6 +206,9 @@ pub fn available_backends() -> Vec<BackendKind> {
     }
     if cfg!(feature = "vfio") {
         v.push(BackendKind::Vfio);
+    }
+    if cfg!(feature = "nvme") {
+        v.push(BackendKind::Nvme);
     }
     v
 }
