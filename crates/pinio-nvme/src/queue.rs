@@ -58,7 +58,7 @@ impl NvmeQueue {
             return Err(Error::ZeroLength { what: "queue depth" });
         }
         let max = shared.ctrl.cap().max_queue_entries.min(u16::MAX as u32) as usize;
-        let entries = (depth + 1).min(max) as u16;
+        let entries = depth.saturating_add(1).min(max) as u16;
         let capacity = entries as usize - 1;
         let page = shared.ctrl.page() as usize;
         let qid = shared.take_qid()?;

@@ -334,6 +334,8 @@ fn out_of_range_lba_and_misaligned_requests_get_typed_errors() {
     if caps.max_transfer < 4 * 4096 {
         let r = q.push(Op::read(s, 0, 0)).expect_err("too large");
         assert!(matches!(r.error, Error::TooLarge { .. }));
+    } else {
+        drop(s);
     }
     // Past the end, sent anyway: the controller's own status comes back named.
     let s = region.slice(0, bs).unwrap();
@@ -378,14 +380,24 @@ fn queue_full_back_pressure() {
     // Keep a queue of 4 full for a while: many more ops than slots, each
     // completion making room for the next.
     let (mut issued, mut completed) = (5, 0);
+    let mut spare = Vec::new();
     loop {
         for c in out.drain(..) {
             assert!(c.result.is_ok(), "{:?}", c.result);
             completed += 1;
-            if issued < 200 {
-                q.push(Op::read(c.slice, ((issued % 64) * bs) as u64, issued as u64)).unwrap_or_else(|r| panic!("{}", r.error));
-                issued += 1;
-            }
+            spare.push(c.slice);
+        }
+        while issued < 200 && q.in_flight() < q.capacity() {
+            let s = spare.pop().expect("a completed op's slice");
+            q.push(Op::read(s, ((issued % 64) * bs) as u64, issued as u64)).unwrap_or_else(|r| panic!("{}", r.error));
+            issued += 1;
+        }
+        if issued < 200 {
+            // Full again: one more is refused until something completes.
+            let s = spare.pop().unwrap_or_else(|| region.slice(63 * 4096, bs).unwrap());
+            let r = q.push(Op::read(s, 0, 999)).expect_err("full");
+            assert!(matches!(r.error, Error::QueueFull { .. }), "{}", r.error);
+            spare.push(r.op.slice);
         }
         if q.in_flight() == 0 {
             break;
