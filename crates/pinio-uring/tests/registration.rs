@@ -58,3 +58,51 @@ fn the_table_size_is_a_clear_error() {
     drop(regions);
     dev.register(DmaBuf::new(4096).unwrap()).expect("slots come back when regions go");
 }
+
+#[test]
+fn registering_and_unregistering_while_another_queue_does_io() {
+    use pinio_core::Op;
+    let f = Scratch::new("churn", 4 << 20);
+    let expect = std::fs::read(&f.path).unwrap();
+    let dev = UringDevice::open(&f.path, UringOptions::default()).unwrap();
+    let busy = dev.register(DmaBuf::new(8 * 4096).unwrap()).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut q = dev.queue(8).unwrap();
+            let mut out = Vec::new();
+            let mut done = 0u64;
+            for i in 0..8 {
+                q.push(Op::read(busy.slice(i * 4096, 4096).unwrap(), (i * 4096) as u64, i as u64)).unwrap();
+            }
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || q.in_flight() > 0 {
+                out.clear();
+                q.wait(1, &mut out).unwrap();
+                for c in out.drain(..) {
+                    let off = c.dev_offset as usize;
+                    assert_eq!(*c.result.as_ref().unwrap(), 4096, "read {done} failed");
+                    assert!(c.slice[..] == expect[off..off + 4096], "read {done} at {off:#x} got wrong bytes");
+                    done += 1;
+                    if !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let next = ((off + 8 * 4096) % (4 << 20)) as u64;
+                        q.push(Op::read(c.slice, next, c.tag)).unwrap();
+                    }
+                }
+            }
+            done
+        });
+        let mut q = dev.queue(2).unwrap();
+        for round in 0..200usize {
+            let r = dev.register(DmaBuf::new(64 << 10).unwrap()).unwrap();
+            let off = (round * 4096) % (4 << 20);
+            let (_, sl) = q.read_at(r.slice(0, 4096).unwrap(), off as u64).unwrap();
+            assert!(sl[..] == expect[off..off + 4096], "round {round}");
+            drop(sl);
+            r.unregister().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let done = reader.join().unwrap();
+        assert!(done >= 8, "the reader made progress ({done} reads)");
+    });
+    assert_eq!(dev.stats().errors, 0);
+}
