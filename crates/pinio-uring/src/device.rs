@@ -3,7 +3,7 @@
 use crate::arena::Arena;
 use crate::memlock;
 use crate::queue::UringQueue;
-use crate::registry::{RegisterFailure, Registry};
+use crate::registry::{RegisterFailure, Registry, Sharing};
 use crate::{RegistrationPolicy, UringOptions};
 use pinio_core::file::FileTarget;
 use pinio_core::{
@@ -280,6 +280,9 @@ impl Device for UringDevice {
         }
         if let Some(idle) = o.sqpoll {
             parts.push(format!("SQPOLL {idle} ms"));
+        }
+        if self.shared.registry.as_ref().is_some_and(|r| r.sharing() == Sharing::PerRing) {
+            parts.push("per-ring registration (no IORING_REGISTER_CLONE_BUFFERS)".into());
         }
         format!("uring:{} ({})", self.shared.target.path.display(), parts.join(", "))
     }

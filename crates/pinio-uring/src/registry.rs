@@ -11,15 +11,31 @@
 //! is filled or emptied. So when [`Registry::register`] returns, every ring
 //! can use the slot, and when [`Registry::unregister`] returns no ring holds
 //! the pages any more.
+//!
+//! Kernels before 6.13 cannot clone a table into a ring that has one. There
+//! the registry falls back to [`Sharing::PerRing`]: the same slot is
+//! registered in every subscriber's own sparse table, which pins (and
+//! charges the memory limit) once per ring. The environment variable
+//! `PINIO_URING_NO_CLONE=1` forces this mode, for testing it.
 
 use crate::UringError;
 use io_uring::IoUring;
 use io_uring::types::CloneBuffersFlags;
+use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Size of the registered-buffer table: regions registered at once.
 pub const SLOTS: u32 = 1024;
+
+/// How subscribers get the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sharing {
+    /// `IORING_REGISTER_CLONE_BUFFERS` (Linux 6.13+): pinned once.
+    Clone,
+    /// Each subscriber registers every slot itself: pinned once per ring.
+    PerRing,
+}
 
 /// Why a registration failed.
 #[derive(Debug)]
@@ -33,6 +49,8 @@ pub(crate) enum RegisterFailure {
 
 struct State {
     free: Vec<u16>,
+    /// `(address, length)` of each slot's buffer; `(0, 0)` when empty.
+    slots: Vec<(usize, usize)>,
     subscribers: Vec<(u64, Arc<IoUring>)>,
     next_subscriber: u64,
     locked: u64,
@@ -41,19 +59,48 @@ struct State {
 /// The table ring and its slots.
 pub(crate) struct Registry {
     table: IoUring,
+    sharing: Sharing,
     state: Mutex<State>,
 }
 
+fn iovec(addr: usize, len: usize) -> libc::iovec {
+    libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len }
+}
+
+/// Puts `(addr, len)` (or nothing, for `(0, 0)`) into `slot` of `ring`.
+///
+/// # Safety
+///
+/// A non-empty range must stay mapped while the slot holds it.
+unsafe fn update(ring: &IoUring, slot: u16, (addr, len): (usize, usize)) -> io::Result<()> {
+    // SAFETY: forwarded from the caller; a null iovec empties the slot.
+    unsafe { ring.submitter().register_buffers_update(slot as u32, &[iovec(addr, len)], None) }.map(drop)
+}
+
 impl Registry {
-    /// Makes the table ring with an empty sparse table.
+    /// Makes the table ring with an empty sparse table, and finds out
+    /// whether the kernel can clone it.
     pub(crate) fn new() -> Result<Registry, UringError> {
         let table = IoUring::builder().dontfork().build(1).map_err(|source| UringError::Setup { entries: 1, source })?;
         table
             .submitter()
             .register_buffers_sparse(SLOTS)
             .map_err(|source| UringError::RegisterBuffer { addr: 0, len: 0, source })?;
-        let free = (0..SLOTS as u16).rev().collect();
-        Ok(Registry { table, state: Mutex::new(State { free, subscribers: Vec::new(), next_subscriber: 1, locked: 0 }) })
+        let forced = std::env::var_os("PINIO_URING_NO_CLONE").is_some_and(|v| v == "1");
+        let sharing = if forced || !can_clone(&table) { Sharing::PerRing } else { Sharing::Clone };
+        let state = State {
+            free: (0..SLOTS as u16).rev().collect(),
+            slots: vec![(0, 0); SLOTS as usize],
+            subscribers: Vec::new(),
+            next_subscriber: 1,
+            locked: 0,
+        };
+        Ok(Registry { table, sharing, state: Mutex::new(state) })
+    }
+
+    /// How subscribers get the table.
+    pub(crate) fn sharing(&self) -> Sharing {
+        self.sharing
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -75,23 +122,33 @@ impl Registry {
         let Some(slot) = st.free.pop() else {
             return Err(RegisterFailure::Other(UringError::SlotsExhausted { slots: SLOTS }));
         };
-        let iov = libc::iovec { iov_base: addr.cast(), iov_len: len };
-        // SAFETY: the caller guarantees the memory stays valid while the
-        // slot holds it; the slot is free, so nothing else refers to it.
-        let r = unsafe { self.table.submitter().register_buffers_update(slot as u32, &[iov], None) };
-        if let Err(source) = r {
-            st.free.push(slot);
+        let buf = (addr as usize, len);
+        let failure = |st: &State, source: io::Error| {
             if source.raw_os_error() == Some(libc::ENOMEM) {
-                return Err(RegisterFailure::Memlock { locked: st.locked });
+                RegisterFailure::Memlock { locked: st.locked }
+            } else {
+                RegisterFailure::Other(UringError::RegisterBuffer { addr: addr as u64, len: len as u64, source })
             }
-            return Err(RegisterFailure::Other(UringError::RegisterBuffer { addr: addr as u64, len: len as u64, source }));
-        }
-        if let Err(e) = self.publish(&st) {
-            // Take the slot back out so that no ring is left half-updated.
-            let _ = self.clear(slot);
-            let _ = self.publish(&st);
+        };
+        // SAFETY: the caller keeps the memory mapped while the slot holds
+        // it; the slot is free, so nothing else refers to it.
+        if let Err(e) = unsafe { update(&self.table, slot, buf) } {
             st.free.push(slot);
-            return Err(RegisterFailure::Other(e));
+            return Err(failure(&st, e));
+        }
+        st.slots[slot as usize] = buf;
+        if let Err(e) = self.publish(&st, slot) {
+            // Empty the slot again everywhere, so that no ring is left
+            // half-updated.
+            st.slots[slot as usize] = (0, 0);
+            // SAFETY: emptying a slot hands no memory to the kernel.
+            let _ = unsafe { update(&self.table, slot, (0, 0)) };
+            let _ = self.publish(&st, slot);
+            st.free.push(slot);
+            return Err(match e {
+                PublishError::Clone(e) => RegisterFailure::Other(e),
+                PublishError::Update(source) => failure(&st, source),
+            });
         }
         st.locked += len as u64;
         Ok(slot)
@@ -101,24 +158,29 @@ impl Registry {
     /// memory. No operation may be in flight on it.
     pub(crate) fn unregister(&self, slot: u16, len: usize) -> Result<(), UringError> {
         let mut st = self.state();
-        self.clear(slot)?;
-        let published = self.publish(&st);
+        // SAFETY: emptying a slot hands no memory to the kernel.
+        unsafe { update(&self.table, slot, (0, 0)) }.map_err(|source| UringError::UnregisterBuffer { slot, source })?;
+        st.slots[slot as usize] = (0, 0);
+        let published = self.publish(&st, slot);
         st.locked = st.locked.saturating_sub(len as u64);
         st.free.push(slot);
-        published
+        published.map_err(|e| match e {
+            PublishError::Clone(e) => e,
+            PublishError::Update(source) => UringError::UnregisterBuffer { slot, source },
+        })
     }
 
-    fn clear(&self, slot: u16) -> Result<(), UringError> {
-        let empty = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
-        // SAFETY: a null iovec empties the slot; no memory is handed over.
-        unsafe { self.table.submitter().register_buffers_update(slot as u32, &[empty], None) }
-            .map(drop)
-            .map_err(|source| UringError::UnregisterBuffer { slot, source })
-    }
-
-    /// Copies the whole table into every subscriber.
-    fn publish(&self, st: &State) -> Result<(), UringError> {
-        st.subscribers.iter().try_for_each(|(_, ring)| self.copy_into(ring))
+    /// Brings `slot` of every subscriber in line with the table.
+    fn publish(&self, st: &State, slot: u16) -> Result<(), PublishError> {
+        for (_, ring) in &st.subscribers {
+            match self.sharing {
+                Sharing::Clone => self.copy_into(ring).map_err(PublishError::Clone)?,
+                // SAFETY: the slot's buffer (if any) is the table's, which
+                // the caller of `register` keeps mapped while it is held.
+                Sharing::PerRing => unsafe { update(ring, slot, st.slots[slot as usize]) }.map_err(PublishError::Update)?,
+            }
+        }
+        Ok(())
     }
 
     fn copy_into(&self, ring: &IoUring) -> Result<(), UringError> {
@@ -135,7 +197,20 @@ impl Registry {
     /// [`Registry::unsubscribe`] with the returned id.
     pub(crate) fn subscribe(&self, ring: Arc<IoUring>) -> Result<u64, UringError> {
         let mut st = self.state();
-        self.copy_into(&ring)?;
+        match self.sharing {
+            Sharing::Clone => self.copy_into(&ring)?,
+            Sharing::PerRing => {
+                let err = |source| UringError::RegisterBuffer { addr: 0, len: 0, source };
+                ring.submitter().register_buffers_sparse(SLOTS).map_err(err)?;
+                for (slot, &(addr, len)) in st.slots.iter().enumerate().filter(|(_, s)| s.1 > 0) {
+                    // SAFETY: the buffer is the table's: its owner keeps it
+                    // mapped until `unregister`, which empties the slot in
+                    // every subscriber before returning.
+                    unsafe { update(&ring, slot as u16, (addr, len)) }
+                        .map_err(|source| UringError::RegisterBuffer { addr: addr as u64, len: len as u64, source })?;
+                }
+            }
+        }
         let id = st.next_subscriber;
         st.next_subscriber += 1;
         st.subscribers.push((id, ring));
@@ -148,4 +223,22 @@ impl Registry {
         let mut st = self.state();
         st.subscribers.retain(|(i, _)| *i != id);
     }
+}
+
+enum PublishError {
+    Clone(UringError),
+    Update(io::Error),
+}
+
+/// Whether this kernel clones a buffer table into a ring that has one
+/// (`IORING_REGISTER_CLONE_BUFFERS` with `IORING_REGISTER_DST_REPLACE`, 6.13+).
+fn can_clone(table: &IoUring) -> bool {
+    let Ok(probe) = IoUring::<io_uring::squeue::Entry>::builder().dontfork().build(1) else { return false };
+    if probe.submitter().register_buffers_sparse(1).is_err() {
+        return false;
+    }
+    probe
+        .submitter()
+        .register_buffers_clone_offset(table.as_raw_fd(), 0, 0, 0, CloneBuffersFlags::DST_REPLACE)
+        .is_ok()
 }
