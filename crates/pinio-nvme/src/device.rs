@@ -87,7 +87,7 @@ pub struct NvmeDevice {
 }
 
 impl NvmeDevice {
-    /// Opens the NVMe controller at `pci_addr` (`0000:00:04.0`, or with a
+    /// Opens the NVMe controller at `pci_addr` (`0000:00:02.0`, or with a
     /// `nvme:` or `vfio:` prefix) and brings it up.
     ///
     /// A controller bound to another kernel driver (normally `nvme`) is

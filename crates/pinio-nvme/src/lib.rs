@@ -21,7 +21,7 @@
 //! ```no_run
 //! use pinio_core::Device;
 //! use pinio_nvme::{NvmeDevice, NvmeOptions};
-//! let nvme = NvmeDevice::open("nvme:0000:00:04.0", NvmeOptions { take_from_driver: true, ..Default::default() })?;
+//! let nvme = NvmeDevice::open("nvme:0000:00:02.0", NvmeOptions { take_from_driver: true, ..Default::default() })?;
 //! let region = nvme.alloc(1 << 20)?;
 //! let mut q = nvme.queue(32)?;
 //! let mut s = region.slice(0, 4096)?;
@@ -36,7 +36,7 @@
 //!
 //! Linux with VFIO type1 and an IOMMU, x86_64. On pinio's machines: the
 //! QEMU guest of `cargo xtask vm`, whose emulated controller (1b36:0010)
-//! sits at 0000:00:04.0. See docs/backends/nvme.md.
+//! sits at 0000:00:02.0. See docs/backends/nvme.md.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -140,6 +140,26 @@ fn refuses_the_kernel_drivers_disk_unless_told_to_take_it() {
     assert_eq!(driver_of(&bdf).as_deref(), Some("nvme"), "left bound");
     let e = NvmeDevice::open("nvme:0000:00:1f.7", TAKE_POLL).expect_err("no such device");
     assert!(e.to_string().contains("0000:00:1f.7"), "{e}");
+    let e = NvmeDevice::open("nvme:00:02.0", TAKE_POLL).expect_err("not a full address");
+    assert!(e.to_string().contains("DDDD:BB:DD.F"), "{e}");
+}
+
+/// Another kind of PCI device (QEMU's edu) is refused before anything is
+/// unbound or bound.
+#[test]
+fn refuses_a_device_that_is_not_nvme() {
+    let _g = lock();
+    let edu = std::fs::read_dir("/sys/bus/pci/devices")
+        .unwrap()
+        .flatten()
+        .find(|e| std::fs::read_to_string(e.path().join("device")).is_ok_and(|d| d.trim() == "0x11e8"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .expect("the guest has QEMU's edu (1234:11e8)");
+    let before = driver_of(&edu);
+    let e = NvmeDevice::open(&edu, TAKE_POLL).expect_err("edu is not an NVMe controller");
+    assert!(matches!(NvmeError::find(&e), Some(NvmeError::NotNvme { .. })), "{e}");
+    assert!(e.to_string().contains("0x010802"), "{e}");
+    assert_eq!(driver_of(&edu), before, "binding untouched");
 }
 
 fn kernel_namespace_sectors(bdf: &str) -> Option<u64> {
