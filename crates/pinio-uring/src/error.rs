@@ -45,7 +45,7 @@ pub enum UringError {
         slots: u32,
     },
     /// Copying the device's registered-buffer table into a ring failed.
-    #[error("cloning the registered-buffer table into a queue's ring failed: {source}; IORING_REGISTER_CLONE_BUFFERS needs Linux 6.13 or later, and all rings must be made with the same CAP_IPC_LOCK state")]
+    #[error("cloning the registered-buffer table into a queue's ring failed: {source}; all rings of a device must be created by threads with the same CAP_IPC_LOCK state (make queues on threads that did not change capabilities)")]
     CloneBuffers {
         /// The OS error.
         #[source]

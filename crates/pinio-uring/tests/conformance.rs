@@ -188,3 +188,19 @@ fn round_trips_with_sqpoll() {
     let s = dev.stats();
     assert_eq!((s.bytes_copied, s.errors), (0, 0), "{s}");
 }
+
+#[test]
+fn a_failed_operation_returns_its_slice_with_the_errno() {
+    let f = Scratch::new("ro", 1 << 20);
+    let dev = open(&f, UringOptions { writable: false, ..UringOptions::default() });
+    let region = dev.alloc(4096).unwrap();
+    let mut q = dev.queue(2).unwrap();
+    let e = q.write_at(region.slice(0, 4096).unwrap(), 0).unwrap_err();
+    assert_eq!(e.error.raw_os_error(), Some(libc::EBADF), "{}", e.error);
+    assert!(e.error.to_string().contains("WRITE_FIXED of 4096 bytes"), "{}", e.error);
+    let s = e.slice.expect("the slice comes back with the failure");
+    let (n, _) = q.read_at(s, 0).unwrap();
+    assert_eq!(n, 4096);
+    let st = dev.stats();
+    assert_eq!((st.ops, st.errors, st.bytes_written), (2, 1, 0), "{st}");
+}
