@@ -37,6 +37,9 @@ pub struct ZcStats {
     pub copied_bytes: u64,
     /// Sends from a registered buffer (`IORING_RECVSEND_FIXED_BUF`).
     pub fixed_sends: u64,
+    /// Notification completions received (one per send that promised one
+    /// with `IORING_CQE_F_MORE`); a slice is returned only after its own.
+    pub notifications: u64,
 }
 
 /// The outcome of [`ZcSender::send`].
@@ -157,6 +160,7 @@ impl ZcSender {
     /// Waits for the result of send `user_data` and, if it promised one,
     /// its notification; returns the result and whether the kernel copied.
     fn complete(&mut self, user_data: u64) -> Result<(i32, bool)> {
+        let notifications = &mut self.stats.notifications;
         let (mut result, mut more, mut notified, mut copied) = (None, false, false, false);
         loop {
             match self.ring.submitter().submit_and_wait(1) {
@@ -171,6 +175,7 @@ impl ZcSender {
                 }
                 if cqueue::notif(cqe.flags()) {
                     notified = true;
+                    *notifications += 1;
                     copied |= cqe.result() & IORING_NOTIF_USAGE_ZC_COPIED != 0;
                 } else {
                     result = Some(cqe.result());

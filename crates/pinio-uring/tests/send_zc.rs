@@ -51,6 +51,7 @@ fn send_zc_delivers_every_byte_and_reports_copying() {
     let st = tx.stats();
     assert_eq!(st.bytes, sizes.iter().sum::<usize>() as u64);
     assert!(st.sends >= sizes.len() as u64 && st.fixed_sends == st.sends && st.copied_sends == st.sends, "{st:?}");
+    assert_eq!(st.notifications, st.sends, "every send's notification was waited for: {st:?}");
     drop(tx);
     let got = rx.join().unwrap();
     assert_eq!(got.len(), expect.len());
