@@ -13,6 +13,13 @@ pub struct Results {
     samples: Vec<Vec<Vec<Sample>>>,
 }
 
+/// One side-by-side comparison.
+pub struct Ratio {
+    pub workload: String,
+    pub what: &'static str,
+    pub spread: Spread,
+}
+
 /// Median, min and max of one metric over the repeats.
 #[derive(Debug, Clone, Copy)]
 pub struct Spread {
@@ -121,9 +128,48 @@ impl Results {
             }
         }
         if !noisy.is_empty() {
-            let _ = writeln!(t, "* noisy: repeats differ by more than {:.0}% of the median ({}); compare ratios within one run, or rerun with more --repeats", noise * 100.0, noisy.join("; "));
+            let _ = writeln!(
+                t,
+                "* noisy: in {} of {} rows the repeats differ by more than {:.0}% of the median; trust the per-repeat ratios below, or rerun with more --repeats",
+                noisy.len(),
+                self.workloads.len() * self.contenders.len(),
+                noise * 100.0
+            );
+        }
+        let ratios = self.ratios();
+        if !ratios.is_empty() {
+            let _ = writeln!(t, "\nratios within each repeat (median [min-max] over repeats):");
+            for r in ratios {
+                let _ = writeln!(t, "  {:<18} {:<44} {:.2}x [{:.2}-{:.2}]", r.workload, r.what, r.spread.median, r.spread.min, r.spread.max);
+            }
         }
         t
+    }
+
+    fn find(&self, label: &str) -> Option<usize> {
+        self.contenders.iter().position(|c| c.label == label)
+    }
+
+    /// The comparisons pinio's goals are stated in, each taken within one
+    /// repeat (both sides ran back to back), then summarised over repeats.
+    pub fn ratios(&self) -> Vec<Ratio> {
+        let pairs: [(&str, &str, &str, fn(&Sample) -> f64); 4] = [
+            ("uring fixed", "fio uring fixed", "IOPS, uring fixed / fio uring fixed", Sample::iops),
+            ("uring fixed", "uring plain", "IOPS, uring fixed / uring plain", Sample::iops),
+            ("uring fixed", "copy cold", "CPU per byte, uring fixed / copy cold", Sample::cpu_ns_per_byte),
+            ("uring fixed", "copy hot", "CPU per byte, uring fixed / copy hot", Sample::cpu_ns_per_byte),
+        ];
+        let mut out = Vec::new();
+        for (wi, w) in self.workloads.iter().enumerate() {
+            for (a, b, what, f) in pairs {
+                let (Some(a), Some(b)) = (self.find(a), self.find(b)) else { continue };
+                let v: Vec<f64> = self.samples[wi][a].iter().zip(&self.samples[wi][b]).map(|(x, y)| f(x) / f(y)).filter(|r| r.is_finite()).collect();
+                if !v.is_empty() {
+                    out.push(Ratio { workload: w.to_string(), what, spread: Spread::of(v) });
+                }
+            }
+        }
+        out
     }
 
     /// Every sample and the method, as JSON.
@@ -141,7 +187,13 @@ impl Results {
                 }));
             }
         }
+        let ratios: Vec<_> = self
+            .ratios()
+            .into_iter()
+            .map(|r| serde_json::json!({"workload": r.workload, "what": r.what, "median": r.spread.median, "min": r.spread.min, "max": r.spread.max}))
+            .collect();
         let doc = serde_json::json!({
+            "ratios": ratios,
             "tool": "pinio bench",
             "version": env!("CARGO_PKG_VERSION"),
             "size_mib": args.size_mib,
