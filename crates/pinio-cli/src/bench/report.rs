@@ -13,6 +13,9 @@ pub struct Results {
     samples: Vec<Vec<Vec<Sample>>>,
 }
 
+/// `(numerator label, denominator label, description, metric)`.
+type Comparison = (&'static str, &'static str, &'static str, fn(&Sample) -> f64);
+
 /// One side-by-side comparison.
 pub struct Ratio {
     pub workload: String,
@@ -153,7 +156,7 @@ impl Results {
     /// The comparisons pinio's goals are stated in, each taken within one
     /// repeat (both sides ran back to back), then summarised over repeats.
     pub fn ratios(&self) -> Vec<Ratio> {
-        let pairs: [(&str, &str, &str, fn(&Sample) -> f64); 4] = [
+        let pairs: [Comparison; 4] = [
             ("uring fixed", "fio uring fixed", "IOPS, uring fixed / fio uring fixed", Sample::iops),
             ("uring fixed", "uring plain", "IOPS, uring fixed / uring plain", Sample::iops),
             ("uring fixed", "copy cold", "CPU per byte, uring fixed / copy cold", Sample::cpu_ns_per_byte),
