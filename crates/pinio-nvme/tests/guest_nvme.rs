@@ -494,6 +494,16 @@ fn conformance_in_both_completion_modes() {
     }
 }
 
+/// The core's multi-threaded check writes at random places across the
+/// whole namespace, so the whole namespace is saved and restored around it.
+#[test]
+fn conformance_concurrent_round_trips_across_the_namespace() {
+    let mut t = Taken::new(TAKE_IRQ);
+    let size = t.dev().capabilities().device_size;
+    t.save(0, size);
+    conformance::concurrent_round_trips(t.dev(), 3, &[512, 4096, 65536, 1 << 20]).unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn msix_completions_wake_the_queues_eventfd() {
     let t = Taken::new(TAKE_IRQ);
