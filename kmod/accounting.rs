@@ -11,7 +11,7 @@
 //! `account_locked_vm` (the VFIO type1 choice) is an exported function with the same limit and
 //! the same exemption, and it shows in `VmLck` of `/proc/PID/status`.
 
-use kernel::{bindings, mm::Mm, prelude::*, sync::aref::ARef};
+use kernel::{bindings, mm::Mm, prelude::*, sync::aref::ARef, task::Task};
 
 /// A charge of `pages` pages to `mm->locked_vm`, returned on drop.
 ///
@@ -29,11 +29,22 @@ impl LockedVmCharge {
     /// Charges `pages` pages to the current process. `ENOMEM` over `RLIMIT_MEMLOCK`; `ESRCH` for
     /// a task without an address space (a kernel thread).
     pub(crate) fn charge_current(pages: usize) -> Result<Self> {
-        let mm: ARef<Mm> = {
-            let task = current!();
-            let mm = task.mm().ok_or(ESRCH)?;
-            ARef::from(&**mm)
-        };
+        // `current->mm` is read by C (`get_task_mm`), not through `Task::mm()`: in these kernels
+        // the Rust bindings lay out `task_struct` differently from C (bindgen drops the 64-byte
+        // alignment of the empty `struct sched_statistics` when CONFIG_SCHEDSTATS is off), so
+        // the Rust view reads `mm` 48 bytes too early (docs/reliability.md).
+        // SAFETY: `get_task_mm` takes `task_lock` of the current task and returns its `mm` with
+        // an `mmget` reference, or null for a task without one.
+        let raw = unsafe { bindings::get_task_mm(Task::current_raw()) };
+        if raw.is_null() {
+            return Err(ESRCH);
+        }
+        // SAFETY: `raw` is a live `mm_struct` (we hold the `mmget` reference); `ARef::from`
+        // takes an `mmgrab` reference of its own.
+        let mm: ARef<Mm> = ARef::from(unsafe { Mm::from_raw(raw) });
+        // SAFETY: Returns the `mmget` reference of `get_task_mm`; the task still uses its address
+        // space, so this is never the last user.
+        unsafe { bindings::mmput(raw) };
         // SAFETY: `mm` is a valid `mm_struct` (we hold an `mmgrab` reference); `account_locked_vm`
         // takes its `mmap_lock` for writing and may sleep, which is allowed in this process
         // context; no lock of ours is held by the callers.
