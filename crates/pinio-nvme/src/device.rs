@@ -34,6 +34,9 @@ pub(crate) struct Shared {
     free_qids: Mutex<Vec<u16>>,
     pub(crate) granted: u16,
     pub(crate) live_queues: AtomicUsize,
+    /// Held while a queue pair is created and while the controller is
+    /// reset, so that a reset never races a queue being made.
+    pub(crate) lifecycle: Mutex<()>,
     /// MSI-X eventfds by vector (vector `q` serves queue pair `q`).
     pub(crate) irqs: Vec<EventFd>,
     // Drop order: the controller shuts down while its memory is mapped;
@@ -152,6 +155,7 @@ impl NvmeDevice {
     /// up again. Refused while any queue exists, since a reset destroys
     /// every I/O queue pair. Data written before stays on the namespace.
     pub fn reset(&self) -> Result<()> {
+        let _busy = self.shared.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
         let queues = self.shared.live_queues.load(Ordering::Acquire);
         if queues != 0 {
             return Err(NvmeError::QueuesAlive { queues }.into());
@@ -251,6 +255,7 @@ fn open_shared(pci_addr: &str, opts: NvmeOptions) -> Result<Shared> {
         free_qids: Mutex::new((1..=granted).rev().collect()),
         granted,
         live_queues: AtomicUsize::new(0),
+        lifecycle: Mutex::new(()),
         irqs,
         ctrl,
         mapper,

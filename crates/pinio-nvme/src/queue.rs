@@ -80,6 +80,7 @@ impl NvmeQueue {
             }
         };
         let irq = shared.mode == CompletionMode::Interrupt;
+        let busy = shared.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
         let ctrl = &shared.ctrl;
         let r = ctrl
             .admin_cmd(Sqe::create_cq(0, qid, entries, cq.iova(), irq, if irq { qid } else { 0 }), || format!("Create I/O Completion Queue {qid} ({entries} entries)"))
@@ -89,10 +90,12 @@ impl NvmeQueue {
                 })
             });
         if let Err(e) = r {
+            drop(busy);
             shared.return_qid(qid);
             return Err(e.into());
         }
         shared.live_queues.fetch_add(1, Ordering::AcqRel);
+        drop(busy);
         let dstrd = ctrl.cap().dstrd;
         Ok(NvmeQueue {
             qid,
