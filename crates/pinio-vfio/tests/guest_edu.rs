@@ -12,6 +12,25 @@ use std::os::fd::AsRawFd;
 
 const POLL: VfioOptions = VfioOptions { take_from_driver: false, completion: CompletionMode::Poll };
 
+/// An edu with no driver is bound to vfio-pci by `open` (driver_override +
+/// drivers_probe), whatever happened earlier in this boot.
+#[test]
+fn open_binds_an_unbound_device() {
+    let _g = edu_lock();
+    common::require_guest();
+    let bdf = edu_addr();
+    let dev = std::path::Path::new("/sys/bus/pci/devices").join(&bdf);
+    if driver_of(&bdf).is_some() {
+        std::fs::write(dev.join("driver/unbind"), &bdf).unwrap();
+    }
+    std::fs::write(dev.join("driver_override"), "\n").unwrap();
+    assert_eq!(driver_of(&bdf), None, "unbound before the test");
+    let edu = open_edu(VfioOptions::default());
+    assert_eq!(driver_of(&bdf).as_deref(), Some("vfio-pci"));
+    assert_eq!(std::fs::read_to_string(dev.join("driver_override")).unwrap().trim(), "vfio-pci");
+    drop(edu);
+}
+
 #[test]
 fn open_binds_to_vfio_pci_and_reports_the_iommu() {
     let _g = edu_lock();
@@ -48,6 +67,7 @@ fn round_trips_with_polled_completions() {
     let _g = edu_lock();
     let edu = open_edu(POLL);
     assert!(edu.describe().contains("polled"));
+    assert!(edu.queue(1).unwrap().event_fd().is_none(), "no interrupt, no eventfd");
     let p = Plan { sizes: vec![3, 600, 4096], ..plan(0xb0b) };
     conformance::round_trips(&edu, &p).unwrap_or_else(|e| panic!("{e}"));
 }
