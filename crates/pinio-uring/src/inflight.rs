@@ -15,8 +15,13 @@ use pinio_core::Op;
 
 struct Entry {
     seq: u32,
+    /// While the entry is free: the next free entry, or [`NONE`].
+    next_free: u32,
     op: Option<Op>,
 }
+
+/// The end of the free list.
+const NONE: u32 = u32::MAX;
 
 /// A per-process random value (std's hash keys are seeded from the OS).
 fn random_u32() -> u32 {
@@ -25,36 +30,52 @@ fn random_u32() -> u32 {
 }
 
 /// Operations in flight, keyed by `user_data`.
+///
+/// # Invariants
+///
+/// The free entries (those whose `op` is `None`) form a list starting at
+/// `free` and linked through `next_free`; `live` counts the others.
 pub(crate) struct InFlight {
-    entries: Vec<Entry>,
-    free: Vec<u32>,
+    entries: Box<[Entry]>,
+    free: u32,
     live: usize,
     seq: u32,
 }
 
 impl InFlight {
-    /// A table for up to `capacity` operations.
+    /// A table for up to `capacity` operations (at most `u32::MAX - 1`).
     pub(crate) fn with_capacity(capacity: usize) -> InFlight {
-        let entries = (0..capacity).map(|_| Entry { seq: 0, op: None }).collect();
-        let free = (0..capacity as u32).rev().collect();
-        InFlight { entries, free, live: 0, seq: random_u32() }
+        let capacity = capacity.min(NONE as usize - 1) as u32;
+        let entries = (0..capacity)
+            .map(|i| Entry { seq: 0, next_free: if i + 1 < capacity { i + 1 } else { NONE }, op: None })
+            .collect();
+        InFlight { entries, free: if capacity > 0 { 0 } else { NONE }, live: 0, seq: random_u32() }
     }
 
     /// Operations held.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.live
     }
 
-    /// Stores `op`; returns its `user_data`, or hands `op` back when full.
+    /// Stores `op`; returns its `user_data` and the stored operation, or
+    /// hands `op` back when full.
     #[inline]
-    pub(crate) fn insert(&mut self, op: Op) -> Result<u64, Op> {
-        let Some(idx) = self.free.pop() else { return Err(op) };
+    pub(crate) fn insert(&mut self, op: Op) -> Result<(u64, &mut Op), Op> {
+        let idx = self.free;
+        let Some(e) = self.entries.get_mut(idx as usize) else { return Err(op) };
         self.seq = self.seq.wrapping_add(1).max(1);
-        let e = &mut self.entries[idx as usize];
+        self.free = e.next_free;
         e.seq = self.seq;
-        e.op = Some(op);
         self.live += 1;
-        Ok(((self.seq as u64) << 32) | idx as u64)
+        // A free entry holds no operation (invariant). Were it to hold one
+        // anyway, forgetting it keeps its memory alive, the safe side for
+        // memory the kernel might use; no drop glue runs here either way.
+        let previous = e.op.replace(op);
+        debug_assert!(previous.is_none(), "free in-flight entry {idx} held an operation");
+        std::mem::forget(previous);
+        let op = e.op.as_mut().expect("just stored");
+        Ok((((self.seq as u64) << 32) | idx as u64, op))
     }
 
     /// Takes the operation `user_data` names, or `None` for a stray.
@@ -66,7 +87,8 @@ impl InFlight {
             return None;
         }
         let op = e.op.take()?;
-        self.free.push(idx);
+        e.next_free = self.free;
+        self.free = idx;
         self.live -= 1;
         Some(op)
     }
@@ -75,11 +97,88 @@ impl InFlight {
     /// can no longer be waited on, the memory must stay alive and
     /// registered because the kernel may still write it.
     pub(crate) fn leak_all(&mut self) {
-        for e in &mut self.entries {
+        let n = self.entries.len() as u32;
+        for (i, e) in self.entries.iter_mut().enumerate() {
             if let Some(op) = e.op.take() {
                 std::mem::forget(op);
             }
+            e.next_free = if i as u32 + 1 < n { i as u32 + 1 } else { NONE };
         }
+        self.free = if n > 0 { 0 } else { NONE };
         self.live = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{UringDevice, UringOptions};
+    use pinio_core::{Device, Region};
+
+    /// A buffered, unregistered device on a small file and a region of it.
+    fn region(name: &str) -> (UringDevice, Region, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("pinio-uring-inflight-{name}-{}", std::process::id()));
+        std::fs::write(&path, vec![0u8; 4096]).unwrap();
+        let opts = UringOptions { direct: false, fixed_buffers: false, ..UringOptions::default() };
+        let dev = UringDevice::open(&path, opts).unwrap();
+        let region = dev.alloc(4096).unwrap();
+        (dev, region, path)
+    }
+
+    fn op(region: &Region, i: usize, tag: u64) -> Op {
+        Op::read(region.slice(i * 64, 64).unwrap(), 0, tag)
+    }
+
+    #[test]
+    fn holds_up_to_capacity_and_reuses_freed_entries() {
+        let (_dev, r, path) = region("capacity");
+        let mut t = InFlight::with_capacity(3);
+        let mut keys: Vec<u64> = (0..3).map(|i| t.insert(op(&r, i, i as u64)).map(|(u, _)| u).unwrap()).collect();
+        assert_eq!(t.len(), 3);
+        let full = t.insert(op(&r, 3, 3)).map(|(u, _)| u).expect_err("full");
+        assert_eq!(full.tag, 3, "the refused operation comes back");
+        let taken = t.remove(keys[1]).expect("live");
+        assert_eq!((taken.tag, t.len()), (1, 2));
+        assert!(t.remove(keys[1]).is_none(), "a key is good once");
+        drop(taken);
+        let (again, stored) = t.insert(op(&r, 1, 9)).unwrap();
+        assert_eq!(stored.tag, 9);
+        assert_eq!(again as u32, keys[1] as u32, "the freed entry is reused");
+        assert_ne!(again, keys[1], "with a new sequence number");
+        keys[1] = again;
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.remove(*k).unwrap().tag, if i == 1 { 9 } else { i as u64 });
+        }
+        assert_eq!(t.len(), 0);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn strays_take_nothing() {
+        let (_dev, r, path) = region("strays");
+        let mut t = InFlight::with_capacity(2);
+        let (key, _) = t.insert(op(&r, 0, 0)).unwrap();
+        let idx = key & 0xffff_ffff;
+        for stray in [idx, key ^ (1 << 32), key + 1, 5, u64::MAX] {
+            assert!(t.remove(stray).is_none(), "{stray:#x} named no live entry");
+        }
+        assert_eq!(t.len(), 1);
+        assert!(t.remove(key).is_some());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn leak_all_empties_and_frees_every_entry() {
+        let (_dev, r, path) = region("leak");
+        let mut t = InFlight::with_capacity(2);
+        let (key, _) = t.insert(op(&r, 0, 0)).unwrap();
+        t.leak_all();
+        assert_eq!(t.len(), 0);
+        assert!(t.remove(key).is_none());
+        // Both entries are free again (the leaked slice keeps its range, so
+        // new operations use other ranges).
+        assert!(t.insert(op(&r, 1, 1)).is_ok() && t.insert(op(&r, 2, 2)).is_ok());
+        assert!(t.insert(op(&r, 3, 3)).is_err());
+        std::fs::remove_file(path).unwrap();
     }
 }

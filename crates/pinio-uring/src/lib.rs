@@ -33,6 +33,7 @@ mod arena;
 mod device;
 mod error;
 mod inflight;
+mod limits;
 pub mod memlock;
 pub mod net;
 mod options;

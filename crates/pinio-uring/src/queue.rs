@@ -3,6 +3,7 @@
 use crate::UringError;
 use crate::device::{Shared, UNREGISTERED};
 use crate::inflight::InFlight;
+use crate::limits::Limits;
 use crate::ring;
 use io_uring::{IoUring, opcode, squeue, types};
 use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
@@ -21,6 +22,12 @@ use std::sync::{Arc, OnceLock};
 /// submits what was pushed and waits for every operation in flight.
 pub struct UringQueue {
     shared: Arc<Shared>,
+    /// `shared`'s device id and capabilities, for the fast path of `push`.
+    limits: Limits,
+    /// Whether the device uses fixed buffers (`shared.opts.fixed_buffers`).
+    fixed_buffers: bool,
+    /// Whether the device's IO is `O_DIRECT` (`shared.opts.direct`).
+    direct: bool,
     /// Shared with the device's registry, which refreshes its buffer table.
     /// Only this queue touches the submission and completion queues.
     ring: Arc<IoUring>,
@@ -47,6 +54,9 @@ impl UringQueue {
             None => None,
         };
         Ok(UringQueue {
+            limits: Limits::new(shared.id, &shared.caps),
+            fixed_buffers: shared.opts.fixed_buffers,
+            direct: shared.opts.direct,
             shared,
             ring,
             subscription,
@@ -74,7 +84,8 @@ impl UringQueue {
 
     /// The SQE for `op`, and whether it runs unregistered although fixed
     /// buffers are on (a region the fallback policy let through).
-    fn entry(&self, op: &mut Op) -> (squeue::Entry, bool) {
+    #[inline]
+    fn entry(fixed_buffers: bool, op: &mut Op) -> (squeue::Entry, bool) {
         let fd = types::Fixed(0);
         let len = op.slice.len() as u32;
         let slot = op.slice.key().id;
@@ -83,7 +94,7 @@ impl UringQueue {
                 Direction::Read => opcode::Read::new(fd, op.slice.as_mut_ptr(), len).offset(op.dev_offset).build(),
                 Direction::Write => opcode::Write::new(fd, op.slice.as_ptr(), len).offset(op.dev_offset).build(),
             };
-            return (entry, self.shared.opts.fixed_buffers);
+            return (entry, fixed_buffers);
         }
         let slot = slot as u16;
         let entry = match op.dir {
@@ -107,88 +118,13 @@ impl UringQueue {
         }
     }
 
-    /// Moves every completion in the ring into `out`; returns how many.
-    fn reap(&mut self, out: &mut Vec<Completion>) -> usize {
-        let before = out.len();
-        let direct = self.shared.opts.direct;
-        // SAFETY: only this queue reads this ring's completion queue; the
-        // registry uses the ring for registration calls only.
-        let cq = unsafe { self.ring.completion_shared() };
-        for cqe in cq {
-            let Some(op) = self.inflight.remove(cqe.user_data()) else {
-                self.strays += 1;
-                continue;
-            };
-            let res = cqe.result();
-            let stats = &self.shared.stats;
-            let result = if res < 0 {
-                stats.failed();
-                Err(op_error(&op, -res))
-            } else {
-                let n = res as u64;
-                match op.dir {
-                    Direction::Read => stats.read(n),
-                    Direction::Write => stats.written(n),
-                }
-                if !direct {
-                    stats.copied(n);
-                }
-                Ok(res as usize)
-            };
-            out.push(Completion::of(op, result));
-        }
-        out.len() - before
-    }
-}
-
-fn op_error(op: &Op, errno: i32) -> Error {
-    let what = match (op.dir, op.slice.key().id == UNREGISTERED) {
-        (Direction::Read, false) => "READ_FIXED",
-        (Direction::Read, true) => "READ",
-        (Direction::Write, false) => "WRITE_FIXED",
-        (Direction::Write, true) => "WRITE",
-    };
-    Error::io(
-        format!("{what} of {} bytes at device offset {:#x}", op.slice.len(), op.dev_offset),
-        io::Error::from_raw_os_error(errno),
-    )
-}
-
-impl Queue for UringQueue {
-    fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    fn in_flight(&self) -> usize {
-        self.inflight.len() + self.stash.len()
-    }
-
-    fn push(&mut self, mut op: Op) -> Result<(), Rejected> {
-        if self.in_flight() >= self.capacity {
-            return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
-        }
-        if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
-            return Err(Rejected { error, op });
-        }
-        let (entry, fallback) = self.entry(&mut op);
-        let user_data = match self.inflight.insert(op) {
-            Ok(u) => u,
-            Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
-        };
-        let entry = entry.user_data(user_data);
+    /// The rest of `push` when the submission queue had no room for `entry`
+    /// (whose operation is already in the in-flight table as `user_data`):
+    /// enters the kernel until it has room.
+    #[cold]
+    #[inline(never)]
+    fn push_when_full(&mut self, entry: &squeue::Entry, user_data: u64, fallback: bool) -> Result<(), Rejected> {
         loop {
-            // SAFETY: the entry names the slice's memory, now owned by the
-            // in-flight table until its completion is reaped (the slice also
-            // keeps its region, and so its buffer slot, registered), and
-            // fixed file 0, registered for this ring's whole life. Only this
-            // queue pushes to this submission queue.
-            if unsafe { self.ring.submission_shared().push(&entry) }.is_ok() {
-                self.unsubmitted += 1;
-                if fallback {
-                    self.shared.stats.unregistered_fallback();
-                }
-                return Ok(());
-            }
             // The submission queue is larger than the capacity, so this is
             // only reached if the kernel has not yet consumed earlier entries.
             let progressed = match self.enter(0) {
@@ -203,7 +139,107 @@ impl Queue for UringQueue {
                 self.reap(&mut stash);
                 self.stash = stash;
             }
+            // SAFETY: as in `push`, which inserted the entry's operation in
+            // the in-flight table.
+            if unsafe { self.ring.submission_shared().push(entry) }.is_ok() {
+                self.unsubmitted += 1;
+                if fallback {
+                    self.shared.stats.unregistered_fallback();
+                }
+                return Ok(());
+            }
         }
+    }
+
+    /// Moves every completion in the ring into `out`; returns how many.
+    fn reap(&mut self, out: &mut Vec<Completion>) -> usize {
+        let before = out.len();
+        let direct = self.direct;
+        // SAFETY: only this queue reads this ring's completion queue; the
+        // registry uses the ring for registration calls only.
+        let cq = unsafe { self.ring.completion_shared() };
+        out.reserve(cq.len());
+        let stats = &self.shared.stats;
+        for cqe in cq {
+            let Some(op) = self.inflight.remove(cqe.user_data()) else {
+                self.strays += 1;
+                continue;
+            };
+            let res = cqe.result();
+            let result = if res >= 0 {
+                let n = res as u64;
+                match op.dir {
+                    Direction::Read => stats.read(n),
+                    Direction::Write => stats.written(n),
+                }
+                if !direct {
+                    stats.copied(n);
+                }
+                Ok(res as usize)
+            } else {
+                stats.failed();
+                Err(op_error(op.dir, op.slice.key().id == UNREGISTERED, op.slice.len(), op.dev_offset, -res))
+            };
+            out.push(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result });
+        }
+        out.len() - before
+    }
+}
+
+/// The error of an operation that failed with `errno`.
+#[cold]
+#[inline(never)]
+fn op_error(dir: Direction, unregistered: bool, len: usize, dev_offset: u64, errno: i32) -> Error {
+    let what = match (dir, unregistered) {
+        (Direction::Read, false) => "READ_FIXED",
+        (Direction::Read, true) => "READ",
+        (Direction::Write, false) => "WRITE_FIXED",
+        (Direction::Write, true) => "WRITE",
+    };
+    Error::io(
+        format!("{what} of {len} bytes at device offset {dev_offset:#x}"),
+        io::Error::from_raw_os_error(errno),
+    )
+}
+
+impl Queue for UringQueue {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn in_flight(&self) -> usize {
+        self.inflight.len() + self.stash.len()
+    }
+
+    fn push(&mut self, op: Op) -> Result<(), Rejected> {
+        if self.in_flight() >= self.capacity {
+            return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
+        }
+        if !self.limits.admits(&op) {
+            // Not admitted by the fast test: the model's check names why.
+            if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
+                return Err(Rejected { error, op });
+            }
+        }
+        let (user_data, op) = match self.inflight.insert(op) {
+            Ok(inserted) => inserted,
+            Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
+        };
+        let (entry, fallback) = UringQueue::entry(self.fixed_buffers, op);
+        let entry = entry.user_data(user_data);
+        // SAFETY: the entry names the slice's memory, now owned by the
+        // in-flight table until its completion is reaped (the slice also
+        // keeps its region, and so its buffer slot, registered), and fixed
+        // file 0, registered for this ring's whole life. Only this queue
+        // pushes to this submission queue.
+        if unsafe { self.ring.submission_shared().push(&entry) }.is_err() {
+            return self.push_when_full(&entry, user_data, fallback);
+        }
+        self.unsubmitted += 1;
+        if fallback {
+            self.shared.stats.unregistered_fallback();
+        }
+        Ok(())
     }
 
     fn submit(&mut self) -> Result<usize> {
