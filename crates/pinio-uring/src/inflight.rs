@@ -11,13 +11,20 @@
 //! tags) or with an index beyond the capacity are always recognised; any
 //! other value would have to guess a live sequence number.
 
-use pinio_core::Op;
+use pinio_core::{Direction, Op, Slice};
 
+/// One operation, kept as its fields: taking the slice out of an
+/// `Option<Slice>` and copying three scalars compiles to fewer moves than
+/// taking a whole `Option<Op>`.
 struct Entry {
     seq: u32,
     /// While the entry is free: the next free entry, or [`NONE`].
     next_free: u32,
-    op: Option<Op>,
+    /// `Some` exactly while the entry holds an operation.
+    slice: Option<Slice>,
+    dir: Direction,
+    dev_offset: u64,
+    tag: u64,
 }
 
 /// The end of the free list.
@@ -33,7 +40,7 @@ fn random_u32() -> u32 {
 ///
 /// # Invariants
 ///
-/// The free entries (those whose `op` is `None`) form a list starting at
+/// The free entries (those whose `slice` is `None`) form a list starting at
 /// `free` and linked through `next_free`; `live` counts the others.
 pub(crate) struct InFlight {
     entries: Box<[Entry]>,
@@ -47,7 +54,14 @@ impl InFlight {
     pub(crate) fn with_capacity(capacity: usize) -> InFlight {
         let capacity = capacity.min(NONE as usize - 1) as u32;
         let entries = (0..capacity)
-            .map(|i| Entry { seq: 0, next_free: if i + 1 < capacity { i + 1 } else { NONE }, op: None })
+            .map(|i| Entry {
+                seq: 0,
+                next_free: if i + 1 < capacity { i + 1 } else { NONE },
+                slice: None,
+                dir: Direction::Read,
+                dev_offset: 0,
+                tag: 0,
+            })
             .collect();
         InFlight { entries, free: if capacity > 0 { 0 } else { NONE }, live: 0, seq: random_u32() }
     }
@@ -58,24 +72,23 @@ impl InFlight {
         self.live
     }
 
-    /// Stores `op`; returns its `user_data` and the stored operation, or
-    /// hands `op` back when full.
+    /// Stores `op`; returns its `user_data`, or hands `op` back when full.
     #[inline]
-    pub(crate) fn insert(&mut self, op: Op) -> Result<(u64, &mut Op), Op> {
+    pub(crate) fn insert(&mut self, op: Op) -> Result<u64, Op> {
         let idx = self.free;
         let Some(e) = self.entries.get_mut(idx as usize) else { return Err(op) };
         self.seq = self.seq.wrapping_add(1).max(1);
         self.free = e.next_free;
         e.seq = self.seq;
         self.live += 1;
-        // A free entry holds no operation (invariant). Were it to hold one
+        // A free entry holds no slice (invariant). Were it to hold one
         // anyway, forgetting it keeps its memory alive, the safe side for
         // memory the kernel might use; no drop glue runs here either way.
-        let previous = e.op.replace(op);
-        debug_assert!(previous.is_none(), "free in-flight entry {idx} held an operation");
+        let previous = e.slice.replace(op.slice);
+        debug_assert!(previous.is_none(), "free in-flight entry {idx} held a slice");
         std::mem::forget(previous);
-        let op = e.op.as_mut().expect("just stored");
-        Ok((((self.seq as u64) << 32) | idx as u64, op))
+        (e.dir, e.dev_offset, e.tag) = (op.dir, op.dev_offset, op.tag);
+        Ok(((self.seq as u64) << 32) | idx as u64)
     }
 
     /// Takes the operation `user_data` names, or `None` for a stray.
@@ -86,11 +99,11 @@ impl InFlight {
         if seq == 0 || e.seq != seq {
             return None;
         }
-        let op = e.op.take()?;
+        let slice = e.slice.take()?;
         e.next_free = self.free;
         self.free = idx;
         self.live -= 1;
-        Some(op)
+        Some(Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag })
     }
 
     /// Forgets every operation without dropping its slice: for a ring that
@@ -99,8 +112,8 @@ impl InFlight {
     pub(crate) fn leak_all(&mut self) {
         let n = self.entries.len() as u32;
         for (i, e) in self.entries.iter_mut().enumerate() {
-            if let Some(op) = e.op.take() {
-                std::mem::forget(op);
+            if let Some(slice) = e.slice.take() {
+                std::mem::forget(slice);
             }
             e.next_free = if i as u32 + 1 < n { i as u32 + 1 } else { NONE };
         }
@@ -133,16 +146,15 @@ mod tests {
     fn holds_up_to_capacity_and_reuses_freed_entries() {
         let (_dev, r, path) = region("capacity");
         let mut t = InFlight::with_capacity(3);
-        let mut keys: Vec<u64> = (0..3).map(|i| t.insert(op(&r, i, i as u64)).map(|(u, _)| u).unwrap()).collect();
+        let mut keys: Vec<u64> = (0..3).map(|i| t.insert(op(&r, i, i as u64)).unwrap()).collect();
         assert_eq!(t.len(), 3);
-        let full = t.insert(op(&r, 3, 3)).map(|(u, _)| u).expect_err("full");
+        let full = t.insert(op(&r, 3, 3)).expect_err("full");
         assert_eq!(full.tag, 3, "the refused operation comes back");
         let taken = t.remove(keys[1]).expect("live");
         assert_eq!((taken.tag, t.len()), (1, 2));
         assert!(t.remove(keys[1]).is_none(), "a key is good once");
         drop(taken);
-        let (again, stored) = t.insert(op(&r, 1, 9)).unwrap();
-        assert_eq!(stored.tag, 9);
+        let again = t.insert(op(&r, 1, 9)).unwrap();
         assert_eq!(again as u32, keys[1] as u32, "the freed entry is reused");
         assert_ne!(again, keys[1], "with a new sequence number");
         keys[1] = again;
@@ -157,7 +169,7 @@ mod tests {
     fn strays_take_nothing() {
         let (_dev, r, path) = region("strays");
         let mut t = InFlight::with_capacity(2);
-        let (key, _) = t.insert(op(&r, 0, 0)).unwrap();
+        let key = t.insert(op(&r, 0, 0)).unwrap();
         let idx = key & 0xffff_ffff;
         for stray in [idx, key ^ (1 << 32), key + 1, 5, u64::MAX] {
             assert!(t.remove(stray).is_none(), "{stray:#x} named no live entry");
@@ -171,7 +183,7 @@ mod tests {
     fn leak_all_empties_and_frees_every_entry() {
         let (_dev, r, path) = region("leak");
         let mut t = InFlight::with_capacity(2);
-        let (key, _) = t.insert(op(&r, 0, 0)).unwrap();
+        let key = t.insert(op(&r, 0, 0)).unwrap();
         t.leak_all();
         assert_eq!(t.len(), 0);
         assert!(t.remove(key).is_none());

@@ -166,40 +166,40 @@ impl UringQueue {
                 continue;
             };
             let res = cqe.result();
-            let result = if res >= 0 {
-                let n = res as u64;
-                match op.dir {
-                    Direction::Read => stats.read(n),
-                    Direction::Write => stats.written(n),
-                }
-                if !direct {
-                    stats.copied(n);
-                }
-                Ok(res as usize)
-            } else {
+            if res < 0 {
                 stats.failed();
-                Err(op_error(op.dir, op.slice.key().id == UNREGISTERED, op.slice.len(), op.dev_offset, -res))
-            };
-            out.push(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result });
+                out.push(failed(op, -res));
+                continue;
+            }
+            let n = res as u64;
+            match op.dir {
+                Direction::Read => stats.read(n),
+                Direction::Write => stats.written(n),
+            }
+            if !direct {
+                stats.copied(n);
+            }
+            out.push(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result: Ok(res as usize) });
         }
         out.len() - before
     }
 }
 
-/// The error of an operation that failed with `errno`.
+/// The completion of `op`, which failed with `errno`.
 #[cold]
 #[inline(never)]
-fn op_error(dir: Direction, unregistered: bool, len: usize, dev_offset: u64, errno: i32) -> Error {
-    let what = match (dir, unregistered) {
+fn failed(op: Op, errno: i32) -> Completion {
+    let what = match (op.dir, op.slice.key().id == UNREGISTERED) {
         (Direction::Read, false) => "READ_FIXED",
         (Direction::Read, true) => "READ",
         (Direction::Write, false) => "WRITE_FIXED",
         (Direction::Write, true) => "WRITE",
     };
-    Error::io(
-        format!("{what} of {len} bytes at device offset {dev_offset:#x}"),
+    let error = Error::io(
+        format!("{what} of {} bytes at device offset {:#x}", op.slice.len(), op.dev_offset),
         io::Error::from_raw_os_error(errno),
-    )
+    );
+    Completion::of(op, Err(error))
 }
 
 impl Queue for UringQueue {
@@ -211,7 +211,7 @@ impl Queue for UringQueue {
         self.inflight.len() + self.stash.len()
     }
 
-    fn push(&mut self, op: Op) -> Result<(), Rejected> {
+    fn push(&mut self, mut op: Op) -> Result<(), Rejected> {
         if self.in_flight() >= self.capacity {
             return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
         }
@@ -221,11 +221,11 @@ impl Queue for UringQueue {
                 return Err(Rejected { error, op });
             }
         }
-        let (user_data, op) = match self.inflight.insert(op) {
-            Ok(inserted) => inserted,
+        let (entry, fallback) = UringQueue::entry(self.fixed_buffers, &mut op);
+        let user_data = match self.inflight.insert(op) {
+            Ok(u) => u,
             Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
         };
-        let (entry, fallback) = UringQueue::entry(self.fixed_buffers, op);
         let entry = entry.user_data(user_data);
         // SAFETY: the entry names the slice's memory, now owned by the
         // in-flight table until its completion is reaped (the slice also
