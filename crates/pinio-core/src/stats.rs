@@ -50,6 +50,29 @@ impl Stats {
         self.errors.fetch_add(1, Relaxed);
     }
 
+    /// Records `ops` completed reads moving `bytes` in total, as `ops` calls
+    /// of [`Stats::read`] would, in two atomic additions: for a backend that
+    /// counts a batch of completions in plain integers and folds them in
+    /// before handing the batch to its caller.
+    pub fn read_many(&self, ops: u64, bytes: u64) {
+        self.ops.fetch_add(ops, Relaxed);
+        self.bytes_read.fetch_add(bytes, Relaxed);
+    }
+
+    /// Records `ops` completed writes moving `bytes` in total, as `ops`
+    /// calls of [`Stats::written`] would.
+    pub fn written_many(&self, ops: u64, bytes: u64) {
+        self.ops.fetch_add(ops, Relaxed);
+        self.bytes_written.fetch_add(bytes, Relaxed);
+    }
+
+    /// Records `ops` failed operations, as `ops` calls of [`Stats::failed`]
+    /// would.
+    pub fn failed_many(&self, ops: u64) {
+        self.ops.fetch_add(ops, Relaxed);
+        self.errors.fetch_add(ops, Relaxed);
+    }
+
     /// Records `bytes` of payload copied by the CPU.
     pub fn copied(&self, bytes: u64) {
         self.bytes_copied.fetch_add(bytes, Relaxed);
@@ -143,5 +166,29 @@ impl fmt::Display for StatsSnapshot {
             write!(f, ", {} ops unregistered (fallback)", self.unregistered_fallbacks)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_count_as_the_single_calls_they_stand_for() {
+        let (one, many) = (Stats::default(), Stats::default());
+        for n in [512u64, 4096, 0] {
+            one.read(n);
+        }
+        for n in [8192u64, 1] {
+            one.written(n);
+        }
+        one.failed();
+        one.failed();
+        many.read_many(3, 512 + 4096);
+        many.written_many(2, 8192 + 1);
+        many.failed_many(2);
+        assert_eq!(one.snapshot(), many.snapshot());
+        let s = many.snapshot();
+        assert_eq!((s.ops, s.errors, s.bytes_read, s.bytes_written), (7, 2, 4608, 8193));
     }
 }
