@@ -154,12 +154,13 @@ impl UringQueue {
     /// Moves every completion in the ring into `out`; returns how many.
     fn reap(&mut self, out: &mut Vec<Completion>) -> usize {
         let before = out.len();
-        let direct = self.direct;
         // SAFETY: only this queue reads this ring's completion queue; the
         // registry uses the ring for registration calls only.
         let cq = unsafe { self.ring.completion_shared() };
         out.reserve(cq.len());
-        let stats = &self.shared.stats;
+        // Counted in plain integers and folded into the shared atomic
+        // statistics once per call, before the completions reach the caller.
+        let (mut reads, mut read_bytes, mut writes, mut written_bytes, mut failures) = (0, 0, 0, 0, 0);
         for cqe in cq {
             let Some(op) = self.inflight.remove(cqe.user_data()) else {
                 self.strays += 1;
@@ -167,19 +168,28 @@ impl UringQueue {
             };
             let res = cqe.result();
             if res < 0 {
-                stats.failed();
+                failures += 1;
                 out.push(failed(op, -res));
                 continue;
             }
-            let n = res as u64;
             match op.dir {
-                Direction::Read => stats.read(n),
-                Direction::Write => stats.written(n),
-            }
-            if !direct {
-                stats.copied(n);
+                Direction::Read => (reads, read_bytes) = (reads + 1, read_bytes + res as u64),
+                Direction::Write => (writes, written_bytes) = (writes + 1, written_bytes + res as u64),
             }
             out.push(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result: Ok(res as usize) });
+        }
+        let stats = &self.shared.stats;
+        if reads > 0 {
+            stats.read_many(reads, read_bytes);
+        }
+        if writes > 0 {
+            stats.written_many(writes, written_bytes);
+        }
+        if failures > 0 {
+            stats.failed_many(failures);
+        }
+        if !self.direct && read_bytes + written_bytes > 0 {
+            stats.copied(read_bytes + written_bytes);
         }
         out.len() - before
     }
