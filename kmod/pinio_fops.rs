@@ -185,6 +185,9 @@ fn dispatch(session: &Arc<Session>, cmd: u32, arg: usize) -> Result<isize> {
         abi::PINIO_IOC_REAP => {
             let (reader, mut writer) = user(size_of::<abi::ReapArgs>()).reader_writer();
             let mut args: abi::ReapArgs = crate::session::read_arg(reader)?;
+            // Records are removed once copied out: check first that the count can be written
+            // back, or a caller with a read-only argument would lose them (`EFAULT`, none taken).
+            user(size_of::<abi::ReapArgs>()).writer().write(&args)?;
             args.count = session.reap(&args)?;
             writer.write(&args)?;
             Ok(args.count as isize)

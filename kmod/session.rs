@@ -308,8 +308,10 @@ impl Session {
         .writer();
 
         let mut st = self.state.lock();
-        let want = core::cmp::min(core::cmp::min(args.min as usize, max), st.outstanding);
-        while st.completions.len() < want {
+        let want = core::cmp::min(args.min as usize, max);
+        // Capped at what is outstanding *now*, on every wake-up: another REAP may take records
+        // meanwhile, and a record that was taken will never arrive.
+        while st.completions.len() < core::cmp::min(want, st.outstanding) {
             if self.completed.wait_interruptible(&mut st) {
                 return Err(EINTR);
             }
