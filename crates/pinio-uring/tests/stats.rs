@@ -5,7 +5,7 @@
 mod common;
 
 use common::Scratch;
-use pinio_core::{Device, Op, Queue};
+use pinio_core::{Device, Op};
 use pinio_uring::{UringDevice, UringOptions};
 
 fn batch(direct: bool) {
