@@ -54,6 +54,13 @@ impl Bar {
     }
 
     /// Reads the 32-bit register at `off`.
+    ///
+    /// # Panics
+    ///
+    /// If `off` is not aligned to the register size or the register does
+    /// not lie inside the BAR: register offsets are driver constants, so
+    /// that is a bug in the driver, as an out-of-range slice index is. The
+    /// same holds for the other accessors.
     pub fn read32(&self, off: usize) -> u32 {
         // SAFETY: `at` checked bounds and alignment; the mapping is live.
         unsafe { self.at::<u32>(off).read_volatile() }

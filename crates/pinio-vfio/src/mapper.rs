@@ -26,6 +26,8 @@ pub struct DmaMapper {
     stats: Arc<Stats>,
     device: DeviceId,
     mapping_limit: Option<u64>,
+    /// The smallest IOMMU page (fixed for the container's life).
+    page: u64,
     state: Mutex<MapState>,
 }
 
@@ -34,9 +36,10 @@ impl DmaMapper {
     pub fn new(pci: Arc<VfioPci>, stats: Arc<Stats>, device: DeviceId, dma_bits: u32) -> DmaMapper {
         let info = pci.iommu().clone();
         let limit = if dma_bits >= 64 { u64::MAX } else { 1u64 << dma_bits };
-        let iova = IovaAllocator::new(&info.iova_ranges, IOVA_BASE, limit, info.min_page());
+        let page = info.min_page();
+        let iova = IovaAllocator::new(&info.iova_ranges, IOVA_BASE, limit, page);
         let mapping_limit = info.dma_avail.map(u64::from);
-        DmaMapper { pci, stats, device, mapping_limit, state: Mutex::new(MapState { iova, mappings: 0, next_id: 1 }) }
+        DmaMapper { pci, stats, device, mapping_limit, page, state: Mutex::new(MapState { iova, mappings: 0, next_id: 1 }) }
     }
 
     fn state(&self) -> MutexGuard<'_, MapState> {
@@ -50,13 +53,13 @@ impl DmaMapper {
 
     /// The smallest IOMMU page: buffers must be aligned to it.
     pub fn page(&self) -> u64 {
-        self.state().iova.page()
+        self.page
     }
 
     /// Maps `buf`: checks alignment, allocates an IOVA, counts the mapping
     /// against the container's budget, and issues `VFIO_IOMMU_MAP_DMA`.
     pub fn map(&self, buf: &mut DmaBuf) -> Result<RegionKey, Error> {
-        let page = self.page();
+        let page = self.page;
         let (addr, len) = (buf.as_ptr() as u64, buf.len() as u64);
         if !is_aligned(addr, page) {
             return Err(Error::Misaligned { what: "buffer address", value: addr, required: page });
