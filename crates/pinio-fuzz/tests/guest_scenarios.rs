@@ -10,6 +10,7 @@ use pinio_fuzz::vmstat::PinGuard;
 use pinio_fuzz::{Errno, FuzzError, ensure};
 use pinio_kmod::abi::{self, CompletionRecord, Desc};
 use pinio_kmod::sys::PinioFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ fn main() -> ExitCode {
             Scenario { name: "memlock_limit_gives_enomem_and_pins_nothing", run: memlock_limit },
             Scenario { name: "per_open_cap_gives_enospc_and_pins_nothing_more", run: per_open_cap },
             Scenario { name: "rmmod_refused_while_a_file_is_open", run: rmmod_refused_while_open },
+            Scenario { name: "reap_with_read_only_argument_loses_no_record", run: reap_read_only_argument },
+            Scenario { name: "concurrent_reapers_do_not_wait_for_taken_records", run: concurrent_reapers },
         ],
     )
 }
@@ -350,5 +353,89 @@ fn rmmod_refused_while_open() -> Result<(), FuzzError> {
     }
     let fd = open()?;
     k("INFO after reload", fd.info())?;
+    Ok(())
+}
+
+/// REAP whose argument is readable but not writable must fail without consuming records (the
+/// caller cannot learn how many were written). Reproducer of the second fuzzer finding: the module
+/// removed the records, then failed to write the count back, and they were lost.
+fn reap_read_only_argument() -> Result<(), FuzzError> {
+    let page = page_size();
+    let m = Mapping::rw(4 * page)?;
+    let fd = open()?;
+    let id = k("REGISTER", fd.register(m.addr(), 4 * page as u64, abi::ACCESS_DEVICE_READ))?;
+    let descs: Vec<Desc> = (0..3).map(|i| desc(id, abi::DIR_TO_DEVICE, 0, i * 4096, 4096)).collect();
+    k("SUBMIT", fd.submit(&descs))?;
+    std::thread::sleep(Duration::from_millis(200)); // let the engine complete them
+    let mut records = vec![CompletionRecord::default(); 8];
+    let mut arg_page = Mapping::rw(page)?;
+    let args = abi::ReapArgs { records: records.as_mut_ptr() as u64, max: 8, min: 3, count: 0, reserved: 0 };
+    // SAFETY: the page is readable and writable until protected below; ReapArgs is plain data.
+    unsafe { std::ptr::write(arg_page.addr() as *mut abi::ReapArgs, args) };
+    arg_page.protect(0, page, libc::PROT_READ)?;
+    // SAFETY: the argument page is read-only; records land in `records`, which we own.
+    let r = unsafe { pinio_fuzz::raw::ioctl(fd.as_fd().as_raw_fd(), abi::PINIO_IOC_REAP, arg_page.addr()) };
+    ensure!(r == Err(Errno(libc::EFAULT)), "REAP with a read-only argument: {r:?} (expected EFAULT)");
+    let info = k("INFO", fd.info())?;
+    ensure!(info.outstanding == 3, "after the failed REAP {} of 3 records are left: the others were lost", info.outstanding);
+    let mut out = Vec::with_capacity(3);
+    k("REAP", fd.reap(&mut out, 3))?;
+    ensure!(out.len() == 3, "REAP got {} of the 3 records", out.len());
+    k("UNREGISTER", fd.unregister(id))?;
+    Ok(())
+}
+
+extern "C" fn on_sigusr1(_: i32) {}
+
+/// Two threads REAP one open file: one waits for 2 records, the other takes 1 of them. Once every
+/// descriptor has completed, the first must return with what is left instead of waiting forever
+/// for a record that was taken ("min is capped at the number outstanding"). Reproducer of the
+/// third fuzzer finding (race phase).
+fn concurrent_reapers() -> Result<(), FuzzError> {
+    // SAFETY: installs a no-op handler without SA_RESTART so a blocked REAP returns EINTR.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as *const () as usize;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    let len = 8 << 20;
+    let m = Mapping::rw(len)?;
+    let fd = open()?;
+    let id = k("REGISTER", fd.register(m.addr(), len as u64, abi::ACCESS_DEVICE_READ))?;
+    for round in 0..5 {
+        let descs = [desc(id, abi::DIR_TO_DEVICE, 0, 0, len as u64), desc(id, abi::DIR_TO_DEVICE, 0, 0, len as u64)];
+        k("SUBMIT", fd.submit(&descs))?;
+        let result = std::thread::scope(|s| -> Result<(), FuzzError> {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let fd = &fd;
+            let waiter = s.spawn(move || {
+                // SAFETY: pthread_self has no preconditions.
+                tx.send(unsafe { libc::pthread_self() }).ok();
+                let mut out = Vec::with_capacity(2);
+                fd.reap(&mut out, 2).map(|_| out.len())
+            });
+            let t = rx.recv().map_err(|_| FuzzError::Check("waiter thread did not start".into()))?;
+            std::thread::sleep(Duration::from_millis(5));
+            let mut one = Vec::with_capacity(1);
+            k("REAP(min 1)", fd.reap(&mut one, 1))?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut hung = false;
+            while !waiter.is_finished() {
+                if std::time::Instant::now() > deadline {
+                    hung = true;
+                    // SAFETY: `t` is the waiter thread, alive until joined below.
+                    unsafe { libc::pthread_kill(t, libc::SIGUSR1) };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let got = waiter.join().map_err(|_| FuzzError::Check("waiter panicked".into()))?;
+            ensure!(!hung, "round {round}: REAP(min 2) still waited 10 s after both descriptors completed and one record was taken by another REAP ({got:?} after SIGUSR1)");
+            let n = got.map_err(|e| FuzzError::Check(format!("REAP(min 2): {e}")))?;
+            ensure!(n + one.len() == 2, "round {round}: the two REAPs got {n} + {} of 2 records", one.len());
+            Ok(())
+        });
+        result?;
+    }
+    k("UNREGISTER", fd.unregister(id))?;
     Ok(())
 }

@@ -36,6 +36,11 @@ impl Fuzzer {
         if self.sessions[si].pinned + pages > self.lim.cap_pages {
             return Expect::err(libc::ENOSPC);
         }
+        // Pinning works on whole pages: a range in the last page of the address space, whose
+        // page-rounded end wraps, is EOVERFLOW there (only kernel addresses are that high).
+        if (addr + len).checked_next_multiple_of(self.lim.page).is_none() {
+            return Expect::err(libc::EOVERFLOW);
+        }
         if pinnable { Expect::value(0) } else { Expect::err(libc::EFAULT) }
     }
 
