@@ -157,7 +157,14 @@ impl UringQueue {
         // SAFETY: only this queue reads this ring's completion queue; the
         // registry uses the ring for registration calls only.
         let cq = unsafe { self.ring.completion_shared() };
+        // Completions are written straight into `out`'s spare capacity (a
+        // `push` would build each 104-byte completion on the stack first to
+        // survive a reallocation that cannot happen after this reserve).
+        // If anything panics before `set_len`, the written completions are
+        // leaked, not dropped: their memory stays alive, which is safe.
         out.reserve(cq.len());
+        let spare = &mut out.spare_capacity_mut()[..cq.len()];
+        let mut n = 0;
         // Counted in plain integers and folded into the shared atomic
         // statistics once per call, before the completions reach the caller.
         let (mut reads, mut read_bytes, mut writes, mut written_bytes, mut failures) = (0, 0, 0, 0, 0);
@@ -169,15 +176,19 @@ impl UringQueue {
             let res = cqe.result();
             if res < 0 {
                 failures += 1;
-                out.push(failed(op, -res));
+                spare[n].write(failed(op, -res));
+                n += 1;
                 continue;
             }
             match op.dir {
                 Direction::Read => (reads, read_bytes) = (reads + 1, read_bytes + res as u64),
                 Direction::Write => (writes, written_bytes) = (writes + 1, written_bytes + res as u64),
             }
-            out.push(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result: Ok(res as usize) });
+            spare[n].write(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result: Ok(res as usize) });
+            n += 1;
         }
+        // SAFETY: the first `n` spare elements were just written.
+        unsafe { out.set_len(before + n) };
         let stats = &self.shared.stats;
         if reads > 0 {
             stats.read_many(reads, read_bytes);
