@@ -125,11 +125,13 @@ pub fn run_command(paths: &Paths, args: &RunArgs) -> Result<ExitCode> {
     let problems = outcome.problems();
     let code = outcome.exit_code.unwrap_or(1);
     eprintln!("xtask: guest command exited with {}", outcome.exit_code.map_or("no status".into(), |c| c.to_string()));
+    if problems.is_empty() && code == 0 {
+        let _ = fs::remove_dir_all(&outcome.run_dir);
+    }
     if problems.is_empty() || args.keep_going {
         if !problems.is_empty() {
             eprintln!("xtask: --keep-going: returning the command's status despite the problems above");
         }
-        let _ = fs::remove_dir_all(&outcome.run_dir);
         Ok(exit_code(code))
     } else {
         Ok(exit_code(if code == 0 { 1 } else { code }))
@@ -162,11 +164,29 @@ pub fn shares(paths: &Paths) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// A fresh run directory inside the target dir (visible to the guest).
+/// Run directories are kept when a run fails; those older than a day are removed.
 pub fn new_run_dir(paths: &Paths) -> Result<PathBuf> {
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
-    let dir = paths.xtask_out()?.join("vm").join(format!("run-{stamp}-{}", std::process::id()));
+    let vm_dir = paths.xtask_out()?.join("vm");
+    prune_run_dirs(&vm_dir);
+    let dir = vm_dir.join(format!("run-{stamp}-{}", std::process::id()));
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir.canonicalize()?)
+}
+
+fn prune_run_dirs(vm_dir: &Path) {
+    let Ok(entries) = fs::read_dir(vm_dir) else { return };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(24 * 3600));
+        if old && e.file_name().to_string_lossy().starts_with("run-") {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 fn guest_cwd(paths: &Paths, shares: &[(String, PathBuf)]) -> Result<PathBuf> {
@@ -209,7 +229,7 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
     let nvme = scratch_disk(paths)?;
     let share_arg: Vec<String> = shares.iter().map(|(t, d)| format!("{t}:{}", d.display())).collect();
     let append = format!(
-        "console=ttyS0 printk.time=1 loglevel=5 panic=-1 intel_iommu=on hugepages=64 mitigations=off tsc=reliable rdinit=/init \
+        "console=ttyS0 printk.time=1 loglevel=5 panic=-1 intel_iommu=on hugepages=64 tsc=reliable no_timer_check rdinit=/init \
          pinio_shares={} pinio_run={}",
         share_arg.join(","),
         run_dir.display()
@@ -235,11 +255,8 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
     let _ = fs::remove_file(&nvme);
     let boot = result?;
     let console_log = run_dir.join("console.log");
-    let text = boot.lines.join("\n") + "\n";
-    fs::write(&console_log, &text)?;
-    let last = paths.xtask_out()?.join("vm").join(format!("last-console-{}.log", kernel.variant.name()));
-    fs::write(&last, &text)?;
-    Ok(parse(boot, timeout, last, run_dir.to_path_buf()))
+    fs::write(&console_log, boot.lines.join("\n") + "\n")?;
+    Ok(parse(boot, timeout, console_log, run_dir.to_path_buf()))
 }
 
 fn parse(boot: crate::qemu::Boot, timeout: Duration, console_log: PathBuf, run_dir: PathBuf) -> Outcome {
