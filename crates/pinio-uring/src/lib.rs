@@ -41,6 +41,7 @@ mod queue;
 mod registry;
 mod ring;
 mod sys;
+mod transfer;
 
 pub use device::{UNREGISTERED, UringDevice};
 pub use error::UringError;

@@ -3,9 +3,10 @@
 use crate::UringError;
 use crate::device::{Shared, UNREGISTERED};
 use crate::inflight::InFlight;
+use crate::transfer::Transfer;
 use crate::limits::Limits;
 use crate::ring;
-use io_uring::{IoUring, opcode, squeue, types};
+use io_uring::IoUring;
 use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -82,28 +83,6 @@ impl UringQueue {
         self.strays
     }
 
-    /// The SQE for `op`, and whether it runs unregistered although fixed
-    /// buffers are on (a region the fallback policy let through).
-    #[inline]
-    fn entry(fixed_buffers: bool, op: &mut Op) -> (squeue::Entry, bool) {
-        let fd = types::Fixed(0);
-        let len = op.slice.len() as u32;
-        let slot = op.slice.key().id;
-        if slot == UNREGISTERED {
-            let entry = match op.dir {
-                Direction::Read => opcode::Read::new(fd, op.slice.as_mut_ptr(), len).offset(op.dev_offset).build(),
-                Direction::Write => opcode::Write::new(fd, op.slice.as_ptr(), len).offset(op.dev_offset).build(),
-            };
-            return (entry, fixed_buffers);
-        }
-        let slot = slot as u16;
-        let entry = match op.dir {
-            Direction::Read => opcode::ReadFixed::new(fd, op.slice.as_mut_ptr(), len, slot).offset(op.dev_offset).build(),
-            Direction::Write => opcode::WriteFixed::new(fd, op.slice.as_ptr(), len, slot).offset(op.dev_offset).build(),
-        };
-        (entry, false)
-    }
-
     /// One `io_uring_enter` submitting what is pushed and waiting for `want`
     /// completions. `Ok(false)` means try again after reaping (interrupted,
     /// or the kernel's completion backlog is full).
@@ -118,35 +97,27 @@ impl UringQueue {
         }
     }
 
-    /// The rest of `push` when the submission queue had no room for `entry`
-    /// (whose operation is already in the in-flight table as `user_data`):
-    /// enters the kernel until it has room.
+    /// `push` when the submission queue had no room for `op` (taken back
+    /// out of the in-flight table): enters the kernel until it has room,
+    /// then pushes again.
     #[cold]
     #[inline(never)]
-    fn push_when_full(&mut self, entry: &squeue::Entry, user_data: u64, fallback: bool) -> Result<(), Rejected> {
+    fn push_when_full(&mut self, op: Op) -> Result<(), Rejected> {
         loop {
             // The submission queue is larger than the capacity, so this is
             // only reached if the kernel has not yet consumed earlier entries.
             let progressed = match self.enter(0) {
                 Ok(p) => p,
-                Err(error) => {
-                    let op = self.inflight.remove(user_data).expect("just inserted");
-                    return Err(Rejected { error, op });
-                }
+                Err(error) => return Err(Rejected { error, op }),
             };
             if !progressed {
                 let mut stash = std::mem::take(&mut self.stash);
                 self.reap(&mut stash);
                 self.stash = stash;
             }
-            // SAFETY: as in `push`, which inserted the entry's operation in
-            // the in-flight table.
-            if unsafe { self.ring.submission_shared().push(entry) }.is_ok() {
-                self.unsubmitted += 1;
-                if fallback {
-                    self.shared.stats.unregistered_fallback();
-                }
-                return Ok(());
+            // SAFETY: only reads the queue's head and tail.
+            if !unsafe { self.ring.submission_shared() }.is_full() {
+                return self.push(op);
             }
         }
     }
@@ -242,22 +213,24 @@ impl Queue for UringQueue {
                 return Err(Rejected { error, op });
             }
         }
-        let (entry, fallback) = UringQueue::entry(self.fixed_buffers, &mut op);
+        let transfer = Transfer::of(&mut op);
         let user_data = match self.inflight.insert(op) {
             Ok(u) => u,
             Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
         };
-        let entry = entry.user_data(user_data);
         // SAFETY: the entry names the slice's memory, now owned by the
         // in-flight table until its completion is reaped (the slice also
         // keeps its region, and so its buffer slot, registered), and fixed
         // file 0, registered for this ring's whole life. Only this queue
         // pushes to this submission queue.
-        if unsafe { self.ring.submission_shared().push(&entry) }.is_err() {
-            return self.push_when_full(&entry, user_data, fallback);
+        if unsafe { self.ring.submission_shared().push(&transfer.sqe(user_data)) }.is_err() {
+            let op = self.inflight.remove(user_data).expect("just inserted");
+            return self.push_when_full(op);
         }
         self.unsubmitted += 1;
-        if fallback {
+        // Unregistered although fixed buffers are on: a region the fallback
+        // policy let through.
+        if self.fixed_buffers && transfer.unregistered() {
             self.shared.stats.unregistered_fallback();
         }
         Ok(())
