@@ -8,14 +8,15 @@
 //! 3. pinio's userspace NVMe driver (polled, then MSI-X completions),
 //!    after taking the controller from the kernel.
 //!
-//! Random 4 KiB reads (non-destructive: the disk carries the guest's ext4
-//! scratch file system) at queue depth 1 and 32, each run for a fixed time,
-//! repeated and interleaved within each phase; IOPS and CPU time per IO
-//! (getrusage, user + system, whole process). Results go to
-//! `$PINIO_BENCH_OUT` as JSON (and a table to stdout). The controller is
-//! handed back to the kernel at the end.
+//! Random 4 KiB reads over the whole namespace and random 4 KiB writes in
+//! its last 16 MiB (saved before and restored after each phase: the disk
+//! carries the guest's ext4 scratch file system), at queue depth 1 and 32,
+//! each run for a fixed time, repeated and interleaved within each phase;
+//! IOPS and CPU time per IO (getrusage, user + system, whole process).
+//! Results go to `$PINIO_BENCH_OUT` as JSON (and a table to stdout). The
+//! controller is handed back to the kernel at the end.
 
-use pinio_core::{Completion, Device, Op};
+use pinio_core::{Completion, Device, Direction, Op};
 use pinio_nvme::{CompletionMode, NvmeDevice, NvmeOptions};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
@@ -23,7 +24,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const IO: usize = 4096;
-const DEPTHS: [usize; 2] = [1, 32];
+/// (direction, queue depth) of each measurement.
+const CASES: [(Direction, usize); 4] = [(Direction::Read, 1), (Direction::Read, 32), (Direction::Write, 1), (Direction::Write, 32)];
+/// Writes go to the last this-many bytes of the namespace.
+const WRITE_WINDOW: u64 = 16 << 20;
+
+fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Read => "read",
+        Direction::Write => "write",
+    }
+}
 
 fn secs_per_run() -> f64 {
     std::env::var("PINIO_NVME_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0)
@@ -60,10 +71,19 @@ impl Sample {
     }
 }
 
-/// Random 4 KiB reads at depth `qd` for `secs` seconds.
-fn run(dev: &dyn Device, qd: usize, secs: f64, seed: u64) -> Result<Sample, String> {
+/// Random 4 KiB reads (whole device) or writes (the write window) at depth
+/// `qd` for `secs` seconds.
+fn run(dev: &dyn Device, dir: Direction, qd: usize, secs: f64, seed: u64) -> Result<Sample, String> {
     let size = dev.capabilities().device_size;
-    let slots = size / IO as u64;
+    let (base, span) = match dir {
+        Direction::Read => (0, size),
+        Direction::Write => (size - WRITE_WINDOW, WRITE_WINDOW),
+    };
+    let slots = span / IO as u64;
+    let op = |s, off: u64, tag| match dir {
+        Direction::Read => Op::read(s, base + off, tag),
+        Direction::Write => Op::write(s, base + off, tag),
+    };
     let mut rng = StdRng::seed_from_u64(seed);
     let region = dev.alloc(qd * IO).map_err(|e| format!("alloc: {e}"))?;
     let mut q = dev.queue(qd).map_err(|e| format!("queue: {e}"))?;
@@ -71,7 +91,7 @@ fn run(dev: &dyn Device, qd: usize, secs: f64, seed: u64) -> Result<Sample, Stri
     // Warm up: one op per slot.
     for i in 0..qd {
         let s = region.slice(i * IO, IO).map_err(|e| e.to_string())?;
-        q.push(Op::read(s, rng.random_range(0..slots) * IO as u64, i as u64)).map_err(|r| r.error.to_string())?;
+        q.push(op(s, rng.random_range(0..slots) * IO as u64, i as u64)).map_err(|r| r.error.to_string())?;
     }
     let (u0, s0) = cpu();
     let start = Instant::now();
@@ -82,13 +102,13 @@ fn run(dev: &dyn Device, qd: usize, secs: f64, seed: u64) -> Result<Sample, Stri
         q.wait(1, &mut out).map_err(|e| format!("wait: {e}"))?;
         let more = Instant::now() < deadline;
         for c in out.drain(..) {
-            let n = c.result.map_err(|e| format!("read: {e}"))?;
+            let n = c.result.map_err(|e| format!("{}: {e}", dir_name(dir)))?;
             if n != IO {
-                return Err(format!("short read: {n}"));
+                return Err(format!("short {}: {n}", dir_name(dir)));
             }
             ops += 1;
             if more {
-                q.push(Op::read(c.slice, rng.random_range(0..slots) * IO as u64, 0)).map_err(|r| r.error.to_string())?;
+                q.push(op(c.slice, rng.random_range(0..slots) * IO as u64, 0)).map_err(|r| r.error.to_string())?;
             }
         }
         if q.in_flight() == 0 {
@@ -105,29 +125,61 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs every (backend, depth) of a phase `repeats` times, interleaved.
+/// Reads `[off, off + len)` in 512 KiB pieces.
+fn save(dev: &dyn Device, off: u64, len: u64) -> Result<Vec<u8>, String> {
+    let chunk = 512 << 10;
+    let region = dev.alloc(chunk).map_err(|e| e.to_string())?;
+    let mut q = dev.queue(1).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(len as usize);
+    for at in (0..len).step_by(chunk) {
+        let s = region.slice(0, chunk.min((len - at) as usize)).map_err(|e| e.to_string())?;
+        let (_, s) = q.read_at(s, off + at).map_err(|e| format!("saving {:#x}: {e}", off + at))?;
+        out.extend_from_slice(&s);
+    }
+    Ok(out)
+}
+
+/// Writes `data` back at `off`.
+fn restore(dev: &dyn Device, off: u64, data: &[u8]) -> Result<(), String> {
+    let chunk = 512 << 10;
+    let region = dev.alloc(chunk).map_err(|e| e.to_string())?;
+    let mut q = dev.queue(1).map_err(|e| e.to_string())?;
+    for (i, piece) in data.chunks(chunk).enumerate() {
+        let mut s = region.slice(0, piece.len()).map_err(|e| e.to_string())?;
+        s.copy_from_slice(piece);
+        q.write_at(s, off + (i * chunk) as u64).map_err(|e| format!("restoring {:#x}: {e}", off + (i * chunk) as u64))?;
+    }
+    Ok(())
+}
+
+/// Runs every (backend, case) of a phase `repeats` times, interleaved;
+/// the write window is saved first and restored after (through the
+/// phase's first device).
 fn phase(devs: &[(&str, &dyn Device)], results: &mut Vec<Value>) {
     let (secs, reps) = (secs_per_run(), repeats());
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); devs.len() * DEPTHS.len()];
+    let window = devs[0].1.capabilities().device_size - WRITE_WINDOW;
+    let saved = save(devs[0].1, window, WRITE_WINDOW).expect("save the write window");
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); devs.len() * CASES.len()];
     for r in 0..reps {
         for (d, (name, dev)) in devs.iter().enumerate() {
-            for (k, &qd) in DEPTHS.iter().enumerate() {
-                match run(*dev, qd, secs, (r * 100 + d * 10 + k) as u64) {
+            for (k, &(dir, qd)) in CASES.iter().enumerate() {
+                match run(*dev, dir, qd, secs, (r * 100 + d * 10 + k) as u64) {
                     Ok(s) => {
-                        eprintln!("{name} qd{qd} repeat {r}: {:.0} IOPS, {:.1} us CPU/IO", s.iops(), s.cpu_us_per_io());
-                        samples[d * DEPTHS.len() + k].push(s);
+                        eprintln!("{name} {} qd{qd} repeat {r}: {:.0} IOPS, {:.1} us CPU/IO", dir_name(dir), s.iops(), s.cpu_us_per_io());
+                        samples[d * CASES.len() + k].push(s);
                     }
                     Err(e) => {
-                        eprintln!("{name} qd{qd} repeat {r}: FAILED: {e}");
-                        results.push(json!({ "backend": name, "qd": qd, "error": e }));
+                        eprintln!("{name} {} qd{qd} repeat {r}: FAILED: {e}", dir_name(dir));
+                        results.push(json!({ "backend": name, "dir": dir_name(dir), "qd": qd, "error": e }));
                     }
                 }
             }
         }
     }
+    restore(devs[0].1, window, &saved).expect("restore the write window");
     for (d, (name, dev)) in devs.iter().enumerate() {
-        for (k, &qd) in DEPTHS.iter().enumerate() {
-            let ss = &samples[d * DEPTHS.len() + k];
+        for (k, &(dir, qd)) in CASES.iter().enumerate() {
+            let ss = &samples[d * CASES.len() + k];
             if ss.is_empty() {
                 continue;
             }
@@ -135,10 +187,11 @@ fn phase(devs: &[(&str, &dyn Device)], results: &mut Vec<Value>) {
             let cpu_us = median(ss.iter().map(Sample::cpu_us_per_io).collect());
             let user_us = median(ss.iter().map(|s| s.user / s.ops as f64 * 1e6).collect());
             let sys_us = median(ss.iter().map(|s| s.sys / s.ops as f64 * 1e6).collect());
-            println!("{name:<28} qd{qd:<3} {iops:>9.0} IOPS  {cpu_us:>8.1} us CPU/IO (user {user_us:.1}, sys {sys_us:.1})");
+            println!("{name:<22} {:<5} qd{qd:<3} {iops:>9.0} IOPS  {cpu_us:>8.1} us CPU/IO (user {user_us:.1}, sys {sys_us:.1})", dir_name(dir));
             results.push(json!({
                 "backend": name,
                 "describe": dev.describe(),
+                "dir": dir_name(dir),
                 "qd": qd,
                 "io_bytes": IO,
                 "iops_median": iops,
@@ -198,8 +251,8 @@ fn main() {
     let disk = block_device(&bdf);
     eprintln!("phase 1: kernel nvme driver, {}", disk.display());
     {
-        let uring = pinio_uring::UringDevice::open(&disk, pinio_uring::UringOptions { writable: false, ..Default::default() }).expect("uring on the block device");
-        let copy = pinio_copy::CopyDevice::open(&disk, pinio_copy::CopyOptions { direct: true, writable: false, ..Default::default() }).expect("copy on the block device");
+        let uring = pinio_uring::UringDevice::open(&disk, pinio_uring::UringOptions::default()).expect("uring on the block device");
+        let copy = pinio_copy::CopyDevice::open(&disk, pinio_copy::CopyOptions { direct: true, ..Default::default() }).expect("copy on the block device");
         phase(&[("kernel-nvme+uring", &uring), ("kernel-nvme+copy", &copy)], &mut results);
     }
 
@@ -213,7 +266,7 @@ fn main() {
 
     let doc = json!({
         "bench": "nvme_compare",
-        "workload": format!("random {IO}-byte reads over the whole namespace, {} s per run, {} repeats, median", secs_per_run(), repeats()),
+        "workload": format!("random {IO}-byte reads over the whole namespace and writes in its last {} MiB, {} s per run, {} repeats, median", WRITE_WINDOW >> 20, secs_per_run(), repeats()),
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "cmdline": std::fs::read_to_string("/proc/cmdline").unwrap_or_default().trim(),
         "results": results,
