@@ -38,9 +38,9 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 /// Calls of phase one in `cargo xtask test`.
-pub const DEFAULT_CALLS: u64 = 100_000;
+pub const DEFAULT_CALLS: u64 = 50_000;
 /// Rounds of phase two in `cargo xtask test`.
-pub const DEFAULT_RACE_ROUNDS: u64 = 40;
+pub const DEFAULT_RACE_ROUNDS: u64 = 30;
 /// Most open files of `/dev/pinio` the fuzzer keeps at once (besides the echo session).
 const MAX_SESSIONS: usize = 6;
 /// Calls kept for the trace printed with a failure.

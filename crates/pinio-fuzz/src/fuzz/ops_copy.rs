@@ -11,7 +11,7 @@ use crate::raw;
 use crate::rng::Rng;
 
 /// Largest transfer the fuzzer asks for.
-const MAX_COPY: u64 = 64 << 10;
+const MAX_COPY: u64 = 16 << 10;
 
 impl Fuzzer {
     pub(crate) fn copy_path(&mut self, rng: &mut Rng) -> Result<(), FuzzError> {

@@ -65,7 +65,7 @@ impl Fuzzer {
         let roll = rng.below(100);
         let huge = roll < 4;
         let n = if huge { self.lim.max_batch as usize } else { rng.range(1, 8) as usize };
-        let max_len = if huge { 512 } else { 64 << 10 };
+        let max_len = if huge { 512 } else { 16 << 10 };
         let mut descs = Vec::with_capacity(n);
         for _ in 0..n {
             let tag = self.tag();
@@ -331,7 +331,7 @@ impl Fuzzer {
     /// part of the buffer, through the DMA engine or the copy path, and must be equal.
     pub(crate) fn echo(&mut self, rng: &mut Rng) -> Result<(), FuzzError> {
         let fd = self.echo.fd;
-        let n = rng.skewed_len(16 << 10) as usize;
+        let n = rng.skewed_len(8 << 10) as usize;
         let src = rng.index(ECHO_BUF / 2 - n + 1);
         let dst = ECHO_BUF / 2 + rng.index(ECHO_BUF / 2 - n + 1);
         let x = rng.below(ECHO_WINDOW - n as u64 + 1);

@@ -52,7 +52,10 @@ impl Fuzzer {
         let access = random_access(rng);
         let (addr, len, access, pinnable, kind) = match rng.below(100) {
             0..=44 => {
-                let (a, l) = self.arena.accessible_range(rng, need_of(access), self.arena.len());
+                // Mostly up to 64 pages (pinning costs per page under emulation), now and then
+                // up to the whole arena.
+                let max = if rng.chance(1, 20) { self.arena.len() } else { 256 << 10 };
+                let (a, l) = self.arena.accessible_range(rng, need_of(access), max);
                 (a, l, access, true, "valid")
             }
             45..=56 => match self.arena.denied_range(rng, need_of(access)) {
