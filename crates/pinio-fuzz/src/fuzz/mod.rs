@@ -39,8 +39,12 @@ use std::time::{Duration, Instant};
 
 /// Calls of phase one in `cargo xtask test`.
 pub const DEFAULT_CALLS: u64 = 50_000;
-/// Rounds of phase two in `cargo xtask test`.
+/// Rounds of phase two in `cargo xtask test` (more are run until the run has made
+/// [`MIN_TOTAL_CALLS`]).
 pub const DEFAULT_RACE_ROUNDS: u64 = 30;
+/// Phase two keeps adding rounds (up to ten times [`Config::race_rounds`]) until both phases
+/// together made this many calls.
+pub const MIN_TOTAL_CALLS: u64 = 100_000;
 /// Most open files of `/dev/pinio` the fuzzer keeps at once (besides the echo session).
 const MAX_SESSIONS: usize = 6;
 /// Calls kept for the trace printed with a failure.
@@ -254,7 +258,7 @@ pub fn run(cfg: &Config) -> Result<Report, FuzzError> {
     log.check(|| format!(" in phase one of seed {:#x}", cfg.seed))?;
     println!("fuzz: phase one done: {} calls in {:.1} s", report.calls, started.elapsed().as_secs_f64());
 
-    let raced = race::run(cfg, &mut rng.fork())?;
+    let raced = race::run(cfg, report.calls, &mut rng.fork())?;
     report.merge(&raced);
     log.check(|| format!(" in phase two (races) of seed {:#x}", cfg.seed))?;
     report.elapsed = started.elapsed();

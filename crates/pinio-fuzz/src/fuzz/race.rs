@@ -87,18 +87,23 @@ fn install_interrupt() -> Result<(), FuzzError> {
     Ok(())
 }
 
-/// Runs `cfg.race_rounds` rounds.
-pub fn run(cfg: &super::Config, rng: &mut Rng) -> Result<Report, FuzzError> {
+/// Runs `cfg.race_rounds` rounds, and more (up to ten times as many) until `before` (calls of
+/// phase one) plus the calls of these rounds reach [`super::MIN_TOTAL_CALLS`].
+pub fn run(cfg: &super::Config, before: u64, rng: &mut Rng) -> Result<Report, FuzzError> {
     install_interrupt()?;
     let mut total = Report::default();
     let started = Instant::now();
-    for round in 0..cfg.race_rounds {
+    let mut round = 0;
+    while round < cfg.race_rounds
+        || (before + total.calls < super::MIN_TOTAL_CALLS && round < cfg.race_rounds.max(1) * 10)
+    {
         let r = one_round(cfg, round, rng.fork())?;
         total.merge(&r);
+        round += 1;
     }
     println!(
         "fuzz: phase two done: {} rounds, {} calls in {:.1} s",
-        cfg.race_rounds,
+        round,
         total.calls,
         started.elapsed().as_secs_f64()
     );
