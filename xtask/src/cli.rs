@@ -76,7 +76,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep_going: bool,
     /// Kill the guest after this many seconds (counts as a failure).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 900)]
     pub timeout: u64,
     /// Do not build and load kmod/'s module.
     #[arg(long)]
@@ -108,6 +108,6 @@ pub struct TestArgs {
     #[arg(long)]
     pub no_guest: bool,
     /// Kill the guest after this many seconds.
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
 }

@@ -129,8 +129,10 @@ pub fn ensure_built(paths: &Paths, variant: Variant) -> Result<Kernel> {
         link_current(&kernel)?;
         return Ok(kernel);
     }
+    let resuming = kernel.dir.join(CONFIGURED).exists();
     eprintln!(
-        "xtask: building the {} kernel {} in {} (takes about 30 minutes on 2 cores)",
+        "xtask: {} the {} kernel {} in {} (a full build takes about 30 minutes on 2 cores)",
+        if resuming { "resuming the build of" } else { "building" },
         variant.name(),
         kernel.version,
         kernel.dir.display()
