@@ -169,3 +169,27 @@ fn huge_page_regions_get_huge_aligned_iovas() {
     assert!(s.iter().all(|&b| b == 0x5a));
     assert_eq!(align_up(region.len() as u64, 4096), Some(4 << 20));
 }
+
+/// A region whose slice is in flight cannot be unregistered: the IOMMU
+/// mapping stays until the transfer is back, then goes.
+#[test]
+fn a_region_in_flight_stays_mapped() {
+    let _g = edu_lock();
+    let edu = open_edu(VfioOptions::default());
+    let before = edu.query_iommu().unwrap().dma_avail.unwrap();
+    let region = edu.alloc(4096).unwrap();
+    let mut q = edu.queue(1).unwrap();
+    q.push(Op::read(region.slice(0, 4096).unwrap(), 0, 1)).unwrap();
+    q.submit().unwrap();
+    let region = match region.unregister() {
+        Err(pinio_core::UnregisterError::Busy { region, outstanding: 1 }) => region,
+        other => panic!("expected Busy with the slice in flight, got {other:?}"),
+    };
+    assert_eq!(edu.query_iommu().unwrap().dma_avail.unwrap(), before - 1, "still mapped");
+    let mut out = Vec::new();
+    q.wait(1, &mut out).unwrap();
+    out[0].result.as_ref().unwrap();
+    drop(out);
+    region.unregister().unwrap();
+    assert_eq!(edu.query_iommu().unwrap().dma_avail.unwrap(), before, "unmapped once the slice came back");
+}
