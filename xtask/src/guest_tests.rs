@@ -128,6 +128,10 @@ fn verdicts(tests: &[GuestTest], outcome: &Outcome) -> (usize, usize) {
             let (name, rc) = rest.rsplit_once(' ')?;
             (name == t.name).then(|| (i, rc.trim().parse::<i32>().ok()))
         });
+        let took = match (begin, end) {
+            (Some(b), Some((e, _))) => format!(" ({:.1} s)", outcome.times[e].saturating_sub(outcome.times[b]).as_secs_f64()),
+            _ => String::new(),
+        };
         let verdict = match (begin, end) {
             (None, _) => Err("did not run (the guest stopped before it)".to_string()),
             (Some(_), None) => Err("did not finish (guest hung or crashed; see the console above)".to_string()),
@@ -153,11 +157,11 @@ fn verdicts(tests: &[GuestTest], outcome: &Outcome) -> (usize, usize) {
         match verdict {
             Ok(()) => {
                 passed += 1;
-                println!("PASS {}", t.name);
+                println!("PASS {}{took}", t.name);
             }
             Err(why) => {
                 failed += 1;
-                println!("FAIL {}: {why}", t.name);
+                println!("FAIL {}{took}: {why}", t.name);
             }
         }
     }

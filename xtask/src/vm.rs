@@ -29,6 +29,8 @@ pub struct Job {
 /// What happened in one boot.
 pub struct Outcome {
     pub lines: Vec<String>,
+    /// Host time since QEMU started at which each line arrived.
+    pub times: Vec<Duration>,
     pub exit_code: Option<i32>,
     pub timed_out: bool,
     pub timeout: Duration,
@@ -293,6 +295,7 @@ fn parse(boot: crate::qemu::Boot, timeout: Duration, console_log: PathBuf, run_d
     Outcome {
         reports: crate::logscan::scan(&boot.lines),
         lines: boot.lines,
+        times: boot.times,
         exit_code,
         timed_out: boot.timed_out,
         timeout,
