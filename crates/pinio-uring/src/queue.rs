@@ -115,7 +115,8 @@ impl UringQueue {
                 self.reap(&mut stash);
                 self.stash = stash;
             }
-            // SAFETY: only reads the queue's head and tail.
+            // SAFETY: only this queue uses this ring's submission queue, and
+            // this handle only reads its head and tail.
             if !unsafe { self.ring.submission_shared() }.is_full() {
                 return self.push(op);
             }
