@@ -286,8 +286,11 @@ impl Session {
             st.outstanding += count;
         }
 
+        // SAFETY: `system_dfl_wq` (the unbound system workqueue; `system_unbound_wq` is
+        // deprecated in 7.3 and warns) is set up at boot, `__ro_after_init`, and never destroyed.
+        let queue = unsafe { workqueue::Queue::from_raw(bindings::system_dfl_wq) };
         // `Err` means the work is already queued; it will see the new jobs when it runs.
-        let _ = workqueue::system_unbound().enqueue(self.clone());
+        let _ = queue.enqueue(self.clone());
         Ok(count)
     }
 
