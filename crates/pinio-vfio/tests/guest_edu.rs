@@ -193,3 +193,18 @@ fn a_region_in_flight_stays_mapped() {
     region.unregister().unwrap();
     assert_eq!(edu.query_iommu().unwrap().dma_avail.unwrap(), before, "unmapped once the slice came back");
 }
+
+/// Slices of an edu region are refused by another device's queue, and the
+/// other way round (a copy-backend device on a scratch file stands in for
+/// "another device": the guest has one edu).
+#[test]
+fn foreign_regions_are_refused_both_ways() {
+    let _g = edu_lock();
+    let edu = open_edu(VfioOptions::default());
+    let path = std::env::temp_dir().join(format!("pinio-vfio-foreign-{}", std::process::id()));
+    std::fs::write(&path, vec![0u8; 8192]).unwrap();
+    let other = pinio_copy::CopyDevice::open(&path, pinio_copy::CopyOptions::default()).unwrap();
+    conformance::foreign_region(&edu, &other).unwrap_or_else(|e| panic!("edu region, copy queue: {e}"));
+    conformance::foreign_region(&other, &edu).unwrap_or_else(|e| panic!("copy region, edu queue: {e}"));
+    std::fs::remove_file(path).unwrap();
+}
