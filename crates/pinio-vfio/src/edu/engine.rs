@@ -17,8 +17,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::EventFd;
 
-/// How long one edu DMA may take (it takes 100 ms of virtual time).
-pub(crate) const DMA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one edu DMA may take. It takes 100 ms of virtual time; the
+/// margin covers a QEMU main loop starved by a busy host under TCG.
+pub(crate) const DMA_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a transfer did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
