@@ -349,3 +349,83 @@ fn killed_process_with_dma_in_flight_releases_everything() {
     unsafe { libc::close(ready[0]) };
     c.finish();
 }
+
+/// `VmLck` of /proc/self/status in kB, read without allocating (safe after fork).
+fn vm_lck_kb() -> i64 {
+    let mut buf = [0u8; 4096];
+    // SAFETY: Raw open/read/close on a stack buffer.
+    let n = unsafe {
+        let fd = libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY);
+        if fd < 0 {
+            return -1;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    if n <= 0 {
+        return -1;
+    }
+    let text = &buf[..n as usize];
+    let key = b"VmLck:";
+    let Some(at) = text.windows(key.len()).position(|w| w == key) else {
+        return -1;
+    };
+    let mut v = 0i64;
+    for &b in text[at + key.len()..].iter().skip_while(|b| **b == b' ' || **b == b'\t') {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        v = v * 10 + i64::from(b - b'0');
+    }
+    v
+}
+
+#[test]
+fn registration_is_charged_to_rlimit_memlock() {
+    let c = Checked::start();
+    let m = Mapping::rw(1 << 20);
+    let fd = open();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&fd));
+    let mut big = abi::RegisterArgs { addr: m.addr(), len: 1 << 20, access: abi::ACCESS_DEVICE_READ, region_id: 0 };
+    let mut small = abi::RegisterArgs { addr: m.addr(), len: 32 << 10, access: abi::ACCESS_DEVICE_READ, region_id: 0 };
+    // SAFETY: The child makes raw system calls on memory prepared before fork, then `_exit`s with
+    // a code naming the first failed check.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        // SAFETY: See above.
+        unsafe {
+            let lim = libc::rlimit { rlim_cur: 64 << 10, rlim_max: 64 << 10 };
+            // Without CAP_IPC_LOCK (an unprivileged uid) the limit applies.
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 || libc::setuid(65534) != 0 {
+                libc::_exit(10);
+            }
+            let before = vm_lck_kb();
+            if libc::ioctl(raw, abi::PINIO_IOC_REGISTER as _, &mut big) != -1 || *libc::__errno_location() != libc::ENOMEM {
+                libc::_exit(11); // 1 MiB over a 64 KiB limit must be ENOMEM
+            }
+            if vm_lck_kb() != before {
+                libc::_exit(12); // a refused registration charges nothing
+            }
+            if libc::ioctl(raw, abi::PINIO_IOC_REGISTER as _, &mut small) != 0 {
+                libc::_exit(13); // 32 KiB fits
+            }
+            if vm_lck_kb() != before + 32 {
+                libc::_exit(14); // and is charged: VmLck grows by 32 kB
+            }
+            let mut u = abi::UnregisterArgs { region_id: small.region_id, reserved: 0 };
+            if libc::ioctl(raw, abi::PINIO_IOC_UNREGISTER as _, &mut u) != 0 || vm_lck_kb() != before {
+                libc::_exit(15); // unregistering returns the charge
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: Waits for our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
+    assert_eq!(libc::WEXITSTATUS(status), 0, "RLIMIT_MEMLOCK check failed in the child (exit code names the check)");
+    drop((fd, m));
+    c.finish();
+}
