@@ -38,7 +38,7 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 /// Calls of phase one in `cargo xtask test`.
-pub const DEFAULT_CALLS: u64 = 50_000;
+pub const DEFAULT_CALLS: u64 = 100_000;
 /// Rounds of phase two in `cargo xtask test` (more are run until the run has made
 /// [`MIN_TOTAL_CALLS`]).
 pub const DEFAULT_RACE_ROUNDS: u64 = 30;
@@ -65,12 +65,17 @@ pub struct Config {
 
 fn env_u64(name: &'static str) -> Result<Option<u64>, FuzzError> {
     let Ok(v) = std::env::var(name) else { return Ok(None) };
+    parse_u64(name, &v).map(Some)
+}
+
+/// Parses a decimal or `0x`-hexadecimal `u64` (underscores allowed), naming `name` on error.
+fn parse_u64(name: &'static str, v: &str) -> Result<u64, FuzzError> {
     let t = v.trim().replace('_', "");
     let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => t.parse(),
     };
-    parsed.map(Some).map_err(|_| FuzzError::Config { name, value: v, why: "a decimal or 0x-hexadecimal u64" })
+    parsed.map_err(|_| FuzzError::Config { name, value: v.to_string(), why: "a decimal or 0x-hexadecimal u64" })
 }
 
 impl Config {
@@ -263,4 +268,19 @@ pub fn run(cfg: &Config) -> Result<Report, FuzzError> {
     log.check(|| format!(" in phase two (races) of seed {:#x}", cfg.seed))?;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_parse_as_printed() {
+        assert_eq!(parse_u64("S", "0xc97f01089657b5d5").unwrap(), 0xc97f_0108_9657_b5d5);
+        assert_eq!(parse_u64("S", " 100_000 ").unwrap(), 100_000);
+        assert_eq!(parse_u64("S", "0XfF").unwrap(), 255);
+        let e = parse_u64("PINIO_FUZZ_CALLS", "lots").unwrap_err().to_string();
+        assert!(e.contains("PINIO_FUZZ_CALLS") && e.contains("lots"), "{e}");
+        assert!(parse_u64("S", "0x1_0000_0000_0000_0000").is_err(), "overflow is refused");
+    }
 }
