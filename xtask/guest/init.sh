@@ -7,7 +7,6 @@
 #       DIR/modules   lines "KO [PARAMS...]" to insmod before the job (rmmod after)
 #       DIR/job.sh    the job, run with sh; its exit status is reported
 # Everything is reported on the console as lines starting with "PINIO-".
-/bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root
 
@@ -36,7 +35,7 @@ for share in $(echo "$pinio_shares" | tr ',' ' '); do
     tag=${share%%:*}
     dir=${share#*:}
     mkdir -p "$dir"
-    if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288,cache=loose "$tag" "$dir"; then
+    if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose "$tag" "$dir"; then
         say "ERROR cannot mount 9p share $tag at $dir"
         finish 125
     fi

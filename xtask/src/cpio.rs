@@ -10,6 +10,8 @@ pub enum Kind<'a> {
     Dir,
     File(&'a [u8]),
     CharDev { major: u32, minor: u32 },
+    /// A symbolic link to the given target.
+    Symlink(&'a str),
 }
 
 /// Writes entries of a newc archive; call [`Writer::finish`] at the end.
@@ -30,6 +32,7 @@ impl<W: Write> Writer<W> {
             Kind::Dir => (0o040000 | perm, &[], (0, 0)),
             Kind::File(data) => (0o100000 | perm, data, (0, 0)),
             Kind::CharDev { major, minor } => (0o020000 | perm, &[], (major, minor)),
+            Kind::Symlink(target) => (0o120000 | perm, target.as_bytes(), (0, 0)),
         };
         self.entry(path, mode, data, rdev)
     }
@@ -102,6 +105,16 @@ mod tests {
         assert!(trailer);
         // mode field of the first entry: regular file 0755
         assert_eq!(&out[14..22], b"000081ED");
+    }
+
+    #[test]
+    fn symlink_stores_its_target_as_data() {
+        let mut w = Writer::new(Vec::new());
+        w.add("bin/sh", 0o777, Kind::Symlink("/bin/busybox")).unwrap();
+        let out = w.finish().unwrap();
+        assert_eq!(&out[14..22], b"0000A1FF");
+        // header 110 + "bin/sh\0" = 117 -> 120
+        assert_eq!(&out[120..132], b"/bin/busybox");
     }
 
     #[test]

@@ -230,9 +230,10 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
     fs::write(run_dir.join("modules"), modules)?;
     let nvme = scratch_disk(paths)?;
     let share_arg: Vec<String> = shares.iter().map(|(t, d)| format!("{t}:{}", d.display())).collect();
+    let extra = std::env::var("PINIO_GUEST_CMDLINE").unwrap_or_default();
     let append = format!(
-        "console=ttyS0 printk.time=1 loglevel=5 panic=-1 intel_iommu=on hugepages=64 tsc=reliable no_timer_check rdinit=/init \
-         pinio_shares={} pinio_run={}",
+        "console=ttyS0 printk.time=1 loglevel=5 panic=-1 intel_iommu=on hugepages=64 tsc=reliable no_timer_check pty.legacy_count=0 rdinit=/init \
+         {extra} pinio_shares={} pinio_run={}",
         share_arg.join(","),
         run_dir.display()
     );
