@@ -33,6 +33,9 @@ use kernel::{
     workqueue::{self, impl_has_work, new_work, Work, WorkItem},
 };
 
+/// Bytes the engine copies before it wakes completion waiters even in the middle of a batch.
+const NOTIFY_BYTES: usize = 1 << 20;
+
 /// A registered region and the number of its descriptors in flight.
 struct RegionEntry {
     region: Arc<Region>,
@@ -370,7 +373,9 @@ impl Session {
                 }
                 core::mem::replace(&mut st.queued, KVVec::new())
             };
-            for job in batch.into_iter() {
+            let count = batch.len();
+            let mut unannounced = 0usize;
+            for (i, job) in batch.into_iter().enumerate() {
                 let Job { region, desc } = job;
                 let result = self.dev.dma(&region, &desc);
                 // Drop the engine's reference before the descriptor stops being in flight, so
@@ -391,7 +396,13 @@ impl Session {
                 st.in_flight -= 1;
                 let idle = st.in_flight == 0;
                 drop(st);
-                self.completed.notify_all();
+                // One wake-up per batch, or per `NOTIFY_BYTES` copied: each wake-up of a REAP or
+                // poll waiter costs far more than recording a completion.
+                unannounced += desc.len as usize;
+                if i + 1 == count || unannounced >= NOTIFY_BYTES {
+                    unannounced = 0;
+                    self.completed.notify_all();
+                }
                 if idle {
                     self.idle.notify_all();
                 }
