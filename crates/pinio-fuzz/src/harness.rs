@@ -3,8 +3,8 @@
 //! libtest runs tests on threads, but these binaries fork (a child of a multi-threaded process
 //! may only make async-signal-safe calls) and the fuzzer must print its seed before anything
 //! else; so each binary lists its scenarios and runs them one after another on the main thread.
-//! Every scenario runs between a [`PinGuard`](crate::vmstat::PinGuard) and a
-//! [`KernelLog`](crate::kmsg::KernelLog): pins that stayed pinned or a kernel report fail it.
+//! Every scenario runs between a [`crate::vmstat::PinGuard`] and a
+//! [`crate::kmsg::KernelLog`]: pins that stayed pinned or a kernel report fail it.
 
 use crate::FuzzError;
 use crate::kmsg::KernelLog;

@@ -2,7 +2,7 @@
 //!
 //! A run is a sequence of calls chosen by a seeded [`Rng`]: each call draws its own child
 //! generator, so the sequence of decisions is a function of the seed. The kernel's answers are
-//! checked against a model of the module ([`model`]): errnos follow the order of checks the ABI
+//! checked against a model of the module (the private `model` module): errnos follow the order of checks the ABI
 //! documents, pin counts reported by INFO must equal the model's, completion records must come
 //! back in submission order with status 0 and the full length, and a dedicated echo session
 //! checks the bytes the DMA engine moves. The only answers that depend on timing (UNREGISTER of a
