@@ -65,7 +65,12 @@ pub fn build_rust(paths: &Paths, package: &str, feature: &str, kind: &str, targe
     let mut cmd = Command::new("nice");
     cmd.arg("-n").arg("10");
     cmd.arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args([kind, "--no-run", "--release", "--target", TARGET, "--message-format=json-render-diagnostics"])
+    cmd.args([kind, "--no-run", "--target", TARGET, "--message-format=json-render-diagnostics"]);
+    if kind == "test" {
+        // `cargo bench` always uses the optimised bench profile.
+        cmd.arg("--release");
+    }
+    cmd
         .args(["--features", feature, "-p", package])
         .arg("--manifest-path")
         .arg(paths.repo.join("Cargo.toml"));
