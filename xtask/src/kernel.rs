@@ -2,8 +2,8 @@
 //!
 //! Layout (see docs/guest.md):
 //! `$CACHE/kernel/linux-<ver>-<variant>-<hash>/` is an in-tree kernel build,
-//! `<hash>` = first 12 hex digits of SHA-256 over xtask/kernel/pinio.config,
-//! xtask/kernel/<variant>.config, `rustc: <rustc --version>\n` and
+//! `<hash>` = first 12 hex digits of SHA-256 over `xtask/kernel/pinio.config`,
+//! `xtask/kernel/<variant>.config`, `rustc: <rustc --version>\n` and
 //! `linux-source: <Debian package version>\n`. Markers in that directory
 //! record finished steps; `$CACHE/kernel/current-<variant>` points at the
 //! last successful build.
