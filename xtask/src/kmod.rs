@@ -98,7 +98,7 @@ fn shadow_tree(paths: &Paths, kernel: &Kernel) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// "<kernel dir>\n<ko mtime>\n", or None when the module is not built.
+/// `"<kernel dir>\n<ko mtime>\n"`, or None when the module is not built.
 fn stamp_of(kernel: &Kernel, ko: &Path) -> Option<String> {
     let mtime = fs::metadata(ko).ok()?.modified().ok()?;
     let nanos = mtime.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
