@@ -29,10 +29,11 @@ impl LockedVmCharge {
     /// Charges `pages` pages to the current process. `ENOMEM` over `RLIMIT_MEMLOCK`; `ESRCH` for
     /// a task without an address space (a kernel thread).
     pub(crate) fn charge_current(pages: usize) -> Result<Self> {
-        // `current->mm` is read by C (`get_task_mm`), not through `Task::mm()`: in these kernels
-        // the Rust bindings lay out `task_struct` differently from C (bindgen drops the 64-byte
-        // alignment of the empty `struct sched_statistics` when CONFIG_SCHEDSTATS is off), so
-        // the Rust view reads `mm` 48 bytes too early (docs/reliability.md).
+        // `current->mm` is read by C (`get_task_mm`), not through `Task::mm()`: with
+        // CONFIG_SCHEDSTATS off, bindgen drops the 64-byte alignment of the then-empty
+        // `struct sched_statistics` and the Rust view of `task_struct` reads `mm` 48 bytes too
+        // early (docs/reliability.md). pinio's guest kernels turn SCHEDSTATS on, which fixes the
+        // layout, but the module must stay correct on kernels built without it.
         // SAFETY: `get_task_mm` takes `task_lock` of the current task and returns its `mm` with
         // an `mmget` reference, or null for a task without one.
         let raw = unsafe { bindings::get_task_mm(Task::current_raw()) };

@@ -85,7 +85,7 @@ fi
 
 BINDGEN="$HOME/.cargo/bin/bindgen"
 if ! [ -x "$BINDGEN" ]; then
-    say "cargo install bindgen-cli (about 4 minutes)"
+    say "cargo install bindgen-cli (about 2 minutes)"
     LIBCLANG_PATH=/usr/lib/llvm-19/lib cargo install --locked bindgen-cli --version '^0.73' >&2
 fi
 say "dependencies present"

@@ -11,7 +11,11 @@ use anyhow::{Context, Result, bail};
 
 /// What to boot.
 pub struct Machine {
-    pub bzimage: PathBuf,
+    /// The kernel QEMU loads: an uncompressed `vmlinux` with a PVH entry
+    /// note (started directly, nothing to decompress) or a bzImage.
+    pub kernel: PathBuf,
+    /// Firmware (`-bios`) in place of SeaBIOS, when set.
+    pub bios: Option<PathBuf>,
     pub initrd: PathBuf,
     /// Kernel command line.
     pub append: String,
@@ -35,6 +39,18 @@ pub struct Boot {
     pub qemu_status: Option<std::process::ExitStatus>,
 }
 
+/// QEMU's qboot, a minimal firmware that only knows how to start a kernel:
+/// under TCG it reaches the kernel seconds sooner than SeaBIOS.
+/// `PINIO_QEMU_BIOS=seabios` keeps QEMU's default; `PINIO_QEMU_BIOS=PATH`
+/// names another firmware image.
+pub fn fast_firmware() -> Option<PathBuf> {
+    match std::env::var_os("PINIO_QEMU_BIOS") {
+        Some(v) if v == "seabios" => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => Some(PathBuf::from("/usr/share/qemu/qboot.rom")).filter(|p| p.exists()),
+    }
+}
+
 impl Machine {
     /// The QEMU command line.
     pub fn command(&self) -> Command {
@@ -54,7 +70,10 @@ impl Machine {
                 dir.display()
             ));
         }
-        cmd.arg("-kernel").arg(&self.bzimage).arg("-initrd").arg(&self.initrd);
+        if let Some(bios) = &self.bios {
+            cmd.arg("-bios").arg(bios);
+        }
+        cmd.arg("-kernel").arg(&self.kernel).arg("-initrd").arg(&self.initrd);
         cmd.arg("-append").arg(&self.append);
         cmd
     }

@@ -238,7 +238,8 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
         run_dir.display()
     );
     let machine = crate::qemu::Machine {
-        bzimage: kernel.bzimage(),
+        kernel: kernel.boot_image(),
+        bios: crate::qemu::fast_firmware(),
         initrd,
         append,
         shares,
