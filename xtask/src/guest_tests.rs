@@ -29,7 +29,9 @@ impl GuestTest {
 
 /// Runs the host tests and the guest tests; fails if anything failed.
 pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
+    let mut stages = Stages::new();
     crate::deps::ensure()?;
+    stages.done("setup (install-deps.sh)");
     let mut host_ok = true;
     if !args.no_host {
         eprintln!("xtask: host tests: cargo test --workspace");
@@ -42,11 +44,13 @@ pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
         if !host_ok {
             eprintln!("xtask: host tests FAILED (continuing with the guest tests)");
         }
+        stages.done("host tests");
     }
     if args.no_guest {
         return Ok(if host_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
-    let (passed, failed) = guest(paths, args)?;
+    let (passed, failed) = guest(paths, args, &mut stages)?;
+    stages.print();
     if !host_ok {
         eprintln!("xtask: host tests FAILED (see above)");
     }
@@ -54,8 +58,9 @@ pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
     Ok(if host_ok && failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn guest(paths: &Paths, args: &TestArgs) -> Result<(usize, usize)> {
+fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<(usize, usize)> {
     let kernel = crate::kernel::ensure_built(paths, Variant::Test)?;
+    stages.done("test kernel (built or cached)");
     let pinio = crate::kmod::build_pinio(paths, &kernel)?;
     let smoke = crate::kmod::build_smoke(paths, &kernel)?;
     let repo = paths.repo.canonicalize()?;
@@ -89,16 +94,53 @@ fn guest(paths: &Paths, args: &TestArgs) -> Result<(usize, usize)> {
         tests.push(GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] });
     }
 
+    stages.done("guest binaries and modules");
     let script = runner_script(&repo, &tests);
     let run_dir = crate::vm::new_run_dir(paths)?;
     eprintln!("xtask: {} guest tests, one boot", tests.len());
     let outcome = crate::vm::boot(paths, &kernel, &crate::vm::Job { script, modules }, &run_dir, Duration::from_secs(args.timeout))?;
     outcome.print_verdict();
+    stages.done("guest boot and tests");
     let counts = verdicts(&tests, &outcome);
     if counts.1 == 0 {
         let _ = std::fs::remove_dir_all(&outcome.run_dir);
     }
     Ok(counts)
+}
+
+/// Wall time of each stage of `cargo xtask test`, printed at the end so the
+/// budget (30 minutes from nothing, 6 warm) can be checked on every run.
+struct Stages {
+    last: std::time::Instant,
+    start: std::time::Instant,
+    done: Vec<(&'static str, Duration)>,
+}
+
+impl Stages {
+    fn new() -> Self {
+        let now = std::time::Instant::now();
+        Self { last: now, start: now, done: Vec::new() }
+    }
+
+    fn done(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.done.push((name, now - self.last));
+        self.last = now;
+    }
+
+    fn print(&self) {
+        let mut line = String::from("xtask: time:");
+        for (name, d) in &self.done {
+            line.push_str(&format!(" {name} {},", minutes(*d)));
+        }
+        line.push_str(&format!(" total {}", minutes(self.start.elapsed())));
+        eprintln!("{line}");
+    }
+}
+
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{s}s") }
 }
 
 fn runner_script(repo: &Path, tests: &[GuestTest]) -> String {

@@ -32,10 +32,10 @@ struct PinioSmoke;
 
 impl kernel::Module for PinioSmoke {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!("pinio_smoke: loaded\n");
+        pr_info!("loaded\n");
         check_task_struct_layout()?;
         if module_parameters::warn.value() {
-            pr_info!("pinio_smoke: triggering a WARN on request (warn=1)\n");
+            pr_info!("triggering a WARN on request (warn=1)\n");
             kernel::warn_on!(true);
         }
         Ok(PinioSmoke)
@@ -60,19 +60,19 @@ fn check_task_struct_layout() -> Result {
     }
     if rust_view != c_view {
         pr_err!(
-            "pinio_smoke: task_struct layout mismatch: Rust reads current->mm as {:p}, C as {:p} \
+            "task_struct layout mismatch: Rust reads current->mm as {:p}, C as {:p} \
              (is CONFIG_SCHEDSTATS on?)\n",
             rust_view,
             c_view
         );
         return Err(EINVAL);
     }
-    pr_info!("pinio_smoke: task_struct layout agrees with C (current->mm)\n");
+    pr_info!("task_struct layout agrees with C (current->mm)\n");
     Ok(())
 }
 
 impl Drop for PinioSmoke {
     fn drop(&mut self) {
-        pr_info!("pinio_smoke: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }
