@@ -140,7 +140,7 @@ pub fn ensure_built(paths: &Paths, variant: Variant) -> Result<Kernel> {
     }
     let resuming = kernel.dir.join(CONFIGURED).exists();
     eprintln!(
-        "xtask: {} the {} kernel {} in {} (a full build takes about 30 minutes on 2 cores)",
+        "xtask: {} the {} kernel {} in {} (a full build takes about 12 minutes on 2 quiet cores)",
         if resuming { "resuming the build of" } else { "building" },
         variant.name(),
         kernel.version,

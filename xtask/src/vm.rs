@@ -8,13 +8,28 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, Variant};
 use crate::kernel::Kernel;
 use crate::logscan::Report;
 use crate::paths::Paths;
 
-/// Guest memory: enough for huge-page tests under KASAN.
-const MEMORY_MIB: u32 = 2048;
+/// Guest memory of the `test` kernel: room for the tests' huge pages (64 ×
+/// 2 MiB reserved at boot) and buffers of up to 64 MiB next to KASAN's
+/// shadow (an eighth of it). Early boot costs about a second per GiB under
+/// TCG (the shadow and `struct page`s are initialised for all of it), so
+/// no more than that.
+const TEST_MEMORY_MIB: u32 = 1024;
+/// Guest memory of the `bench` kernel (no KASAN; boots in ~2 s anyway).
+const BENCH_MEMORY_MIB: u32 = 2048;
+
+/// Guest memory for `variant`; `PINIO_GUEST_MEMORY_MIB` overrides it.
+fn memory_mib(variant: Variant) -> u32 {
+    let default = match variant {
+        Variant::Test => TEST_MEMORY_MIB,
+        Variant::Bench => BENCH_MEMORY_MIB,
+    };
+    std::env::var("PINIO_GUEST_MEMORY_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 const CPUS: u32 = 2;
 const NVME_BYTES: u64 = 256 << 20;
 
@@ -244,7 +259,7 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
         append,
         shares,
         nvme_image: nvme.clone(),
-        memory_mib: MEMORY_MIB,
+        memory_mib: memory_mib(kernel.variant),
         cpus: CPUS,
         timeout,
     };
@@ -252,7 +267,7 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
         "xtask: booting the {} kernel ({}) with {} MiB, {} vCPUs, TCG",
         kernel.variant.name(),
         kernel.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        MEMORY_MIB,
+        memory_mib(kernel.variant),
         CPUS
     );
     let result = machine.boot(|line| println!("{line}"));
