@@ -163,6 +163,7 @@ pub fn ensure_built(paths: &Paths, variant: Variant) -> Result<Kernel> {
     timings.write(&kernel.dir.join("timings.txt"));
     File::create(kernel.dir.join(BUILT))?;
     link_current(&kernel)?;
+    prune_old_builds(&kernel);
     Ok(kernel)
 }
 
@@ -278,6 +279,38 @@ fn configure(kernel: &Kernel) -> Result<()> {
     Ok(())
 }
 
+/// Builds of one variant kept in the cache: the one just made and the newest
+/// other (a branch with another configuration), ~2.5 GB each.
+const KEEP_BUILDS: usize = 2;
+
+/// Removes the oldest builds of `kernel`'s variant beyond [`KEEP_BUILDS`],
+/// skipping any that another xtask holds the lock of. Failures only warn: a
+/// stale build costs disk space, not correctness.
+fn prune_old_builds(kernel: &Kernel) {
+    let prefix = format!("linux-{}-{}-", kernel.version, kernel.variant.name());
+    let Ok(entries) = fs::read_dir(&kernel.cache_root) else { return };
+    let mut builds: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p != &kernel.dir && dir_name(p).starts_with(&prefix) && !dir_name(p).ends_with(".partial"))
+        .filter_map(|p| Some((fs::metadata(&p).and_then(|m| m.modified()).ok()?, p)))
+        .collect();
+    builds.sort_by_key(|b| std::cmp::Reverse(b.0));
+    for (_, dir) in builds.into_iter().skip(KEEP_BUILDS - 1) {
+        let lock_path = kernel.cache_root.join(format!("{}.lock", dir_name(&dir)));
+        let Ok(lock) = File::create(&lock_path) else { continue };
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        eprintln!("xtask: removing an old kernel build {}", dir.display());
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            eprintln!("xtask: warning: cannot remove {}: {e}", dir.display());
+            continue;
+        }
+        let _ = fs::remove_file(&lock_path);
+    }
+}
+
 fn link_current(kernel: &Kernel) -> Result<()> {
     let link = kernel.cache_root.join(format!("current-{}", kernel.variant.name()));
     let tmp = kernel.cache_root.join(format!(".current-{}.{}", kernel.variant.name(), std::process::id()));
@@ -285,4 +318,52 @@ fn link_current(kernel: &Kernel) -> Result<()> {
     std::os::unix::fs::symlink(&kernel.dir, &tmp)?;
     fs::rename(&tmp, &link).with_context(|| format!("cannot update {}", link.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn make_dir(root: &Path, name: &str, age_secs: u64) -> PathBuf {
+        let d = root.join(name);
+        fs::create_dir_all(&d).unwrap();
+        File::open(&d).unwrap().set_modified(SystemTime::now() - Duration::from_secs(age_secs)).unwrap();
+        d
+    }
+
+    #[test]
+    fn pruning_keeps_the_new_build_and_the_newest_other_of_its_variant() {
+        let root = std::env::temp_dir().join(format!("pinio-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let new = make_dir(&root, "linux-7.3.4-test-aaaaaaaaaaaa", 0);
+        let newest_other = make_dir(&root, "linux-7.3.4-test-bbbbbbbbbbbb", 100);
+        let old = make_dir(&root, "linux-7.3.4-test-cccccccccccc", 200);
+        let older = make_dir(&root, "linux-7.3.4-test-dddddddddddd", 300);
+        let bench = make_dir(&root, "linux-7.3.4-bench-eeeeeeeeeeee", 400);
+        let partial = make_dir(&root, "linux-7.3.4-test-ffffffffffff.partial", 500);
+        // An old build whose lock another xtask holds is left alone.
+        let locked = make_dir(&root, "linux-7.3.4-test-999999999999", 600);
+        let held = File::create(root.join("linux-7.3.4-test-999999999999.lock")).unwrap();
+        held.lock().unwrap();
+
+        let kernel = Kernel {
+            variant: Variant::Test,
+            dir: new.clone(),
+            version: "7.3.4".into(),
+            fragments: Vec::new(),
+            cache_root: root.clone(),
+        };
+        prune_old_builds(&kernel);
+
+        for kept in [&new, &newest_other, &bench, &partial, &locked] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+        for gone in [&old, &older] {
+            assert!(!gone.exists(), "{} was kept", gone.display());
+        }
+        drop(held);
+        fs::remove_dir_all(&root).unwrap();
+    }
 }
