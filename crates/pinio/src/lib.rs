@@ -11,7 +11,7 @@
 //! | `uring:/path` | io_uring READ_FIXED/WRITE_FIXED with O_DIRECT | registered buffers |
 //! | `kmod:/dev/pinio` | pinio's kernel module and its echo DMA engine | `pin_user_pages` (FOLL_LONGTERM) |
 //! | `vfio:0000:00:03.0` | VFIO userspace driver for QEMU's `edu` device | IOMMU mapping |
-//! | `nvme:0000:00:04.0` | VFIO userspace NVMe driver (namespace 1) | IOMMU mapping |
+//! | `nvme:0000:00:02.0` | VFIO userspace NVMe driver (namespace 1) | IOMMU mapping |
 //!
 //! ```no_run
 //! use pinio::{Device, Queue};
