@@ -287,12 +287,14 @@ const KEEP_BUILDS: usize = 2;
 /// skipping any that another xtask holds the lock of. Failures only warn: a
 /// stale build costs disk space, not correctness.
 fn prune_old_builds(kernel: &Kernel) {
-    let prefix = format!("linux-{}-{}-", kernel.version, kernel.variant.name());
+    // Any kernel version: a newer linux-source package leaves the old builds behind.
+    let infix = format!("-{}-", kernel.variant.name());
+    let same_variant = |name: &str| name.starts_with("linux-") && name.contains(&infix) && !name.ends_with(".partial");
     let Ok(entries) = fs::read_dir(&kernel.cache_root) else { return };
     let mut builds: Vec<(std::time::SystemTime, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.is_dir() && p != &kernel.dir && dir_name(p).starts_with(&prefix) && !dir_name(p).ends_with(".partial"))
+        .filter(|p| p.is_dir() && p != &kernel.dir && same_variant(&dir_name(p)))
         .filter_map(|p| Some((fs::metadata(&p).and_then(|m| m.modified()).ok()?, p)))
         .collect();
     builds.sort_by_key(|b| std::cmp::Reverse(b.0));
@@ -340,7 +342,7 @@ mod tests {
         let new = make_dir(&root, "linux-7.3.4-test-aaaaaaaaaaaa", 0);
         let newest_other = make_dir(&root, "linux-7.3.4-test-bbbbbbbbbbbb", 100);
         let old = make_dir(&root, "linux-7.3.4-test-cccccccccccc", 200);
-        let older = make_dir(&root, "linux-7.3.4-test-dddddddddddd", 300);
+        let older = make_dir(&root, "linux-7.3.3-test-dddddddddddd", 300);
         let bench = make_dir(&root, "linux-7.3.4-bench-eeeeeeeeeeee", 400);
         let partial = make_dir(&root, "linux-7.3.4-test-ffffffffffff.partial", 500);
         // An old build whose lock another xtask holds is left alone.
