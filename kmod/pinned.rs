@@ -93,10 +93,10 @@ impl PinnedPages {
         let mut done = 0usize;
         while done < nr_pages {
             let chunk = core::cmp::min(nr_pages - done, MAX_PAGES_PER_CALL);
+            // `pin_user_pages_fast` checks the range against user addresses (`access_ok`), so
+            // no kernel address can be pinned; the flags are a valid FOLL_WRITE/LONGTERM subset.
             // SAFETY: `pages[done..done + chunk]` is writable memory for `chunk` page pointers;
-            // `start + done * PAGE_SIZE` does not overflow (checked above) and is checked by
-            // `pin_user_pages_fast` against the user address range (`access_ok`), so no kernel
-            // address can be pinned; the flags are a valid `FOLL_WRITE`/`FOLL_LONGTERM` subset.
+            // `start + done * PAGE_SIZE` does not overflow (checked above).
             let ret = unsafe {
                 bindings::pin_user_pages_fast(
                     start + (done << PAGE_SHIFT),
@@ -162,10 +162,10 @@ impl PinnedPages {
             let n = core::cmp::min(PAGE_SIZE - offset, dst.len() - copied);
             let out = &mut dst[copied..copied + n];
             self.with_mapped(at / PAGE_SIZE, offset, n, |src| {
-                // SAFETY: `src` is valid for reading `n` bytes of the mapped page
-                // (`with_mapped` checked the bounds) and `out` is a distinct kernel buffer of
-                // `n` bytes. The page is user memory: userspace may write it concurrently, which
-                // gives torn data but no unsoundness for plain bytes, as with `copy_from_user`.
+                // The page is user memory: userspace may write it concurrently, which gives
+                // torn data but no unsoundness for plain bytes, as with `copy_from_user`.
+                // SAFETY: `src` is valid for reading `n` bytes of the mapped page (`with_mapped`
+                // checked the bounds) and `out` is a distinct kernel buffer of `n` bytes.
                 unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), n) }
             })?;
             copied += n;
@@ -188,10 +188,10 @@ impl PinnedPages {
             let n = core::cmp::min(PAGE_SIZE - offset, src.len() - copied);
             let input = &src[copied..copied + n];
             self.with_mapped(at / PAGE_SIZE, offset, n, |dst| {
-                // SAFETY: `dst` is valid for writing `n` bytes of the mapped page, which was pinned
-                // with `FOLL_WRITE` (checked above) so the kernel may write it; `input` is a
-                // distinct kernel buffer of `n` bytes. Concurrent userspace access to the page
-                // sees torn bytes at worst, as with `copy_to_user`.
+                // Concurrent userspace access to the page sees torn bytes at worst, as with
+                // `copy_to_user`.
+                // SAFETY: `dst` is valid for writing `n` bytes of the mapped page, pinned with
+                // `FOLL_WRITE` (checked above); `input` is a distinct kernel buffer of `n` bytes.
                 unsafe { core::ptr::copy_nonoverlapping(input.as_ptr(), dst, n) }
             })?;
             copied += n;

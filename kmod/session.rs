@@ -354,10 +354,9 @@ impl Session {
             st.pinned_pages = 0;
             core::mem::replace(&mut st.regions, RBTree::new())
         };
+        // No new work can be queued: the file is being released, so no ioctl runs concurrently.
         // SAFETY: `self.work` is an initialised `work_struct` (pinned in this `Arc`); flushing
-        // waits for a running `WorkItem::run` of this session to return and does not touch
-        // anything else. No new work can be queued: the file is being released, so no ioctl
-        // runs concurrently.
+        // waits for a running `WorkItem::run` of this session to return and touches nothing else.
         unsafe { bindings::flush_work(Work::raw_get(&self.work)) };
         // Unpins and uncharges every region (no job references them any more).
         drop(regions);

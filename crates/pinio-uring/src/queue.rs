@@ -219,11 +219,10 @@ impl Queue for UringQueue {
             Ok(u) => u,
             Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
         };
-        // SAFETY: the entry names the slice's memory, now owned by the
-        // in-flight table until its completion is reaped (the slice also
-        // keeps its region, and so its buffer slot, registered), and fixed
-        // file 0, registered for this ring's whole life. Only this queue
-        // pushes to this submission queue.
+        // The slice also keeps its region, and so its buffer slot, registered.
+        // Only this queue pushes to this submission queue.
+        // SAFETY: the entry names the slice's memory, owned by the in-flight table until its
+        // completion is reaped, and fixed file 0, registered for this ring's whole life.
         if unsafe { self.ring.submission_shared().push(&transfer.sqe(user_data)) }.is_err() {
             let op = self.inflight.remove(user_data).expect("just inserted");
             return self.push_when_full(op);

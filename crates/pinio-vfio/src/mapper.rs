@@ -85,10 +85,10 @@ impl DmaMapper {
             st.next_id += 1;
             (iova, st.next_id - 1)
         };
+        // Its bytes are only reached through slices, which the device touches
+        // only while a queue owns them (no Rust reference exists to bytes in flight).
         // SAFETY: `buf` is owned by the region about to be made, which keeps
-        // it allocated until `unregister` below unmaps it; its bytes are only
-        // reached through slices, which the device touches only while a queue
-        // owns them (no Rust reference exists to bytes in flight).
+        // it allocated until `unregister` below unmaps it.
         let r = unsafe { self.pci.map_dma(iova, len, buf.as_mut_ptr()) };
         if let Err(e) = r {
             let mut st = self.state();
