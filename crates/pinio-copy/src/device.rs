@@ -1,11 +1,9 @@
 //! The copy device: a file or block device reached through pread/pwrite.
 
+use crate::domain::CopyRegistrar;
 use crate::queue::CopyQueue;
-use pinio_core::file::FileTarget;
-use pinio_core::{
-    Capabilities, CompletionMode, Device, DeviceId, DmaBuf, Error, RegisterError, Region, RegionKey, Result, Stats,
-    StatsSnapshot, Unregister,
-};
+use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Error, RegistrationSharing, Result};
+use pinio_file::FileTarget;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,12 +26,13 @@ impl Default for CopyOptions {
     }
 }
 
+/// The most operations one copy queue holds.
+const MAX_QUEUE_DEPTH: usize = 1 << 16;
+
 pub(crate) struct Shared {
+    pub(crate) core: DeviceCore,
     pub(crate) target: FileTarget,
-    pub(crate) stats: Stats,
-    pub(crate) caps: Capabilities,
     pub(crate) bounce_bytes: usize,
-    pub(crate) id: DeviceId,
 }
 
 /// A file or block device driven by `pread`/`pwrite` through a bounce buffer.
@@ -41,18 +40,16 @@ pub struct CopyDevice {
     shared: Arc<Shared>,
 }
 
-/// The copy backend pins nothing, so releasing a region releases nothing.
-struct NothingPinned;
-
-impl Unregister for NothingPinned {
-    fn unregister(&self, _key: RegionKey, _buf: &DmaBuf) -> Result<()> {
-        Ok(())
-    }
-}
-
 impl CopyDevice {
-    /// Opens `path` (a regular file or a block device).
+    /// Opens `path` (a regular file or a block device) in a new domain.
     pub fn open(path: impl AsRef<Path>, opts: CopyOptions) -> Result<CopyDevice> {
+        CopyDevice::open_in(&CopyRegistrar::domain(), path, opts)
+    }
+
+    /// Opens `path` in `domain`, a copy domain: its regions are accepted by
+    /// every device of the domain.
+    pub fn open_in(domain: &Domain, path: impl AsRef<Path>, opts: CopyOptions) -> Result<CopyDevice> {
+        domain.require::<CopyRegistrar>("copy")?;
         let target = FileTarget::open(path.as_ref(), opts.direct, opts.writable)?;
         let align = target.dio.map_or(1, |d| d.offset);
         if opts.bounce_bytes == 0 || !(opts.bounce_bytes as u64).is_multiple_of(align) {
@@ -70,23 +67,17 @@ impl CopyDevice {
             completion: CompletionMode::Synchronous,
             cpu_copies: true,
             pins_memory: false,
+            max_queue_depth: MAX_QUEUE_DEPTH,
+            sharing: RegistrationSharing::Domain,
         };
-        let shared = Shared { target, stats: Stats::default(), caps, bounce_bytes: opts.bounce_bytes, id: DeviceId::next() };
+        let shared = Shared { core: DeviceCore::new(domain.clone(), caps), target, bounce_bytes: opts.bounce_bytes };
         Ok(CopyDevice { shared: Arc::new(shared) })
     }
 }
 
 impl Device for CopyDevice {
-    fn id(&self) -> DeviceId {
-        self.shared.id
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.shared.caps
-    }
-
-    fn stats(&self) -> StatsSnapshot {
-        self.shared.stats.snapshot()
+    fn core(&self) -> &DeviceCore {
+        &self.shared.core
     }
 
     fn describe(&self) -> String {
@@ -94,16 +85,8 @@ impl Device for CopyDevice {
         format!("copy:{} ({}, {} bytes)", t.path.display(), if t.direct { "O_DIRECT + bounce copy" } else { "page cache + bounce copy" }, t.size)
     }
 
-    fn register(&self, buf: DmaBuf) -> std::result::Result<Region, RegisterError> {
-        let key = RegionKey { id: 0, device_addr: buf.as_ptr() as u64 };
-        let hook = Arc::new(NothingPinned);
-        // SAFETY: the copy backend's "registration" is the region itself:
-        // nothing outside pinio refers to the buffer, and the hook releases
-        // nothing because nothing was pinned.
-        Ok(unsafe { Region::new(self.shared.id, key, buf, hook) })
-    }
-
     fn queue(&self, depth: usize) -> Result<Box<dyn pinio_core::Queue>> {
+        let depth = self.shared.core.queue_depth(depth)?;
         Ok(Box::new(CopyQueue::new(self.shared.clone(), depth)?))
     }
 }

@@ -25,8 +25,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod device;
+mod domain;
 mod eventfd;
 mod queue;
 
 pub use device::{CopyDevice, CopyOptions};
+pub use domain::CopyRegistrar;
 pub use queue::CopyQueue;

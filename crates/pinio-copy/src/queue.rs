@@ -23,9 +23,6 @@ pub struct CopyQueue {
 
 impl CopyQueue {
     pub(crate) fn new(shared: Arc<Shared>, capacity: usize) -> Result<CopyQueue> {
-        if capacity == 0 {
-            return Err(Error::ZeroLength { what: "queue depth" });
-        }
         let bounce = DmaBuf::new(shared.bounce_bytes)?;
         Ok(CopyQueue { shared, capacity, pushed: VecDeque::new(), done: VecDeque::new(), bounce, event: OnceLock::new() })
     }
@@ -63,7 +60,7 @@ impl CopyQueue {
                 }
             };
             // The bounce copy, plus the kernel's page-cache copy when buffered.
-            self.shared.stats.copied(if direct { got } else { 2 * got } as u64);
+            self.shared.core.stats().copied(if direct { got } else { 2 * got } as u64);
             done += got;
             if got < n {
                 break; // end of file
@@ -83,12 +80,7 @@ impl Queue for CopyQueue {
     }
 
     fn push(&mut self, op: Op) -> std::result::Result<(), Rejected> {
-        if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
-            return Err(Rejected { error, op });
-        }
-        if self.in_flight() >= self.capacity {
-            return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
-        }
+        let op = self.shared.core.admit(op, self.in_flight(), self.capacity)?;
         self.pushed.push_back(op);
         Ok(())
     }
@@ -97,11 +89,7 @@ impl Queue for CopyQueue {
         let n = self.pushed.len();
         while let Some(mut op) = self.pushed.pop_front() {
             let result = self.execute(&mut op);
-            match (&result, op.dir) {
-                (Ok(b), Direction::Read) => self.shared.stats.read(*b as u64),
-                (Ok(b), Direction::Write) => self.shared.stats.written(*b as u64),
-                (Err(_), _) => self.shared.stats.failed(),
-            }
+            self.shared.core.record(op.dir, &result);
             self.done.push_back(Completion::of(op, result));
         }
         if n > 0

@@ -55,6 +55,21 @@ fn bad_inputs_and_foreign_regions() {
 }
 
 #[test]
+fn two_files_in_one_domain_share_registrations() {
+    let (a, b) = (scratch("dom-a", 1 << 20), scratch("dom-b", 1 << 20));
+    let da = CopyDevice::open(&a, CopyOptions::default()).unwrap();
+    let db = CopyDevice::open_in(da.domain(), &b, CopyOptions::default()).unwrap();
+    assert_eq!(da.domain().id(), db.domain().id());
+    conformance::shared_domain(&da, &db).unwrap();
+    // A device of another domain still refuses them.
+    let other = CopyDevice::open(&b, CopyOptions::default()).unwrap();
+    conformance::foreign_region(&da, &other).unwrap();
+    conformance::foreign_region(&other, &db).unwrap();
+    std::fs::remove_file(a).unwrap();
+    std::fs::remove_file(b).unwrap();
+}
+
+#[test]
 fn reads_past_the_end_are_refused_and_event_fd_fires() {
     let p = scratch("eof", 10_000);
     let dev = CopyDevice::open(&p, CopyOptions::default()).unwrap();

@@ -1,6 +1,6 @@
 //! What a device needs and how it works.
 
-use crate::{DeviceId, Error, Op, Result, is_aligned};
+use crate::{DomainId, Error, Op, Result, is_aligned};
 
 /// How a device reports completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +12,19 @@ pub enum CompletionMode {
     Interrupt,
     /// Completions are found by polling device memory; waiting spins.
     Poll,
+}
+
+/// How far one registration reaches in its domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationSharing {
+    /// One registration serves every device and queue of the domain: the
+    /// memory is pinned, charged and mapped once.
+    Domain,
+    /// Every queue holds its own registration of each region (io_uring
+    /// before Linux 6.13, which cannot clone a buffer table): regions are
+    /// accepted by every device of the domain, but the memory is pinned and
+    /// charged to the memory limit once per queue.
+    PerQueue,
 }
 
 /// What a device requires of operations handed to it, and what it does.
@@ -44,16 +57,20 @@ pub struct Capabilities {
     pub cpu_copies: bool,
     /// Whether registration pins memory (or maps it into an IOMMU).
     pub pins_memory: bool,
+    /// Deepest queue [`crate::Device::queue`] makes.
+    pub max_queue_depth: usize,
+    /// How far one registration reaches in the device's domain.
+    pub sharing: RegistrationSharing,
 }
 
 impl Capabilities {
-    /// Checks `op` against these capabilities, for a queue of device `device`:
-    /// the slice's device, zero length, alignment of address, offset and
+    /// Checks `op` against these capabilities, for a device of `domain`:
+    /// the slice's domain, zero length, alignment of address, offset and
     /// length, the transfer limit and the bounds of the device address space.
-    pub fn check(&self, device: DeviceId, op: &Op) -> Result<()> {
+    pub fn check(&self, domain: DomainId, op: &Op) -> Result<()> {
         let slice = &op.slice;
-        if slice.device_id() != device {
-            return Err(Error::ForeignRegion { region_device: slice.device_id(), device });
+        if slice.domain_id() != domain {
+            return Err(Error::ForeignRegion { region_domain: slice.domain_id(), domain });
         }
         let len = slice.len() as u64;
         if len == 0 {
@@ -81,5 +98,70 @@ impl Capabilities {
                 limit: self.device_size,
             }),
         }
+    }
+}
+
+/// The tests of [`Capabilities::check`] as masks, so that accepting a valid
+/// operation is a few instructions.
+///
+/// # Invariants
+///
+/// [`Admission::admits`] returns `true` only for operations that
+/// [`Capabilities::check`] accepts for the same domain and capabilities (a
+/// device's capabilities never change after it is opened). When it returns
+/// `false` the caller runs [`Capabilities::check`], which names the reason,
+/// so the errors are exactly the model's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admission {
+    domain: DomainId,
+    /// `mem_align - 1` (0 when the alignment is 0 or 1): the bits a buffer
+    /// address must not have.
+    mem_mask: u64,
+    offset_mask: u64,
+    len_mask: u64,
+    max_transfer: u64,
+    device_size: u64,
+}
+
+/// The bits a value aligned to `align` has clear, as [`is_aligned`] reads an
+/// alignment (0 and 1 accept anything).
+fn mask(align: u64) -> u64 {
+    align.saturating_sub(1)
+}
+
+impl Admission {
+    pub(crate) fn new(domain: DomainId, caps: &Capabilities) -> Admission {
+        Admission {
+            domain,
+            mem_mask: mask(caps.mem_align),
+            offset_mask: mask(caps.offset_align),
+            len_mask: mask(caps.len_align),
+            max_transfer: caps.max_transfer,
+            device_size: caps.device_size,
+        }
+    }
+
+    /// Whether `op` passes every test of [`Capabilities::check`].
+    #[inline]
+    pub(crate) fn admits(&self, op: &Op) -> bool {
+        let len = op.slice.len() as u64;
+        let addr = op.slice.as_ptr() as u64;
+        let misaligned = (addr & self.mem_mask) | (op.dev_offset & self.offset_mask) | (len & self.len_mask);
+        // `len - 1 < max_transfer` is `0 < len <= max_transfer`, except that
+        // it also refuses `len == max_transfer == u64::MAX`, which the slow
+        // path then accepts.
+        let sized = len.wrapping_sub(1) < self.max_transfer;
+        let inside = len <= self.device_size && op.dev_offset <= self.device_size - len;
+        (op.slice.domain_id() == self.domain) & (misaligned == 0) & sized & inside
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask;
+
+    #[test]
+    fn masks_read_alignments_as_is_aligned_does() {
+        assert_eq!((mask(0), mask(1), mask(512), mask(4096)), (0, 0, 511, 4095));
     }
 }

@@ -1,19 +1,17 @@
-//! The two traits every backend implements: [`Device`] and [`Queue`].
+//! The device trait every backend implements, and [`DeviceCore`], the part
+//! of every device that is the same for all backends.
 
-use crate::{Capabilities, Completion, DmaBuf, Error, Op, RegisterError, Region, Result, Slice, StatsSnapshot};
+use crate::caps::Admission;
+use crate::{Capabilities, Direction, DmaBuf, Domain, DomainId, Error, Op, Queue, RegisterError, Region, Rejected, Result, Stats, StatsSnapshot, is_aligned};
 use std::fmt;
-use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Identifies one opened device for the life of the process. Regions and
-/// slices remember theirs, so that a slice of one device's region is refused
-/// by another.
+/// Identifies one opened device for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceId(u64);
 
 impl DeviceId {
-    /// A fresh id, never handed out before in this process.
-    pub fn next() -> DeviceId {
+    fn next() -> DeviceId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         DeviceId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
@@ -21,150 +19,218 @@ impl DeviceId {
 
 impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        write!(f, "device #{}", self.0)
     }
 }
 
-/// An operation a queue refused, handed back with the reason.
-#[derive(Debug, thiserror::Error)]
-#[error("{error}")]
-pub struct Rejected {
-    /// Why it was refused.
-    #[source]
-    pub error: Error,
-    /// The operation, with its slice, unchanged.
-    pub op: Op,
+/// What every device has, whatever its backend: its id, its domain, its
+/// capabilities, its IO counters, and the rules every queue applies before
+/// an operation reaches the device (queue depth, queue full, the slice's
+/// domain, alignment, transfer size, bounds).
+///
+/// A backend builds one when it opens a device and hands it out through
+/// [`Device::core`]; its queues keep an `Arc` of the device's shared state
+/// and call [`DeviceCore::admit`] in `push` and [`DeviceCore::record`] (or
+/// [`Tally`]) at completion.
+#[derive(Debug)]
+pub struct DeviceCore {
+    id: DeviceId,
+    domain: Domain,
+    caps: Capabilities,
+    stats: Stats,
+    admission: Admission,
 }
 
-/// One opened backend instance with a linear device address space.
-///
-/// A device is shared between threads (`Send + Sync`); each thread doing IO
-/// makes its own [`Queue`].
-pub trait Device: Send + Sync {
-    /// This device's id.
-    fn id(&self) -> DeviceId;
+impl DeviceCore {
+    /// The common part of a device of `domain` with capabilities `caps`.
+    pub fn new(domain: Domain, caps: Capabilities) -> DeviceCore {
+        let admission = Admission::new(domain.id(), &caps);
+        DeviceCore { id: DeviceId::next(), domain, caps, stats: Stats::default(), admission }
+    }
+
+    /// The device's id.
+    pub fn id(&self) -> DeviceId {
+        self.id
+    }
+
+    /// The domain the device was opened in.
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    /// The id of that domain.
+    pub fn domain_id(&self) -> DomainId {
+        self.domain.id()
+    }
 
     /// What the device requires and how it works.
-    fn capabilities(&self) -> &Capabilities;
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
 
-    /// A copy of the device's counters.
-    fn stats(&self) -> StatsSnapshot;
+    /// The device's IO counters, for a backend to count what only it knows
+    /// (bytes its CPU copied, fallbacks).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The device's IO counters with its domain's registration counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        self.stats.snapshot().with_registrations(&self.domain.stats())
+    }
+
+    /// Checks a queue depth asked of [`Device::queue`]: not 0, at most
+    /// [`Capabilities::max_queue_depth`].
+    pub fn queue_depth(&self, depth: usize) -> Result<usize> {
+        if depth == 0 {
+            return Err(Error::ZeroLength { what: "queue depth" });
+        }
+        if depth > self.caps.max_queue_depth {
+            return Err(Error::QueueTooDeep { depth, max: self.caps.max_queue_depth });
+        }
+        Ok(depth)
+    }
+
+    /// Checks `op` against the device: the slice's domain, alignment,
+    /// transfer size and bounds, with the typed error naming what is wrong.
+    #[inline]
+    pub fn check(&self, op: &Op) -> Result<()> {
+        if self.admission.admits(op) {
+            return Ok(());
+        }
+        self.caps.check(self.domain.id(), op)
+    }
+
+    /// The rules of [`Queue::push`] every backend applies first: a queue
+    /// holding `in_flight` of `capacity` operations is full, then
+    /// [`DeviceCore::check`]. Hands `op` back to push, or refused with its
+    /// reason.
+    #[inline]
+    pub fn admit(&self, op: Op, in_flight: usize, capacity: usize) -> Result<Op, Rejected> {
+        if in_flight >= capacity {
+            return Err(Rejected { error: Error::QueueFull { capacity }, op });
+        }
+        if self.admission.admits(&op) {
+            return Ok(op);
+        }
+        match self.caps.check(self.domain.id(), &op) {
+            Ok(()) => Ok(op),
+            Err(error) => Err(Rejected { error, op }),
+        }
+    }
+
+    /// Counts one finished operation in the device's statistics.
+    #[inline]
+    pub fn record(&self, dir: Direction, result: &Result<usize>) {
+        match (result, dir) {
+            (Ok(n), Direction::Read) => self.stats.read(*n as u64),
+            (Ok(n), Direction::Write) => self.stats.written(*n as u64),
+            (Err(_), _) => self.stats.failed(),
+        }
+    }
+
+    /// Registers `buf` in the device's domain, after checking the address
+    /// alignment this device needs of registered memory.
+    pub fn register(&self, buf: DmaBuf) -> Result<Region, RegisterError> {
+        let (addr, required) = (buf.as_ptr() as u64, self.caps.register_align);
+        if !is_aligned(addr, required) {
+            return Err(RegisterError::new(Error::Misaligned { what: "buffer address", value: addr, required }, buf));
+        }
+        self.domain.register(buf)
+    }
+}
+
+/// Per-direction totals of a batch of completions, counted in plain
+/// integers and folded into a device's statistics once per batch.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    reads: u64,
+    read_bytes: u64,
+    writes: u64,
+    written_bytes: u64,
+    failures: u64,
+}
+
+impl Tally {
+    /// Counts one finished operation.
+    #[inline]
+    pub fn add(&mut self, dir: Direction, result: &Result<usize>) {
+        match (result, dir) {
+            (Ok(n), Direction::Read) => (self.reads, self.read_bytes) = (self.reads + 1, self.read_bytes + *n as u64),
+            (Ok(n), Direction::Write) => (self.writes, self.written_bytes) = (self.writes + 1, self.written_bytes + *n as u64),
+            (Err(_), _) => self.failures += 1,
+        }
+    }
+
+    /// Bytes moved by the successful operations counted.
+    pub fn bytes(&self) -> u64 {
+        self.read_bytes + self.written_bytes
+    }
+
+    /// Adds the totals to `stats`, as one call per operation would.
+    #[inline]
+    pub fn fold_into(&self, stats: &Stats) {
+        if self.reads > 0 {
+            stats.read_many(self.reads, self.read_bytes);
+        }
+        if self.writes > 0 {
+            stats.written_many(self.writes, self.written_bytes);
+        }
+        if self.failures > 0 {
+            stats.failed_many(self.failures);
+        }
+    }
+}
+
+/// One opened device: a linear `u64` address space (a file, a block device,
+/// an echo device's memory, a PCI device's buffer, an NVMe namespace) in a
+/// [`Domain`] whose regions it accepts.
+///
+/// A device is shared between threads (`Send + Sync`); each thread doing IO
+/// makes its own [`Queue`]. A backend implements the three required methods;
+/// the rest comes from its [`DeviceCore`].
+pub trait Device: Send + Sync {
+    /// The part every device shares.
+    fn core(&self) -> &DeviceCore;
 
     /// A one-line description (`uring:/var/tmp/f (O_DIRECT, fixed buffers)`).
     fn describe(&self) -> String;
 
-    /// Registers (pins) `buf` with the device. On failure the buffer comes
-    /// back inside the error, unchanged.
-    fn register(&self, buf: DmaBuf) -> Result<Region, RegisterError>;
-
-    /// Allocates and registers a region of at least `len` bytes. Backends
-    /// with a pre-registered arena hand out a piece of it; the default maps
-    /// a fresh [`DmaBuf`] and registers it.
-    fn alloc(&self, len: usize) -> Result<Region> {
-        Ok(self.register(DmaBuf::new(len)?)?)
-    }
-
-    /// Makes a queue that holds up to `depth` operations in flight.
+    /// Makes a queue that holds up to `depth` operations in flight
+    /// (checked with [`DeviceCore::queue_depth`]).
     fn queue(&self, depth: usize) -> Result<Box<dyn Queue>>;
-}
 
-/// A submission/completion pair owned by one thread.
-///
-/// Operations are pushed (validated, not yet visible to the device), then
-/// submitted in a batch; completions come back in any order, each carrying
-/// its tag and its slice. Dropping a queue waits for every operation in
-/// flight, so no slice is ever freed while the device may still use it.
-pub trait Queue: Send {
-    /// How many operations may be in flight at once.
-    fn capacity(&self) -> usize;
-
-    /// Operations pushed and not yet returned as completions.
-    fn in_flight(&self) -> usize;
-
-    /// Validates `op` and queues it for the next [`Queue::submit`]. A refused
-    /// operation comes back inside the error.
-    fn push(&mut self, op: Op) -> Result<(), Rejected>;
-
-    /// Hands every pushed operation to the device; returns how many.
-    fn submit(&mut self) -> Result<usize>;
-
-    /// Moves finished operations into `out` without blocking; returns how many.
-    fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize>;
-
-    /// Submits what is pushed, then blocks until at least `min` operations
-    /// (capped at [`Queue::in_flight`]) have completed; moves them into `out`
-    /// and returns how many.
-    fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize>;
-
-    /// A file descriptor that becomes readable when completions are ready,
-    /// for epoll, where the backend has one.
-    fn event_fd(&self) -> Option<BorrowedFd<'_>> {
-        None
+    /// This device's id.
+    fn id(&self) -> DeviceId {
+        self.core().id()
     }
 
-    /// Runs one operation to completion on an idle queue.
-    fn run(&mut self, op: Op) -> Result<Completion, OpError> {
-        if self.in_flight() != 0 {
-            let error = Error::Unsupported {
-                what: "run() on a queue with operations in flight".into(),
-                hint: "wait for them first, or use push/submit/wait".into(),
-            };
-            return Err(OpError { error, slice: Some(op.slice) });
-        }
-        self.push(op).map_err(|r| OpError { error: r.error, slice: Some(r.op.slice) })?;
-        let mut out = Vec::with_capacity(1);
-        loop {
-            match self.wait(1, &mut out) {
-                Ok(_) => {
-                    if let Some(c) = out.pop() {
-                        return Ok(c);
-                    }
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                // The operation stays owned by the queue; a later wait or
-                // the queue's drop collects it.
-                Err(error) => return Err(OpError { error, slice: None }),
-            }
-        }
+    /// The domain this device was opened in: register once there, use the
+    /// region on every device of the domain.
+    fn domain(&self) -> &Domain {
+        self.core().domain()
     }
 
-    /// Reads `slice.len()` bytes at `dev_offset` into `slice` and waits;
-    /// returns the bytes read and the slice.
-    fn read_at(&mut self, slice: Slice, dev_offset: u64) -> Result<(usize, Slice), OpError> {
-        finish(self.run(Op::read(slice, dev_offset, 0)))
+    /// What the device requires and how it works.
+    fn capabilities(&self) -> &Capabilities {
+        self.core().capabilities()
     }
 
-    /// Writes `slice` at `dev_offset` and waits; returns the bytes written
-    /// and the slice.
-    fn write_at(&mut self, slice: Slice, dev_offset: u64) -> Result<(usize, Slice), OpError> {
-        finish(self.run(Op::write(slice, dev_offset, 0)))
+    /// This device's IO counters, with its domain's registration counters
+    /// (which every device of the domain reports alike).
+    fn stats(&self) -> StatsSnapshot {
+        self.core().snapshot()
     }
-}
 
-/// A failed single operation ([`Queue::run`], [`Queue::read_at`],
-/// [`Queue::write_at`]), with its slice when the caller owns it again.
-#[derive(Debug, thiserror::Error)]
-#[error("{error}")]
-pub struct OpError {
-    /// Why it failed.
-    #[source]
-    pub error: Error,
-    /// The slice, returned; `None` only when the queue itself failed while
-    /// waiting, in which case the operation is still in flight and a later
-    /// wait (or the queue's drop) collects it.
-    pub slice: Option<Slice>,
-}
-
-impl From<OpError> for Error {
-    fn from(e: OpError) -> Error {
-        e.error
+    /// Registers (pins) `buf` in this device's domain. On failure the buffer
+    /// comes back inside the error, unchanged.
+    fn register(&self, buf: DmaBuf) -> Result<Region, RegisterError> {
+        self.core().register(buf)
     }
-}
 
-fn finish(r: Result<Completion, OpError>) -> Result<(usize, Slice), OpError> {
-    let c = r?;
-    match c.result {
-        Ok(n) => Ok((n, c.slice)),
-        Err(error) => Err(OpError { error, slice: Some(c.slice) }),
+    /// Allocates and registers a region of at least `len` bytes in this
+    /// device's domain ([`Domain::alloc`]).
+    fn alloc(&self, len: usize) -> Result<Region> {
+        self.domain().alloc(len)
     }
 }

@@ -1,6 +1,6 @@
 //! The one error type of the model, shared by every backend.
 
-use crate::{DeviceId, DmaBuf};
+use crate::{DmaBuf, DomainId};
 use std::io;
 
 /// A `Result` whose error is [`Error`].
@@ -47,13 +47,29 @@ pub enum Error {
         /// The device's limit (`Capabilities::max_transfer`).
         max: u64,
     },
-    /// A slice of a region registered with another device.
-    #[error("slice belongs to a region of device {region_device}, not of device {device}; register the buffer with this device")]
+    /// A slice of a region registered in another domain.
+    #[error("slice belongs to a region of {region_domain}, but this device is in {domain}; register the buffer in this device's domain, or open the device in the region's domain (pinio::open_in)")]
     ForeignRegion {
-        /// The device the slice's region is registered with.
-        region_device: DeviceId,
-        /// The device it was handed to.
-        device: DeviceId,
+        /// The domain the slice's region is registered in.
+        region_domain: DomainId,
+        /// The domain of the device it was handed to.
+        domain: DomainId,
+    },
+    /// A device opened in a domain of another backend.
+    #[error("a {device_backend} device cannot be opened in a {domain_backend} domain: its registrations are not reachable by a {device_backend} device; open it in a {device_backend} domain (pinio::open makes one)")]
+    WrongDomain {
+        /// The backend of the device being opened.
+        device_backend: &'static str,
+        /// The backend of the domain it was asked to join.
+        domain_backend: &'static str,
+    },
+    /// A queue deeper than the device can hold.
+    #[error("queue depth {depth} exceeds this device's maximum of {max}; ask for at most {max} (Capabilities::max_queue_depth)")]
+    QueueTooDeep {
+        /// The depth asked for.
+        depth: usize,
+        /// The device's limit.
+        max: usize,
     },
     /// A slice that would overlap a live slice of the same region.
     #[error("slice [{offset:#x}, +{len:#x}) overlaps a live slice of the same region; drop or wait for the other slice first")]

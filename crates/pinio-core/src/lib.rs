@@ -6,11 +6,17 @@
 //! - [`DmaBuf`]: memory a device may access directly. Page-aligned anonymous
 //!   memory (optionally backed by transparent huge pages), or a caller's buffer
 //!   adopted as it is.
-//! - [`Device`]: one opened backend instance with a linear *device address
-//!   space* of `u64` byte offsets (a file, a block device, an echo device's
-//!   on-board memory, an IOMMU-isolated PCI device's buffer).
-//! - [`Region`]: a [`DmaBuf`] registered with a device (pinned, or mapped into
-//!   an IOMMU, or attached to an io_uring). Dropping the last handle
+//! - [`Domain`]: a registration scope (libfabric's domain, verbs' protection
+//!   domain, one VFIO container, one io_uring buffer table). Regions are
+//!   registered in a domain once and accepted by every device opened in it.
+//!   The [DMA ownership rule](domain#the-dma-ownership-rule) is stated there.
+//! - [`Device`]: one opened IO target with a linear *device address space*
+//!   of `u64` byte offsets (a file, a block device, an echo device's
+//!   on-board memory, an IOMMU-isolated PCI device's buffer, an NVMe
+//!   namespace), in one domain. What every device shares, whatever its
+//!   backend, is its [`DeviceCore`].
+//! - [`Region`]: a [`DmaBuf`] registered in a domain (pinned, or mapped into
+//!   an IOMMU, or in an io_uring buffer table). Dropping the last handle
 //!   unregisters it; [`Region::unregister`] does it explicitly and hands the
 //!   buffer back.
 //! - [`Slice`]: `(region, offset, len)`, the unit handed to the device. A slice
@@ -44,21 +50,22 @@ mod caps;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod device;
+pub mod domain;
 mod error;
-pub mod file;
 mod op;
+mod queue;
 mod region;
 mod slice;
 mod stats;
-mod target;
 
 pub use align::{align_down, align_up, is_aligned, page_size};
 pub use buf::{DmaBuf, DmaBufBuilder, HugePages};
-pub use caps::{Capabilities, CompletionMode};
-pub use device::{Device, DeviceId, OpError, Queue, Rejected};
+pub use caps::{Capabilities, CompletionMode, RegistrationSharing};
+pub use device::{Device, DeviceCore, DeviceId, Tally};
+pub use domain::{Domain, DomainId, RegionKey, Registrar, Registration};
 pub use error::{Error, RegisterError, Result};
 pub use op::{Completion, Direction, Op};
-pub use region::{Region, RegionKey, Unregister, UnregisterError};
+pub use queue::{OpError, Queue, Rejected};
+pub use region::{Region, UnregisterError};
 pub use slice::Slice;
 pub use stats::{Stats, StatsSnapshot};
-pub use target::{BackendKind, Target};

@@ -1,38 +1,51 @@
-//! Registered memory: a [`DmaBuf`] a device may access, and its lease table.
+//! Registered memory: a [`DmaBuf`] the devices of a domain may access, and
+//! its lease table.
 
-use crate::{DeviceId, DmaBuf, Error, Result, Slice};
+use crate::domain::DomainInner;
+use crate::{DmaBuf, DomainId, Error, RegionKey, Result, Slice};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// How a backend identifies one registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RegionKey {
-    /// The backend's handle: an io_uring buffer index, a kernel-module region
-    /// id, a VFIO mapping number.
-    pub id: u64,
-    /// The address of the region's first byte as the device sees it: an IOVA
-    /// for VFIO, the user virtual address for io_uring and the kernel module.
-    pub device_addr: u64,
-}
+/// Live slices of one region, keyed by offset.
+///
+/// # Invariants
+///
+/// The ranges `[offset, offset + len)` are pairwise disjoint and non-empty.
+#[derive(Default)]
+pub(crate) struct Leases(BTreeMap<usize, usize>);
 
-/// The backend hook that releases a registration.
-pub trait Unregister: Send + Sync {
-    /// Releases registration `key` of `buf` (unpin, IOMMU unmap, io_uring
-    /// slot update). Called exactly once per region, after its last slice and
-    /// handle are gone, so no operation on it can be in flight.
-    fn unregister(&self, key: RegionKey, buf: &DmaBuf) -> Result<()>;
+impl Leases {
+    /// Records `[offset, offset + len)` unless it overlaps a live lease.
+    /// O(log n) in the number of live slices.
+    fn take(&mut self, offset: usize, len: usize) -> bool {
+        let end = offset + len;
+        // Disjoint ranges sorted by start: only the last one starting before
+        // `end` can reach into `[offset, end)`.
+        if let Some((&o, &l)) = self.0.range(..end).next_back()
+            && o + l > offset
+        {
+            return false;
+        }
+        self.0.insert(offset, len);
+        true
+    }
+
+    fn release(&mut self, offset: usize, len: usize) {
+        if self.0.get(&offset) == Some(&len) {
+            self.0.remove(&offset);
+        }
+    }
 }
 
 pub(crate) struct RegionInner {
     buf: Option<DmaBuf>,
     ptr: NonNull<u8>,
     len: usize,
-    device: DeviceId,
     key: RegionKey,
-    hook: Arc<dyn Unregister>,
-    /// Live slices as `(offset, len)`. Invariant: pairwise disjoint.
-    leases: Mutex<Vec<(usize, usize)>>,
+    domain: Arc<DomainInner>,
+    leases: Mutex<Leases>,
 }
 
 // SAFETY: the raw pointer refers to `buf`'s memory, which RegionInner owns;
@@ -42,8 +55,8 @@ unsafe impl Send for RegionInner {}
 unsafe impl Sync for RegionInner {}
 
 impl RegionInner {
-    fn leases(&self) -> MutexGuard<'_, Vec<(usize, usize)>> {
-        // A panic while holding the lock cannot leave the vector invalid.
+    fn leases(&self) -> MutexGuard<'_, Leases> {
+        // Every update is one map operation; a panic cannot leave it torn.
         self.leases.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -51,8 +64,8 @@ impl RegionInner {
         self.ptr
     }
 
-    pub(crate) fn device(&self) -> DeviceId {
-        self.device
+    pub(crate) fn domain(&self) -> DomainId {
+        self.domain.id()
     }
 
     pub(crate) fn key(&self) -> RegionKey {
@@ -60,37 +73,37 @@ impl RegionInner {
     }
 
     pub(crate) fn release_lease(&self, offset: usize, len: usize) {
-        let mut l = self.leases();
-        if let Some(i) = l.iter().position(|&e| e == (offset, len)) {
-            l.swap_remove(i);
-        }
+        self.leases().release(offset, len);
     }
 
+    /// Replaces lease `old` by the leases `new`, which cover exactly the
+    /// same bytes (a split or a merge).
     pub(crate) fn replace_lease(&self, old: (usize, usize), new: &[(usize, usize)]) {
         let mut l = self.leases();
-        if let Some(i) = l.iter().position(|&e| e == old) {
-            l.swap_remove(i);
+        l.release(old.0, old.1);
+        for &(o, n) in new {
+            l.0.insert(o, n);
         }
-        l.extend_from_slice(new);
     }
 }
 
 impl Drop for RegionInner {
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {
-            // Errors cannot be returned from Drop; backends count them in
-            // their statistics (`unregister_failures`).
-            let _ = self.hook.unregister(self.key, &buf);
+            // Errors cannot be returned from Drop; the domain counts them in
+            // its statistics (`unregister_failures`).
+            let _ = self.domain.release(self.key, &buf);
         }
     }
 }
 
-/// A buffer registered (pinned) with one device.
+/// A buffer registered (pinned, IOMMU-mapped, in an io_uring buffer table)
+/// in one [`crate::Domain`], usable by every device of that domain.
 ///
 /// A `Region` is a cheap, clonable handle. The registration lasts until the
 /// last handle *and* the last [`Slice`] of it are dropped: slices in flight
 /// are owned by a queue, so a region can never be unregistered or freed while
-/// the device may still touch it. [`Region::unregister`] releases it
+/// any device may still touch it. [`Region::unregister`] releases it
 /// explicitly and returns the buffer, or refuses while slices are alive.
 ///
 /// The bytes are reached through slices ([`Region::slice`]), which own
@@ -101,17 +114,17 @@ pub struct Region {
 }
 
 impl Region {
-    /// Wraps a registration a backend has made.
+    /// Wraps a registration a domain has made.
     ///
     /// # Safety
     ///
-    /// `key` must describe a live registration of exactly `buf` with the
-    /// device `device`, and `hook.unregister(key, &buf)` must release it.
+    /// `key` must describe a live registration of exactly `buf` in `domain`
+    /// (or a piece of one that outlives it), which `domain.release` releases.
     /// Nothing but slices of the returned region may touch `buf`'s memory
     /// from now on.
-    pub unsafe fn new(device: DeviceId, key: RegionKey, buf: DmaBuf, hook: Arc<dyn Unregister>) -> Region {
+    pub(crate) unsafe fn new(domain: Arc<DomainInner>, key: RegionKey, buf: DmaBuf) -> Region {
         let (ptr, len) = (buf.raw(), buf.len());
-        let inner = RegionInner { buf: Some(buf), ptr, len, device, key, hook, leases: Mutex::new(Vec::new()) };
+        let inner = RegionInner { buf: Some(buf), ptr, len, key, domain, leases: Mutex::new(Leases::default()) };
         Region { inner: Arc::new(inner) }
     }
 
@@ -125,9 +138,9 @@ impl Region {
         self.inner.len == 0
     }
 
-    /// The device this region is registered with.
-    pub fn device_id(&self) -> DeviceId {
-        self.inner.device
+    /// The domain this region is registered in.
+    pub fn domain_id(&self) -> DomainId {
+        self.inner.domain()
     }
 
     /// The backend's key for this registration.
@@ -142,12 +155,12 @@ impl Region {
 
     /// Slices alive right now (in the application or in flight).
     pub fn live_slices(&self) -> usize {
-        self.inner.leases().len()
+        self.inner.leases().0.len()
     }
 
     /// Takes `len` bytes at `offset` as a slice that owns them until dropped.
     /// Fails if the range is empty, leaves the region, or overlaps a live
-    /// slice.
+    /// slice. Costs O(log n) in the number of live slices of the region.
     pub fn slice(&self, offset: usize, len: usize) -> Result<Slice> {
         if len == 0 {
             return Err(Error::ZeroLength { what: "slice" });
@@ -163,12 +176,9 @@ impl Region {
                 });
             }
         }
-        let mut leases = self.inner.leases();
-        if leases.iter().any(|&(o, l)| offset < o + l && o < offset + len) {
+        if !self.inner.leases().take(offset, len) {
             return Err(Error::SliceOverlap { offset, len });
         }
-        leases.push((offset, len));
-        drop(leases);
         // SAFETY: the range is inside the region and now leased exclusively.
         Ok(unsafe { Slice::new(self.inner.clone(), offset, len) })
     }
@@ -187,7 +197,7 @@ impl Region {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
                 let buf = inner.buf.take().expect("buf present until unregistered");
-                match inner.hook.unregister(inner.key, &buf) {
+                match inner.domain.release(inner.key, &buf) {
                     Ok(()) => Ok(buf),
                     Err(error) => Err(UnregisterError::Failed { error, buf }),
                 }
@@ -240,10 +250,29 @@ impl From<UnregisterError> for Error {
 impl fmt::Debug for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Region")
-            .field("device", &self.inner.device)
+            .field("domain", &self.inner.domain())
             .field("key", &self.inner.key)
             .field("addr", &self.inner.ptr)
             .field("len", &self.inner.len)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Leases;
+
+    #[test]
+    fn leases_refuse_every_overlap_and_accept_neighbours() {
+        let mut l = Leases::default();
+        assert!(l.take(100, 50));
+        for (o, n) in [(100, 50), (99, 2), (149, 1), (120, 5), (0, 1000), (149, 10)] {
+            assert!(!l.take(o, n), "[{o}, +{n}) overlaps [100, +50)");
+        }
+        assert!(l.take(150, 10) && l.take(90, 10) && l.take(0, 90));
+        l.release(100, 50);
+        assert!(l.take(120, 5));
+        l.release(120, 4); // not a live lease: nothing happens
+        assert!(!l.take(121, 1));
     }
 }

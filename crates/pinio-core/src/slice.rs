@@ -1,7 +1,7 @@
 //! A slice of a region: the unit handed to a device.
 
 use crate::region::RegionInner;
-use crate::{DeviceId, RegionKey};
+use crate::{DomainId, RegionKey};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -43,12 +43,14 @@ impl Slice {
         self.len == 0
     }
 
-    /// The device the region is registered with.
-    pub fn device_id(&self) -> DeviceId {
-        self.region.device()
+    /// The domain the region is registered in.
+    #[inline]
+    pub fn domain_id(&self) -> DomainId {
+        self.region.domain()
     }
 
     /// The region's registration key.
+    #[inline]
     pub fn key(&self) -> RegionKey {
         self.region.key()
     }
@@ -133,7 +135,7 @@ impl Drop for Slice {
 impl fmt::Debug for Slice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Slice")
-            .field("device", &self.device_id())
+            .field("domain", &self.domain_id())
             .field("offset", &self.offset)
             .field("len", &self.len)
             .finish()

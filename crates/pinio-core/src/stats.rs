@@ -3,7 +3,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Live counters of one device, updated by its backend. Cheap to bump from
+/// Live counters of one device (IO) or one domain (registrations), updated
+/// by pinio-core and the backend. Cheap to bump from
 /// any thread; read a consistent-enough copy with [`Stats::snapshot`].
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -133,6 +134,18 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
+    /// These IO counters with the registration counters (pins, unpins,
+    /// bytes pinned, failed releases) of `domain`.
+    pub fn with_registrations(self, domain: &StatsSnapshot) -> StatsSnapshot {
+        StatsSnapshot {
+            pins: domain.pins,
+            unpins: domain.unpins,
+            bytes_pinned: domain.bytes_pinned,
+            unregister_failures: domain.unregister_failures,
+            ..self
+        }
+    }
+
     /// Bytes moved in either direction.
     pub fn bytes_moved(&self) -> u64 {
         self.bytes_read + self.bytes_written

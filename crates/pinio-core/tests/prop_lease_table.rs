@@ -3,29 +3,17 @@
 //! through it), `live_slices()` is exact, and unregistering succeeds iff no slice is alive, with
 //! the backend hook called exactly once.
 
-use pinio_core::{DeviceId, DmaBuf, Error, Region, RegionKey, Slice, Unregister, UnregisterError};
+use pinio_core::conformance::CountingRegistrar;
+use pinio_core::{DmaBuf, Error, Region, Slice, UnregisterError};
 use proptest::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-#[derive(Default)]
-struct Counter(AtomicUsize);
+const DEVICE_ADDR: u64 = CountingRegistrar::DEVICE_ADDR;
 
-impl Unregister for Counter {
-    fn unregister(&self, _key: RegionKey, _buf: &DmaBuf) -> pinio_core::Result<()> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-const DEVICE_ADDR: u64 = 0x10_0000;
-
-fn region(len: usize) -> (Region, Arc<Counter>) {
-    let hook = Arc::new(Counter::default());
-    let buf = DmaBuf::new(len).unwrap();
-    // SAFETY: the counting hook releases nothing real and no device touches the memory.
-    let r = unsafe { Region::new(DeviceId::next(), RegionKey { id: 1, device_addr: DEVICE_ADDR }, buf, hook.clone()) };
-    (r, hook)
+fn region(len: usize) -> (Region, Arc<AtomicUsize>) {
+    let (domain, released) = CountingRegistrar::domain();
+    (domain.register(DmaBuf::new(len).unwrap()).unwrap(), released)
 }
 
 #[derive(Debug, Clone)]
@@ -177,12 +165,12 @@ proptest! {
                         Ok(buf) => {
                             prop_assert_eq!(n, 0, "unregistered with {} live slices", n);
                             prop_assert_eq!(buf.len(), len);
-                            prop_assert_eq!(hook.0.load(Ordering::SeqCst), 1);
+                            prop_assert_eq!(hook.load(Ordering::SeqCst), 1);
                         }
                         Err(UnregisterError::Busy { region, outstanding }) => {
                             prop_assert!(n > 0, "refused with no live slice");
                             prop_assert_eq!(outstanding, n);
-                            prop_assert_eq!(hook.0.load(Ordering::SeqCst), 0);
+                            prop_assert_eq!(hook.load(Ordering::SeqCst), 0);
                             r = Some(region);
                         }
                         Err(e) => prop_assert!(false, "unexpected {e}"),
@@ -192,15 +180,15 @@ proptest! {
             }
             if let Some(region) = r.as_ref() {
                 live.check(region)?;
-                prop_assert_eq!(hook.0.load(Ordering::SeqCst), 0, "hook ran while the region is alive");
+                prop_assert_eq!(hook.load(Ordering::SeqCst), 0, "hook ran while the region is alive");
             }
         }
         // Whatever is left: the hook runs exactly once, after the last handle and slice.
         let registered = r.is_some();
         drop(r);
         let expect_before = usize::from(!registered);
-        prop_assert_eq!(hook.0.load(Ordering::SeqCst), if live.slices.is_empty() { 1 } else { expect_before });
+        prop_assert_eq!(hook.load(Ordering::SeqCst), if live.slices.is_empty() { 1 } else { expect_before });
         live.slices.clear();
-        prop_assert_eq!(hook.0.load(Ordering::SeqCst), 1);
+        prop_assert_eq!(hook.load(Ordering::SeqCst), 1);
     }
 }

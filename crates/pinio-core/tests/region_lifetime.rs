@@ -1,25 +1,13 @@
 //! Region and slice bookkeeping, with a counting unregistration hook.
 
-use pinio_core::{DeviceId, DmaBuf, Error, Region, RegionKey, Unregister, UnregisterError};
+use pinio_core::conformance::CountingRegistrar;
+use pinio_core::{DmaBuf, Error, Region, UnregisterError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-#[derive(Default)]
-struct Counter(AtomicUsize);
-
-impl Unregister for Counter {
-    fn unregister(&self, _key: RegionKey, _buf: &DmaBuf) -> pinio_core::Result<()> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-fn region(len: usize) -> (Region, Arc<Counter>) {
-    let hook = Arc::new(Counter::default());
-    let buf = DmaBuf::new(len).unwrap();
-    // SAFETY: the counter "releases" nothing real; no device uses the memory.
-    let r = unsafe { Region::new(DeviceId::next(), RegionKey { id: 7, device_addr: 0x1000 }, buf, hook.clone()) };
-    (r, hook)
+fn region(len: usize) -> (Region, Arc<AtomicUsize>) {
+    let (domain, released) = CountingRegistrar::domain();
+    (domain.register(DmaBuf::new(len).unwrap()).unwrap(), released)
 }
 
 #[test]
@@ -30,7 +18,7 @@ fn slices_are_disjoint_and_writable() {
     assert!(matches!(r.slice(50, 100), Err(Error::SliceOverlap { offset: 50, len: 100 })));
     a.fill(1);
     b.fill(2);
-    assert_eq!(b.device_addr(), 0x1000 + 100);
+    assert_eq!(b.device_addr(), CountingRegistrar::DEVICE_ADDR + 100);
     assert_eq!(r.live_slices(), 2);
     drop(a);
     let a2 = r.slice(0, 100).unwrap();
@@ -63,7 +51,7 @@ fn unregister_refuses_while_slices_live_and_hook_runs_once() {
     drop(s);
     let buf = r.unregister().unwrap();
     assert_eq!(buf.len(), 4096);
-    assert_eq!(hook.0.load(Ordering::SeqCst), 1);
+    assert_eq!(hook.load(Ordering::SeqCst), 1);
 }
 
 #[test]
@@ -71,8 +59,8 @@ fn last_slice_keeps_registration_alive_after_region_handle_drops() {
     let (r, hook) = region(4096);
     let mut s = r.slice(0, 4096).unwrap();
     drop(r);
-    assert_eq!(hook.0.load(Ordering::SeqCst), 0, "a live slice keeps the region registered");
+    assert_eq!(hook.load(Ordering::SeqCst), 0, "a live slice keeps the region registered");
     s[4095] = 1;
     drop(s);
-    assert_eq!(hook.0.load(Ordering::SeqCst), 1);
+    assert_eq!(hook.load(Ordering::SeqCst), 1);
 }

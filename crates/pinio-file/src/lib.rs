@@ -2,8 +2,10 @@
 //! O_DIRECT, their size, and their direct-IO alignment.
 //!
 //! Shared by the `copy` and `uring` backends.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
-use crate::{Error, Result};
+use pinio_core::{Error, Result};
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
