@@ -1,7 +1,8 @@
 //! Userspace side of the pinio kernel module (`/dev/pinio`).
 //!
 //! - [`KmodDevice`] / [`KmodQueue`]: the `kmod:/dev/pinio` backend of `pinio-core`.
-//! - [`abi`]: the ioctl ABI, shared verbatim with the kernel module (`kmod/`).
+//! - [`abi`]: the ioctl ABI, shared verbatim with the kernel module (`kmod/`); [`abi_c`] renders
+//!   its C header and the ABI tables of docs/kmod.md from it.
 //! - [`sys`]: a thin client, one method per ioctl, errno kept ([`KmodError`]).
 //!
 //! The module pins registered buffers with `pin_user_pages_fast(FOLL_LONGTERM)`, and its DMA
@@ -25,6 +26,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod abi;
+pub mod abi_c;
 mod device;
 mod error;
 mod queue;
