@@ -29,6 +29,8 @@
 //!   nobody but the device can touch its bytes, and the region cannot be
 //!   unregistered, because the queue owns the slice and the slice keeps the
 //!   region alive.
+//! - [`SlicePool`]: fixed-size slices of one region, taken and given back
+//!   from any thread without a lock, or awaited.
 //! - [`Capabilities`] say what a device needs (alignment, transfer limits) and
 //!   how it works (interrupt or polled completions, whether the CPU copies);
 //!   [`StatsSnapshot`] counts pins, operations, bytes moved and the bytes the
@@ -53,6 +55,7 @@ mod device;
 pub mod domain;
 mod error;
 mod op;
+mod pool;
 mod queue;
 mod region;
 mod slice;
@@ -65,6 +68,7 @@ pub use device::{Device, DeviceCore, DeviceId, Tally};
 pub use domain::{Domain, DomainId, RegionKey, Registrar, Registration};
 pub use error::{Error, RegisterError, Result};
 pub use op::{Completion, Direction, Op};
+pub use pool::{SlicePool, TakeSlice};
 pub use queue::{OpError, Queue, Rejected};
 pub use region::{Region, UnregisterError};
 pub use slice::Slice;
