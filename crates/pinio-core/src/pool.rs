@@ -149,11 +149,10 @@ impl SlicePool {
         if !self.owns(&slice) {
             return Err(slice);
         }
-        if let Err(s) = self.ready.push(slice) {
-            // More slices than the pool has: impossible while the lease
-            // table keeps its ranges exclusive; hand it back rather than lose it.
-            return Err(s);
-        }
+        // A full queue would mean more slices than the pool has: impossible
+        // while the lease table keeps its ranges exclusive; the slice comes
+        // back rather than being lost.
+        self.ready.push(slice)?;
         if self.waiting.load(Ordering::Acquire) > 0 {
             self.wake_all();
         }
