@@ -29,6 +29,8 @@
 //!   nobody but the device can touch its bytes, and the region cannot be
 //!   unregistered, because the queue owns the slice and the slice keeps the
 //!   region alive.
+//! - [`aio::AsyncQueue`]: the same operations as futures, for async code
+//!   on any runtime.
 //! - [`SlicePool`]: fixed-size slices of one region, taken and given back
 //!   from any thread without a lock, or awaited.
 //! - [`Capabilities`] say what a device needs (alignment, transfer limits) and
@@ -47,6 +49,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod align;
+pub mod aio;
 mod buf;
 mod caps;
 #[cfg(feature = "conformance")]
