@@ -8,8 +8,9 @@
 //! cargo run --release -p pinio-uring --example storage_copy -- --size MiB
 //! ```
 //!
-//! Both files are opened as devices that share one registration table
-//! ([`UringDevice::open_sharing`]), so each buffer is read from the source
+//! Both files are opened in one domain ([`UringDevice::open_in`]): one
+//! table of registered buffers that the rings of both files share, so the
+//! buffer area is registered once and each buffer is read from the source
 //! (`READ_FIXED`) and written to the destination (`WRITE_FIXED`) without
 //! the CPU touching the data. The two queues' eventfds are waited on with
 //! `poll(2)`. The last `size % alignment` bytes cannot be addressed with
@@ -182,11 +183,13 @@ fn main() -> Res<()> {
         }
     };
     let size = std::fs::metadata(&src_path)?.len();
-    let src = UringDevice::open(&src_path, UringOptions { writable: false, arena_bytes: args.chunk * args.depth, ..Default::default() })?;
+    let src = UringDevice::open(&src_path, UringOptions { writable: false, ..Default::default() })?;
     let align = src.capabilities().offset_align;
     let chunk = (args.chunk as u64).next_multiple_of(align) as usize;
     File::create(&dst_path)?.set_len(size)?;
-    let dst = UringDevice::open_sharing(&dst_path, UringOptions::default(), &src)?;
+    // The destination joins the source's domain: its queues accept the
+    // source's registered regions.
+    let dst = UringDevice::open_in(src.domain(), &dst_path, UringOptions::default())?;
     let body = size - size % align.max(dst.capabilities().offset_align);
     println!("{} -> {}", src.describe(), dst.describe());
 

@@ -39,13 +39,13 @@ pub enum UringError {
         source: io::Error,
     },
     /// Every slot of the registered-buffer table is in use.
-    #[error("all {slots} registered-buffer slots are in use; unregister regions, or use an arena (UringOptions::arena_bytes) and Device::alloc to share one registration")]
+    #[error("all {slots} registered-buffer slots of the domain are in use; unregister regions, or use an arena (UringDomainOptions::arena_bytes) and Domain::alloc or Device::alloc to share one registration")]
     SlotsExhausted {
         /// The table size.
         slots: u32,
     },
-    /// Copying the device's registered-buffer table into a ring failed.
-    #[error("cloning the registered-buffer table into a queue's ring failed: {source}; all rings of a device must be created by threads with the same CAP_IPC_LOCK state (make queues on threads that did not change capabilities)")]
+    /// Copying the domain's registered-buffer table into a ring failed.
+    #[error("cloning the registered-buffer table into a queue's ring failed: {source}; all rings of a domain must be created by threads with the same CAP_IPC_LOCK state as the one that made the domain (make domains and queues on threads that did not change capabilities)")]
     CloneBuffers {
         /// The OS error.
         #[source]

@@ -25,7 +25,7 @@ pub fn has_cap_ipc_lock() -> bool {
     r == 0 && data[0].effective & (1 << CAP_IPC_LOCK) != 0
 }
 
-/// The most memory a device may register, if it is limited: the soft
+/// The most memory a domain may register, if it is limited: the soft
 /// `RLIMIT_MEMLOCK` unless this thread has `CAP_IPC_LOCK`.
 pub fn max_pinned_bytes() -> Option<u64> {
     if has_cap_ipc_lock() { None } else { memlock_limit() }

@@ -1,5 +1,5 @@
-//! Zero-copy sends (`IORING_OP_SEND_ZC`) from a device's registered regions
-//! over a TCP socket.
+//! Zero-copy sends (`IORING_OP_SEND_ZC`) from a uring domain's registered
+//! regions over a TCP socket.
 //!
 //! A zero-copy send completes twice: first with the number of bytes sent
 //! (flag `IORING_CQE_F_MORE` promises a second completion), then with a
@@ -11,11 +11,11 @@
 //! loopback (the receiving socket cannot keep references to the sender's
 //! pages) and may do for devices without scatter-gather.
 
-use crate::device::{Shared, UNREGISTERED};
+use crate::registry::Registry;
 use crate::sys::{IORING_NOTIF_USAGE_ZC_COPIED, IORING_SEND_ZC_REPORT_USAGE};
-use crate::{UringDevice, UringError, UringOptions, ring};
+use crate::{UringError, UringRegistrar, ring};
 use io_uring::{IoUring, cqueue, opcode, types};
-use pinio_core::{Error, OpError, Result, Slice};
+use pinio_core::{Domain, Error, OpError, Result, Slice};
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -56,13 +56,16 @@ pub struct ZcSent {
     pub fixed: bool,
 }
 
-/// Sends slices of a [`UringDevice`]'s regions over a TCP socket with
+/// Sends slices of a uring domain's regions over a TCP socket with
 /// `SEND_ZC`, from their registered buffers.
 ///
-/// The sender has its own ring, subscribed to the device's table of
-/// registered buffers like a queue, with the socket as fixed file 0.
+/// The sender has its own ring, subscribed to the domain's table of
+/// registered buffers like a queue of any file of the domain, with the
+/// socket as fixed file 0.
 pub struct ZcSender {
-    shared: Arc<Shared>,
+    domain: Domain,
+    /// The domain's buffer table (`None` without fixed buffers).
+    registry: Option<Arc<Registry>>,
     ring: Arc<IoUring>,
     subscription: Option<u64>,
     stream: TcpStream,
@@ -71,16 +74,18 @@ pub struct ZcSender {
 }
 
 impl ZcSender {
-    /// A sender for `stream`, sending slices of `device`'s regions.
-    pub fn new(device: &UringDevice, stream: TcpStream) -> Result<ZcSender> {
-        let shared = Arc::clone(device.shared());
-        let opts = UringOptions { sqpoll: None, ring_entries: 8, ..shared.opts.clone() };
-        let ring = Arc::new(ring::build(&opts, 8, stream.as_raw_fd())?);
-        let subscription = match &shared.registry {
+    /// A sender for `stream`, sending slices of the regions of `domain`, a
+    /// uring domain (that of any [`crate::UringDevice`]: `device.domain()`).
+    /// A domain of another backend is refused with
+    /// [`Error::WrongDomain`].
+    pub fn new(domain: &Domain, stream: TcpStream) -> Result<ZcSender> {
+        let registry = domain.require::<UringRegistrar>("uring")?.registry().cloned();
+        let ring = Arc::new(ring::build(8, None, 8, stream.as_raw_fd())?);
+        let subscription = match &registry {
             Some(r) => Some(r.subscribe(Arc::clone(&ring))?),
             None => None,
         };
-        Ok(ZcSender { shared, ring, subscription, stream, next: 1, stats: ZcStats::default() })
+        Ok(ZcSender { domain: domain.clone(), registry, ring, subscription, stream, next: 1, stats: ZcStats::default() })
     }
 
     /// The socket.
@@ -100,27 +105,29 @@ impl ZcSender {
     /// the ring itself fails, the slice is kept (leaked) because the kernel
     /// may still read it, and the error has no slice.
     pub fn send(&mut self, slice: Slice) -> Result<ZcSent, OpError> {
-        if slice.device_id() != self.shared.id {
-            let error = Error::ForeignRegion { region_device: slice.device_id(), device: self.shared.id };
+        if slice.domain_id() != self.domain.id() {
+            let error = Error::ForeignRegion { region_domain: slice.domain_id(), domain: self.domain.id() };
             return Err(OpError { error, slice: Some(slice) });
         }
-        let (len, slot) = (slice.len(), slice.key().id);
-        let fixed = slot != UNREGISTERED;
+        let (len, slot) = (slice.len(), slice.key().handle());
+        let fixed = slot.is_some();
         let (mut sent, mut copied) = (0usize, false);
         while sent < len {
             let chunk = (len - sent).min(MAX_SEND);
             // SAFETY: `sent < len`, so the pointer stays inside the slice.
             let ptr = unsafe { slice.as_ptr().add(sent) };
             let mut sqe = opcode::SendZc::new(types::Fixed(0), ptr, chunk as u32).zc_flags(IORING_SEND_ZC_REPORT_USAGE);
-            if fixed {
+            if let Some(slot) = slot {
+                // The domain's registrar hands out slots below SLOTS.
                 sqe = sqe.buf_index(Some(slot as u16));
             }
             let user_data = self.next;
             self.next += 1;
             let sqe = sqe.build().user_data(user_data);
             // SAFETY: the memory is the slice's, which this function holds
-            // until the notification completion below; fixed file 0 is the
-            // socket, owned by `self`. Only this sender uses this ring.
+            // until the notification completion below (the DMA ownership
+            // rule, pinio_core::domain); fixed file 0 is the socket, owned by
+            // `self`. Only this sender uses this ring.
             if unsafe { self.ring.submission_shared().push(&sqe) }.is_err() {
                 // Cannot happen: the queue is empty between sends.
                 let source = io::Error::other("the sender's submission queue is full");
@@ -193,7 +200,7 @@ impl ZcSender {
 
 impl Drop for ZcSender {
     fn drop(&mut self) {
-        if let (Some(id), Some(registry)) = (self.subscription, &self.shared.registry) {
+        if let (Some(id), Some(registry)) = (self.subscription, &self.registry) {
             registry.unsubscribe(id);
         }
     }

@@ -1,4 +1,5 @@
-//! How a [`crate::UringDevice`] is opened.
+//! How a uring domain is made ([`UringDomainOptions`]) and how a target is
+//! opened in it ([`UringOptions`]).
 
 /// What to do when the kernel refuses to register a buffer because of the
 /// locked-memory limit (`ENOMEM` under `RLIMIT_MEMLOCK`).
@@ -8,14 +9,50 @@ pub enum RegistrationPolicy {
     /// bytes asked for.
     #[default]
     Fail,
-    /// Hand out the region anyway, unregistered: its operations run as plain
+    /// Hand out the region anyway, unregistered
+    /// ([`pinio_core::Registration::None`]): its operations run as plain
     /// `READ`/`WRITE` (the kernel pins the pages per operation). A warning is
-    /// printed once on stderr and every such operation is counted in
-    /// [`pinio_core::StatsSnapshot::unregistered_fallbacks`].
+    /// printed once per process on stderr and every such operation is
+    /// counted in [`pinio_core::StatsSnapshot::unregistered_fallbacks`].
     Fallback,
 }
 
-/// Options of [`crate::UringDevice::open`].
+/// Options of a uring domain ([`crate::UringRegistrar::domain`]): what is
+/// shared by every file opened in it.
+///
+/// The default: fixed buffers, registration failures reported as errors,
+/// no arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UringDomainOptions {
+    /// Register regions as io_uring fixed buffers in the domain's buffer
+    /// table and use `READ_FIXED` / `WRITE_FIXED`. `false` uses plain
+    /// `READ` / `WRITE` with no registration at all, for comparisons.
+    pub fixed_buffers: bool,
+    /// What to do when registration is refused by `RLIMIT_MEMLOCK`.
+    pub registration: RegistrationPolicy,
+    /// When above 0, one arena of this many bytes is registered when the
+    /// domain is made and [`pinio_core::Domain::alloc`] (and so
+    /// [`pinio_core::Device::alloc`]) hands out page-aligned pieces of it
+    /// (one registration, no per-region pinning). Requests the arena cannot
+    /// serve get a buffer of their own.
+    pub arena_bytes: usize,
+}
+
+impl Default for UringDomainOptions {
+    fn default() -> Self {
+        UringDomainOptions { fixed_buffers: true, registration: RegistrationPolicy::Fail, arena_bytes: 0 }
+    }
+}
+
+/// Options of [`crate::UringDevice::open`] and
+/// [`crate::UringDevice::open_in`].
+///
+/// `direct`, `writable`, `ring_entries` and `sqpoll` are the target's own.
+/// `fixed_buffers`, `registration` and `arena_bytes` are domain-wide (they
+/// are [`UringDomainOptions`]): [`crate::UringDevice::open`] makes a fresh
+/// domain with them ([`UringOptions::domain_options`]), while
+/// [`crate::UringDevice::open_in`] ignores them and uses the domain's
+/// ([`crate::UringDevice::options`] reports the ones in effect).
 ///
 /// The default is the fast path: O_DIRECT, fixed buffers, registration
 /// failures reported as errors, no arena, 128 ring entries, no SQPOLL,
@@ -26,19 +63,14 @@ pub struct UringOptions {
     /// memory). Without it the kernel copies through the page cache, which
     /// [`pinio_core::Capabilities::cpu_copies`] and the statistics report.
     pub direct: bool,
-    /// Register regions as io_uring fixed buffers and use `READ_FIXED` /
-    /// `WRITE_FIXED`. `false` uses plain `READ` / `WRITE` with no
-    /// registration at all, for comparisons.
+    /// Domain-wide: [`UringDomainOptions::fixed_buffers`].
     pub fixed_buffers: bool,
-    /// What to do when registration is refused by `RLIMIT_MEMLOCK`.
+    /// Domain-wide: [`UringDomainOptions::registration`].
     pub registration: RegistrationPolicy,
-    /// When above 0, one arena of this many bytes is registered at open and
-    /// [`pinio_core::Device::alloc`] hands out pieces of it (one
-    /// registration, no per-region pinning). Requests the arena cannot serve
-    /// get a buffer of their own.
+    /// Domain-wide: [`UringDomainOptions::arena_bytes`].
     pub arena_bytes: usize,
     /// Submission-queue entries of each queue's ring (raised to the queue's
-    /// depth when smaller; rounded up to a power of two).
+    /// depth when smaller; rounded up to a power of two, at most 32768).
     pub ring_entries: u32,
     /// Use a kernel submission-polling thread per queue that sleeps after this
     /// many idle milliseconds. Off by default: on a machine with few CPUs the
@@ -48,13 +80,27 @@ pub struct UringOptions {
     pub writable: bool,
 }
 
+impl UringOptions {
+    /// The domain-wide part: what [`crate::UringDevice::open`] makes its
+    /// domain with.
+    pub fn domain_options(&self) -> UringDomainOptions {
+        UringDomainOptions { fixed_buffers: self.fixed_buffers, registration: self.registration, arena_bytes: self.arena_bytes }
+    }
+
+    /// These options with the domain-wide part replaced by `domain`.
+    pub fn with_domain_options(self, domain: UringDomainOptions) -> UringOptions {
+        UringOptions { fixed_buffers: domain.fixed_buffers, registration: domain.registration, arena_bytes: domain.arena_bytes, ..self }
+    }
+}
+
 impl Default for UringOptions {
     fn default() -> Self {
+        let d = UringDomainOptions::default();
         UringOptions {
             direct: true,
-            fixed_buffers: true,
-            registration: RegistrationPolicy::Fail,
-            arena_bytes: 0,
+            fixed_buffers: d.fixed_buffers,
+            registration: d.registration,
+            arena_bytes: d.arena_bytes,
             ring_entries: 128,
             sqpoll: None,
             writable: true,

@@ -1,20 +1,19 @@
 //! [`UringQueue`]: one ring, its in-flight table and its completions.
 
 use crate::UringError;
-use crate::device::{Shared, UNREGISTERED};
 use crate::inflight::InFlight;
-use crate::transfer::Transfer;
-use crate::limits::Limits;
 use crate::ring;
+use crate::shared::Shared;
+use crate::transfer::Transfer;
 use io_uring::IoUring;
-use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
+use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result, Tally};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
 
-/// A queue of a [`crate::UringDevice`]: its own io_uring, with the device's
-/// registered buffers cloned into it and the target registered as fixed
-/// file 0.
+/// A queue of a [`crate::UringDevice`]: its own io_uring, subscribed to its
+/// domain's table of registered buffers (so it accepts every region of the
+/// domain), with the device's target registered as fixed file 0.
 ///
 /// The queue owns the slice of every operation from [`Queue::push`] until
 /// its completion is reaped; completions whose `user_data` names no
@@ -23,13 +22,11 @@ use std::sync::{Arc, OnceLock};
 /// submits what was pushed and waits for every operation in flight.
 pub struct UringQueue {
     shared: Arc<Shared>,
-    /// `shared`'s device id and capabilities, for the fast path of `push`.
-    limits: Limits,
-    /// Whether the device uses fixed buffers (`shared.opts.fixed_buffers`).
+    /// Whether the domain uses fixed buffers (`shared.opts.fixed_buffers`).
     fixed_buffers: bool,
     /// Whether the device's IO is `O_DIRECT` (`shared.opts.direct`).
     direct: bool,
-    /// Shared with the device's registry, which refreshes its buffer table.
+    /// Shared with the domain's registry, which refreshes its buffer table.
     /// Only this queue touches the submission and completion queues.
     ring: Arc<IoUring>,
     subscription: Option<u64>,
@@ -45,17 +42,17 @@ pub struct UringQueue {
 }
 
 impl UringQueue {
+    /// A queue of `depth` operations (checked against the device's
+    /// `max_queue_depth` before anything is allocated).
     pub(crate) fn new(shared: Arc<Shared>, depth: usize) -> Result<UringQueue> {
-        if depth == 0 {
-            return Err(Error::ZeroLength { what: "queue depth" });
-        }
-        let ring = Arc::new(ring::build(&shared.opts, depth, shared.target.file.as_raw_fd())?);
+        let depth = shared.core.queue_depth(depth)?;
+        let opts = &shared.opts;
+        let ring = Arc::new(ring::build(opts.ring_entries, opts.sqpoll, depth, shared.target.file.as_raw_fd())?);
         let subscription = match &shared.registry {
             Some(r) => Some(r.subscribe(Arc::clone(&ring))?),
             None => None,
         };
         Ok(UringQueue {
-            limits: Limits::new(shared.id, &shared.caps),
             fixed_buffers: shared.opts.fixed_buffers,
             direct: shared.opts.direct,
             shared,
@@ -137,9 +134,9 @@ impl UringQueue {
         out.reserve(cq.len());
         let spare = &mut out.spare_capacity_mut()[..cq.len()];
         let mut n = 0;
-        // Counted in plain integers and folded into the shared atomic
+        // Counted in plain integers and folded into the device's atomic
         // statistics once per call, before the completions reach the caller.
-        let (mut reads, mut read_bytes, mut writes, mut written_bytes, mut failures) = (0, 0, 0, 0, 0);
+        let mut tally = Tally::default();
         for cqe in cq {
             let Some(op) = self.inflight.remove(cqe.user_data()) else {
                 self.strays += 1;
@@ -147,32 +144,22 @@ impl UringQueue {
             };
             let res = cqe.result();
             if res < 0 {
-                failures += 1;
-                spare[n].write(failed(op, -res));
+                let c = spare[n].write(failed(op, -res));
+                tally.add(c.dir, &c.result);
                 n += 1;
                 continue;
             }
-            match op.dir {
-                Direction::Read => (reads, read_bytes) = (reads + 1, read_bytes + res as u64),
-                Direction::Write => (writes, written_bytes) = (writes + 1, written_bytes + res as u64),
-            }
-            spare[n].write(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result: Ok(res as usize) });
+            let result = Ok(res as usize);
+            tally.add(op.dir, &result);
+            spare[n].write(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result });
             n += 1;
         }
         // SAFETY: the first `n` spare elements were just written.
         unsafe { out.set_len(before + n) };
-        let stats = &self.shared.stats;
-        if reads > 0 {
-            stats.read_many(reads, read_bytes);
-        }
-        if writes > 0 {
-            stats.written_many(writes, written_bytes);
-        }
-        if failures > 0 {
-            stats.failed_many(failures);
-        }
-        if !self.direct && read_bytes + written_bytes > 0 {
-            stats.copied(read_bytes + written_bytes);
+        let stats = self.shared.core.stats();
+        tally.fold_into(stats);
+        if !self.direct && tally.bytes() > 0 {
+            stats.copied(tally.bytes());
         }
         out.len() - before
     }
@@ -182,11 +169,11 @@ impl UringQueue {
 #[cold]
 #[inline(never)]
 fn failed(op: Op, errno: i32) -> Completion {
-    let what = match (op.dir, op.slice.key().id == UNREGISTERED) {
-        (Direction::Read, false) => "READ_FIXED",
-        (Direction::Read, true) => "READ",
-        (Direction::Write, false) => "WRITE_FIXED",
-        (Direction::Write, true) => "WRITE",
+    let what = match (op.dir, op.slice.key().is_registered()) {
+        (Direction::Read, true) => "READ_FIXED",
+        (Direction::Read, false) => "READ",
+        (Direction::Write, true) => "WRITE_FIXED",
+        (Direction::Write, false) => "WRITE",
     };
     let error = Error::io(
         format!("{what} of {} bytes at device offset {:#x}", op.slice.len(), op.dev_offset),
@@ -204,16 +191,8 @@ impl Queue for UringQueue {
         self.inflight.len() + self.stash.len()
     }
 
-    fn push(&mut self, mut op: Op) -> Result<(), Rejected> {
-        if self.in_flight() >= self.capacity {
-            return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
-        }
-        if !self.limits.admits(&op) {
-            // Not admitted by the fast test: the model's check names why.
-            if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
-                return Err(Rejected { error, op });
-            }
-        }
+    fn push(&mut self, op: Op) -> Result<(), Rejected> {
+        let mut op = self.shared.core.admit(op, self.in_flight(), self.capacity)?;
         let transfer = Transfer::of(&mut op);
         let user_data = match self.inflight.insert(op) {
             Ok(u) => u,
@@ -222,7 +201,8 @@ impl Queue for UringQueue {
         // The slice also keeps its region, and so its buffer slot, registered.
         // Only this queue pushes to this submission queue.
         // SAFETY: the entry names the slice's memory, owned by the in-flight table until its
-        // completion is reaped, and fixed file 0, registered for this ring's whole life.
+        // completion is reaped (the DMA ownership rule, pinio_core::domain), and fixed file 0,
+        // registered for this ring's whole life.
         if unsafe { self.ring.submission_shared().push(&transfer.sqe(user_data)) }.is_err() {
             let op = self.inflight.remove(user_data).expect("just inserted");
             return self.push_when_full(op);
@@ -231,7 +211,7 @@ impl Queue for UringQueue {
         // Unregistered although fixed buffers are on: a region the fallback
         // policy let through.
         if self.fixed_buffers && transfer.unregistered() {
-            self.shared.stats.unregistered_fallback();
+            self.shared.core.stats().unregistered_fallback();
         }
         Ok(())
     }

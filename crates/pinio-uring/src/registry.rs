@@ -1,10 +1,11 @@
-//! The device's registered-buffer table, and how it reaches every ring.
+//! A domain's registered-buffer table, and how it reaches every ring.
 //!
-//! One small ring per device, the *table ring*, never carries IO: it only
+//! One small ring per domain, the *table ring*, never carries IO: it only
 //! owns a sparse table of [`SLOTS`] buffer slots. Each region takes one slot
 //! (`IORING_REGISTER_BUFFERS_UPDATE`), so memory is pinned and charged to
-//! `RLIMIT_MEMLOCK` once, however many queues use it. Every ring that does IO
-//! (a queue, a zero-copy sender) *subscribes*: it gets a copy of the whole
+//! `RLIMIT_MEMLOCK` once, however many queues of however many files of the
+//! domain use it. Every ring that does IO (a queue of any file of the
+//! domain, a zero-copy sender) *subscribes*: it gets a copy of the whole
 //! table (`IORING_REGISTER_CLONE_BUFFERS`, which shares the kernel's pinned
 //! buffers by reference count instead of pinning again), and the copy is
 //! refreshed in every subscriber, under the registry lock, each time a slot
@@ -131,7 +132,8 @@ impl Registry {
             }
         };
         // SAFETY: the caller keeps the memory mapped while the slot holds
-        // it; the slot is free, so nothing else refers to it.
+        // it; the slot is free, so nothing else refers to it (the DMA
+        // ownership rule, pinio_core::domain).
         if let Err(e) = unsafe { update(&self.table, slot, buf) } {
             st.free.push(slot);
             return Err(failure(&st, e));
@@ -176,7 +178,8 @@ impl Registry {
             match self.sharing {
                 Sharing::Clone => self.copy_into(ring).map_err(PublishError::Clone)?,
                 // SAFETY: the slot's buffer (if any) is the table's, which
-                // the caller of `register` keeps mapped while it is held.
+                // the caller of `register` keeps mapped while it is held
+                // (the DMA ownership rule, pinio_core::domain).
                 Sharing::PerRing => unsafe { update(ring, slot, st.slots[slot as usize]) }.map_err(PublishError::Update)?,
             }
         }
@@ -205,7 +208,8 @@ impl Registry {
                 for (slot, &(addr, len)) in st.slots.iter().enumerate().filter(|(_, s)| s.1 > 0) {
                     // SAFETY: the buffer is the table's: its owner keeps it
                     // mapped until `unregister`, which empties the slot in
-                    // every subscriber before returning.
+                    // every subscriber before returning (the DMA ownership
+                    // rule, pinio_core::domain).
                     unsafe { update(&ring, slot as u16, (addr, len)) }
                         .map_err(|source| UringError::RegisterBuffer { addr: addr as u64, len: len as u64, source })?;
                 }
@@ -215,6 +219,11 @@ impl Registry {
         st.next_subscriber += 1;
         st.subscribers.push((id, ring));
         Ok(id)
+    }
+
+    /// Rings subscribed right now.
+    pub(crate) fn rings(&self) -> usize {
+        self.state().subscribers.len()
     }
 
     /// Stops updating subscriber `id` and releases the registry's handle on

@@ -2,43 +2,43 @@
 //! plain values so that it can be built where it is stored.
 
 use io_uring::{opcode, squeue, types};
-use pinio_core::{Direction, Op};
+use pinio_core::{Direction, Op, Registration};
 
-use crate::device::UNREGISTERED;
-
-/// What the SQE of an [`Op`] says: `READ_FIXED`/`WRITE_FIXED` from buffer
-/// slot `slot`, or `READ`/`WRITE` for a region outside the registered-buffer
-/// table, on fixed file 0.
+/// What the SQE of an [`Op`] says: `READ_FIXED`/`WRITE_FIXED` from the
+/// buffer slot of the slice's region (its own, or its arena's), or
+/// `READ`/`WRITE` for a region outside the registered-buffer table, on
+/// fixed file 0.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Transfer {
     dir: Direction,
     addr: *mut u8,
     len: u32,
     dev_offset: u64,
-    /// `None` for an unregistered region.
-    slot: Option<u16>,
+    /// Kept as the region's key says it (matched once, in [`Transfer::sqe`]).
+    registration: Registration,
 }
 
 impl Transfer {
-    /// The transfer `op` asks for (its slice's address, length and buffer
-    /// slot). The caller has checked it (`Capabilities::check`), so the
-    /// length fits in `u32` (`max_transfer` is below 2 GiB).
+    /// The transfer `op` asks for (its slice's address, length and
+    /// registration). The caller has admitted it (`DeviceCore::admit`), so
+    /// the length fits in `u32` (`max_transfer` is below 2 GiB) and the
+    /// region is of the device's domain, whose registrar hands out slots
+    /// below `SLOTS`.
     #[inline]
     pub(crate) fn of(op: &mut Op) -> Transfer {
-        let id = op.slice.key().id;
         Transfer {
             dir: op.dir,
             addr: op.slice.as_mut_ptr(),
             len: op.slice.len() as u32,
             dev_offset: op.dev_offset,
-            slot: if id == UNREGISTERED { None } else { Some(id as u16) },
+            registration: op.slice.key().registration,
         }
     }
 
     /// Whether the region is outside the registered-buffer table.
     #[inline]
     pub(crate) fn unregistered(&self) -> bool {
-        self.slot.is_none()
+        matches!(self.registration, Registration::None)
     }
 
     /// The SQE, tagged with `user_data`.
@@ -46,11 +46,15 @@ impl Transfer {
     pub(crate) fn sqe(&self, user_data: u64) -> squeue::Entry {
         let fd = types::Fixed(0);
         let (addr, len, off) = (self.addr, self.len, self.dev_offset);
-        let entry = match (self.dir, self.slot) {
-            (Direction::Read, Some(slot)) => opcode::ReadFixed::new(fd, addr, len, slot).offset(off).build(),
-            (Direction::Write, Some(slot)) => opcode::WriteFixed::new(fd, addr, len, slot).offset(off).build(),
-            (Direction::Read, None) => opcode::Read::new(fd, addr, len).offset(off).build(),
-            (Direction::Write, None) => opcode::Write::new(fd, addr, len).offset(off).build(),
+        let entry = match (self.dir, self.registration) {
+            (Direction::Read, Registration::Own(slot) | Registration::Piece(slot)) => {
+                opcode::ReadFixed::new(fd, addr, len, slot as u16).offset(off).build()
+            }
+            (Direction::Write, Registration::Own(slot) | Registration::Piece(slot)) => {
+                opcode::WriteFixed::new(fd, addr, len, slot as u16).offset(off).build()
+            }
+            (Direction::Read, Registration::None) => opcode::Read::new(fd, addr, len).offset(off).build(),
+            (Direction::Write, Registration::None) => opcode::Write::new(fd, addr, len).offset(off).build(),
         };
         entry.user_data(user_data)
     }

@@ -12,7 +12,7 @@ const FILE: usize = 1 << 20;
 
 /// Pushes `op` and compares the outcome with `check`; returns the slice.
 fn push_agrees(dev: &UringDevice, q: &mut dyn Queue, op: Op) -> Slice {
-    let expected = dev.capabilities().check(dev.id(), &op).map_err(|e| e.to_string());
+    let expected = dev.capabilities().check(dev.domain().id(), &op).map_err(|e| e.to_string());
     let what = format!("{:?} of {} bytes at buffer {:#x}, device offset {:#x}", op.dir, op.slice.len(), op.slice.as_ptr() as u64, op.dev_offset);
     match q.push(op) {
         Ok(()) => {
@@ -60,15 +60,15 @@ fn push_admits_what_check_admits() {
 }
 
 #[test]
-fn push_refuses_a_slice_of_another_device_as_check_does() {
+fn push_refuses_a_slice_of_another_domain_as_check_does() {
     let f = Scratch::new("admission-foreign", FILE);
     let a = UringDevice::open(&f.path, UringOptions::default()).unwrap();
     let b = UringDevice::open(&f.path, UringOptions::default()).unwrap();
     let region = b.alloc(b.capabilities().mem_align as usize).unwrap();
     let mut q = a.queue(2).unwrap();
     let op = Op::read(region.slice(0, region.len()).unwrap(), 0, 0);
-    let expected = a.capabilities().check(a.id(), &op).unwrap_err().to_string();
-    assert!(expected.contains("belongs to a region of device"), "{expected}");
-    let rejected = q.push(op).expect_err("a slice of another device");
+    let expected = a.capabilities().check(a.domain().id(), &op).unwrap_err().to_string();
+    assert!(expected.contains("belongs to a region of domain"), "{expected}");
+    let rejected = q.push(op).expect_err("a slice of another domain");
     assert_eq!(rejected.error.to_string(), expected);
 }

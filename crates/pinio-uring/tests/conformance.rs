@@ -5,8 +5,8 @@ mod common;
 
 use common::Scratch;
 use pinio_core::conformance::{self, Plan};
-use pinio_core::{Device, Error, Op, UnregisterError};
-use pinio_uring::{UNREGISTERED, UringDevice, UringOptions};
+use pinio_core::{Device, Error, Op, Registration, RegistrationSharing, UnregisterError};
+use pinio_uring::{UringDevice, UringOptions};
 
 const FILE: usize = 64 << 20;
 
@@ -40,7 +40,7 @@ fn round_trips_from_the_arena() {
     let dev = open(&f, UringOptions { arena_bytes: 4 << 20, ..UringOptions::default() });
     let before = dev.arena_free_bytes();
     let r = dev.alloc(8192).unwrap();
-    assert_ne!(r.key().id, UNREGISTERED, "arena pieces are registered");
+    assert!(matches!(r.key().registration, Registration::Piece(_)), "arena pieces are registered: {:?}", r.key());
     assert_eq!(dev.arena_free_bytes(), before - 8192);
     drop(r);
     assert_eq!(dev.arena_free_bytes(), before, "pieces return to the arena");
@@ -99,6 +99,37 @@ fn misaligned_registration_and_zero_depth_are_refused() {
 }
 
 #[test]
+fn queue_depth_is_capped_at_the_ring_limit_with_a_typed_error() {
+    let f = Scratch::new("depth", 1 << 20);
+    let dev = open(&f, UringOptions::default());
+    assert_eq!(dev.capabilities().max_queue_depth, 32768, "IORING_MAX_ENTRIES");
+    // Regression: 1 << 32 used to size the in-flight table before anything
+    // checked it, and aborted the process on the allocation.
+    for depth in [32769, 1 << 32, usize::MAX] {
+        match dev.queue(depth) {
+            Err(Error::QueueTooDeep { depth: d, max: 32768 }) => assert_eq!(d, depth),
+            Err(e) => panic!("queue({depth}) must be QueueTooDeep, got {e}"),
+            Ok(_) => panic!("queue({depth}) was made"),
+        }
+        assert!(matches!(dev.uring_queue(depth), Err(Error::QueueTooDeep { .. })), "uring_queue({depth})");
+    }
+    let mut q = dev.queue(32768).expect("the deepest queue");
+    assert_eq!(q.capacity(), 32768);
+    let region = dev.alloc(4096).unwrap();
+    let (n, _) = q.read_at(region.slice(0, 4096).unwrap(), 0).unwrap();
+    assert_eq!(n, 4096);
+    // A huge ring_entries is capped, not overflowed.
+    let huge = open(&f, UringOptions { ring_entries: u32::MAX, ..UringOptions::default() });
+    let mut q = huge.queue(2).unwrap();
+    let (n, _) = q.read_at(region_of(&huge), 0).unwrap();
+    assert_eq!(n, 4096);
+}
+
+fn region_of(dev: &UringDevice) -> pinio_core::Slice {
+    dev.alloc(4096).unwrap().slice(0, 4096).unwrap()
+}
+
+#[test]
 fn concurrent_round_trips() {
     let f = Scratch::new("concurrent", FILE);
     let dev = open(&f, UringOptions::default());
@@ -112,6 +143,7 @@ fn foreign_region() {
     let f = Scratch::new("foreign", 1 << 20);
     let a = open(&f, UringOptions::default());
     let b = open(&f, UringOptions::default());
+    assert_ne!(a.domain().id(), b.domain().id(), "open makes a domain of its own");
     conformance::foreign_region(&a, &b).unwrap();
     conformance::foreign_region(&b, &a).unwrap();
 }
@@ -159,11 +191,15 @@ fn dropping_a_queue_waits_for_its_operations() {
 fn two_targets_share_registered_regions() {
     let (a, b) = (Scratch::new("share-a", 4 << 20), Scratch::new("share-b", 4 << 20));
     let src = open(&a, UringOptions { arena_bytes: 2 << 20, ..UringOptions::default() });
-    let dst = UringDevice::open_sharing(&b.path, UringOptions::default(), &src).unwrap();
-    assert_eq!(src.id(), dst.id());
+    let dst = UringDevice::open_in(src.domain(), &b.path, UringOptions::default()).unwrap();
+    assert_eq!(src.domain().id(), dst.domain().id());
+    assert_ne!(src.id(), dst.id(), "two devices");
+    assert_eq!(dst.options().arena_bytes, 2 << 20, "the domain's options are in effect");
     let (mut qr, mut qw) = (src.queue(4).unwrap(), dst.queue(4).unwrap());
     let from_arena = src.alloc(1 << 20).unwrap();
     let own = dst.register(pinio_core::DmaBuf::new(1 << 20).unwrap()).unwrap();
+    assert!(matches!(from_arena.key().registration, Registration::Piece(_)));
+    assert!(matches!(own.key().registration, Registration::Own(_)));
     for (i, region) in [from_arena, own].into_iter().enumerate() {
         let off = (i as u64) << 20;
         let (_, s) = qr.read_at(region.slice_all().unwrap(), off).unwrap();
@@ -176,6 +212,8 @@ fn two_targets_share_registered_regions() {
     assert!(x[2 << 20..] != y[2 << 20..], "the files differ elsewhere (different seeds)");
     let (rs, ws) = (src.stats(), dst.stats());
     assert_eq!((rs.bytes_read, ws.bytes_written, rs.bytes_copied + ws.bytes_copied), (2 << 20, 2 << 20, 0));
+    assert_eq!((rs.pins, rs.unpins, ws.pins, ws.unpins), (1, 1, 1, 1), "one registration of the domain: {rs} / {ws}");
+    assert_ne!(src.capabilities().sharing, RegistrationSharing::PerQueue, "this binary does not force per-ring registration");
 }
 
 #[test]

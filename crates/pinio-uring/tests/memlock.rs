@@ -7,8 +7,8 @@
 mod common;
 
 use common::Scratch;
-use pinio_core::{Device, DmaBuf, Error};
-use pinio_uring::{RegistrationPolicy, UNREGISTERED, UringDevice, UringOptions, memlock};
+use pinio_core::{Device, DmaBuf, Error, Registration};
+use pinio_uring::{RegistrationPolicy, UringDevice, UringOptions, memlock};
 use std::process::Command;
 
 const LIMIT: u64 = 8 << 20;
@@ -96,7 +96,7 @@ fn child() {
 
     // A small region fits under the limit and is registered.
     let small = dev.register(DmaBuf::new(1 << 20).unwrap()).unwrap();
-    assert_ne!(small.key().id, UNREGISTERED);
+    assert!(matches!(small.key().registration, Registration::Own(_)), "{:?}", small.key());
 
     let big = dev.register(DmaBuf::new(BIG).unwrap());
     match registration {
@@ -119,7 +119,7 @@ fn child() {
         }
         RegistrationPolicy::Fallback => {
             let big = big.expect("the fallback policy hands out the region unregistered");
-            assert_eq!(big.key().id, UNREGISTERED);
+            assert_eq!(big.key().registration, Registration::None);
             let mut q = dev.queue(8).unwrap();
             let mut w = big.slice(0, 8 << 20).unwrap();
             w.copy_from_slice(&pinio_core::conformance::pattern(1, 8 << 20));
@@ -136,13 +136,18 @@ fn child() {
             assert_eq!(s.bytes_pinned, 1 << 20, "{s}");
             // A second refusal does not warn again; an arena falls back too.
             let again = dev.register(DmaBuf::new(BIG).unwrap()).unwrap();
-            assert_eq!(again.key().id, UNREGISTERED);
+            assert_eq!(again.key().registration, Registration::None);
             let arena_dev = UringDevice::open(&file.path, UringOptions { arena_bytes: BIG, ..opts }).unwrap();
             let piece = arena_dev.alloc(4096).unwrap();
-            assert_eq!(piece.key().id, UNREGISTERED);
+            assert_eq!(piece.key().registration, Registration::None, "the arena fell back: its pieces are unregistered");
             let mut q2 = arena_dev.queue(2).unwrap();
             q2.read_at(piece.slice(0, 4096).unwrap(), 0).unwrap();
             assert_eq!(arena_dev.stats().unregistered_fallbacks, 1);
+            // Another file of that domain uses the unregistered pieces too.
+            let second = UringDevice::open_in(arena_dev.domain(), &file.path, UringOptions::default()).unwrap();
+            let mut q3 = second.queue(2).unwrap();
+            q3.read_at(piece.slice(0, 4096).unwrap(), 4096).unwrap();
+            assert_eq!(second.stats().unregistered_fallbacks, 1);
         }
     }
     println!("MEMLOCK-CHILD-OK {policy}");

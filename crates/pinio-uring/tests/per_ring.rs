@@ -7,8 +7,8 @@ mod common;
 
 use common::Scratch;
 use pinio_core::conformance::{self, Plan};
-use pinio_core::{Device, DmaBuf};
-use pinio_uring::{UNREGISTERED, UringDevice, UringOptions};
+use pinio_core::{Device, DmaBuf, Registration, RegistrationSharing};
+use pinio_uring::{UringDevice, UringDomainOptions, UringOptions, UringRegistrar};
 
 #[test]
 fn per_ring_registration_round_trips_and_reuses_slots() {
@@ -28,9 +28,9 @@ fn per_ring_registration_round_trips_and_reuses_slots() {
     let mut slot = None;
     for round in 0..4usize {
         let r = dev.register(DmaBuf::new(64 << 10).unwrap()).unwrap();
-        assert_ne!(r.key().id, UNREGISTERED);
-        assert!(slot.is_none_or(|s| s == r.key().id), "slot reused");
-        slot = Some(r.key().id);
+        let Registration::Own(id) = r.key().registration else { panic!("registered: {:?}", r.key()) };
+        assert!(slot.is_none_or(|s| s == id), "slot reused");
+        slot = Some(id);
         let off = round * 4096;
         let (_, s) = q.read_at(r.slice(0, 4096).unwrap(), off as u64).unwrap();
         assert!(s[..] == expect[off..off + 4096], "round {round}");
@@ -39,4 +39,24 @@ fn per_ring_registration_round_trips_and_reuses_slots() {
     }
     let s = dev.stats();
     assert_eq!((s.bytes_copied, s.unregistered_fallbacks, s.bytes_pinned, s.errors), (0, 0, 0, 0), "{s}");
+    assert_eq!(dev.capabilities().sharing, RegistrationSharing::PerQueue);
+
+    // Two files in one domain, with and without an arena: every ring of
+    // both files registers each region itself, and the regions still serve
+    // both.
+    let g = Scratch::new("per-ring-b", 4 << 20);
+    for arena_bytes in [0, 1 << 20] {
+        let domain = UringRegistrar::domain(UringDomainOptions { arena_bytes, ..UringDomainOptions::default() }).unwrap();
+        let a = UringDevice::open_in(&domain, &f.path, UringOptions::default()).unwrap();
+        let b = UringDevice::open_in(&domain, &g.path, UringOptions::default()).unwrap();
+        assert_eq!((a.capabilities().sharing, b.capabilities().sharing), (RegistrationSharing::PerQueue, RegistrationSharing::PerQueue));
+        let _idle = (a.queue(2).unwrap(), b.queue(2).unwrap()); // rings that exist before the registrations
+        conformance::shared_domain(&a, &b).unwrap_or_else(|e| panic!("arena {arena_bytes}: {e}"));
+        for d in [&a, &b] {
+            let s = d.stats();
+            assert_eq!((s.bytes_copied, s.errors, s.bytes_pinned), (0, 0, 0), "arena {arena_bytes}: {s}");
+        }
+        let other = UringDevice::open(&g.path, UringOptions::default()).unwrap();
+        conformance::foreign_region(&a, &other).unwrap();
+    }
 }

@@ -5,8 +5,8 @@
 mod common;
 
 use common::Scratch;
-use pinio_core::{Device, DmaBuf, Error};
-use pinio_uring::{SLOTS, UNREGISTERED, UringDevice, UringError, UringOptions};
+use pinio_core::{Device, DmaBuf, Error, Registration};
+use pinio_uring::{SLOTS, UringDevice, UringError, UringOptions};
 
 #[test]
 fn queues_made_before_and_after_see_each_region_and_a_reused_slot_is_fresh() {
@@ -15,8 +15,8 @@ fn queues_made_before_and_after_see_each_region_and_a_reused_slot_is_fresh() {
     let dev = UringDevice::open(&f.path, UringOptions::default()).unwrap();
     let mut before = dev.queue(4).unwrap();
     let r1 = dev.register(DmaBuf::new(64 << 10).unwrap()).unwrap();
-    let slot = r1.key().id;
-    assert_ne!(slot, UNREGISTERED);
+    let slot = r1.key().registration;
+    assert!(matches!(slot, Registration::Own(_)), "{slot:?}");
     let mut after = dev.queue(4).unwrap();
     for (i, q) in [&mut before, &mut after].into_iter().enumerate() {
         let off = i * 4096;
@@ -29,7 +29,7 @@ fn queues_made_before_and_after_see_each_region_and_a_reused_slot_is_fresh() {
     // data to the old pages and leave these zero.
     for round in 0..4 {
         let r2 = dev.register(DmaBuf::new(64 << 10).unwrap()).unwrap();
-        assert_eq!(r2.key().id, slot, "slot reused");
+        assert_eq!(r2.key().registration, slot, "slot reused");
         for (i, q) in [&mut before, &mut after].into_iter().enumerate() {
             let off = 8192 + round * 8192 + i * 4096;
             let (n, s) = q.read_at(r2.slice(off, 4096).unwrap(), off as u64).unwrap();

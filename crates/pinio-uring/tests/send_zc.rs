@@ -8,7 +8,7 @@ use common::Scratch;
 use pinio_core::conformance::pattern;
 use pinio_core::{Device, DmaBuf, Error};
 use pinio_uring::net::ZcSender;
-use pinio_uring::{UNREGISTERED, UringDevice, UringOptions};
+use pinio_uring::{UringDevice, UringOptions};
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 
@@ -29,9 +29,9 @@ fn send_zc_delivers_every_byte_and_reports_copying() {
     let f = Scratch::new("sendzc", 1 << 20);
     let dev = UringDevice::open(&f.path, UringOptions::default()).unwrap();
     let region = dev.register(DmaBuf::new(8 << 20).unwrap()).unwrap();
-    assert_ne!(region.key().id, UNREGISTERED);
+    assert!(region.key().is_registered());
     let (stream, rx) = pair();
-    let mut tx = ZcSender::new(&dev, stream).unwrap();
+    let mut tx = ZcSender::new(dev.domain(), stream).unwrap();
     let sizes = [1usize, 4096, 65536 + 17, 1 << 20, 6 << 20];
     let mut expect = Vec::new();
     let mut off = 0;
@@ -64,7 +64,7 @@ fn send_zc_refuses_a_foreign_slice_and_works_unregistered() {
     let dev = UringDevice::open(&f.path, UringOptions::default()).unwrap();
     let other = UringDevice::open(&f.path, UringOptions { fixed_buffers: false, ..UringOptions::default() }).unwrap();
     let (stream, rx) = pair();
-    let mut tx = ZcSender::new(&dev, stream).unwrap();
+    let mut tx = ZcSender::new(dev.domain(), stream).unwrap();
     let foreign = other.alloc(4096).unwrap();
     let e = tx.send(foreign.slice(0, 4096).unwrap()).unwrap_err();
     assert!(matches!(e.error, Error::ForeignRegion { .. }), "{}", e.error);
@@ -74,10 +74,37 @@ fn send_zc_refuses_a_foreign_slice_and_works_unregistered() {
 
     // A device without fixed buffers sends from plain memory.
     let (stream, rx) = pair();
-    let mut tx = ZcSender::new(&other, stream).unwrap();
+    let mut tx = ZcSender::new(other.domain(), stream).unwrap();
     s.fill(0x42);
     let sent = tx.send(s).unwrap();
     assert!(!sent.fixed && sent.bytes == 4096);
     drop(tx);
     assert_eq!(rx.join().unwrap(), vec![0x42; 4096]);
+}
+
+#[test]
+fn a_sender_sends_regions_of_every_file_of_its_domain() {
+    let (fa, fb) = (Scratch::new("sendzc-dom-a", 1 << 20), Scratch::new("sendzc-dom-b", 1 << 20));
+    let a = UringDevice::open(&fa.path, UringOptions::default()).unwrap();
+    let b = UringDevice::open_in(a.domain(), &fb.path, UringOptions::default()).unwrap();
+    let (stream, rx) = pair();
+    let mut tx = ZcSender::new(a.domain(), stream).unwrap();
+    // Registered through the other file, after the sender's ring subscribed:
+    // the table update reaches it.
+    let region = b.register(DmaBuf::new(1 << 20).unwrap()).unwrap();
+    let mut q = b.queue(2).unwrap();
+    let (n, s) = q.read_at(region.slice(0, 1 << 20).unwrap(), 0).unwrap();
+    assert_eq!(n, 1 << 20);
+    let sent = tx.send(s).unwrap();
+    assert!(sent.fixed && sent.bytes == 1 << 20);
+    drop((sent, tx));
+    assert!(rx.join().unwrap() == std::fs::read(&fb.path).unwrap(), "the file's bytes, sent from the shared region");
+    // A region of another domain is foreign to the sender.
+    let other = UringDevice::open(&fb.path, UringOptions::default()).unwrap();
+    let (stream, rx) = pair();
+    let mut tx = ZcSender::new(a.domain(), stream).unwrap();
+    let e = tx.send(other.alloc(4096).unwrap().slice(0, 4096).unwrap()).unwrap_err();
+    assert!(matches!(e.error, Error::ForeignRegion { .. }), "{}", e.error);
+    drop(tx);
+    assert!(rx.join().unwrap().is_empty());
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::Scratch;
 use pinio_core::conformance::{self, Plan};
-use pinio_core::file::FileTarget;
+use pinio_file::FileTarget;
 use pinio_core::{Device, Error};
 use pinio_uring::{UringDevice, UringOptions};
 use std::path::{Path, PathBuf};

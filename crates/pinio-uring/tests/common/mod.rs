@@ -2,7 +2,7 @@
 //! real, scratch files filled with written (not fallocated) data.
 #![allow(dead_code)]
 
-use pinio_core::file::FileTarget;
+use pinio_file::FileTarget;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
