@@ -140,6 +140,13 @@ pub unsafe trait Registrar: Any + Send + Sync {
     /// region, after its last slice and handle are gone.
     fn unregister(&self, key: RegionKey, buf: &DmaBuf) -> Result<()>;
 
+    /// Bytes the registrar registered on its own when it was made (an arena
+    /// registered once for the domain's life): counted as one pin of the
+    /// domain from its creation to its end.
+    fn preregistered_bytes(&self) -> u64 {
+        0
+    }
+
     /// Hands out `len` bytes of a pre-registered arena, if the domain has
     /// one with room (keys with [`Registration::Piece`]); `None` lets
     /// pinio-core map a fresh buffer and register it.
@@ -220,6 +227,10 @@ impl Domain {
     /// A domain registering through `registrar`.
     pub fn new(registrar: impl Registrar) -> Domain {
         let inner = DomainInner { id: DomainId::next(), stats: Stats::default(), registrar: Box::new(registrar) };
+        let pre = inner.registrar.preregistered_bytes();
+        if pre > 0 {
+            inner.stats.pinned(pre);
+        }
         Domain { inner: Arc::new(inner) }
     }
 

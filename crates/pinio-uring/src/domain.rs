@@ -183,6 +183,10 @@ unsafe impl Registrar for UringRegistrar {
         }))
     }
 
+    fn preregistered_bytes(&self) -> u64 {
+        self.arena.as_ref().filter(|a| a.slot.is_some()).map_or(0, |a| a.len() as u64)
+    }
+
     fn describe(&self) -> String {
         let Some(registry) = &self.registry else { return "io_uring, no fixed buffers (plain READ/WRITE)".into() };
         let how = match registry.sharing() {

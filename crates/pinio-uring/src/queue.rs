@@ -26,6 +26,8 @@ pub struct UringQueue {
     fixed_buffers: bool,
     /// Whether the device's IO is `O_DIRECT` (`shared.opts.direct`).
     direct: bool,
+    /// Whether a kernel thread polls the submission ring (`opts.sqpoll`).
+    sqpoll: bool,
     /// Shared with the domain's registry, which refreshes its buffer table.
     /// Only this queue touches the submission and completion queues.
     ring: Arc<IoUring>,
@@ -55,6 +57,7 @@ impl UringQueue {
         Ok(UringQueue {
             fixed_buffers: shared.opts.fixed_buffers,
             direct: shared.opts.direct,
+            sqpoll: shared.opts.sqpoll.is_some(),
             shared,
             ring,
             subscription,
@@ -86,7 +89,17 @@ impl UringQueue {
     fn enter(&mut self, want: usize) -> Result<bool> {
         match self.ring.submitter().submit_and_wait(want) {
             Ok(n) => {
-                self.unsubmitted = self.unsubmitted.saturating_sub(n);
+                self.unsubmitted = if self.sqpoll {
+                    // With SQPOLL the call returns what was in the ring when
+                    // it looked (0 if the kernel thread had taken it all), not
+                    // what was consumed: what is still unconsumed is what
+                    // the submission ring still holds.
+                    // SAFETY: only this queue pushes to this ring; the view
+                    // only reads its head and tail.
+                    unsafe { self.ring.submission_shared() }.len()
+                } else {
+                    self.unsubmitted.saturating_sub(n)
+                };
                 Ok(true)
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => Ok(false),
