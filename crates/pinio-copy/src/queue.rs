@@ -2,7 +2,7 @@
 
 use crate::device::Shared;
 use crate::eventfd::EventFd;
-use pinio_core::{Completion, Direction, DmaBuf, Error, Op, Queue, Rejected, Result};
+use pinio_core::{Completion, Direction, DmaBuf, Error, FlushMode, Op, Queue, Rejected, Result};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::{Arc, OnceLock};
@@ -112,6 +112,24 @@ impl Queue for CopyQueue {
     fn wait(&mut self, _min: usize, out: &mut Vec<Completion>) -> Result<usize> {
         self.submit()?;
         self.poll(out)
+    }
+
+    /// Runs what is pushed (the drain: a copy queue's operations are done
+    /// when `submit` returns), then `fdatasync` ([`FlushMode::Data`]) or
+    /// `fsync` ([`FlushMode::All`]) on the file.
+    fn flush(&mut self, mode: FlushMode) -> Result<()> {
+        self.submit()?;
+        let fd = self.shared.target.file.as_raw_fd();
+        let (r, what) = match mode {
+            // SAFETY: fdatasync/fsync on an open descriptor; no memory is passed.
+            FlushMode::Data => (unsafe { libc::fdatasync(fd) }, "fdatasync"),
+            // SAFETY: as above.
+            FlushMode::All => (unsafe { libc::fsync(fd) }, "fsync"),
+        };
+        if r < 0 {
+            return Err(Error::last_os(format!("{what} {}", self.shared.target.path.display())));
+        }
+        Ok(())
     }
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {

@@ -70,6 +70,16 @@ fn two_files_in_one_domain_share_registrations() {
 }
 
 #[test]
+fn flush_drains_pushed_writes() {
+    let p = scratch("flush", 1 << 20);
+    for direct in [false, true] {
+        let dev = CopyDevice::open(&p, CopyOptions { direct, ..CopyOptions::default() }).unwrap();
+        conformance::flush_drains(&dev).unwrap_or_else(|e| panic!("direct={direct}: {e}"));
+    }
+    std::fs::remove_file(p).unwrap();
+}
+
+#[test]
 fn reads_past_the_end_are_refused_and_event_fd_fires() {
     let p = scratch("eof", 10_000);
     let dev = CopyDevice::open(&p, CopyOptions::default()).unwrap();

@@ -405,3 +405,41 @@ unsafe impl crate::Registrar for CountingRegistrar {
         "counting test registrar".into()
     }
 }
+
+/// [`crate::Queue::flush`] drains: writes pushed (not waited for) before a
+/// flush have completed when it returns, their completions wait in the
+/// queue for the next poll, and the bytes read back are the bytes written;
+/// both flush modes succeed on an idle queue too.
+pub fn flush_drains(dev: &dyn Device) -> Check<()> {
+    let caps = dev.capabilities().clone();
+    let unit = caps.len_align.max(caps.offset_align).max(caps.mem_align).max(512) as usize;
+    let n = 4usize.min((caps.device_size / unit as u64) as usize);
+    if n == 0 {
+        return Err("device too small for the flush check".into());
+    }
+    let region = ctx(dev.alloc(n * unit), || "alloc".into())?;
+    let mut q = ctx(dev.queue(n.max(2)), || "queue".into())?;
+    let data = pattern(0xf1a5, n * unit);
+    for i in 0..n {
+        let mut s = ctx(region.slice(i * unit, unit), || "slice".into())?;
+        s.copy_from_slice(&data[i * unit..(i + 1) * unit]);
+        q.push(Op::write(s, (i * unit) as u64, i as u64)).map_err(|r| format!("push write {i}: {}", r.error))?;
+    }
+    ctx(q.flush(crate::FlushMode::Data), || "flush (data) with writes pushed".into())?;
+    let mut out = Vec::new();
+    ctx(q.poll(&mut out), || "poll after the flush".into())?;
+    if out.len() != n || q.in_flight() != 0 {
+        return Err(format!("after the flush, {} of {n} write completions were ready and {} still in flight", out.len(), q.in_flight()));
+    }
+    for c in out.drain(..) {
+        ctx(c.result, || format!("write {}", c.tag))?;
+    }
+    ctx(q.flush(crate::FlushMode::All), || "flush (all) on an idle queue".into())?;
+    let back = ctx(dev.alloc(n * unit), || "alloc".into())?;
+    let s = ctx(back.slice_all(), || "slice".into())?;
+    let (_, s) = q.read_at(s, 0).map_err(|e| format!("read back: {e}"))?;
+    if let Some(i) = (0..data.len()).find(|&i| s[i] != data[i]) {
+        return Err(format!("byte {i} read back after the flush is {:#04x}, written {:#04x}", s[i], data[i]));
+    }
+    Ok(())
+}

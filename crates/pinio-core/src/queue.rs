@@ -14,6 +14,17 @@ pub struct Rejected {
     pub op: Op,
 }
 
+/// What a flush makes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FlushMode {
+    /// The data written and the metadata needed to read it back
+    /// (`fdatasync`, `IORING_FSYNC_DATASYNC`, NVMe Flush).
+    #[default]
+    Data,
+    /// Data and all metadata, such as modification times (`fsync`).
+    All,
+}
+
 /// A submission/completion pair owned by one thread.
 ///
 /// Operations are pushed (validated, not yet visible to the device), then
@@ -41,6 +52,28 @@ pub trait Queue: Send {
     /// (capped at [`Queue::in_flight`]) have completed; moves them into `out`
     /// and returns how many.
     fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize>;
+
+    /// Makes writes durable, and waits until they are.
+    ///
+    /// When it returns `Ok`, these writes are durable (they survive a crash
+    /// or power loss of the host and the device, as far as the device's
+    /// [`Capabilities::persistence`](crate::Capabilities::persistence)
+    /// allows):
+    ///
+    /// - every write whose completion was reaped, on any queue of the same
+    ///   device, before the call;
+    /// - every write pushed to *this* queue before the call: the queue first
+    ///   waits for them (a drain), keeping their completions for the next
+    ///   [`Queue::poll`] or [`Queue::wait`].
+    ///
+    /// Writes pushed to other queues and not yet completed when the call is
+    /// made are not covered: complete them first (or push them to this
+    /// queue). An error means nothing: some, all or none of those writes may
+    /// be durable; write them again and flush again.
+    fn flush(&mut self, mode: FlushMode) -> Result<()> {
+        let _ = mode;
+        Err(Error::Unsupported { what: "flush on this queue".into(), hint: "this backend does not implement flush yet".into() })
+    }
 
     /// A file descriptor that becomes readable when completions are ready,
     /// for epoll, where the backend has one.

@@ -5,8 +5,8 @@ use crate::inflight::InFlight;
 use crate::ring;
 use crate::shared::Shared;
 use crate::transfer::Transfer;
-use io_uring::IoUring;
-use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result, Tally};
+use io_uring::{IoUring, opcode, squeue, types};
+use pinio_core::{Completion, Direction, Error, FlushMode, Op, Queue, Rejected, Result, Tally};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
@@ -28,6 +28,8 @@ pub struct UringQueue {
     direct: bool,
     /// Whether a kernel thread polls the submission ring (`opts.sqpoll`).
     sqpoll: bool,
+    /// The result of the flush in flight, once its CQE is reaped.
+    flush_result: Option<i32>,
     /// Shared with the domain's registry, which refreshes its buffer table.
     /// Only this queue touches the submission and completion queues.
     ring: Arc<IoUring>,
@@ -58,6 +60,7 @@ impl UringQueue {
             fixed_buffers: shared.opts.fixed_buffers,
             direct: shared.opts.direct,
             sqpoll: shared.opts.sqpoll.is_some(),
+            flush_result: None,
             shared,
             ring,
             subscription,
@@ -152,7 +155,11 @@ impl UringQueue {
         let mut tally = Tally::default();
         for cqe in cq {
             let Some(op) = self.inflight.remove(cqe.user_data()) else {
-                self.strays += 1;
+                if cqe.user_data() == FLUSH_USER_DATA {
+                    self.flush_result = Some(cqe.result());
+                } else {
+                    self.strays += 1;
+                }
                 continue;
             };
             let res = cqe.result();
@@ -177,6 +184,10 @@ impl UringQueue {
         out.len() - before
     }
 }
+
+/// The `user_data` of this queue's flush: below 2^32, so never a live entry
+/// of the in-flight table (whose keys carry a sequence number above).
+const FLUSH_USER_DATA: u64 = 1;
 
 /// The completion of `op`, which failed with `errno`.
 #[cold]
@@ -270,6 +281,52 @@ impl Queue for UringQueue {
             }
         }
         Ok(out.len() - before)
+    }
+
+    /// `IORING_OP_FSYNC` (with `IORING_FSYNC_DATASYNC` for
+    /// [`FlushMode::Data`]) on the target, flagged `IOSQE_IO_DRAIN`: the
+    /// kernel starts it only after every operation submitted to this ring
+    /// before it has completed, so it covers the writes pushed before the
+    /// call as well as those completed anywhere. Their completions are kept
+    /// for the next `poll`/`wait`.
+    fn flush(&mut self, mode: FlushMode) -> Result<()> {
+        let flags = match mode {
+            FlushMode::Data => types::FsyncFlags::DATASYNC,
+            FlushMode::All => types::FsyncFlags::empty(),
+        };
+        let sqe = opcode::Fsync::new(types::Fixed(0)).flags(flags).build().flags(squeue::Flags::IO_DRAIN).user_data(FLUSH_USER_DATA);
+        self.flush_result = None;
+        loop {
+            // SAFETY: the entry names no memory; fixed file 0 is registered
+            // for the ring's whole life. Only this queue pushes to this ring.
+            if unsafe { self.ring.submission_shared().push(&sqe) }.is_ok() {
+                break;
+            }
+            if !self.enter(0)? {
+                let mut stash = std::mem::take(&mut self.stash);
+                self.reap(&mut stash);
+                self.stash = stash;
+            }
+        }
+        self.unsubmitted += 1;
+        let mut stash = std::mem::take(&mut self.stash);
+        let r = loop {
+            // Interrupted or busy (Ok(false)) just means: reap and go on.
+            if let Err(e) = self.enter(1) {
+                break Err(e);
+            }
+            self.reap(&mut stash);
+            if let Some(res) = self.flush_result.take() {
+                break if res < 0 {
+                    let what = if mode == FlushMode::Data { "FSYNC (DATASYNC)" } else { "FSYNC" };
+                    Err(Error::io(format!("{what} of {}", self.shared.target.path.display()), io::Error::from_raw_os_error(-res)))
+                } else {
+                    Ok(())
+                };
+            }
+        };
+        self.stash = stash;
+        r
     }
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {

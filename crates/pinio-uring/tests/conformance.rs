@@ -244,3 +244,12 @@ fn a_failed_operation_returns_its_slice_with_the_errno() {
     let st = dev.stats();
     assert_eq!((st.ops, st.errors, st.bytes_written), (2, 1, 0), "{st}");
 }
+
+#[test]
+fn flush_drains_pushed_writes() {
+    let f = Scratch::new("flush", 1 << 20);
+    for opts in [UringOptions::default(), UringOptions { direct: false, ..UringOptions::default() }, UringOptions { fixed_buffers: false, ..UringOptions::default() }] {
+        let dev = open(&f, opts.clone());
+        conformance::flush_drains(&dev).unwrap_or_else(|e| panic!("{opts:?}: {e}"));
+    }
+}
