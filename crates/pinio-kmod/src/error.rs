@@ -1,9 +1,10 @@
 //! The one error type of the `/dev/pinio` client: which call failed, its errno, and what that
 //! errno means for that call (the table of docs/kmod.md).
 
+use crate::channel::Window;
 use std::fmt;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A call into the module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub enum Call {
     Pwrite,
     /// `poll`.
     Poll,
+    /// `fstat` of the open file.
+    Stat,
     /// Another ioctl.
     Other,
 }
@@ -42,12 +45,13 @@ impl fmt::Display for Call {
             Call::Pread => "pread",
             Call::Pwrite => "pwrite",
             Call::Poll => "poll",
+            Call::Stat => "fstat",
             Call::Other => "ioctl",
         })
     }
 }
 
-/// Why a call into `/dev/pinio` failed.
+/// Why a call into `/dev/pinio` failed, or a channel could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KmodError {
@@ -67,6 +71,22 @@ pub enum KmodError {
         kernel: u32,
         /// This crate's version.
         user: u32,
+    },
+    /// A channel overlapping a channel already open in the same session.
+    #[error("channel {asked} of device memory overlaps channel {open}, open in the same session; channels of one session are disjoint: drop that device or pick another window")]
+    ChannelOverlap {
+        /// The window asked for.
+        asked: Window,
+        /// The open window it overlaps.
+        open: Window,
+    },
+    /// A channel of another device node than its session's.
+    #[error("a channel of {asked} was asked of a session of {session}; a session's channels are windows of its own device: open {asked} in a new session instead")]
+    OtherNode {
+        /// The session's device node.
+        session: PathBuf,
+        /// The node the channel named.
+        asked: PathBuf,
     },
     /// A call failed with an errno.
     #[error("{call} failed: {meaning} ({source})")]
@@ -107,9 +127,22 @@ impl KmodError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             KmodError::Open { source, .. } | KmodError::Errno { source, .. } => source.raw_os_error(),
-            KmodError::AbiMismatch { .. } => None,
+            KmodError::AbiMismatch { .. } | KmodError::ChannelOverlap { .. } | KmodError::OtherNode { .. } => None,
         }
     }
+
+    /// The `KmodError` inside a `pinio-core` error of this backend, if it holds one.
+    pub fn of(e: &pinio_core::Error) -> Option<&KmodError> {
+        match e {
+            pinio_core::Error::Backend { source, .. } => source.downcast_ref::<KmodError>(),
+            _ => None,
+        }
+    }
+}
+
+/// Wraps a module error as a `pinio-core` error.
+pub(crate) fn backend(e: KmodError) -> pinio_core::Error {
+    pinio_core::Error::Backend { backend: "kmod", source: Box::new(e) }
 }
 
 /// What `errno` means for `call` (docs/kmod.md, "Errors").

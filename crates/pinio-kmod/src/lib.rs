@@ -1,6 +1,10 @@
 //! Userspace side of the pinio kernel module (`/dev/pinio`).
 //!
 //! - [`KmodDevice`] / [`KmodQueue`]: the `kmod:/dev/pinio` backend of `pinio-core`.
+//!   Its domain ([`KmodRegistrar`]) is one kernel session (one open file of `/dev/pinio`): the
+//!   regions it pins serve every device of the domain, and those devices are *channels*,
+//!   disjoint windows of the echo device's memory ([`Channel`]: `/dev/pinio` is the whole
+//!   memory, `/dev/pinio@4M+4M` a range, `/dev/pinio#1/2` the second half).
 //! - [`abi`]: the ioctl ABI, shared verbatim with the kernel module (`kmod/`); [`abi_c`] renders
 //!   its C header and the ABI tables of docs/kmod.md from it.
 //! - [`sys`]: a thin client, one method per ioctl, errno kept ([`KmodError`]).
@@ -27,12 +31,17 @@
 
 pub mod abi;
 pub mod abi_c;
+mod channel;
 mod device;
 mod error;
 mod queue;
 mod router;
+mod session;
+mod shared;
 pub mod sys;
 
+pub use channel::{Channel, Span, Window};
 pub use device::{KmodDevice, probe};
 pub use error::{Call, KmodError};
 pub use queue::KmodQueue;
+pub use session::KmodRegistrar;

@@ -1,22 +1,27 @@
 //! The kmod queue: descriptors submitted to the module's DMA engine, completions reaped from
 //! its completion queue.
 
-use crate::abi::{self, CompletionRecord, Desc};
-use crate::device::{Shared, backend};
-use crate::router::{self, Router};
 use crate::KmodError;
-use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
+use crate::abi::{self, CompletionRecord, Desc};
+use crate::channel::Window;
+use crate::error::backend;
+use crate::router::{self, Router};
+use crate::shared::Shared;
+use crate::sys::PinioFd;
+use pinio_core::{Completion, Direction, Error, Op, Queue, Registration, Rejected, Result, Tally};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
-/// A queue of a [`crate::KmodDevice`], owned by one thread.
+/// A queue of a [`crate::KmodDevice`] (one channel), owned by one thread.
 ///
 /// `submit` hands the pushed operations to the module in batches (`PINIO_IOC_SUBMIT`, all or
-/// nothing per batch); the module's worker copies between the pinned pages and device memory;
-/// `poll`/`wait` collect completion records (`PINIO_IOC_REAP`). Several queues of one device
-/// share the module's completion queue and sort its records by queue id. Dropping the queue
-/// waits for its operations in flight.
+/// nothing per batch), device offsets moved to the channel's window; the module's worker copies
+/// between the pinned pages and device memory; `poll`/`wait` collect completion records
+/// (`PINIO_IOC_REAP`). The queues of every channel of a session share the module's completion
+/// queue and sort its records by queue id. When the session's `queue_depth` descriptors are
+/// outstanding, `submit` reaps (filing records for their queues) until the batch fits. Dropping
+/// the queue waits for its operations in flight.
 pub struct KmodQueue {
     shared: Arc<Shared>,
     id: u32,
@@ -31,7 +36,7 @@ pub struct KmodQueue {
 
 impl KmodQueue {
     pub(crate) fn new(shared: Arc<Shared>, capacity: usize) -> KmodQueue {
-        let id = shared.router.add_queue();
+        let id = shared.session.router.add_queue();
         KmodQueue {
             shared,
             id,
@@ -45,11 +50,16 @@ impl KmodQueue {
     }
 
     fn router(&self) -> &Router {
-        &self.shared.router
+        &self.shared.session.router
+    }
+
+    fn fd(&self) -> &PinioFd {
+        &self.shared.session.fd
     }
 
     /// Turns collected records into completions.
     fn complete_records(&mut self) {
+        let mut tally = Tally::default();
         for r in std::mem::take(&mut self.records) {
             let local = r.tag as u32;
             let Some(op) = self.in_flight.remove(&local) else {
@@ -63,18 +73,15 @@ impl KmodQueue {
                     std::io::Error::from_raw_os_error(-r.status),
                 ))
             };
-            match (&result, op.dir) {
-                (Ok(n), Direction::Read) => self.shared.stats.read(*n as u64),
-                (Ok(n), Direction::Write) => self.shared.stats.written(*n as u64),
-                (Err(_), _) => self.shared.stats.failed(),
-            }
+            tally.add(op.dir, &result);
             self.done.push_back(Completion::of(op, result));
         }
+        tally.fold_into(self.shared.core.stats());
     }
 
     fn collect(&mut self, min: usize) -> Result<()> {
         let mut records = std::mem::take(&mut self.records);
-        let r = self.shared.router.collect(&self.shared.fd, self.id, min, &mut records);
+        let r = self.router().collect(self.fd(), self.id, min, &mut records);
         self.records = records;
         self.complete_records();
         r.map_err(reap_error)
@@ -98,14 +105,24 @@ fn next_local(next: &mut u32, in_flight: &HashMap<u32, Op>) -> u32 {
     local
 }
 
-/// The module's descriptor for `op`, tagged with its queue and local id.
-fn descriptor(queue: u32, local: u32, op: &Op) -> Desc {
+/// The module's region id of the slice's region: its own registration in the session.
+fn region_id(op: &Op) -> Option<u32> {
+    match op.slice.key().registration {
+        Registration::Own(id) => u32::try_from(id).ok(),
+        Registration::Piece(_) | Registration::None => None,
+    }
+}
+
+/// The module's descriptor for `op`, tagged with its queue and local id, its device offset
+/// moved into the channel's `window`.
+fn descriptor(queue: u32, local: u32, window: Window, op: &Op) -> Desc {
     Desc {
         tag: router::tag(queue, local),
         region_offset: op.slice.offset() as u64,
-        dev_offset: op.dev_offset,
+        dev_offset: window.translate(op.dev_offset),
         len: op.slice.len() as u64,
-        region_id: op.slice.key().id as u32,
+        // `push` admitted only operations with a region id; 0 is never one (ENOENT).
+        region_id: region_id(op).unwrap_or(0),
         dir: match op.dir {
             Direction::Write => abi::DIR_TO_DEVICE,
             Direction::Read => abi::DIR_FROM_DEVICE,
@@ -132,18 +149,23 @@ impl Queue for KmodQueue {
     }
 
     fn push(&mut self, op: Op) -> std::result::Result<(), Rejected> {
-        if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
+        let op = self.shared.core.admit(op, self.in_flight(), self.capacity)?;
+        if region_id(&op).is_none() {
+            // Every region of a kmod domain has its own registration; a key without one
+            // cannot come from this domain's registrar.
+            let error = Error::Unsupported {
+                what: format!("a region without its own registration ({:?}) on kmod", op.slice.key().registration),
+                hint: "register regions through the device's domain".into(),
+            };
             return Err(Rejected { error, op });
-        }
-        if self.in_flight() >= self.capacity {
-            return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
         }
         self.pushed.push_back(op);
         Ok(())
     }
 
     fn submit(&mut self) -> Result<usize> {
-        let max_batch = self.shared.info.max_batch.max(1) as usize;
+        let max_batch = self.shared.session.info.max_batch.max(1) as usize;
+        let window = self.shared.window;
         let mut submitted = 0;
         while !self.pushed.is_empty() {
             let n = self.pushed.len().min(max_batch);
@@ -152,9 +174,9 @@ impl Queue for KmodQueue {
             for op in self.pushed.iter().take(n) {
                 let local = next_local(&mut self.next_local, &self.in_flight);
                 locals.push(local);
-                descs.push(descriptor(self.id, local, op));
+                descs.push(descriptor(self.id, local, window, op));
             }
-            match self.shared.fd.submit(&descs) {
+            match self.fd().submit(&descs) {
                 Ok(_) => {
                     for local in locals {
                         let op = self.pushed.pop_front().expect("pushed op");
@@ -165,7 +187,7 @@ impl Queue for KmodQueue {
                 Err(e) if e.errno() == Some(libc::EAGAIN) => {
                     // The module's completion queue is full of records not reaped yet (ours or
                     // another queue's): file them into mailboxes and retry.
-                    self.router().make_room(&self.shared.fd).map_err(reap_error)?;
+                    self.router().make_room(self.fd()).map_err(reap_error)?;
                     self.collect(0)?;
                 }
                 Err(e) => {
@@ -174,9 +196,9 @@ impl Queue for KmodQueue {
                     let errno = e.errno().unwrap_or(libc::EIO);
                     for _ in 0..n {
                         let op = self.pushed.pop_front().expect("pushed op");
-                        self.shared.stats.failed();
-                        let err = Error::io("PINIO_IOC_SUBMIT", std::io::Error::from_raw_os_error(errno));
-                        self.done.push_back(Completion::of(op, Err(err)));
+                        let result = Err(Error::io("PINIO_IOC_SUBMIT", std::io::Error::from_raw_os_error(errno)));
+                        self.shared.core.record(op.dir, &result);
+                        self.done.push_back(Completion::of(op, result));
                     }
                     return Err(backend(e));
                 }
@@ -205,7 +227,7 @@ impl Queue for KmodQueue {
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {
         // Readable while the module holds completion records for this open file (of any queue:
         // `poll` then files them).
-        Some(self.shared.fd.as_fd())
+        Some(self.fd().as_fd())
     }
 }
 
@@ -225,6 +247,6 @@ impl Drop for KmodQueue {
             }
         }
         self.done.clear();
-        self.shared.router.remove_queue(self.id);
+        self.router().remove_queue(self.id);
     }
 }

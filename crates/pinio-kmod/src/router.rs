@@ -1,7 +1,8 @@
 //! Hands each queue its own completions.
 //!
-//! The module keeps one completion queue per open file, but pinio makes one [`crate::KmodQueue`]
-//! per thread on a shared file (regions are registered per open file). Each queue therefore
+//! The module keeps one completion queue per open file (session), but pinio makes one
+//! [`crate::KmodQueue`] per thread, on any channel of the session (regions are registered per
+//! open file, so every channel and queue of a session shares it). Each queue therefore
 //! tags its descriptors with its queue id in the upper 32 bits of [`abi::Desc::tag`]; whichever
 //! queue reaps the kernel's records files them into per-queue mailboxes, and the others are woken
 //! to collect theirs. Only one thread reaps from the kernel at a time.
@@ -48,8 +49,12 @@ impl Router {
     /// A mailbox for a new queue; returns its id.
     pub(crate) fn add_queue(&self) -> u32 {
         let mut st = self.lock();
-        let id = st.next_queue;
-        st.next_queue = st.next_queue.wrapping_add(1);
+        // Ids wrap after 2^32 queues; skip those still in use.
+        let mut id = st.next_queue;
+        while st.boxes.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        st.next_queue = id.wrapping_add(1);
         st.boxes.insert(id, Vec::new());
         id
     }

@@ -122,6 +122,11 @@ impl PinioFd {
         Ok(n)
     }
 
+    /// `fstat(2)` of the open file: which device node the session is of.
+    pub fn metadata(&self) -> Result<std::fs::Metadata, KmodError> {
+        self.fd.metadata().map_err(|e| KmodError::io(Call::Stat, e))
+    }
+
     /// Issues an arbitrary ioctl with an integer argument, for tests of unknown commands.
     pub fn raw_ioctl(&self, cmd: u32, arg: u64) -> Result<i64, KmodError> {
         // SAFETY: The argument is an integer the module interprets; for commands it does not know

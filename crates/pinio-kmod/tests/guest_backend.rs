@@ -1,5 +1,7 @@
-//! Guest tests of the `kmod:/dev/pinio` backend: the generic conformance checks of pinio-core,
-//! unchanged, plus what is specific to the module (pins released, no CPU copy counted).
+//! Guest tests of the `kmod:/dev/pinio` backend on the whole-memory channel of a session: the
+//! generic conformance checks of pinio-core, unchanged, plus what is specific to the module
+//! (pins released, no CPU copy counted, the session's queue depth). tests/guest_channels.rs
+//! tests several channels of one session.
 //!
 //! Run by `cargo xtask test` in the guest with pinio.ko loaded (PINIO_GUEST=1).
 
@@ -7,7 +9,7 @@ mod common;
 
 use common::{Checked, DEV, pins_outstanding};
 use pinio_core::conformance::{self, Plan};
-use pinio_core::{Device, Error};
+use pinio_core::{Device, Error, Registration};
 use pinio_kmod::KmodDevice;
 
 fn open() -> KmodDevice {
@@ -29,12 +31,28 @@ fn conformance_round_trips_1_byte_to_8_mib() {
 }
 
 #[test]
-fn conformance_round_trips_batched_in_small_chunks() {
+fn conformance_round_trips_batched_in_small_chunks_at_the_deepest_queue() {
     let c = Checked::start();
     let dev = open();
-    // Depth 300 exceeds the module's default queue_depth of 256: the backend must make room.
-    let plan = Plan { sizes: vec![1 << 20, (3 << 20) + 5], depth: 300, ..Plan::default() };
+    let depth = dev.capabilities().max_queue_depth;
+    assert_eq!(depth, dev.info().unwrap().queue_depth as usize, "the session's cap of outstanding descriptors");
+    let plan = Plan { sizes: vec![1 << 20, (3 << 20) + 5], depth, ..Plan::default() };
     conformance::round_trips(&dev, &plan).unwrap_or_else(|e| panic!("{e}"));
+    drop(dev);
+    c.finish();
+}
+
+#[test]
+fn a_queue_deeper_than_the_session_cap_is_refused() {
+    let c = Checked::start();
+    let dev = open();
+    let max = dev.info().unwrap().queue_depth as usize;
+    match dev.queue(max + 1) {
+        Err(Error::QueueTooDeep { depth, max: m }) => assert_eq!((depth, m), (max + 1, max)),
+        Err(e) => panic!("depth {}: wrong error {e}", max + 1),
+        Ok(_) => panic!("depth {} accepted over the session's queue_depth {max}", max + 1),
+    }
+    assert!(matches!(dev.queue(0), Err(Error::ZeroLength { .. })));
     drop(dev);
     c.finish();
 }
@@ -49,10 +67,13 @@ fn conformance_bad_inputs() {
 }
 
 #[test]
-fn conformance_foreign_region() {
+fn conformance_foreign_region_of_another_session() {
     let c = Checked::start();
+    // Two sessions (two open files): region ids are local to each, so their domains differ.
     let (a, b) = (open(), open());
+    assert_ne!(a.domain().id(), b.domain().id());
     conformance::foreign_region(&a, &b).unwrap_or_else(|e| panic!("{e}"));
+    conformance::foreign_region(&b, &a).unwrap_or_else(|e| panic!("{e}"));
     drop((a, b));
     c.finish();
 }
@@ -72,8 +93,10 @@ fn registration_pins_until_the_last_slice_is_gone() {
     let before = pins_outstanding();
     let dev = open();
     let region = dev.alloc(16 * 4096).unwrap();
+    assert!(matches!(region.key().registration, Registration::Own(_)), "{:?}", region.key());
     assert_eq!(pins_outstanding() - before, 16, "16 pages pinned by one registration");
     assert_eq!(dev.info().unwrap().pinned_pages, 16);
+    assert_eq!(dev.domain().stats().bytes_pinned, 16 * 4096);
     let slice = region.slice(0, 4096).unwrap();
     drop(region); // the slice keeps the registration alive
     assert_eq!(pins_outstanding() - before, 16);
@@ -82,6 +105,7 @@ fn registration_pins_until_the_last_slice_is_gone() {
     assert_eq!(n, 4096);
     drop((slice, q));
     assert_eq!(pins_outstanding(), before, "dropping the last slice unpinned the region");
+    assert_eq!(dev.info().unwrap().regions, 0);
     drop(dev);
     c.finish();
 }
@@ -91,9 +115,13 @@ fn over_the_cap_is_a_typed_pin_limit_error() {
     let c = Checked::start();
     let dev = open();
     let cap = dev.capabilities().max_pinned_bytes.unwrap();
+    assert_eq!(dev.domain().max_registered_bytes(), Some(cap));
     let e = dev.alloc(cap as usize + 4096).unwrap_err();
-    assert!(matches!(e, Error::PinLimit { .. }), "{e}");
+    assert!(matches!(e, Error::PinLimit { limit, .. } if limit == cap), "{e}");
     assert!(e.to_string().contains("max_pinned_pages"), "{e}");
+    // Nothing stayed pinned or counted.
+    assert_eq!(dev.domain().stats().pins, 0);
+    assert_eq!(dev.info().unwrap().pinned_pages, 0);
     drop(dev);
     c.finish();
 }
