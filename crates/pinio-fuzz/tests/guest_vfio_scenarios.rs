@@ -1,14 +1,16 @@
-//! Kill and drop scenarios for the VFIO backend's mappings (pinio-vfio, QEMU's edu device): the
-//! pages VFIO pins for IOMMU mappings (`VFIO_IOMMU_MAP_DMA`, counted in the same vmstat counters)
-//! must all be released when the process is killed with DMA in flight, and when the device,
-//! queues and regions are dropped in any order. Uses pinio-vfio's public API only.
+//! Kill and drop scenarios for the VFIO backend's mappings (a VFIO domain of pinio-vfio with
+//! QEMU's edu device, pinio-edu): the pages VFIO pins for IOMMU mappings (`VFIO_IOMMU_MAP_DMA`,
+//! counted in the same vmstat counters) must all be released when the process is killed with DMA
+//! in flight, and when the device, queues, regions and the domain are dropped in any order. Uses
+//! the public APIs of pinio-vfio and pinio-edu only.
 
 use pinio_core::{Device, Op};
 use pinio_fuzz::harness::{Scenario, run};
 use pinio_fuzz::proc::{Exit, Pipe, fork};
 use pinio_fuzz::vmstat::PinGuard;
 use pinio_fuzz::{FuzzError, ensure};
-use pinio_vfio::{EduDevice, VfioOptions};
+use pinio_edu::{EduDevice, EduOptions};
+use pinio_vfio::{PciAddress, VfioDomainOptions, VfioRegistrar};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -22,12 +24,13 @@ fn main() -> ExitCode {
         &[
             Scenario { name: "vfio_sigkill_with_mappings_and_dma_in_flight_releases_every_pin", run: sigkill_with_mappings },
             Scenario { name: "vfio_drop_in_any_order_releases_every_pin", run: drop_in_any_order },
+            Scenario { name: "vfio_domain_outliving_its_device_keeps_its_mappings_then_releases_every_pin", run: domain_outlives_device },
         ],
     )
 }
 
 /// The address of QEMU's edu (1234:11e8) on the guest's PCI bus.
-fn edu_addr() -> Result<String, FuzzError> {
+fn edu_addr() -> Result<PciAddress, FuzzError> {
     let dir = std::fs::read_dir("/sys/bus/pci/devices").map_err(|e| FuzzError::Check(format!("/sys/bus/pci: {e}")))?;
     let mut found: Vec<String> = dir
         .filter_map(|e| e.ok())
@@ -38,7 +41,8 @@ fn edu_addr() -> Result<String, FuzzError> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     found.sort();
-    found.into_iter().next().ok_or_else(|| FuzzError::Check("no edu (1234:11e8) on the PCI bus; QEMU needs -device edu".into()))
+    let a = found.into_iter().next().ok_or_else(|| FuzzError::Check("no edu (1234:11e8) on the PCI bus; QEMU needs -device edu".into()))?;
+    c("parsing the address sysfs lists", a.parse())
 }
 
 fn c<T>(what: &str, r: Result<T, impl std::fmt::Display>) -> Result<T, FuzzError> {
@@ -46,7 +50,7 @@ fn c<T>(what: &str, r: Result<T, impl std::fmt::Display>) -> Result<T, FuzzError
 }
 
 fn open_edu() -> Result<EduDevice, FuzzError> {
-    c("opening edu through VFIO", EduDevice::open(&format!("vfio:{}", edu_addr()?), VfioOptions::default()))
+    c("opening edu through VFIO", EduDevice::open(&edu_addr()?, EduOptions::default()))
 }
 
 /// Region sizes (bytes) registered by both scenarios: 1 + 16 + 256 pages.
@@ -141,5 +145,43 @@ fn drop_in_any_order() -> Result<(), FuzzError> {
         }
         guard.finish()?;
     }
+    Ok(())
+}
+
+/// A domain handle and its regions outlive the device: the mappings stay (the container keeps the
+/// device's group), the device can be opened in the domain again and DMA into the old regions, and
+/// when the regions and the handle go every page is released and the group is free again.
+fn domain_outlives_device() -> Result<(), FuzzError> {
+    let page = pinio_fuzz::mapping::page_size() as i64;
+    let guard = PinGuard::start()?;
+    let domain = c("a VFIO domain", VfioRegistrar::domain(VfioDomainOptions::default()))?;
+    let edu = c("opening edu in the domain", EduDevice::open_in(&domain, &edu_addr()?, EduOptions::default()))?;
+    let base = guard.delta()?;
+    let regions: Vec<_> = SIZES.iter().map(|&s| c("alloc", domain.alloc(s))).collect::<Result<_, _>>()?;
+    let pages: i64 = SIZES.iter().map(|&s| s as i64 / page).sum();
+    guard.expect_alive(base + pages)?;
+    {
+        let mut q = c("queue", edu.queue(2))?;
+        let mut s = c("slice", regions[0].slice(0, 64))?;
+        s.fill(0xa5);
+        c("write", q.write_at(s, 0))?;
+    }
+    drop(edu);
+    guard.expect_alive(base + pages)?;
+    ensure!(
+        matches!(EduDevice::open(&edu_addr()?, EduOptions::default()), Err(ref e) if e.to_string().contains("already in use")),
+        "another domain opened the edu that this domain still holds"
+    );
+    let edu = c("reopening edu in the domain", EduDevice::open_in(&domain, &edu_addr()?, EduOptions::default()))?;
+    let mut q = c("queue", edu.queue(2))?;
+    let (_, back) = c("read into a region made before", q.read_at(c("slice", regions[2].slice(4096, 64))?, 0))?;
+    ensure!(back.iter().all(|&b| b == 0xa5), "edu's buffer did not reach a region registered before it was reopened");
+    drop((back, q, edu));
+    drop(regions);
+    guard.expect_alive(base)?;
+    drop(domain);
+    guard.finish()?;
+    // The group is free: a new domain gets the device.
+    drop(open_edu()?);
     Ok(())
 }

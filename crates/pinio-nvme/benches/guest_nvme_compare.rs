@@ -206,7 +206,7 @@ fn phase(devs: &[(&str, &dyn Device)], results: &mut Vec<Value>) {
     }
 }
 
-fn nvme_addr() -> String {
+fn nvme_addr() -> pinio_vfio::PciAddress {
     let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
         .expect("sysfs")
         .filter_map(|e| e.ok())
@@ -214,21 +214,22 @@ fn nvme_addr() -> String {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     found.sort();
-    found.into_iter().next().expect("no NVMe controller (class 0x010802) on the PCI bus")
+    let a = found.into_iter().next().expect("no NVMe controller (class 0x010802) on the PCI bus");
+    a.parse().unwrap_or_else(|e| panic!("sysfs lists {a:?}: {e}"))
 }
 
-fn driver_of(bdf: &str) -> Option<String> {
-    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf).join("driver")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+fn driver_of(bdf: &pinio_vfio::PciAddress) -> Option<String> {
+    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("driver")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
 /// The block device of namespace 1, once the kernel's nvme driver shows it.
-fn block_device(bdf: &str) -> PathBuf {
+fn block_device(bdf: &pinio_vfio::PciAddress) -> PathBuf {
     if driver_of(bdf).as_deref() != Some("nvme") {
         pinio_nvme::release_to_kernel(bdf).expect("hand the controller to the kernel");
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let dir = Path::new("/sys/bus/pci/devices").join(bdf).join("nvme");
+        let dir = Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("nvme");
         let name = std::fs::read_dir(dir).ok().into_iter().flatten().flatten().find_map(|c| {
             std::fs::read_dir(c.path()).ok()?.flatten().map(|n| n.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("nvme") && n.ends_with("n1"))
         });

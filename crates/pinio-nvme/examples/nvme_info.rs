@@ -10,7 +10,7 @@ use pinio_core::Device;
 use pinio_nvme::{CompletionMode, NvmeDevice, NvmeOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args().nth(1).ok_or("usage: nvme_info DDDD:BB:DD.F")?;
+    let addr: pinio_vfio::PciAddress = std::env::args().nth(1).ok_or("usage: nvme_info DDDD:BB:DD.F")?.parse()?;
     let opts = NvmeOptions { take_from_driver: true, completion: CompletionMode::Interrupt, ..Default::default() };
     {
         let nvme = NvmeDevice::open(&addr, opts)?;

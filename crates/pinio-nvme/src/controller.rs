@@ -6,7 +6,8 @@ use crate::dma::DmaMem;
 use crate::error::NvmeError;
 use crate::regs::{self, Cap};
 use crate::ring::{CqRing, SqRing};
-use pinio_vfio::{DmaMapper, VfioPci};
+use pinio_core::Domain;
+use pinio_vfio::VfioPci;
 use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -39,8 +40,9 @@ pub(crate) struct Controller {
 
 impl Controller {
     /// Resets the controller, sets up the admin queue pair in memory mapped
-    /// through `mapper`, and enables it with memory pages of `page` bytes.
-    pub(crate) fn bring_up(pci: Arc<VfioPci>, mapper: &Arc<DmaMapper>, page: u64, admin_timeout: Duration) -> Result<Controller, NvmeError> {
+    /// into `domain`'s container, and enables it with memory pages of
+    /// `page` bytes.
+    pub(crate) fn bring_up(pci: Arc<VfioPci>, domain: &Domain, page: u64, admin_timeout: Duration) -> Result<Controller, NvmeError> {
         let bdf = pci.bdf().to_string();
         let bar = pci.bar0();
         if bar.size() < regs::DOORBELL_BASE + 8 {
@@ -56,9 +58,9 @@ impl Controller {
         }
         let entries = ADMIN_ENTRIES.min(cap.max_queue_entries.min(4096) as u16);
         let admin = Admin {
-            sq: DmaMem::new(mapper, entries as usize * SQE_BYTES).map_err(core_to_nvme)?,
-            cq: DmaMem::new(mapper, entries as usize * CQE_BYTES).map_err(core_to_nvme)?,
-            buf: DmaMem::new(mapper, 4096).map_err(core_to_nvme)?,
+            sq: DmaMem::new(domain, entries as usize * SQE_BYTES).map_err(core_to_nvme)?,
+            cq: DmaMem::new(domain, entries as usize * CQE_BYTES).map_err(core_to_nvme)?,
+            buf: DmaMem::new(domain, 4096).map_err(core_to_nvme)?,
             sq_ring: SqRing::new(entries),
             cq_ring: CqRing::new(entries),
             next_cid: 0,

@@ -5,59 +5,21 @@ use crate::controller::Controller;
 use crate::error::NvmeError;
 use crate::identify::{ControllerInfo, NamespaceInfo};
 use crate::queue::NvmeQueue;
+use crate::shared::{NSID, Shared};
 use crate::{CompletionMode, NvmeOptions, prp};
-use pinio_core::{Capabilities, Device, DeviceId, DmaBuf, Error, Queue, RegisterError, Region, Result, Stats, StatsSnapshot};
-use pinio_vfio::{Binding, DmaMapper, PCI_COMMAND_MASTER, PciAddress, Sysfs, VfioError, VfioPci};
+use pinio_core::{Capabilities, Device, DeviceCore, Domain, Queue, Registrar, RegistrationSharing, Result};
+use pinio_vfio::{PCI_COMMAND_MASTER, PciAddress, Sysfs, VfioDomainOptions, VfioError, VfioRegistrar};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use vmm_sys_util::eventfd::EventFd;
 
-/// The namespace this driver uses.
-pub(crate) const NSID: u32 = 1;
 /// PCI class code of an NVMe controller (mass storage, NVM, NVMe).
 const NVME_CLASS: u32 = 0x01_08_02;
-/// VFIO_PCI_MSIX_IRQ_INDEX (include/uapi/linux/vfio.h).
-const MSIX_INDEX: u32 = 2;
-/// IOVA bits: QEMU's VT-d emulation translates 39-bit IOVAs (the
-/// allocator hands out low addresses first anyway).
-const DMA_BITS: u32 = 39;
-
-pub(crate) struct Shared {
-    pub(crate) id: DeviceId,
-    pub(crate) caps: Capabilities,
-    pub(crate) stats: Arc<Stats>,
-    pub(crate) mode: CompletionMode,
-    pub(crate) ns: NamespaceInfo,
-    pub(crate) info: ControllerInfo,
-    /// Queue pair ids not in use.
-    free_qids: Mutex<Vec<u16>>,
-    pub(crate) granted: u16,
-    pub(crate) live_queues: AtomicUsize,
-    /// Held while a queue pair is created and while the controller is
-    /// reset, so that a reset never races a queue being made.
-    pub(crate) lifecycle: Mutex<()>,
-    /// MSI-X eventfds by vector (vector `q` serves queue pair `q`).
-    pub(crate) irqs: Vec<EventFd>,
-    // Drop order: the controller shuts down while its memory is mapped;
-    // the mapper (and with it the VFIO device) goes last.
-    pub(crate) ctrl: Controller,
-    pub(crate) mapper: Arc<DmaMapper>,
-}
-
-impl Shared {
-    fn free_qids(&self) -> MutexGuard<'_, Vec<u16>> {
-        self.free_qids.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn take_qid(&self) -> Result<u16, NvmeError> {
-        self.free_qids().pop().ok_or(NvmeError::NoQueuePair { granted: self.granted })
-    }
-
-    pub(crate) fn return_qid(&self, qid: u16) {
-        self.free_qids().push(qid);
-    }
-}
+/// IOVA bits an NVMe controller reaches: PRP entries are 64-bit addresses.
+/// (The domain's DMA limit and the IOMMU's reported ranges bound what is
+/// handed out.)
+pub const DMA_BITS: u32 = 64;
 
 /// An NVMe controller driven from userspace through VFIO: namespace 1 as a
 /// pinio device.
@@ -70,42 +32,64 @@ impl Shared {
 /// deleted when it is dropped; the controller grants a fixed number of
 /// pairs at open ([`NvmeDevice::queue_pairs`]).
 ///
+/// # Domain
+///
+/// [`NvmeDevice::open`] makes a new VFIO domain (a container);
+/// [`NvmeDevice::open_in`] opens the controller in an existing one, next to
+/// other PCI devices (edu): a region registered once is reached by all of
+/// them at one IOVA, so a block read from the disk can be handed to another
+/// device with no CPU copy and no second mapping.
+///
 /// # Memory safety of DMA
 ///
 /// Registered regions are mapped into the IOMMU; the controller reaches
 /// them only through the PRP entries of commands this driver builds from
-/// slices that a queue owns, so no Rust reference aliases memory the
-/// controller writes. A region is unmapped only when its last slice and
-/// handle are gone. Queue rings and PRP list pages are the driver's own
+/// slices that a queue owns (the DMA ownership rule of
+/// [`pinio_core::domain`]), so no Rust reference aliases memory the
+/// controller writes. Queue rings and PRP list pages are the driver's own
 /// mapped memory, touched only with volatile accesses.
 ///
 /// # Lifetimes
 ///
-/// Dropping the device (after its queues and regions, which keep it alive)
-/// shuts the controller down (CC.SHN normal, then disabled), unmaps the
-/// driver's memory and closes the VFIO device. The controller stays bound
-/// to vfio-pci; [`release_to_kernel`] hands it back to the kernel's driver.
+/// Dropping the device (after its queues, which keep it alive) shuts the
+/// controller down (CC.SHN normal, then disabled), unmaps the driver's
+/// memory and switches bus mastering off. The VFIO device stays open in its
+/// domain until the domain is gone (its last device, region and handle);
+/// the controller stays bound to vfio-pci until [`release_to_kernel`].
 pub struct NvmeDevice {
     shared: Arc<Shared>,
 }
 
 impl NvmeDevice {
-    /// Opens the NVMe controller at `pci_addr` (`0000:00:02.0`, or with a
-    /// `nvme:` or `vfio:` prefix) and brings it up.
+    /// Opens the NVMe controller at `pci` in a new VFIO domain
+    /// ([`VfioDomainOptions::default`]) and brings it up.
+    pub fn open(pci: &PciAddress, opts: NvmeOptions) -> Result<NvmeDevice> {
+        NvmeDevice::open_in(&VfioRegistrar::domain(VfioDomainOptions::default())?, pci, opts)
+    }
+
+    /// Opens the NVMe controller at `pci` in `domain`, a VFIO domain
+    /// ([`pinio_core::Error::WrongDomain`] for another backend's), and
+    /// brings it up.
     ///
     /// A controller bound to another kernel driver (normally `nvme`) is
     /// refused unless [`NvmeOptions::take_from_driver`]. Then: bind to
-    /// vfio-pci, open the IOMMU group in a new container, map BAR0, enable
-    /// bus mastering and MSI-X, reset the controller, set up the admin
-    /// queues, enable, Identify the controller and namespace 1, and ask
-    /// for [`NvmeOptions::io_queues`] I/O queue pairs.
-    pub fn open(pci_addr: &str, opts: NvmeOptions) -> Result<NvmeDevice> {
-        Ok(NvmeDevice { shared: Arc::new(open_shared(pci_addr, opts)?) })
+    /// vfio-pci, have its IOMMU group join the domain's container, map
+    /// BAR0, enable bus mastering and MSI-X, reset the controller, set up
+    /// the admin queues, enable, Identify the controller and namespace 1,
+    /// and ask for [`NvmeOptions::io_queues`] I/O queue pairs.
+    pub fn open_in(domain: &Domain, pci: &PciAddress, opts: NvmeOptions) -> Result<NvmeDevice> {
+        Ok(NvmeDevice { shared: Arc::new(open_shared(domain, pci, opts)?) })
     }
 
     /// The controller's PCI address.
-    pub fn pci_address(&self) -> &str {
-        self.shared.ctrl.bdf()
+    pub fn pci_address(&self) -> &PciAddress {
+        self.shared.claim.bdf()
+    }
+
+    /// The domain's VFIO registrar: its container, IOMMU limits and
+    /// counters ([`VfioRegistrar::vfio_stats`]).
+    pub fn registrar(&self) -> Result<&VfioRegistrar> {
+        VfioRegistrar::of(self.shared.core.domain(), "nvme")
     }
 
     /// What Identify Controller reported.
@@ -142,6 +126,7 @@ impl NvmeDevice {
     /// A queue of the concrete type, which also offers
     /// [`NvmeQueue::flush`].
     pub fn nvme_queue(&self, depth: usize) -> Result<NvmeQueue> {
+        let depth = self.shared.core.queue_depth(depth)?;
         NvmeQueue::new(self.shared.clone(), depth)
     }
 
@@ -155,7 +140,7 @@ impl NvmeDevice {
     /// up again. Refused while any queue exists, since a reset destroys
     /// every I/O queue pair. Data written before stays on the namespace.
     pub fn reset(&self) -> Result<()> {
-        let _busy = self.shared.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let _busy = self.shared.lifecycle();
         let queues = self.shared.live_queues.load(Ordering::Acquire);
         if queues != 0 {
             return Err(NvmeError::QueuesAlive { queues }.into());
@@ -167,33 +152,25 @@ impl NvmeDevice {
     }
 }
 
-fn open_shared(pci_addr: &str, opts: NvmeOptions) -> Result<Shared> {
-    let bare = pci_addr.strip_prefix("nvme:").unwrap_or(pci_addr);
-    let bdf = PciAddress::parse(bare)?;
+fn open_shared(domain: &Domain, bdf: &PciAddress, opts: NvmeOptions) -> Result<Shared> {
+    let registrar = VfioRegistrar::of(domain, "nvme")?;
+    registrar.check_dma_mask(bdf, DMA_BITS)?;
     let sysfs = Sysfs::system();
-    sysfs.require_present(&bdf)?;
-    // A device in use by another driver is reported as such, whatever it is.
-    if let Binding::Other(driver) = sysfs.binding(&bdf)
-        && !opts.take_from_driver
-    {
-        return Err(VfioError::BoundToOtherDriver { bdf: bdf.to_string(), driver }.into());
-    }
-    let class = read_class(&sysfs, &bdf)?;
-    if class != NVME_CLASS {
-        return Err(NvmeError::NotNvme { bdf: bdf.to_string(), class }.into());
-    }
-    sysfs.bind_vfio_pci(&bdf, opts.take_from_driver)?;
-    let pci = Arc::new(VfioPci::open(&bdf, &sysfs)?);
-    pci.set_command_bits(PCI_COMMAND_MASTER, true)?;
-    let id = DeviceId::next();
-    let stats = Arc::new(Stats::default());
-    let mapper = Arc::new(DmaMapper::new(pci.clone(), stats.clone(), id, DMA_BITS));
-    let page = mapper.page().max(pinio_core::page_size() as u64);
+    sysfs.claim(bdf, opts.take_from_driver, |sysfs, bdf| {
+        let class = sysfs.class(bdf)?;
+        if class != NVME_CLASS {
+            return Err(NvmeError::NotNvme { bdf: bdf.to_string(), class }.into());
+        }
+        Ok(())
+    })?;
+    let claim = registrar.attach(bdf, &sysfs, DMA_BITS)?;
+    claim.set_command_bits(PCI_COMMAND_MASTER, true)?;
+    let page = registrar.register_align().max(pinio_core::page_size() as u64);
 
     // MSI-X before the controller is enabled: the admin completion queue
     // always interrupts (vector 0), and with MSI-X on, nothing is raised
     // on the INTx line.
-    let table = pci.vfio_device().get_irq_info(MSIX_INDEX).map(|i| i.count).unwrap_or(0);
+    let table = claim.msix_vectors();
     if table == 0 {
         return Err(NvmeError::Unsupported { bdf: bdf.to_string(), what: "the device has no MSI-X capability".into() }.into());
     }
@@ -204,11 +181,9 @@ fn open_shared(pci_addr: &str, opts: NvmeOptions) -> Result<Shared> {
     let irqs = (0..want)
         .map(|_| EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(|e| VfioError::Os { what: "eventfd for MSI-X".into(), source: e }))
         .collect::<Result<Vec<_>, _>>()?;
-    pci.vfio_device()
-        .enable_msix(irqs.iter().collect())
-        .map_err(|e| VfioError::Vfio { what: format!("enabling {want} MSI-X vectors of {bdf} (VFIO_DEVICE_SET_IRQS)"), source: e })?;
+    claim.enable_msix(&irqs)?;
 
-    let ctrl = Controller::bring_up(pci, &mapper, page, Duration::from_millis(opts.admin_timeout_ms))?;
+    let ctrl = Controller::bring_up(claim.pci().clone(), domain, page, Duration::from_millis(opts.admin_timeout_ms))?;
     let info = ControllerInfo::parse(&ctrl.identify(cns::CONTROLLER, 0)?)?;
     if info.namespaces < NSID {
         return Err(NvmeError::Identify { what: "controller", reason: "it reports no namespaces".into() }.into());
@@ -235,20 +210,22 @@ fn open_shared(pci_addr: &str, opts: NvmeOptions) -> Result<Shared> {
     let caps = Capabilities {
         backend: "nvme",
         mem_align: 4,
-        register_align: mapper.page(),
+        register_align: registrar.register_align(),
         offset_align: bs,
         len_align: bs,
         max_transfer,
-        max_pinned_bytes: Some(mapper.iova_space()),
+        max_pinned_bytes: registrar.max_registered_bytes(),
         device_size: ns.bytes(),
         completion: opts.completion.into(),
         cpu_copies: false,
         pins_memory: true,
+        max_queue_depth: crate::queue::max_depth(ctrl.cap()),
+        sharing: RegistrationSharing::Domain,
     };
     Ok(Shared {
-        id,
-        caps,
-        stats,
+        ctrl,
+        claim,
+        irqs,
         mode: opts.completion,
         ns,
         info,
@@ -256,9 +233,7 @@ fn open_shared(pci_addr: &str, opts: NvmeOptions) -> Result<Shared> {
         granted,
         live_queues: AtomicUsize::new(0),
         lifecycle: Mutex::new(()),
-        irqs,
-        ctrl,
-        mapper,
+        core: DeviceCore::new(domain.clone(), caps),
     })
 }
 
@@ -269,48 +244,18 @@ fn set_queue_count(ctrl: &Controller, n: u16) -> Result<u16, NvmeError> {
     Ok(nsqa.min(ncqa).saturating_add(1))
 }
 
-fn read_class(sysfs: &Sysfs, bdf: &PciAddress) -> Result<u32, NvmeError> {
-    let path = sysfs.device_dir(bdf).join("class");
-    let text = std::fs::read_to_string(&path).map_err(|source| NvmeError::Sysfs { action: "read", path: path.display().to_string(), source })?;
-    let t = text.trim();
-    u32::from_str_radix(t.strip_prefix("0x").unwrap_or(t), 16).map_err(|_| NvmeError::Sysfs {
-        action: "parse",
-        path: path.display().to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a class code: {t:?}")),
-    })
-}
-
-/// Hands the controller at `pci_addr` back to the kernel: clears its
+/// Hands the controller at `pci` back to the kernel: clears its
 /// `driver_override`, unbinds it from vfio-pci and asks the kernel to probe
-/// it again, so its own driver (`nvme`) takes it. No [`NvmeDevice`] of it
-/// may be open.
-pub fn release_to_kernel(pci_addr: &str) -> Result<()> {
-    let bdf = PciAddress::parse(pci_addr.strip_prefix("nvme:").unwrap_or(pci_addr))?;
-    let sysfs = Sysfs::system();
-    sysfs.require_present(&bdf)?;
-    let dir = sysfs.device_dir(&bdf);
-    let write = |path: std::path::PathBuf, value: &str, action: &'static str| {
-        std::fs::write(&path, value).map_err(|source| NvmeError::Sysfs { action, path: path.display().to_string(), source })
-    };
-    write(dir.join("driver_override"), "\n", "clear")?;
-    if sysfs.binding(&bdf) == Binding::VfioPci {
-        write(dir.join("driver/unbind"), bdf.as_str(), "write the address to")?;
-    }
-    write("/sys/bus/pci/drivers_probe".into(), bdf.as_str(), "write the address to")?;
-    Ok(())
+/// it again, so its own driver (`nvme`) takes it. No VFIO domain may hold
+/// it any more (every [`NvmeDevice`] of it, and its domain's regions and
+/// other devices, dropped): the unbind waits for that.
+pub fn release_to_kernel(pci: &PciAddress) -> Result<()> {
+    Ok(Sysfs::system().release_to_kernel(pci)?)
 }
 
 impl Device for NvmeDevice {
-    fn id(&self) -> DeviceId {
-        self.shared.id
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.shared.caps
-    }
-
-    fn stats(&self) -> StatsSnapshot {
-        self.shared.stats.snapshot()
+    fn core(&self) -> &DeviceCore {
+        &self.shared.core
     }
 
     fn describe(&self) -> String {
@@ -321,34 +266,19 @@ impl Device for NvmeDevice {
         };
         let (maj, min, ter) = s.ctrl.version();
         format!(
-            "nvme:{} ({} {}, NVMe {maj}.{min}.{ter}, namespace {NSID}: {} blocks of {} B, max transfer {} KiB, {} I/O queue pairs, {mode})",
-            s.ctrl.bdf(),
+            "nvme:{} ({} {}, NVMe {maj}.{min}.{ter}, namespace {NSID}: {} blocks of {} B, max transfer {} KiB, {} I/O queue pairs, {mode}, {})",
+            self.pci_address(),
             s.info.model,
             s.info.serial,
             s.ns.blocks,
             s.ns.block_size,
-            s.caps.max_transfer / 1024,
-            s.granted
+            s.core.capabilities().max_transfer / 1024,
+            s.granted,
+            s.core.domain().id()
         )
     }
 
-    fn register(&self, mut buf: DmaBuf) -> Result<Region, RegisterError> {
-        match self.shared.mapper.map(&mut buf) {
-            Ok(key) => {
-                let hook: Arc<dyn pinio_core::Unregister> = self.shared.mapper.clone();
-                // SAFETY: `key` is the live IOMMU mapping of exactly `buf`
-                // made just above; the mapper's `unregister` removes it;
-                // from here on only the region's slices touch the memory.
-                Ok(unsafe { Region::new(self.shared.id, key, buf, hook) })
-            }
-            Err(e) => Err(RegisterError::new(e, buf)),
-        }
-    }
-
     fn queue(&self, depth: usize) -> Result<Box<dyn Queue>> {
-        if depth == 0 {
-            return Err(Error::ZeroLength { what: "queue depth" });
-        }
         Ok(Box::new(self.nvme_queue(depth)?))
     }
 }

@@ -1,20 +1,21 @@
 //! The driver's own DMA memory: queue rings, PRP list pages, Identify
-//! buffers. Mapped through the same IOMMU mapper (and IOVA allocator) as
-//! application regions, and accessed only with volatile reads and writes
-//! because the controller reads and writes it concurrently.
+//! buffers. Mapped into the domain's container with the same IOVA
+//! allocator and mapping budget as application regions
+//! ([`VfioRegistrar::map_driver_memory`]), but not a region: it is accessed
+//! only with volatile reads and writes, because the controller reads and
+//! writes it concurrently.
 
 use crate::cmd::{CQE_BYTES, Cqe, SQE_BYTES, Sqe};
-use pinio_core::{DmaBuf, RegionKey, Result, Unregister};
-use pinio_vfio::DmaMapper;
+use pinio_core::{DmaBuf, Domain, Result};
+use pinio_vfio::VfioRegistrar;
 use std::ptr::NonNull;
-use std::sync::Arc;
 
 /// Zeroed, page-aligned memory mapped into the IOMMU.
 ///
 /// # Invariants
 ///
-/// `ptr` is the start of `buf`'s `len` bytes, mapped at IOVA `key.device_addr`
-/// for as long as this value lives. No Rust reference to the bytes ever
+/// `ptr` is the start of `buf`'s `len` bytes, mapped at IOVA `iova` in the
+/// container of `domain` for as long as this value lives. No Rust reference to the bytes ever
 /// exists: every access is a volatile read or write through `ptr`, since the
 /// controller may write them at any time. On drop the IOMMU mapping is
 /// removed before the memory is freed; if removing it fails, the memory is
@@ -23,8 +24,8 @@ pub(crate) struct DmaMem {
     buf: Option<DmaBuf>,
     ptr: NonNull<u8>,
     len: usize,
-    key: RegionKey,
-    mapper: Arc<DmaMapper>,
+    iova: u64,
+    domain: Domain,
 }
 
 // SAFETY: the memory is owned by this value; all access is volatile through
@@ -34,18 +35,25 @@ unsafe impl Send for DmaMem {}
 unsafe impl Sync for DmaMem {}
 
 impl DmaMem {
-    /// Maps `len` bytes (rounded up to whole pages) of zeroed memory.
-    pub(crate) fn new(mapper: &Arc<DmaMapper>, len: usize) -> Result<DmaMem> {
+    /// Maps `len` bytes (rounded up to whole pages) of zeroed memory for
+    /// the devices of `domain`, a VFIO domain.
+    pub(crate) fn new(domain: &Domain, len: usize) -> Result<DmaMem> {
+        let registrar = VfioRegistrar::of(domain, "nvme")?;
         let mut buf = DmaBuf::builder(len).populate(true).build()?;
-        let key = mapper.map(&mut buf)?;
-        let ptr = NonNull::new(buf.as_mut_ptr()).expect("DmaBuf memory is never null");
+        let ptr = NonNull::new(buf.as_mut_ptr()).ok_or(pinio_core::Error::ZeroLength { what: "DMA memory" })?;
+        // SAFETY: map_driver_memory's contract: no reference to the bytes is
+        // live (the builder's are gone; only `ptr` is kept), and from here on
+        // they are reached only through `ptr` with volatile accesses (this
+        // type's invariant) until the unmap in `drop`, which leaks the buffer
+        // if the unmap fails.
+        let iova = unsafe { registrar.map_driver_memory(&mut buf) }?;
         let len = buf.len();
-        Ok(DmaMem { buf: Some(buf), ptr, len, key, mapper: mapper.clone() })
+        Ok(DmaMem { buf: Some(buf), ptr, len, iova, domain: domain.clone() })
     }
 
     /// The IOVA of the first byte.
     pub(crate) fn iova(&self) -> u64 {
-        self.key.device_addr
+        self.iova
     }
 
     /// Length in bytes.
@@ -118,11 +126,12 @@ impl DmaMem {
 
 impl Drop for DmaMem {
     fn drop(&mut self) {
-        if let Some(buf) = self.buf.take()
-            && self.mapper.unregister(self.key, &buf).is_err()
-        {
-            // Still mapped: the device could reach it, so never free it.
-            std::mem::forget(buf);
+        if let Some(buf) = self.buf.take() {
+            let unmapped = VfioRegistrar::of(&self.domain, "nvme").and_then(|r| r.unmap_driver_memory(self.iova, &buf));
+            if unmapped.is_err() {
+                // Still mapped: the device could reach it, so never free it.
+                std::mem::forget(buf);
+            }
         }
     }
 }

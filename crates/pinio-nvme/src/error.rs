@@ -106,17 +106,6 @@ pub enum NvmeError {
         #[source]
         source: pinio_core::Error,
     },
-    /// Writing a sysfs file to hand the device back to the kernel failed.
-    #[error("{action} {path}: {source}; run as root")]
-    Sysfs {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl NvmeError {

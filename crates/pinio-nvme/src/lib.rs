@@ -4,12 +4,15 @@
 //!
 //! # How it works
 //!
-//! [`NvmeDevice::open`] binds the controller to vfio-pci (reusing the
-//! [`pinio_vfio`] crate's binding, container, BAR and IOMMU-mapping
-//! pieces), resets it, puts the admin queue pair in IOMMU-mapped memory,
-//! enables it, reads Identify Controller and Identify Namespace 1, and asks
-//! for I/O queue pairs (Set Features, Number of Queues). Each pinio
-//! [`pinio_core::Queue`] is then one I/O submission/completion queue pair.
+//! [`NvmeDevice::open`] binds the controller to vfio-pci, opens it in a
+//! VFIO domain (the [`pinio_vfio`] platform: one container, one IOMMU
+//! address space, shared by every PCI device opened in it), resets it, puts
+//! the admin queue pair in IOMMU-mapped memory, enables it, reads Identify
+//! Controller and Identify Namespace 1, and asks for I/O queue pairs (Set
+//! Features, Number of Queues). Each pinio [`pinio_core::Queue`] is then
+//! one I/O submission/completion queue pair. [`NvmeDevice::open_in`] opens
+//! the controller in an existing domain, e.g. next to an edu device: a
+//! region registered once is reached by both at one IOVA.
 //!
 //! An [`pinio_core::Op`] becomes one NVMe Read or Write: the slice's IOVA
 //! range is described with PRP entries ([`prp`]); the device offset and
@@ -21,7 +24,7 @@
 //! ```no_run
 //! use pinio_core::Device;
 //! use pinio_nvme::{NvmeDevice, NvmeOptions};
-//! let nvme = NvmeDevice::open("nvme:0000:00:02.0", NvmeOptions { take_from_driver: true, ..Default::default() })?;
+//! let nvme = NvmeDevice::open(&"0000:00:02.0".parse()?, NvmeOptions { take_from_driver: true, ..Default::default() })?;
 //! let region = nvme.alloc(1 << 20)?;
 //! let mut q = nvme.queue(32)?;
 //! let mut s = region.slice(0, 4096)?;
@@ -51,9 +54,10 @@ pub mod prp;
 mod queue;
 pub mod regs;
 pub mod ring;
+mod shared;
 mod status;
 
-pub use device::{NvmeDevice, release_to_kernel};
+pub use device::{DMA_BITS, NvmeDevice, release_to_kernel};
 pub use error::NvmeError;
 pub use identify::{ControllerInfo, NamespaceInfo};
 pub use options::{CompletionMode, NvmeOptions};

@@ -1,11 +1,11 @@
 //! A pinio [`Queue`] on one NVMe I/O submission/completion queue pair.
 
 use crate::cmd::{CQE_BYTES, Cqe, SQE_BYTES, Sqe, nvm_op};
-use crate::device::{NSID, Shared};
 use crate::dma::DmaMem;
 use crate::error::NvmeError;
 use crate::prp::Prps;
 use crate::ring::{CqRing, SqRing};
+use crate::shared::{NSID, Shared};
 use crate::{CompletionMode, regs};
 use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -16,6 +16,13 @@ use std::time::{Duration, Instant};
 /// How long a wait may see no completion at all before the controller is
 /// declared hung.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The deepest queue a controller with capabilities `cap` allows: a queue
+/// pair of `depth + 1` entries (a submission queue holds one command less
+/// than its entries) within CAP.MQES and the 16-bit queue size.
+pub(crate) fn max_depth(cap: regs::Cap) -> usize {
+    cap.max_queue_entries.min(u16::MAX as u32).max(2) as usize - 1
+}
 
 /// What occupies a command slot.
 enum Slot {
@@ -53,18 +60,16 @@ pub struct NvmeQueue {
 }
 
 impl NvmeQueue {
+    /// A queue pair of `depth` commands, `depth` checked by
+    /// [`pinio_core::DeviceCore::queue_depth`] (at most [`max_depth`]).
     pub(crate) fn new(shared: Arc<Shared>, depth: usize) -> Result<NvmeQueue> {
-        if depth == 0 {
-            return Err(Error::ZeroLength { what: "queue depth" });
-        }
-        let max = shared.ctrl.cap().max_queue_entries.min(u16::MAX as u32) as usize;
-        let entries = depth.saturating_add(1).min(max) as u16;
-        let capacity = entries as usize - 1;
+        let capacity = depth.min(max_depth(shared.ctrl.cap()));
+        let entries = (capacity + 1) as u16;
         let page = shared.ctrl.page() as usize;
         let qid = shared.take_qid()?;
         // From here on, failures give the qid back.
         let made = (|| -> Result<(DmaMem, DmaMem, DmaMem)> {
-            let m = &shared.mapper;
+            let m = shared.core.domain();
             let c = crate::controller::core_to_nvme;
             Ok((
                 DmaMem::new(m, entries as usize * SQE_BYTES).map_err(c)?,
@@ -80,7 +85,7 @@ impl NvmeQueue {
             }
         };
         let irq = shared.mode == CompletionMode::Interrupt;
-        let busy = shared.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let busy = shared.lifecycle();
         let ctrl = &shared.ctrl;
         let r = ctrl
             .admin_cmd(Sqe::create_cq(0, qid, entries, cq.iova(), irq, if irq { qid } else { 0 }), || format!("Create I/O Completion Queue {qid} ({entries} entries)"))
@@ -129,16 +134,20 @@ impl NvmeQueue {
     /// queue, after the checks (without the device bounds check when
     /// `in_bounds` is false).
     fn push_inner(&mut self, op: Op, in_bounds: bool) -> Result<(), Rejected> {
-        let checked = if in_bounds {
-            self.shared.caps.check(self.shared.id, &op)
+        let core = &self.shared.core;
+        let op = if in_bounds {
+            core.admit(op, Queue::in_flight(self), self.slots.len())?
         } else {
-            let mut caps = self.shared.caps.clone();
+            if Queue::in_flight(self) >= self.slots.len() {
+                return Err(Rejected { error: Error::QueueFull { capacity: self.slots.len() }, op });
+            }
+            let mut caps = core.capabilities().clone();
             caps.device_size = u64::MAX;
-            caps.check(self.shared.id, &op)
+            if let Err(error) = caps.check(core.domain_id(), &op) {
+                return Err(Rejected { error, op });
+            }
+            op
         };
-        if let Err(error) = checked {
-            return Err(Rejected { error, op });
-        }
         if self.in_flight >= self.slots.len() || self.sq_ring.is_full() {
             return Err(Rejected { error: Error::QueueFull { capacity: self.slots.len() }, op });
         }
@@ -149,7 +158,10 @@ impl NvmeQueue {
                 return Err(Rejected { error, op });
             }
         };
-        let slot = self.free.pop().expect("a free slot exists while in_flight < capacity");
+        let Some(slot) = self.free.pop() else {
+            // Never while in_flight < capacity; refused rather than trusted.
+            return Err(Rejected { error: Error::QueueFull { capacity: self.slots.len() }, op });
+        };
         let list_off = slot as usize * self.page() as usize;
         for (i, entry) in prps.list_entries(self.page()).enumerate() {
             self.lists.as_ref().expect("lists live until drop").write64(list_off + 8 * i, entry);
@@ -234,24 +246,17 @@ impl NvmeQueue {
         };
         self.free.push(cqe.cid);
         self.in_flight -= 1;
-        let stats = &self.shared.stats;
         let len = op.slice.len();
         let result = match cqe.status {
-            None => {
-                match op.dir {
-                    Direction::Read => stats.read(len as u64),
-                    Direction::Write => stats.written(len as u64),
-                }
-                Ok(len)
-            }
+            None => Ok(len),
             Some(status) => {
-                stats.failed();
                 let bs = self.shared.ns.block_size as u64;
                 let verb = if op.dir == Direction::Read { "read" } else { "write" };
                 let command = format!("{verb} of {} block(s) at LBA {:#x} of namespace {NSID}", len as u64 / bs, op.dev_offset / bs);
                 Err(NvmeError::Command { command, status }.into())
             }
         };
+        self.shared.core.record(op.dir, &result);
         Some(Some(Completion::of(op, result)))
     }
 
@@ -288,7 +293,9 @@ impl NvmeQueue {
         if self.in_flight >= self.slots.len() || self.sq_ring.is_full() {
             return Err(Error::QueueFull { capacity: self.slots.len() });
         }
-        let slot = self.free.pop().expect("a free slot exists while in_flight < capacity");
+        let Some(slot) = self.free.pop() else {
+            return Err(Error::QueueFull { capacity: self.slots.len() });
+        };
         self.write_command(&Sqe::flush(slot, NSID));
         self.slots[slot as usize] = Slot::Flush;
         self.submit()?;

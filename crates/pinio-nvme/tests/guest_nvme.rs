@@ -4,122 +4,16 @@
 //! and hands the controller back, so /dev/nvme0n1 (an ext4 scratch disk)
 //! is as it was for whatever runs next.
 
+mod common;
+
+use common::{TAKE_IRQ, TAKE_POLL, Taken, driver_of, edu_addr, give_back, lock, nvme_addr};
 use pinio_core::{Completion, Device, Error, Op, Queue, conformance};
-use pinio_nvme::{CompletionMode, NvmeDevice, NvmeError, NvmeOptions, release_to_kernel};
+use pinio_nvme::{NvmeDevice, NvmeError, NvmeOptions};
+use pinio_vfio::{PciAddress, VfioError};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-const TAKE_POLL: NvmeOptions = NvmeOptions { take_from_driver: true, completion: CompletionMode::Poll, io_queues: 8, admin_timeout_ms: 20_000 };
-const TAKE_IRQ: NvmeOptions = NvmeOptions { completion: CompletionMode::Interrupt, ..TAKE_POLL };
-
-fn nvme_addr() -> String {
-    assert_eq!(std::env::var("PINIO_GUEST").as_deref(), Ok("1"), "guest tests run in the QEMU guest: cargo xtask test");
-    let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
-        .expect("sysfs")
-        .filter_map(|e| e.ok())
-        .filter(|e| std::fs::read_to_string(e.path().join("class")).is_ok_and(|c| c.trim() == "0x010802"))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    found.sort();
-    found.into_iter().next().expect("no NVMe controller (class 0x010802) on the guest's PCI bus")
-}
-
-fn driver_of(bdf: &str) -> Option<String> {
-    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf).join("driver")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-}
-
-/// One controller, one test at a time.
-fn lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Hands the controller back to the kernel and waits until nvme has it.
-fn give_back(bdf: &str) {
-    release_to_kernel(bdf).unwrap_or_else(|e| panic!("handing {bdf} back to the kernel: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while driver_of(bdf).as_deref() != Some("nvme") {
-        assert!(Instant::now() < deadline, "{bdf} did not rebind to nvme (driver now {:?})", driver_of(bdf));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The controller, taken for one test; saved ranges are written back and
-/// the controller returned to the kernel when this is dropped.
-struct Taken {
-    dev: Option<NvmeDevice>,
-    bdf: String,
-    saved: Vec<(u64, Vec<u8>)>,
-    _guard: MutexGuard<'static, ()>,
-}
-
-impl Taken {
-    fn new(opts: NvmeOptions) -> Taken {
-        let guard = lock();
-        let bdf = nvme_addr();
-        let dev = NvmeDevice::open(&bdf, opts).unwrap_or_else(|e| panic!("opening {bdf}: {e}"));
-        Taken { dev: Some(dev), bdf, saved: Vec::new(), _guard: guard }
-    }
-
-    fn dev(&self) -> &NvmeDevice {
-        self.dev.as_ref().expect("open until drop")
-    }
-
-    /// Reads and keeps `[off, off + len)` so that drop restores it.
-    fn save(&mut self, off: u64, len: u64) {
-        let data = read_bytes(self.dev(), off, len);
-        self.saved.push((off, data));
-    }
-}
-
-impl Drop for Taken {
-    fn drop(&mut self) {
-        if let Some(dev) = self.dev.take() {
-            for (off, data) in self.saved.drain(..).rev() {
-                write_bytes(&dev, off, &data);
-            }
-            dev.flush().expect("flush after restoring");
-            drop(dev);
-        }
-        if !std::thread::panicking() {
-            give_back(&self.bdf);
-        } else {
-            let _ = release_to_kernel(&self.bdf);
-        }
-    }
-}
-
-/// Reads `len` bytes at `off` through the driver, in max-transfer chunks.
-fn read_bytes(dev: &NvmeDevice, off: u64, len: u64) -> Vec<u8> {
-    let max = dev.capabilities().max_transfer;
-    let region = dev.alloc(max as usize).expect("alloc");
-    let mut q = dev.queue(1).expect("queue");
-    let mut out = Vec::with_capacity(len as usize);
-    let mut at = 0;
-    while at < len {
-        let n = (len - at).min(max);
-        let s = region.slice(0, n as usize).expect("slice");
-        let (_, s) = q.read_at(s, off + at).unwrap_or_else(|e| panic!("read {n} at {:#x}: {e}", off + at));
-        out.extend_from_slice(&s);
-        at += n;
-    }
-    out
-}
-
-fn write_bytes(dev: &NvmeDevice, off: u64, data: &[u8]) {
-    let max = dev.capabilities().max_transfer as usize;
-    let region = dev.alloc(max).expect("alloc");
-    let mut q = dev.queue(1).expect("queue");
-    for (i, chunk) in data.chunks(max).enumerate() {
-        let mut s = region.slice(0, chunk.len()).expect("slice");
-        s.copy_from_slice(chunk);
-        let at = off + (i * max) as u64;
-        q.write_at(s, at).unwrap_or_else(|e| panic!("write {} at {at:#x}: {e}", chunk.len()));
-    }
-}
 
 /// The last `len` bytes of the namespace: the scratch window of the
 /// conformance runs.
@@ -138,10 +32,10 @@ fn refuses_the_kernel_drivers_disk_unless_told_to_take_it() {
     let s = e.to_string();
     assert!(s.contains("\"nvme\"") && s.contains("take_from_driver"), "{s}");
     assert_eq!(driver_of(&bdf).as_deref(), Some("nvme"), "left bound");
-    let e = NvmeDevice::open("nvme:0000:00:1f.7", TAKE_POLL).expect_err("no such device");
+    let absent: PciAddress = "0000:00:1f.7".parse().unwrap();
+    let e = NvmeDevice::open(&absent, TAKE_POLL).expect_err("no such device");
+    assert!(matches!(VfioError::find(&e), Some(VfioError::DeviceAbsent { .. })), "{e}");
     assert!(e.to_string().contains("0000:00:1f.7"), "{e}");
-    let e = NvmeDevice::open("nvme:00:02.0", TAKE_POLL).expect_err("not a full address");
-    assert!(e.to_string().contains("DDDD:BB:DD.F"), "{e}");
 }
 
 /// Another kind of PCI device (QEMU's edu) is refused before anything is
@@ -149,12 +43,7 @@ fn refuses_the_kernel_drivers_disk_unless_told_to_take_it() {
 #[test]
 fn refuses_a_device_that_is_not_nvme() {
     let _g = lock();
-    let edu = std::fs::read_dir("/sys/bus/pci/devices")
-        .unwrap()
-        .flatten()
-        .find(|e| std::fs::read_to_string(e.path().join("device")).is_ok_and(|d| d.trim() == "0x11e8"))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .expect("the guest has QEMU's edu (1234:11e8)");
+    let edu = edu_addr();
     let before = driver_of(&edu);
     let e = NvmeDevice::open(&edu, TAKE_POLL).expect_err("edu is not an NVMe controller");
     assert!(matches!(NvmeError::find(&e), Some(NvmeError::NotNvme { .. })), "{e}");
@@ -162,8 +51,8 @@ fn refuses_a_device_that_is_not_nvme() {
     assert_eq!(driver_of(&edu), before, "binding untouched");
 }
 
-fn kernel_namespace_sectors(bdf: &str) -> Option<u64> {
-    let ctrl_dir = Path::new("/sys/bus/pci/devices").join(bdf).join("nvme");
+fn kernel_namespace_sectors(bdf: &PciAddress) -> Option<u64> {
+    let ctrl_dir = Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("nvme");
     for c in std::fs::read_dir(ctrl_dir).ok()?.flatten() {
         for n in std::fs::read_dir(c.path()).ok()?.flatten() {
             let name = n.file_name().to_string_lossy().into_owned();
@@ -211,6 +100,12 @@ fn brings_up_and_identifies_namespace_1() {
     assert_eq!(dev.controller_info().vid, 0x1b36);
     assert!(dev.queue_pairs() >= 1);
     assert!(dev.describe().starts_with("nvme:"));
+    assert_eq!((caps.max_queue_depth, caps.sharing), (2047, pinio_core::RegistrationSharing::Domain));
+    let reg = dev.registrar().unwrap();
+    assert_eq!((reg.dma_bits(), reg.devices()), (28, vec![t.bdf]));
+    // The admin queues and Identify buffer are the driver's own mappings, not regions.
+    let st = reg.vfio_stats();
+    assert_eq!((st.mappings, dev.stats().pins), (3, 0), "{st:?}");
 }
 
 #[test]
@@ -425,8 +320,12 @@ fn queue_full_back_pressure() {
         q.wait(1, &mut out).unwrap();
     }
     assert_eq!((issued, completed), (200, 200));
-    // A depth beyond what the controller allows is capped, not refused.
-    let big = dev.queue(100_000).unwrap();
+    // A depth beyond what the controller allows (MQES: 2048 entries, one
+    // kept empty) is refused with the limit; the limit itself works.
+    let e = dev.queue(100_000).err().expect("deeper than the controller allows");
+    assert!(matches!(e, Error::QueueTooDeep { depth: 100_000, max: 2047 }), "{e}");
+    drop(q);
+    let big = dev.queue(2047).unwrap();
     assert_eq!(big.capacity(), 2047);
 }
 

@@ -11,7 +11,7 @@ use std::io;
 #[non_exhaustive]
 pub enum VfioError {
     /// The string is not a PCI address.
-    #[error("{given:?} is not a PCI address; give DDDD:BB:DD.F (hex domain, bus, device < 0x20, function < 8), optionally prefixed with vfio:, e.g. vfio:0000:00:03.0")]
+    #[error("{given:?} is not a PCI address; give DDDD:BB:DD.F (hex domain, bus, device < 0x20, function < 8), e.g. 0000:00:03.0")]
     InvalidAddress {
         /// What was given.
         given: String,
@@ -80,7 +80,7 @@ pub enum VfioError {
         bdf: String,
     },
     /// The IOMMU group is already open (in this or another process).
-    #[error("IOMMU group {group} of {bdf} is already in use (opened by this or another process); close the other user first")]
+    #[error("IOMMU group {group} of {bdf} is already in use (by another VFIO domain of this process, or another process); close the other user first: a device stays in its domain until the domain's last device, region and handle are gone")]
     GroupBusy {
         /// The address.
         bdf: String,
@@ -138,13 +138,13 @@ pub enum VfioError {
         expected: u32,
     },
     /// No free IOVA range is large enough.
-    #[error("no free IOVA range of {len:#x} bytes (aligned to {align:#x}) is left below the device's DMA limit {limit:#x} (largest free range {largest_free:#x} bytes); register less memory or unregister regions")]
+    #[error("no free IOVA range of {len:#x} bytes (aligned to {align:#x}) is left below the domain's DMA limit {limit:#x} (largest free range {largest_free:#x} bytes); register less memory or unregister regions")]
     IovaExhausted {
         /// The length asked for.
         len: u64,
         /// The alignment asked for.
         align: u64,
-        /// The device's DMA address limit (exclusive).
+        /// The domain's DMA address limit (exclusive).
         limit: u64,
         /// The largest free range.
         largest_free: u64,
@@ -176,6 +176,32 @@ pub enum VfioError {
         /// The crate's error.
         #[source]
         source: vfio_ioctls::VfioError,
+    },
+    /// The domain has no device yet, so its IOMMU address space does not
+    /// exist.
+    #[error("this VFIO domain has no device yet: a container gets its IOMMU address space only when a device's group joins it; open a device in the domain before registering memory")]
+    NoDevice,
+    /// The device cannot reach every IOVA the domain hands out.
+    #[error("PCI device {bdf} reaches only {device_bits}-bit IOVAs, but this domain hands out IOVAs below 2^{domain_bits}; open it in a domain made with VfioDomainOptions {{ dma_bits: {device_bits} }} or less")]
+    DmaMaskTooSmall {
+        /// The address.
+        bdf: String,
+        /// The device's DMA address bits.
+        device_bits: u32,
+        /// The domain's DMA limit in bits.
+        domain_bits: u32,
+    },
+    /// The device is already open in this domain.
+    #[error("PCI device {bdf} is already open in this VFIO domain; use that device (it is Send + Sync) or drop it first")]
+    DeviceInUse {
+        /// The address.
+        bdf: String,
+    },
+    /// A domain DMA limit that makes no sense.
+    #[error("a VFIO domain's DMA limit must be 21 to 64 bits (room above the 1 MiB floor), not {bits}")]
+    DmaBits {
+        /// The bits asked for.
+        bits: u32,
     },
     /// A DMA did not finish in time; bus mastering was switched off.
     #[error("{bdf}: DMA did not complete within {ms} ms; bus mastering was switched off so the device can no longer touch memory; reopen the device")]

@@ -2,7 +2,7 @@
 //!
 //! The usable space is what the IOMMU reports (`VFIO_IOMMU_GET_INFO` IOVA
 //! ranges, which exclude e.g. the x86 MSI window at 0xfee00000), cut to the
-//! device's DMA mask (edu: 28 bits) and to a low base that keeps IOVA 0 out
+//! domain's DMA limit (default 28 bits, edu's mask) and to a low base that keeps IOVA 0 out
 //! of use, in units of the IOMMU's smallest page. Allocation is first fit
 //! with an alignment; freeing coalesces neighbours. IOVAs are deliberately
 //! not the virtual addresses (DPDK's "IOVA as VA"): QEMU's VT-d emulation
@@ -105,6 +105,25 @@ impl IovaAllocator {
         }
     }
 
+    /// Keeps only the free space inside the inclusive `ranges` (the IOMMU
+    /// reported narrower ranges after another device joined); allocations
+    /// are untouched. The total shrinks by what was dropped.
+    pub fn restrict(&mut self, ranges: &[(u64, u64)]) {
+        let before = self.free_bytes();
+        let old = std::mem::take(&mut self.free);
+        for (s, e) in old {
+            for &(first, last) in ranges {
+                let start = s.max(first);
+                let end = e.min(last.saturating_add(1));
+                let (Some(start), end) = (pinio_core::align_up(start, self.page), pinio_core::align_down(end, self.page)) else { continue };
+                if start < end {
+                    self.insert(start, end);
+                }
+            }
+        }
+        self.total -= before - self.free_bytes();
+    }
+
     fn insert(&mut self, mut start: u64, mut end: u64) {
         if let Some((&ps, &pe)) = self.free.range(..=start).next_back()
             && pe >= start
@@ -196,6 +215,20 @@ mod tests {
         assert_eq!(iova_align(0x7f00_0020_0000, MIB, bitmap), 4096, "smaller than a huge page");
         assert_eq!(iova_align(0x4000_0000, 1 << 31, bitmap), 1 << 30);
         assert_eq!(iova_align(0x1000, 4096, 0), 4096);
+    }
+
+    #[test]
+    fn restricting_keeps_allocations_and_drops_free_space_outside() {
+        let mut a = IovaAllocator::new(&[(0, u64::MAX)], 0x1000, 0x100_0000, 4096);
+        let x = a.alloc(0x1000, 4096).unwrap();
+        a.restrict(&[(0, 0x7f_ffff), (0x90_0000, 0x9f_ffff)]);
+        assert_eq!(a.total(), 0x80_0000 - 0x1000 + 0x10_0000);
+        assert_eq!(a.free_bytes(), a.total() - 0x1000);
+        let y = a.alloc(0x10_0000, 4096).unwrap();
+        assert!(y + 0x10_0000 <= 0x80_0000 || (y >= 0x90_0000 && y + 0x10_0000 <= 0xa0_0000), "{y:#x}");
+        a.free(x, 0x1000);
+        a.free(y, 0x10_0000);
+        assert_eq!(a.free_bytes(), a.total());
     }
 
     proptest! {

@@ -1,5 +1,5 @@
-//! pinio's VFIO backend: a userspace driver for QEMU's `edu` DMA device,
-//! with registered memory mapped into the IOMMU.
+//! pinio's VFIO platform: PCI devices driven from userspace, behind an
+//! IOMMU, in registration domains that are VFIO containers.
 //!
 //! # How DMA into user memory works under an IOMMU
 //!
@@ -19,31 +19,26 @@
 //!   registers) and interrupts (routed to eventfds);
 //! - `VFIO_IOMMU_MAP_DMA` maps a range of this process's memory at an IOVA:
 //!   the kernel pins the pages (they can no longer move or be swapped) and
-//!   writes IOMMU page-table entries. The device can reach *only* mapped
-//!   IOVAs; anything else faults in the IOMMU and never reaches memory.
+//!   writes IOMMU page-table entries. The devices of the container reach
+//!   *only* mapped IOVAs; anything else faults in the IOMMU.
 //!
-//! In pinio's model, [`pinio_core::Device::register`] is that map: a
-//! region gets an IOVA from an allocator that respects the IOMMU's reported
-//! ranges and page sizes and the device's DMA mask (edu's is 28 bits), in
-//! one mapping however large. Dropping the last handle and slice of a
-//! region unmaps it; because queues own the slices of operations in flight,
-//! that can only happen when no DMA uses the region.
+//! # The container is the domain
 //!
-//! # Example
+//! A pinio [`Domain`](pinio_core::Domain) made by [`VfioRegistrar::domain`]
+//! is one container. Every device a driver opens in it
+//! ([`VfioRegistrar::attach`]) has its group join that container, so a
+//! region is mapped once, at one IOVA, for all of them: an NVMe controller
+//! reads a block into a region and edu DMAs the same bytes on, with one
+//! `VFIO_IOMMU_MAP_DMA` and no CPU copy. IOVAs come from one allocator for
+//! the domain, below the domain's DMA limit ([`VfioDomainOptions::dma_bits`],
+//! default 28 bits, the smallest mask of pinio's drivers); a device that
+//! reaches fewer bits is refused at open ([`VfioError::DmaMaskTooSmall`]).
 //!
-//! ```no_run
-//! use pinio_core::{Device, Op};
-//! use pinio_vfio::{EduDevice, VfioOptions};
-//! let edu = EduDevice::open("vfio:0000:00:03.0", VfioOptions::default())?;
-//! let region = edu.alloc(4096)?;
-//! let mut q = edu.queue(4)?;
-//! let mut s = region.slice(0, 5)?;
-//! s.copy_from_slice(b"hello");
-//! let (_, s) = q.write_at(s, 0)?; // edu's DMA engine reads the slice
-//! let (_, s) = q.read_at(s, 0)?;  // and writes it back
-//! assert_eq!(&s[..], b"hello");
-//! # Ok::<(), pinio_core::Error>(())
-//! ```
+//! The drivers live in their own crates: `pinio-edu` (QEMU's edu DMA
+//! device, the `vfio:` backend) and `pinio-nvme`. This crate is what they
+//! share: [`PciAddress`], [`Sysfs`] (identify, bind to vfio-pci), the
+//! registrar (container, IOMMU limits, IOVA allocation, DMA mapping),
+//! [`VfioPci`] (config space, BAR0, interrupts) and [`Bar`].
 //!
 //! # Platform support
 //!
@@ -53,25 +48,25 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod address;
 mod bar;
-mod edu;
+mod claim;
 mod error;
 mod iommu_info;
 mod iova;
-mod mapper;
 mod options;
 mod pci;
+mod registrar;
+mod space;
 mod vfio_pci;
 
-pub use edu::EduDevice;
-pub use edu::regs as edu_regs;
+pub use address::PciAddress;
+pub use bar::Bar;
+pub use claim::DeviceClaim;
 pub use error::VfioError;
 pub use iommu_info::IommuInfo;
 pub use iova::{IovaAllocator, iova_align};
-pub use options::{CompletionMode, VfioOptions};
-pub use pci::PciAddress;
-// Building blocks for other VFIO drivers (pinio-nvme).
-pub use bar::Bar;
-pub use mapper::DmaMapper;
+pub use options::{CompletionMode, DEFAULT_DMA_BITS, VfioDomainOptions};
 pub use pci::{Binding, Sysfs};
+pub use registrar::{VfioRegistrar, VfioStats};
 pub use vfio_pci::{PCI_COMMAND_MASTER, VfioPci};

@@ -1,4 +1,4 @@
-//! How to open a device.
+//! Options shared by VFIO drivers and domains.
 
 /// How completions of a VFIO device are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,14 +20,24 @@ impl From<CompletionMode> for pinio_core::CompletionMode {
     }
 }
 
-/// Options of [`crate::EduDevice::open`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct VfioOptions {
-    /// Unbind the device from another kernel driver to take it. Off by
-    /// default: a device bound to a driver is in use, and taking it away
-    /// (a disk, a network card) is refused with
-    /// [`crate::VfioError::BoundToOtherDriver`].
-    pub take_from_driver: bool,
-    /// Interrupt (MSI) or polled completions.
-    pub completion: CompletionMode,
+/// The DMA limit of a domain made with [`VfioDomainOptions::default`]: 28
+/// bits (256 MiB), the smallest DMA mask of pinio's drivers (QEMU's edu),
+/// so that every pinio driver can join a default domain.
+pub const DEFAULT_DMA_BITS: u32 = 28;
+
+/// Options of a VFIO domain ([`crate::VfioRegistrar::domain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VfioDomainOptions {
+    /// Every IOVA the domain hands out lies below `2^dma_bits`. A region is
+    /// mapped once for every device of the domain, so its IOVA must suit the
+    /// device with the smallest DMA mask: devices that reach fewer bits are
+    /// refused at open ([`crate::VfioError::DmaMaskTooSmall`]). Default
+    /// [`DEFAULT_DMA_BITS`]; 21..=64.
+    pub dma_bits: u32,
+}
+
+impl Default for VfioDomainOptions {
+    fn default() -> Self {
+        VfioDomainOptions { dma_bits: DEFAULT_DMA_BITS }
+    }
 }

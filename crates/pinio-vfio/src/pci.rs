@@ -1,49 +1,12 @@
-//! PCI addresses and the sysfs side of VFIO: identifying a device, finding
-//! its IOMMU group, and binding it to `vfio-pci`.
+//! The sysfs side of VFIO: identifying a device, finding its IOMMU group,
+//! and binding it to `vfio-pci`.
 //!
 //! Binding uses the kernel's documented sysfs interface
 //! (Documentation/ABI/testing/sysfs-bus-pci): write the driver's name to
 //! `devices/BDF/driver_override`, then the address to `drivers_probe`.
 
-use crate::VfioError;
-use std::fmt;
+use crate::{PciAddress, VfioError};
 use std::path::{Path, PathBuf};
-
-/// A full PCI address `DDDD:BB:DD.F`, in the lower-case form sysfs uses.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PciAddress(String);
-
-impl PciAddress {
-    /// Parses `DDDD:BB:DD.F` or `vfio:DDDD:BB:DD.F`.
-    ///
-    /// ```
-    /// use pinio_vfio::PciAddress;
-    /// assert_eq!(PciAddress::parse("vfio:0000:00:0A.0")?.as_str(), "0000:00:0a.0");
-    /// assert!(PciAddress::parse("00:03.0").is_err());
-    /// # Ok::<(), pinio_vfio::VfioError>(())
-    /// ```
-    pub fn parse(s: &str) -> Result<PciAddress, VfioError> {
-        let bare = s.strip_prefix("vfio:").unwrap_or(s);
-        let invalid = || VfioError::InvalidAddress { given: s.to_string() };
-        // The core's target parser owns the address grammar.
-        let t = pinio_core::Target::parse(&format!("vfio:{bare}")).map_err(|_| invalid())?;
-        if t.location != bare {
-            return Err(invalid());
-        }
-        Ok(PciAddress(bare.to_ascii_lowercase()))
-    }
-
-    /// The address as sysfs spells it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for PciAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Which driver a device is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +38,7 @@ impl Sysfs {
 
     /// `/sys/bus/pci/devices/BDF`.
     pub fn device_dir(&self, bdf: &PciAddress) -> PathBuf {
-        self.root.join("bus/pci/devices").join(bdf.as_str())
+        self.root.join("bus/pci/devices").join(bdf.to_string())
     }
 
     fn read(&self, path: &Path) -> Result<String, VfioError> {
@@ -132,6 +95,56 @@ impl Sysfs {
             .ok_or_else(|| VfioError::NoIommuGroup { bdf: bdf.to_string() })
     }
 
+    /// The PCI class code (`0x010802` for an NVMe controller).
+    pub fn class(&self, bdf: &PciAddress) -> Result<u32, VfioError> {
+        let path = self.device_dir(bdf).join("class");
+        let text = self.read(&path)?;
+        let t = text.trim();
+        u32::from_str_radix(t.strip_prefix("0x").unwrap_or(t), 16).map_err(|_| VfioError::Sysfs {
+            action: "parse",
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a class code: {t:?}")),
+        })
+    }
+
+    /// The steps every driver takes before opening a device through VFIO:
+    /// the device must exist; a device bound to another kernel driver is
+    /// refused ([`VfioError::BoundToOtherDriver`]) unless `take`; then
+    /// `is_mine` checks that it is the driver's kind of device (ids, class)
+    /// *before* anything is unbound, so a disk is never taken by mistake;
+    /// finally it is bound to vfio-pci.
+    pub fn claim(
+        &self,
+        bdf: &PciAddress,
+        take: bool,
+        is_mine: impl FnOnce(&Sysfs, &PciAddress) -> pinio_core::Result<()>,
+    ) -> pinio_core::Result<()> {
+        self.require_present(bdf)?;
+        // A device in use by another driver is reported as such, whatever it is.
+        if let Binding::Other(driver) = self.binding(bdf)
+            && !take
+        {
+            return Err(VfioError::BoundToOtherDriver { bdf: bdf.to_string(), driver }.into());
+        }
+        is_mine(self, bdf)?;
+        self.bind_vfio_pci(bdf, take)?;
+        Ok(())
+    }
+
+    /// Hands the device back to the kernel: clears its `driver_override`,
+    /// unbinds it from vfio-pci and asks the kernel to probe it again, so
+    /// its own driver takes it. Nothing may have it open through VFIO (the
+    /// unbind waits for that).
+    pub fn release_to_kernel(&self, bdf: &PciAddress) -> Result<(), VfioError> {
+        self.require_present(bdf)?;
+        let dir = self.device_dir(bdf);
+        self.write(&dir.join("driver_override"), "\n", "clear")?;
+        if self.binding(bdf) == Binding::VfioPci {
+            self.write(&dir.join("driver/unbind"), &bdf.to_string(), "write the address to")?;
+        }
+        self.write(&self.root.join("bus/pci/drivers_probe"), &bdf.to_string(), "write the address to")
+    }
+
     /// Makes sure the device is bound to vfio-pci: binds it when unbound,
     /// unbinds it from another driver only when `take` is set.
     pub fn bind_vfio_pci(&self, bdf: &PciAddress, take: bool) -> Result<(), VfioError> {
@@ -140,7 +153,7 @@ impl Sysfs {
             Binding::Other(driver) if !take => return Err(VfioError::BoundToOtherDriver { bdf: bdf.to_string(), driver }),
             Binding::Other(_) => {
                 let unbind = self.device_dir(bdf).join("driver/unbind");
-                self.write(&unbind, bdf.as_str(), "write the address to")?;
+                self.write(&unbind, &bdf.to_string(), "write the address to")?;
             }
             Binding::Unbound => {}
         }
@@ -149,7 +162,7 @@ impl Sysfs {
             return Err(VfioError::VfioPciMissing { path: drv.display().to_string() });
         }
         self.write(&self.device_dir(bdf).join("driver_override"), "vfio-pci", "write vfio-pci to")?;
-        self.write(&self.root.join("bus/pci/drivers_probe"), bdf.as_str(), "write the address to")?;
+        self.write(&self.root.join("bus/pci/drivers_probe"), &bdf.to_string(), "write the address to")?;
         match self.binding(bdf) {
             Binding::VfioPci => Ok(()),
             Binding::Unbound => Err(VfioError::BindDidNotTake { bdf: bdf.to_string(), driver: "none".into() }),
@@ -163,17 +176,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_parse_normalise_and_refuse() {
-        assert_eq!(PciAddress::parse("0000:00:03.0").unwrap().as_str(), "0000:00:03.0");
-        assert_eq!(PciAddress::parse("vfio:0000:AB:1f.7").unwrap().to_string(), "0000:ab:1f.7");
-        for bad in ["", "vfio:", "00:03.0", "0000:00:20.0", "0000:00:03.8", "0000:0g:03.0", "nvme:0000:00:03.0", "vfio:vfio:0000:00:03.0", " 0000:00:03.0"] {
-            let e = PciAddress::parse(bad).unwrap_err();
-            assert!(matches!(e, VfioError::InvalidAddress { ref given } if given == bad), "{bad:?}: {e}");
-            assert!(e.to_string().contains("DDDD:BB:DD.F"));
-        }
-    }
-
-    #[test]
     fn sysfs_ids_parse_like_the_kernel_prints_them() {
         assert_eq!(parse_id("0x1234\n"), Some(0x1234));
         assert_eq!(parse_id("0x11e8"), Some(0x11e8));
@@ -184,11 +186,13 @@ mod tests {
     #[test]
     fn an_absent_device_is_named_with_its_path() {
         let sys = Sysfs::system();
-        let bdf = PciAddress::parse("0000:fe:1f.7").unwrap();
+        let bdf: PciAddress = "0000:fe:1f.7".parse().unwrap();
         let e = sys.require_present(&bdf).unwrap_err();
         assert!(matches!(e, VfioError::DeviceAbsent { .. }));
         assert!(e.to_string().contains("/sys/bus/pci/devices/0000:fe:1f.7"), "{e}");
         assert_eq!(sys.binding(&bdf), Binding::Unbound);
         assert!(matches!(sys.iommu_group(&bdf), Err(VfioError::NoIommuGroup { .. })));
+        let e = sys.claim(&bdf, false, |_, _| Ok(())).unwrap_err();
+        assert!(matches!(VfioError::find(&e), Some(VfioError::DeviceAbsent { .. })), "{e}");
     }
 }

@@ -1,20 +1,20 @@
-//! One PCI device opened through VFIO: container, group, device file, PCI
-//! config space, BAR0 and MSI.
+//! One PCI device opened through VFIO in a domain's container: its group,
+//! device file, PCI config space, BAR0 and interrupts.
 //!
 //! The layering (Documentation/driver-api/vfio.rst): a *container*
 //! (`/dev/vfio/vfio`) is one IOMMU address space; a *group*
 //! (`/dev/vfio/N`) is the smallest set of devices the IOMMU can isolate; the
 //! *device* file gives access to config space, BARs and interrupts. DMA
-//! mappings are made on the container and apply to every device in it.
+//! mappings are made on the container and apply to every device in it: the
+//! container is the domain ([`crate::VfioRegistrar`]), the device is this.
 
 use crate::bar::Bar;
-use crate::iommu_info::{self, IommuInfo};
-use crate::pci::{PciAddress, Sysfs};
-use crate::VfioError;
+use crate::pci::Sysfs;
+use crate::{PciAddress, VfioError};
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use vfio_bindings::bindings::vfio::{VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_REGION_INFO_FLAG_MMAP};
+use std::sync::{Arc, Mutex};
+use vfio_bindings::bindings::vfio::{VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_REGION_INFO_FLAG_MMAP};
 use vfio_ioctls::{VfioContainer, VfioDevice};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -25,41 +25,48 @@ pub(crate) const PCI_COMMAND_MEMORY: u16 = 0x2;
 /// Bus master enable: without it the device cannot DMA.
 pub const PCI_COMMAND_MASTER: u16 = 0x4;
 
-/// An opened VFIO PCI device with its own container.
+/// Which interrupts are routed to eventfds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Irqs {
+    None,
+    Msi,
+    Msix,
+}
+
+/// A PCI device opened through VFIO in a domain's container.
 ///
 /// Field order is drop order: BAR0 is unmapped before the device file is
-/// closed, and the device is released before the container (see [`Bar`]).
+/// closed (see [`Bar`]); closing the device file takes its group out of
+/// the container when no other device of the group is open.
 pub struct VfioPci {
     bar0: Bar,
     device: VfioDevice,
-    container: Arc<VfioContainer>,
-    info: IommuInfo,
     bdf: PciAddress,
-    msi_on: AtomicBool,
+    irqs: Mutex<Irqs>,
+    /// Whether a driver uses the device now ([`crate::DeviceClaim`]).
+    claimed: AtomicBool,
 }
 
 impl VfioPci {
-    /// Opens `bdf`, which must already be bound to vfio-pci, in a new
-    /// container; enables memory space and maps BAR0. Bus mastering stays
-    /// as it is (vfio-pci leaves it off) until the driver has checked the
+    /// Opens `bdf`, which must already be bound to vfio-pci, in
+    /// `container` (its group joins the container unless it is there
+    /// already); enables memory space and maps BAR0. Bus mastering stays as
+    /// it is (vfio-pci leaves it off) until the driver has checked the
     /// device and turns it on.
-    pub fn open(bdf: &PciAddress, sysfs: &Sysfs) -> Result<VfioPci, VfioError> {
+    pub(crate) fn open(bdf: &PciAddress, sysfs: &Sysfs, container: Arc<VfioContainer>) -> Result<VfioPci, VfioError> {
         let group = sysfs.iommu_group(bdf)?;
-        let container = VfioContainer::new(None).map_err(|e| VfioError::vfio("opening the VFIO container /dev/vfio/vfio", e))?;
-        let container = Arc::new(container);
-        let device = VfioDevice::new(&sysfs.device_dir(bdf), container.clone(), false).map_err(|e| match e {
+        let device = VfioDevice::new(&sysfs.device_dir(bdf), container, false).map_err(|e| match e {
             vfio_ioctls::VfioError::OpenGroup(ref io, _) if io.raw_os_error() == Some(libc::EBUSY) => {
                 VfioError::GroupBusy { bdf: bdf.to_string(), group }
             }
             e => VfioError::vfio(format!("opening {bdf} (IOMMU group {group}) through VFIO"), e),
         })?;
-        let info = iommu_info::query(container.as_raw_fd())?;
         let (flags, size) = (device.get_region_flags(VFIO_PCI_BAR0_REGION_INDEX), device.get_region_size(VFIO_PCI_BAR0_REGION_INDEX));
         if flags & VFIO_REGION_INFO_FLAG_MMAP == 0 || size == 0 {
             return Err(VfioError::BarNotMappable { bdf: bdf.to_string(), index: 0, size, flags });
         }
         let bar0 = Bar::map(device.as_raw_fd(), device.get_region_offset(VFIO_PCI_BAR0_REGION_INDEX), size as usize)?;
-        let pci = VfioPci { bar0, device, container, info, bdf: bdf.clone(), msi_on: AtomicBool::new(false) };
+        let pci = VfioPci { bar0, device, bdf: *bdf, irqs: Mutex::new(Irqs::None), claimed: AtomicBool::new(false) };
         pci.set_command_bits(PCI_COMMAND_MEMORY, true)?;
         Ok(pci)
     }
@@ -72,15 +79,6 @@ impl VfioPci {
     /// BAR0, mapped.
     pub fn bar0(&self) -> &Bar {
         &self.bar0
-    }
-
-    /// The IOMMU's limits as `VFIO_IOMMU_GET_INFO` reported them at open.
-    pub fn iommu(&self) -> &IommuInfo {
-        &self.info
-    }
-
-    pub(crate) fn container_fd(&self) -> std::os::fd::RawFd {
-        self.container.as_raw_fd()
     }
 
     fn config_offset(&self) -> u64 {
@@ -120,46 +118,68 @@ impl VfioPci {
         Ok(())
     }
 
-    /// The `vfio-ioctls` device, for interrupt set-ups this type does not
-    /// wrap (MSI-X: `enable_msix`/`disable_msix`). Closing the device file
-    /// (dropping this value) disables whatever interrupts were enabled.
+    /// The `vfio-ioctls` device, for what this type does not wrap. Leave
+    /// interrupts to [`VfioPci::enable_msi`] and [`VfioPci::enable_msix`],
+    /// which [`VfioPci::quiesce`] undoes.
     pub fn vfio_device(&self) -> &VfioDevice {
         &self.device
     }
 
+    fn irqs(&self) -> std::sync::MutexGuard<'_, Irqs> {
+        self.irqs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Routes the device's first MSI vector to `fd`.
-    pub(crate) fn enable_msi(&self, fd: &EventFd) -> Result<(), VfioError> {
+    pub fn enable_msi(&self, fd: &EventFd) -> Result<(), VfioError> {
+        let mut irqs = self.irqs();
         self.device.enable_msi(vec![fd]).map_err(|e| VfioError::vfio(format!("enabling MSI of {} (VFIO_DEVICE_SET_IRQS)", self.bdf), e))?;
-        self.msi_on.store(true, Ordering::Release);
+        *irqs = Irqs::Msi;
         Ok(())
     }
 
-    /// Maps `len` bytes at `vaddr` into the IOMMU at `iova`, readable and
-    /// writable by the device.
-    ///
-    /// # Safety
-    ///
-    /// `[vaddr, vaddr + len)` must stay allocated and must not be reached
-    /// through Rust references while the device may access it, until
-    /// [`Self::unmap_dma`] of the same range succeeds.
-    pub(crate) unsafe fn map_dma(&self, iova: u64, len: u64, vaddr: *mut u8) -> Result<(), vfio_ioctls::VfioError> {
-        // SAFETY: forwarded to our caller.
-        unsafe { self.container.vfio_dma_map(iova, len as usize, vaddr) }
+    /// How many MSI-X vectors the device has (0 without MSI-X).
+    pub fn msix_vectors(&self) -> u32 {
+        self.device.get_irq_info(VFIO_PCI_MSIX_IRQ_INDEX).map(|i| i.count).unwrap_or(0)
     }
 
-    /// Removes the mapping at `iova` of `len` bytes.
-    pub(crate) fn unmap_dma(&self, iova: u64, len: u64) -> Result<(), vfio_ioctls::VfioError> {
-        self.container.vfio_dma_unmap(iova, len as usize)
+    /// Routes MSI-X vector `i` to `fds[i]`.
+    pub fn enable_msix(&self, fds: &[EventFd]) -> Result<(), VfioError> {
+        let mut irqs = self.irqs();
+        self.device
+            .enable_msix(fds.iter().collect())
+            .map_err(|e| VfioError::vfio(format!("enabling {} MSI-X vectors of {} (VFIO_DEVICE_SET_IRQS)", fds.len(), self.bdf), e))?;
+        *irqs = Irqs::Msix;
+        Ok(())
+    }
+
+    /// Leaves the device unable to disturb anyone: interrupts disabled, bus
+    /// mastering off (so it can no longer reach memory). Errors are ignored:
+    /// this runs when a driver lets go of the device.
+    pub fn quiesce(&self) {
+        let mut irqs = self.irqs();
+        let _ = match *irqs {
+            Irqs::None => Ok(()),
+            Irqs::Msi => self.device.disable_msi(),
+            Irqs::Msix => self.device.disable_msix(),
+        };
+        *irqs = Irqs::None;
+        let _ = self.set_command_bits(PCI_COMMAND_MASTER, false);
+    }
+
+    /// Takes the device for a driver; false when a driver has it already.
+    pub(crate) fn try_claim(&self) -> bool {
+        self.claimed.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Gives the device up (after [`VfioPci::quiesce`]).
+    pub(crate) fn unclaim(&self) {
+        self.claimed.store(false, Ordering::Release);
     }
 }
 
 impl Drop for VfioPci {
     fn drop(&mut self) {
-        if self.msi_on.load(Ordering::Acquire) {
-            let _ = self.device.disable_msi();
-        }
-        // Leave the device unable to reach memory.
-        let _ = self.set_command_bits(PCI_COMMAND_MASTER, false);
+        self.quiesce();
         // Fields drop next, BAR0 first.
     }
 }

@@ -1,5 +1,6 @@
-//! Registration cost per 4 KiB page: pinio's `EduDevice::register` (IOVA
-//! allocation, checks, one `VFIO_IOMMU_MAP_DMA`, the Region) against a raw
+//! Registration cost per 4 KiB page: pinio's `EduDevice::register` (the
+//! domain's checks and statistics, IOVA allocation, one
+//! `VFIO_IOMMU_MAP_DMA`, the Region) against a raw
 //! `VFIO_IOMMU_MAP_DMA` ioctl on the same container, same buffer, same boot.
 //! Goal: pinio at most 1.1x raw.
 //!
@@ -7,7 +8,7 @@
 //! `PINIO_BENCH_OUT`, or to stdout.
 
 use pinio_core::{Device, DmaBuf, HugePages};
-use pinio_vfio::{CompletionMode, EduDevice, VfioOptions};
+use pinio_edu::{CompletionMode, EduDevice, EduOptions};
 use serde_json::json;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
@@ -61,7 +62,7 @@ fn min(v: &[f64]) -> f64 {
 /// (where pinio's allocator put it), alternating which goes first so that
 /// neither always follows the other's unmap.
 fn case(edu: &EduDevice, name: &str, len: usize, huge: HugePages, reps: usize) -> serde_json::Value {
-    let fd = edu.container_fd().as_raw_fd();
+    let fd = edu.registrar().expect("a VFIO domain").container_fd().as_raw_fd();
     let mut buf = DmaBuf::builder(len).huge_pages(huge).populate(true).build().expect("buffer");
     let pages = (len / 4096) as f64;
     let (mut pinio, mut raw) = (Vec::new(), Vec::new());
@@ -132,7 +133,8 @@ fn main() {
         })
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .expect("no edu (1234:11e8): run in the guest with cargo xtask vm bench");
-    let edu = EduDevice::open(&addr, VfioOptions { take_from_driver: false, completion: CompletionMode::Poll }).expect("open edu");
+    let pci: pinio_vfio::PciAddress = addr.parse().expect("sysfs lists PCI addresses");
+    let edu = EduDevice::open(&pci, EduOptions { take_from_driver: false, completion: CompletionMode::Poll }).expect("open edu");
     let cases = vec![
         case(&edu, "8 MiB, 4 KiB pages (prefaulted)", 8 << 20, HugePages::Never, 161),
         case(&edu, "8 MiB, transparent huge pages (prefaulted)", 8 << 20, HugePages::Transparent, 161),
@@ -140,7 +142,7 @@ fn main() {
     ];
     let goal_met = cases[..2].iter().all(|c| c["median_pair_ratio"].as_f64().unwrap_or(f64::MAX) <= 1.1);
     let out = json!({
-        "benchmark": "pinio-vfio registration vs raw VFIO_IOMMU_MAP_DMA",
+        "benchmark": "pinio-edu (VFIO domain) registration vs raw VFIO_IOMMU_MAP_DMA",
         "device": addr,
         "unit": "ns per 4 KiB page (median of reps)",
         "goal": "pinio <= 1.1x raw for 8 MiB regions (median of back-to-back pair ratios)",

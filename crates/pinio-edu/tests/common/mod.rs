@@ -2,7 +2,8 @@
 //! serialising access to the one edu, and capturing vfio-ioctls' log.
 #![allow(dead_code)]
 
-use pinio_vfio::{EduDevice, VfioOptions};
+use pinio_edu::{EduDevice, EduOptions};
+use pinio_vfio::PciAddress;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -11,7 +12,7 @@ pub fn require_guest() {
     assert_eq!(std::env::var("PINIO_GUEST").as_deref(), Ok("1"), "guest tests run in the QEMU guest: cargo xtask test");
 }
 
-/// The PCI address of the first device with these ids.
+/// The PCI address of the first device with these ids, as sysfs spells it.
 pub fn find_pci(vendor: u16, device: u16) -> Option<String> {
     let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
         .ok()?
@@ -28,13 +29,14 @@ pub fn find_pci(vendor: u16, device: u16) -> Option<String> {
 }
 
 /// edu's address in the guest.
-pub fn edu_addr() -> String {
-    find_pci(0x1234, 0x11e8).expect("no edu (1234:11e8) on the guest's PCI bus; QEMU needs -device edu")
+pub fn edu_addr() -> PciAddress {
+    let a = find_pci(0x1234, 0x11e8).expect("no edu (1234:11e8) on the guest's PCI bus; QEMU needs -device edu");
+    a.parse().unwrap_or_else(|e| panic!("sysfs lists {a:?}: {e}"))
 }
 
 /// The driver `bdf` is bound to.
-pub fn driver_of(bdf: &str) -> Option<String> {
-    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf).join("driver"))
+pub fn driver_of(bdf: &PciAddress) -> Option<String> {
+    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("driver"))
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
@@ -46,7 +48,7 @@ pub fn edu_lock() -> MutexGuard<'static, ()> {
 }
 
 /// Opens edu with `opts`, panicking with the error's message.
-pub fn open_edu(opts: VfioOptions) -> EduDevice {
+pub fn open_edu(opts: EduOptions) -> EduDevice {
     require_guest();
     EduDevice::open(&edu_addr(), opts).unwrap_or_else(|e| panic!("opening edu: {e}"))
 }

@@ -6,7 +6,8 @@ mod common;
 
 use common::{driver_of, edu_addr, edu_lock, find_pci, logger, open_edu, require_guest};
 use pinio_core::{Device, DmaBuf, Error, Op};
-use pinio_vfio::{EduDevice, VfioError, VfioOptions};
+use pinio_edu::{EduDevice, EduOptions};
+use pinio_vfio::{PciAddress, VfioError};
 use std::ptr::NonNull;
 
 fn vfio_err(r: pinio_core::Result<EduDevice>) -> VfioError {
@@ -17,20 +18,14 @@ fn vfio_err(r: pinio_core::Result<EduDevice>) -> VfioError {
     }
 }
 
-#[test]
-fn bad_pci_address() {
-    require_guest();
-    for bad in ["", "0000:00:03", "vfio:00:03.0", "0000:00:03.9", "uring:/tmp/x"] {
-        let e = vfio_err(EduDevice::open(bad, VfioOptions::default()));
-        assert!(matches!(e, VfioError::InvalidAddress { .. }), "{bad:?}: {e}");
-        assert!(e.to_string().contains("DDDD:BB:DD.F"));
-    }
+fn addr(s: &str) -> PciAddress {
+    s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}"))
 }
 
 #[test]
 fn device_absent() {
     require_guest();
-    let e = vfio_err(EduDevice::open("vfio:0000:00:1e.6", VfioOptions::default()));
+    let e = vfio_err(EduDevice::open(&addr("0000:00:1e.6"), EduOptions::default()));
     assert!(matches!(e, VfioError::DeviceAbsent { .. }), "{e}");
     assert!(e.to_string().contains("/sys/bus/pci/devices/0000:00:1e.6"), "{e}");
 }
@@ -44,25 +39,25 @@ fn device_absent() {
 #[test]
 fn device_bound_to_another_driver() {
     require_guest();
-    let nvme = find_pci(0x1b36, 0x0010).expect("the guest has QEMU's NVMe controller (1b36:0010)");
+    let nvme = addr(&find_pci(0x1b36, 0x0010).expect("the guest has QEMU's NVMe controller (1b36:0010)"));
     let nvme_driver = driver_of(&nvme);
     let (victim, driver) = match nvme_driver.as_deref() {
-        Some("nvme") => (nvme.clone(), "nvme".to_string()),
+        Some("nvme") => (nvme, "nvme".to_string()),
         other => {
             eprintln!("NVMe {nvme} is bound to {other:?}; using another device with a kernel driver");
             let mut all: Vec<_> = std::fs::read_dir("/sys/bus/pci/devices").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
             all.sort();
             all.into_iter()
-                .find_map(|b| driver_of(&b).filter(|d| d != "vfio-pci").map(|d| (b, d)))
+                .find_map(|b| driver_of(&addr(&b)).filter(|d| d != "vfio-pci").map(|d| (addr(&b), d)))
                 .expect("some PCI device has a kernel driver")
         }
     };
-    let e = vfio_err(EduDevice::open(&victim, VfioOptions::default()));
+    let e = vfio_err(EduDevice::open(&victim, EduOptions::default()));
     assert!(matches!(e, VfioError::BoundToOtherDriver { driver: ref d, .. } if *d == driver), "{e}");
     assert!(e.to_string().contains("take_from_driver"), "{e}");
     assert_eq!(driver_of(&victim), Some(driver), "left bound");
     if nvme_driver.as_deref() == Some("nvme") {
-        let take = VfioOptions { take_from_driver: true, ..VfioOptions::default() };
+        let take = EduOptions { take_from_driver: true, ..EduOptions::default() };
         let e = vfio_err(EduDevice::open(&nvme, take));
         assert!(matches!(e, VfioError::WrongDevice { vendor: 0x1b36, device: 0x0010, .. }), "{e}");
         assert_eq!(driver_of(&nvme).as_deref(), Some("nvme"), "still bound after both refusals");
@@ -72,8 +67,8 @@ fn device_bound_to_another_driver() {
 #[test]
 fn the_group_cannot_be_opened_twice() {
     let _g = edu_lock();
-    let edu = open_edu(VfioOptions::default());
-    let e = vfio_err(EduDevice::open(&edu_addr(), VfioOptions::default()));
+    let edu = open_edu(EduOptions::default());
+    let e = vfio_err(EduDevice::open(&edu_addr(), EduOptions::default()));
     assert!(matches!(e, VfioError::GroupBusy { .. }), "{e}");
     drop(edu);
 }
@@ -83,7 +78,7 @@ fn the_group_cannot_be_opened_twice() {
 #[test]
 fn region_too_large_for_the_iova_space() {
     let _g = edu_lock();
-    let edu = open_edu(VfioOptions::default());
+    let edu = open_edu(EduOptions::default());
     let len = 512 << 20;
     let e = edu.register(DmaBuf::new(len).unwrap()).unwrap_err();
     assert_eq!(e.buf.len(), len, "the buffer is handed back");
@@ -104,10 +99,10 @@ fn region_beyond_the_mapping_limit() {
     let param = "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit";
     let old = std::fs::read_to_string(param).unwrap_or_else(|e| panic!("{param}: {e}"));
     std::fs::write(param, "2").unwrap();
-    let edu = EduDevice::open(&edu_addr(), VfioOptions::default());
+    let edu = EduDevice::open(&edu_addr(), EduOptions::default());
     std::fs::write(param, old.trim()).unwrap();
     let edu = edu.unwrap();
-    assert_eq!(edu.iommu_info().dma_avail, Some(2));
+    assert_eq!(edu.iommu_info().unwrap().dma_avail, Some(2));
     let a = edu.alloc(4096).unwrap();
     let b = edu.alloc(8192).unwrap();
     let e = edu.alloc(4096).unwrap_err();
@@ -120,7 +115,7 @@ fn region_beyond_the_mapping_limit() {
 #[test]
 fn misaligned_buffers() {
     let _g = edu_lock();
-    let edu = open_edu(VfioOptions::default());
+    let edu = open_edu(EduOptions::default());
     let backing = DmaBuf::new(4 * 4096).unwrap();
     let base = backing.as_ptr() as *mut u8;
     // 8 KiB starting 16 bytes into a page.
@@ -154,7 +149,7 @@ fn drop_order_is_clean() {
         assert!(got.is_empty(), "logged while {when}: {got:#?}");
     };
     // Device first, then a queue with a read in flight, then the region.
-    let edu = open_edu(VfioOptions::default());
+    let edu = open_edu(EduOptions::default());
     let region = edu.alloc(8192).unwrap();
     let mut q = edu.queue(2).unwrap();
     let (_, s) = q.write_at(region.slice(0, 64).unwrap(), 0).unwrap();
@@ -162,21 +157,38 @@ fn drop_order_is_clean() {
     q.submit().unwrap();
     eprintln!("logged while opening: {:?}", log.take());
     drop(edu);
-    let e = vfio_err(EduDevice::open(&edu_addr(), VfioOptions::default()));
+    let e = vfio_err(EduDevice::open(&edu_addr(), EduOptions::default()));
     assert!(matches!(e, VfioError::GroupBusy { .. }), "a live region keeps the group: {e}");
     drop(q); // waits for the read in flight
     drop(region);
     quiet("releasing the device before its queue and region");
     // Regions first, then the device.
-    let edu = open_edu(VfioOptions::default());
+    let edu = open_edu(EduOptions::default());
     let region = edu.alloc(4096).unwrap();
     log.take();
     drop(region);
     drop(edu);
     quiet("releasing the region before the device");
     // The group is free again.
-    let edu = open_edu(VfioOptions { completion: pinio_vfio::CompletionMode::Poll, ..VfioOptions::default() });
+    let edu = open_edu(EduOptions { completion: pinio_edu::CompletionMode::Poll, ..EduOptions::default() });
     log.take();
     drop(edu);
     quiet("releasing a polled device");
+}
+
+/// An edu cannot be opened in a kmod domain (a session of /dev/pinio) or a
+/// copy domain: `Error::WrongDomain`, naming both backends, and the device
+/// is left alone (still openable in a VFIO domain right after).
+#[test]
+fn an_edu_in_a_kmod_or_copy_domain_is_wrong_domain() {
+    let _g = edu_lock();
+    require_guest();
+    let kmod = pinio_kmod::KmodRegistrar::open("/dev/pinio").unwrap_or_else(|e| panic!("a kmod domain (pinio.ko is loaded in the guest): {e}"));
+    let copy = pinio_copy::CopyRegistrar::domain();
+    for (domain, backend) in [(&kmod, "kmod"), (&copy, "copy")] {
+        let r = EduDevice::open_in(domain, &edu_addr(), EduOptions::default());
+        let Err(e) = r else { panic!("edu opened in a {backend} domain") };
+        assert!(matches!(e, Error::WrongDomain { device_backend: "vfio", domain_backend: b } if b == backend), "{e}");
+    }
+    drop(open_edu(EduOptions::default()));
 }

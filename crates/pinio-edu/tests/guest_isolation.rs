@@ -5,7 +5,7 @@ mod common;
 
 use common::{edu_lock, open_edu};
 use pinio_core::{Device, Direction, DmaBuf};
-use pinio_vfio::VfioOptions;
+use pinio_edu::EduOptions;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ impl Kmsg {
 #[test]
 fn dma_outside_every_mapping_faults_and_leaves_memory_untouched() {
     let _g = edu_lock();
-    let edu = open_edu(VfioOptions::default());
+    let edu = open_edu(EduOptions::default());
     let mut q = edu.queue(1).unwrap();
     // Put a known pattern into edu's buffer.
     let src = edu.alloc(4096).unwrap();
@@ -98,7 +98,7 @@ fn dma_outside_every_mapping_faults_and_leaves_memory_untouched() {
 #[test]
 fn device_cannot_read_unmapped_memory() {
     let _g = edu_lock();
-    let edu = open_edu(VfioOptions::default());
+    let edu = open_edu(EduOptions::default());
     let mut q = edu.queue(1).unwrap();
     let mut secret = DmaBuf::new(4096).unwrap();
     secret.fill(0x5e);

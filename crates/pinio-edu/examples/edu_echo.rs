@@ -6,14 +6,14 @@
 //!
 //! ```sh
 //! RUSTFLAGS='-C target-feature=+crt-static' cargo build --release \
-//!     --target x86_64-unknown-linux-gnu -p pinio-vfio --example edu_echo
+//!     --target x86_64-unknown-linux-gnu -p pinio-edu --example edu_echo
 //! cargo xtask vm run -- target/x86_64-unknown-linux-gnu/release/examples/edu_echo "hello, DMA"
 //! ```
 //!
 //! Optional second argument: the PCI address (default: the first edu found).
 
 use pinio_core::{Device, Op};
-use pinio_vfio::{EduDevice, VfioOptions};
+use pinio_edu::{EduDevice, EduOptions};
 
 fn find_edu() -> Option<String> {
     for e in std::fs::read_dir("/sys/bus/pci/devices").ok()?.flatten() {
@@ -28,8 +28,8 @@ fn find_edu() -> Option<String> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let message = args.next().unwrap_or_else(|| "hello from pinio, through the IOMMU and back".into());
-    let addr = match args.next().or_else(find_edu) {
-        Some(a) => a,
+    let addr: pinio_vfio::PciAddress = match args.next().or_else(find_edu) {
+        Some(a) => a.parse()?,
         None => return Err("no edu device (1234:11e8) on the PCI bus; run this in the guest: cargo xtask vm run -- ...".into()),
     };
     if message.is_empty() || message.len() > 4096 {
@@ -37,16 +37,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Opening binds the device to vfio-pci, puts its IOMMU group into a new
-    // VFIO container (an empty IOVA address space: the device can reach no
-    // memory at all yet), maps its registers (BAR0) into this process and
-    // checks that it really is an edu.
-    let edu = EduDevice::open(&addr, VfioOptions::default())?;
+    // VFIO container (the device's domain: an empty IOVA address space, so
+    // the device can reach no memory at all yet), maps its registers (BAR0)
+    // into this process and checks that it really is an edu.
+    let edu = EduDevice::open(&addr, EduOptions::default())?;
     println!("opened {}", edu.describe());
-    let info = edu.iommu_info();
+    let info = edu.iommu_info()?;
     println!("IOMMU: page sizes {:#x}, usable IOVA ranges {:x?}, {:?} mappings allowed", info.page_sizes, info.iova_ranges, info.dma_avail);
 
     // Registering maps each buffer into that address space with
-    // VFIO_IOMMU_MAP_DMA. The kernel pins the pages (they can no longer be
+    // VFIO_IOMMU_MAP_DMA, once, for every device of the domain. The kernel pins the pages (they can no longer be
     // moved or swapped out, so the translation stays valid) and writes IOMMU
     // page-table entries IOVA -> physical page. edu only understands 28-bit
     // addresses, so pinio picks IOVAs below 256 MiB; they have nothing to do
@@ -93,7 +93,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(s);
 
     // Dropping the last handle and slice of a region unmaps it from the
-    // IOMMU; dropping the device releases the group and container.
+    // IOMMU; dropping the device and its domain releases the group and
+    // container.
     let stats = edu.stats();
     println!("stats: {stats}");
     if !ok {

@@ -1,22 +1,14 @@
 //! A queue of edu transfers: pushed operations are validated, submitted to
 //! the shared engine in order, and come back as completions in order.
 
-use super::device::EduShared;
-use super::engine::Fault;
-use super::regs::DmaProgram;
-use crate::{CompletionMode, VfioError};
-use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
+use crate::CompletionMode;
+use crate::engine::Fault;
+use crate::regs::DmaProgram;
+use crate::shared::EduShared;
+use pinio_core::{Completion, Op, Queue, Rejected, Result};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
-
-pub(crate) fn fault_error(shared: &EduShared, f: Fault) -> Error {
-    let bdf = shared.pci.bdf().to_string();
-    match f {
-        Fault::Timeout => VfioError::DmaTimeout { bdf, ms: super::engine::DMA_TIMEOUT.as_millis() as u64 }.into(),
-        Fault::Stopped => VfioError::DeviceStopped { bdf }.into(),
-    }
-}
 
 /// One thread's queue on an edu device.
 ///
@@ -41,20 +33,8 @@ impl EduQueue {
     }
 
     fn complete(&self, op: Op, outcome: std::result::Result<usize, Fault>) -> Completion {
-        let stats = &self.shared.stats;
-        let result = match outcome {
-            Ok(n) => {
-                match op.dir {
-                    Direction::Read => stats.read(n as u64),
-                    Direction::Write => stats.written(n as u64),
-                }
-                Ok(n)
-            }
-            Err(f) => {
-                stats.failed();
-                Err(fault_error(&self.shared, f))
-            }
-        };
+        let result = outcome.map_err(|f| self.shared.fault_error(f));
+        self.shared.core.record(op.dir, &result);
         Completion::of(op, result)
     }
 }
@@ -69,12 +49,7 @@ impl Queue for EduQueue {
     }
 
     fn push(&mut self, op: Op) -> Result<(), Rejected> {
-        if self.in_flight() >= self.capacity {
-            return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op });
-        }
-        if let Err(error) = self.shared.caps.check(self.shared.id, &op) {
-            return Err(Rejected { error, op });
-        }
+        let op = self.shared.core.admit(op, self.in_flight(), self.capacity)?;
         self.pushed.push(op);
         Ok(())
     }
@@ -93,12 +68,14 @@ impl Queue for EduQueue {
                     self.inflight.insert(t, op);
                 }
                 Ok(Err(f)) => {
-                    self.shared.stats.failed();
-                    self.failed.push(Completion::of(op, Err(fault_error(&self.shared, f))));
+                    let result = Err(self.shared.fault_error(f));
+                    self.shared.core.record(op.dir, &result);
+                    self.failed.push(Completion::of(op, result));
                 }
                 Err(e) => {
-                    self.shared.stats.failed();
-                    self.failed.push(Completion::of(op, Err(e)));
+                    let result = Err(e);
+                    self.shared.core.record(op.dir, &result);
+                    self.failed.push(Completion::of(op, result));
                 }
             }
         }
@@ -111,9 +88,9 @@ impl Queue for EduQueue {
         out.append(&mut self.failed);
         // Tickets ascend in submission order, and the engine finishes in
         // that order, so completions come out in order.
-        while let Some((&t, _)) = self.inflight.first_key_value() {
-            let Some(outcome) = self.shared.engine.take(t) else { break };
-            let op = self.inflight.remove(&t).expect("ticket present");
+        while let Some(entry) = self.inflight.first_entry() {
+            let Some(outcome) = self.shared.engine.take(*entry.key()) else { break };
+            let op = entry.remove();
             out.push(self.complete(op, outcome));
             n += 1;
         }

@@ -9,8 +9,8 @@
 //! mastering is switched off, so it can no longer touch memory, and every
 //! queued transfer fails.
 
-use super::regs::{self, DmaProgram};
-use crate::vfio_pci::{PCI_COMMAND_MASTER, VfioPci};
+use crate::regs::{self, DmaProgram};
+use pinio_vfio::{PCI_COMMAND_MASTER, VfioPci};
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
