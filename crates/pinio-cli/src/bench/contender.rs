@@ -103,7 +103,11 @@ impl Contender {
             unreachable!("only pinio contenders are opened as devices")
         };
         let target = Target::parse(&format!("{backend}:{}", file.display()))?;
-        Builder::new(target).direct(direct).fixed_buffers(fixed_buffers).open()
+        let target_is_uring = target.backend == pinio::BackendKind::Uring;
+        let builder = Builder::new(target).direct(direct);
+        // Only io_uring has the fixed-buffer switch; the builder refuses it elsewhere.
+        let builder = if target_is_uring { builder.fixed_buffers(fixed_buffers) } else { builder };
+        builder.open()
     }
 }
 

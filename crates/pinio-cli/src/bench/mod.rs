@@ -26,9 +26,15 @@ use workload::Workload;
 /// Arguments of `pinio bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Directory for the scratch file (must support O_DIRECT: not tmpfs).
-    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    /// Directory for the scratch file. It must support O_DIRECT, so not
+    /// tmpfs: the default, /var/tmp, is on disk where the temp dir (/tmp)
+    /// often is not. The file is kept for the next run unless --clean.
+    #[arg(long, default_value = "/var/tmp")]
     pub dir: PathBuf,
+    /// Remove the scratch file when the run ends (by default it is kept, so
+    /// that the next run of the same --size-mib reuses it).
+    #[arg(long)]
+    pub clean: bool,
     /// Scratch file size in MiB.
     #[arg(long, default_value_t = 1024)]
     pub size_mib: u64,
@@ -56,7 +62,8 @@ pub struct BenchArgs {
     /// A run under a minute: 256 MiB file, 1 s runs, 3 repeats.
     #[arg(long)]
     pub quick: bool,
-    /// Directory for results.json (every sample) and results.svg (the plot).
+    /// Directory for results.json (every sample), results.svg (the plots)
+    /// and results.html (table and plots on one page).
     #[arg(long, default_value = "target/pinio-bench")]
     pub out: PathBuf,
     /// Relative spread (max-min)/median above which a row is flagged noisy.
@@ -99,28 +106,55 @@ pub fn run(mut a: BenchArgs) -> CliResult {
     pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").map_err(|e| e.to_string())?);
     pb.enable_steady_tick(Duration::from_millis(200));
     let file = scratch::ensure(&a.dir, size, &pb)?;
-    let mut results = report::Results::new(&workloads, &contenders);
+    let measured = measure(&a, &workloads, &contenders, &file, size, &pb);
+    pb.finish_and_clear();
+    let reported = measured.and_then(|results| report(&a, &file, &results));
+    // Where the scratch file is, whatever happened above.
+    if a.clean {
+        let _ = std::fs::remove_file(file.with_extension("partial"));
+        match std::fs::remove_file(&file) {
+            Ok(()) => println!("removed the scratch file {} (--clean)", file.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => eprintln!("pinio bench: could not remove the scratch file {}: {e}", file.display()),
+        }
+    } else {
+        println!("{}", scratch_note(&file, a.size_mib));
+    }
+    reported
+}
+
+/// The closing line about the scratch file that was kept.
+fn scratch_note(file: &std::path::Path, size_mib: u64) -> String {
+    let shown = file.display().to_string();
+    let plain = shown.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    let quoted = if plain { shown.clone() } else { format!("'{}'", shown.replace('\'', r"'\''")) };
+    format!("the scratch file {shown} ({size_mib} MiB) is kept so that the next run reuses it; remove it with: rm {quoted} (or pass --clean to remove it after a run)")
+}
+
+/// Runs the matrix: every repeat, every workload, every configuration.
+fn measure(a: &BenchArgs, workloads: &[Workload], contenders: &[Contender], file: &std::path::Path, size: u64, pb: &ProgressBar) -> CliResult<report::Results> {
+    let mut results = report::Results::new(workloads, contenders);
     for rep in 0..a.repeats {
         for (wi, w) in workloads.iter().enumerate() {
             for (ci, c) in contenders.iter().enumerate() {
                 pb.set_message(format!("repeat {}/{}: {w} on {c}", rep + 1, a.repeats));
                 match c.cache {
-                    Cache::Cold => scratch::drop_cache(&file)?,
-                    Cache::Hot => scratch::warm_cache(&file)?,
+                    Cache::Cold => scratch::drop_cache(file)?,
+                    Cache::Hot => scratch::warm_cache(file)?,
                     Cache::Bypassed => {}
                 }
                 let (warmup, secs) = (Duration::from_secs_f64(a.warmup), Duration::from_secs_f64(a.secs));
                 let s = match c.engine {
                     Engine::Pinio { .. } => {
-                        let dev = c.open(&file).map_err(|e| format!("opening {c} on {}: {e}", file.display()))?;
+                        let dev = c.open(file).map_err(|e| format!("opening {c} on {}: {e}", file.display()))?;
                         let mut on_wrap = || {
                             if c.cache == Cache::Cold {
-                                let _ = scratch::drop_cache(&file);
+                                let _ = scratch::drop_cache(file);
                             }
                         };
                         runner::run(&*dev, w, size, warmup, secs, &mut on_wrap)
                     }
-                    Engine::Fio { .. } => fio::run(&c.engine, w, &file, size, warmup, secs),
+                    Engine::Fio { .. } => fio::run(&c.engine, w, file, size, warmup, secs),
                 }
                 .map_err(|e| format!("{w} on {c}: {e}"))?;
                 results.add(wi, ci, s);
@@ -128,13 +162,57 @@ pub fn run(mut a: BenchArgs) -> CliResult {
             }
         }
     }
-    pb.finish_and_clear();
-    println!("pinio bench: {} MiB scratch file {}, {} s per run after {} s warm-up, {} interleaved repeats (median, [min-max])", a.size_mib, file.display(), a.secs, a.warmup, a.repeats);
+    Ok(results)
+}
+
+/// Prints the table and writes results.json, results.svg and results.html.
+fn report(a: &BenchArgs, file: &std::path::Path, results: &report::Results) -> CliResult {
+    let method = format!(
+        "pinio bench: {} MiB scratch file {}, {} s per run after {} s warm-up, {} interleaved repeats (median, [min-max])",
+        a.size_mib,
+        file.display(),
+        a.secs,
+        a.warmup,
+        a.repeats
+    );
+    println!("{method}");
     print!("{}", results.table(a.noise));
     std::fs::create_dir_all(&a.out).map_err(|e| format!("creating {}: {e}", a.out.display()))?;
-    let (json, svg) = (a.out.join("results.json"), a.out.join("results.svg"));
-    std::fs::write(&json, results.json(&a)?)?;
-    plot::write(&results, &svg)?;
-    println!("every sample: {}; plot: {}", json.display(), svg.display());
+    let (json, svg_path, html_path) = (a.out.join("results.json"), a.out.join("results.svg"), a.out.join("results.html"));
+    let write = |path: &std::path::Path, text: &str| std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()));
+    write(&json, &results.json(a)?)?;
+    let svg = plot::svg(results);
+    write(&svg_path, &svg)?;
+    write(&html_path, &results.html(&method, a.noise, &svg))?;
+    println!("table and plots: {}; every sample: {}; plots alone: {}", html_path.display(), json.display(), svg_path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    #[test]
+    fn scratch_defaults_to_var_tmp_and_is_kept() {
+        let a = Cli::parse_from(["pinio"]).bench;
+        assert_eq!(a.dir, PathBuf::from("/var/tmp"));
+        assert!(!a.clean);
+        assert!(Cli::parse_from(["pinio", "--clean"]).bench.clean);
+    }
+
+    #[test]
+    fn the_note_says_where_and_how_to_remove() {
+        let n = scratch_note(std::path::Path::new("/var/tmp/pinio-bench-256M.dat"), 256);
+        assert!(n.contains("/var/tmp/pinio-bench-256M.dat (256 MiB)"), "{n}");
+        assert!(n.contains("rm /var/tmp/pinio-bench-256M.dat") && n.contains("--clean"), "{n}");
+        let n = scratch_note(std::path::Path::new("/mnt/my disk/it's.dat"), 1);
+        assert!(n.contains(r"rm '/mnt/my disk/it'\''s.dat'"), "{n}");
+    }
 }

@@ -1,10 +1,51 @@
-//! Aggregation of samples into the table and the JSON file.
+//! Aggregation of samples into the table, the JSON file and the HTML page.
 
 use super::contender::Contender;
+use super::plot::esc;
 use super::runner::Sample;
-use super::workload::Workload;
+use super::workload::{Pattern, Workload};
 use crate::CliResult;
+use pinio::Direction;
 use std::fmt::Write;
+
+/// The one line under the table that explains its words.
+pub const LEGEND: &str = "cold: buffered copy IO with the file dropped from the page cache before each run (and each sequential pass), so reads go to the disk; \
+hot: buffered copy IO with the whole file already in the page cache, so reads are memory copies; \
+CPU-copied B/B: bytes the CPU copied per byte moved (0 = zero-copy, the device moved the data; buffered copy IO shows 2: page cache to bounce buffer to your buffer; n/a: fio does not report it)";
+
+/// A workload as a reader says it: `4K rand read QD32`, `1M seq write QD4`.
+pub fn workload_label(w: &Workload) -> String {
+    let size = if w.block.is_multiple_of(1 << 20) {
+        format!("{}M", w.block >> 20)
+    } else if w.block.is_multiple_of(1024) {
+        format!("{}K", w.block >> 10)
+    } else {
+        format!("{}B", w.block)
+    };
+    let pattern = match w.pattern {
+        Pattern::Random => "rand",
+        Pattern::Sequential => "seq",
+    };
+    let dir = match w.dir {
+        Direction::Read => "read",
+        Direction::Write => "write",
+    };
+    format!("{size} {pattern} {dir} QD{}", w.depth)
+}
+
+/// One row of the table, formatted.
+struct Row {
+    workload: String,
+    label: String,
+    backend: &'static str,
+    iops: Spread,
+    gbps: f64,
+    p50: f64,
+    p99: f64,
+    cpu: f64,
+    copied: String,
+    noisy: bool,
+}
 
 /// Every sample, by workload and configuration.
 pub struct Results {
@@ -68,27 +109,70 @@ impl Results {
         Spread::of(self.samples[w][c].iter().map(f).collect())
     }
 
-    /// For each configuration, `(block size, median of f)` over the workloads
-    /// in direction `dir`, keeping the deepest queue per block size.
-    pub fn lines(&self, dir: pinio::Direction, f: fn(&Sample) -> f64) -> Vec<(String, Vec<(f64, f64)>)> {
-        let mut out = Vec::new();
-        for (ci, c) in self.contenders.iter().enumerate() {
-            let mut best: std::collections::BTreeMap<usize, (usize, f64)> = Default::default();
-            for (wi, w) in self.workloads.iter().enumerate() {
-                if w.dir != dir || self.samples[wi][ci].is_empty() {
+    /// The workloads, in the order they ran.
+    pub fn workloads(&self) -> &[Workload] {
+        &self.workloads
+    }
+
+    /// The configurations, in the order they ran.
+    pub fn contenders(&self) -> &[Contender] {
+        &self.contenders
+    }
+
+    #[cfg(test)]
+    pub fn contenders_mut(&mut self) -> &mut [Contender] {
+        &mut self.contenders
+    }
+
+    /// Every repeat of workload `w` on configuration `c`.
+    pub fn samples(&self, w: usize, c: usize) -> &[Sample] {
+        &self.samples[w][c]
+    }
+
+    /// The most repeats any cell has.
+    pub fn repeats(&self) -> usize {
+        self.samples.iter().flatten().map(Vec::len).max().unwrap_or(0)
+    }
+
+    fn rows(&self, noise: f64) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for (wi, w) in self.workloads.iter().enumerate() {
+            for (ci, c) in self.contenders.iter().enumerate() {
+                if self.samples[wi][ci].is_empty() {
                     continue;
                 }
-                let m = self.spread(wi, ci, f).median;
-                let e = best.entry(w.block).or_insert((w.depth, m));
-                if w.depth >= e.0 {
-                    *e = (w.depth, m);
-                }
-            }
-            if !best.is_empty() {
-                out.push((c.label.to_string(), best.into_iter().map(|(b, (_, m))| (b as f64, m)).collect()));
+                let iops = self.spread(wi, ci, Sample::iops);
+                let copied = if self.samples[wi][ci].iter().all(|s| s.bytes_copied.is_some()) {
+                    format!("{:.2}", self.spread(wi, ci, |s| s.bytes_copied.unwrap_or(0) as f64 / s.bytes.max(1) as f64).median)
+                } else {
+                    "n/a".to_string()
+                };
+                rows.push(Row {
+                    workload: w.to_string(),
+                    label: workload_label(w),
+                    backend: c.label,
+                    iops,
+                    gbps: self.spread(wi, ci, Sample::gbps).median,
+                    p50: self.spread(wi, ci, |s| s.lat_p50_us).median,
+                    p99: self.spread(wi, ci, |s| s.lat_p99_us).median,
+                    cpu: self.spread(wi, ci, Sample::cpu_ns_per_byte).median,
+                    copied,
+                    noisy: iops.noisy(noise),
+                });
             }
         }
-        out
+        rows
+    }
+
+    fn noisy_note(&self, noisy: usize, noise: f64) -> Option<String> {
+        (noisy > 0).then(|| {
+            format!(
+                "* noisy: in {} of {} rows the repeats differ by more than {:.0}% of the median; trust the per-repeat ratios below, or rerun with more --repeats",
+                noisy,
+                self.workloads.len() * self.contenders.len(),
+                noise * 100.0
+            )
+        })
     }
 
     /// The human-readable table.
@@ -99,45 +183,25 @@ impl Results {
             "{:<18} {:<16} {:>22} {:>8} {:>10} {:>10} {:>13} {:>14}",
             "workload", "backend", "IOPS [min-max]", "GB/s", "p50 us", "p99 us", "CPU ns/byte", "CPU-copied B/B"
         );
-        let mut noisy = Vec::new();
-        for (wi, w) in self.workloads.iter().enumerate() {
-            for (ci, c) in self.contenders.iter().enumerate() {
-                let iops = self.spread(wi, ci, Sample::iops);
-                let gbps = self.spread(wi, ci, Sample::gbps);
-                let p50 = self.spread(wi, ci, |s| s.lat_p50_us);
-                let p99 = self.spread(wi, ci, |s| s.lat_p99_us);
-                let cpu = self.spread(wi, ci, Sample::cpu_ns_per_byte);
-                let copied = if self.samples[wi][ci].iter().all(|s| s.bytes_copied.is_some()) {
-                    format!("{:.2}", self.spread(wi, ci, |s| s.bytes_copied.unwrap_or(0) as f64 / s.bytes.max(1) as f64).median)
-                } else {
-                    "n/a".to_string()
-                };
-                let flag = if iops.noisy(noise) { "*" } else { " " };
-                if iops.noisy(noise) {
-                    noisy.push(format!("{w} on {c}"));
-                }
-                let _ = writeln!(
-                    t,
-                    "{:<18} {:<16} {:>21}{flag} {:>8.3} {:>10.1} {:>10.1} {:>13.4} {:>14}",
-                    w.to_string(),
-                    c.label,
-                    format!("{} [{}-{}]", human(iops.median), human(iops.min), human(iops.max)),
-                    gbps.median,
-                    p50.median,
-                    p99.median,
-                    cpu.median,
-                    copied
-                );
-            }
-        }
-        if !noisy.is_empty() {
+        let rows = self.rows(noise);
+        for r in &rows {
+            let flag = if r.noisy { "*" } else { " " };
             let _ = writeln!(
                 t,
-                "* noisy: in {} of {} rows the repeats differ by more than {:.0}% of the median; trust the per-repeat ratios below, or rerun with more --repeats",
-                noisy.len(),
-                self.workloads.len() * self.contenders.len(),
-                noise * 100.0
+                "{:<18} {:<16} {:>21}{flag} {:>8.3} {:>10.1} {:>10.1} {:>13.4} {:>14}",
+                r.workload,
+                r.backend,
+                format!("{} [{}-{}]", human(r.iops.median), human(r.iops.min), human(r.iops.max)),
+                r.gbps,
+                r.p50,
+                r.p99,
+                r.cpu,
+                r.copied
             );
+        }
+        let _ = writeln!(t, "{LEGEND}");
+        if let Some(note) = self.noisy_note(rows.iter().filter(|r| r.noisy).count(), noise) {
+            let _ = writeln!(t, "{note}");
         }
         let ratios = self.ratios();
         if !ratios.is_empty() {
@@ -182,6 +246,7 @@ impl Results {
             for (ci, c) in self.contenders.iter().enumerate() {
                 rows.push(serde_json::json!({
                     "workload": w.to_string(),
+                    "label": workload_label(w),
                     "spec": w,
                     "backend": c,
                     "samples": self.samples[wi][ci],
@@ -206,5 +271,193 @@ impl Results {
             "results": rows,
         });
         Ok(serde_json::to_string_pretty(&doc)?)
+    }
+
+    /// The page `results.html`: `method` (one sentence on how the numbers
+    /// were taken), the table with its legend, the ratios and `svg` inlined.
+    /// Self-contained (no external file, script or font) and written as
+    /// XHTML-compatible markup, so it is well-formed XML as well as HTML.
+    pub fn html(&self, method: &str, noise: f64, svg: &str) -> String {
+        let mut h = String::new();
+        h.push_str(concat!(
+            "<!DOCTYPE html>\n",
+            "<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n",
+            "<head>\n<meta charset=\"utf-8\"/>\n<title>pinio bench results</title>\n<style>\n",
+            "body { font-family: sans-serif; margin: 2em; color: #222222; background: #ffffff; }\n",
+            "table { border-collapse: collapse; margin: 1em 0; }\n",
+            "th, td { padding: 0.3em 0.7em; border-bottom: 1px solid #dddddd; text-align: left; }\n",
+            "td { white-space: nowrap; }\n",
+            "th { background: #f2f2f2; }\n",
+            "td.n { text-align: right; font-variant-numeric: tabular-nums; }\n",
+            "tr.noisy td { background: #fff3dd; }\n",
+            "code { color: #555555; font-size: 0.9em; }\n",
+            "p.legend { color: #444444; font-size: 0.9em; max-width: 75em; }\n",
+            "figure { margin: 1em 0; }\n",
+            "figure svg { max-width: 100%; height: auto; }\n",
+            "</style>\n</head>\n<body>\n",
+            "<h1>pinio bench results</h1>\n",
+        ));
+        let _ = writeln!(h, "<p>{}</p>", esc(method));
+        h.push_str("<table>\n<thead><tr><th>workload</th><th>backend</th><th>IOPS [min–max]</th><th>GB/s</th><th>p50 µs</th><th>p99 µs</th><th>CPU ns/byte</th><th>CPU-copied B/B</th></tr></thead>\n<tbody>\n");
+        let rows = self.rows(noise);
+        for r in &rows {
+            let _ = writeln!(
+                h,
+                "<tr{}><td>{}<br/><code>{}</code></td><td>{}</td><td class=\"n\">{}{} [{}–{}]</td><td class=\"n\">{:.3}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.4}</td><td class=\"n\">{}</td></tr>",
+                if r.noisy { " class=\"noisy\"" } else { "" },
+                esc(&r.label),
+                esc(&r.workload),
+                esc(r.backend),
+                if r.noisy { "* " } else { "" },
+                human(r.iops.median),
+                human(r.iops.min),
+                human(r.iops.max),
+                r.gbps,
+                r.p50,
+                r.p99,
+                r.cpu,
+                esc(&r.copied),
+            );
+        }
+        h.push_str("</tbody>\n</table>\n");
+        let _ = writeln!(h, "<p class=\"legend\">{}</p>", esc(LEGEND));
+        if let Some(note) = self.noisy_note(rows.iter().filter(|r| r.noisy).count(), noise) {
+            let _ = writeln!(h, "<p class=\"legend\">{}</p>", esc(&note));
+        }
+        let ratios = self.ratios();
+        if !ratios.is_empty() {
+            h.push_str("<h2>Ratios within each repeat</h2>\n<table>\n<thead><tr><th>workload</th><th>comparison</th><th>median</th><th>[min–max] over repeats</th></tr></thead>\n<tbody>\n");
+            for r in ratios {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.2}×</td><td class=\"n\">[{:.2}–{:.2}]</td></tr>",
+                    esc(&r.workload),
+                    esc(r.what),
+                    r.spread.median,
+                    r.spread.min,
+                    r.spread.max
+                );
+            }
+            h.push_str("</tbody>\n</table>\n");
+        }
+        h.push_str("<h2>Plots</h2>\n<figure>\n");
+        h.push_str(svg.trim_end());
+        h.push_str("\n<figcaption>Each marker is the median over the repeats, the bar through it spans the smallest to the largest repeat; the axes are logarithmic. Hover a marker for its numbers.</figcaption>\n</figure>\n");
+        h.push_str("<p>Every sample: <a href=\"results.json\">results.json</a>; the plot alone: <a href=\"results.svg\">results.svg</a>.</p>\n</body>\n</html>\n");
+        h
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::bench::contender::{Cache, Engine};
+
+    /// Results of two workloads on three configurations, three repeats each.
+    pub(crate) fn sample_results() -> Results {
+        let workloads: Vec<Workload> = ["randread-4k-qd1", "randread-4k-qd32", "read-1m-qd4"].iter().map(|s| Workload::parse(s).unwrap()).collect();
+        let contenders = vec![
+            Contender { label: "uring fixed", engine: Engine::Pinio { backend: "uring", direct: true, fixed_buffers: true }, cache: Cache::Bypassed },
+            Contender { label: "copy cold", engine: Engine::Pinio { backend: "copy", direct: false, fixed_buffers: false }, cache: Cache::Cold },
+            Contender { label: "fio uring fixed", engine: Engine::Fio { args: &[], honours_depth: true }, cache: Cache::Bypassed },
+        ];
+        let mut r = Results::new(&workloads, &contenders);
+        for rep in 0..3u64 {
+            for (wi, w) in workloads.iter().enumerate() {
+                for ci in 0..contenders.len() {
+                    let ops = (1000 + 300 * rep) * (ci as u64 + 1) * (wi as u64 + 1);
+                    r.add(
+                        wi,
+                        ci,
+                        Sample {
+                            ops,
+                            bytes: ops * w.block as u64,
+                            secs: 1.0,
+                            cpu_secs: 0.2 + 0.1 * ci as f64,
+                            bytes_copied: (ci < 2).then_some(ops * w.block as u64 * ci as u64 * 2),
+                            lat_p50_us: 10.0 * (wi + 1) as f64,
+                            lat_p99_us: 40.0 * (wi + 1) as f64 + rep as f64,
+                            lat_p999_us: 90.0,
+                        },
+                    );
+                }
+            }
+        }
+        r
+    }
+
+    fn parse(html: &str) -> roxmltree::Document<'_> {
+        let opts = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+        roxmltree::Document::parse_with_options(html, opts).unwrap_or_else(|e| panic!("not well-formed: {e}\n{html}"))
+    }
+
+    #[test]
+    fn labels_say_size_pattern_direction_and_depth() {
+        let l = |s: &str| workload_label(&Workload::parse(s).unwrap());
+        assert_eq!(l("randread-4k-qd1"), "4K rand read QD1");
+        assert_eq!(l("read-1m-qd4"), "1M seq read QD4");
+        assert_eq!(l("write-128k-qd4"), "128K seq write QD4");
+        assert_eq!(l("randwrite-512-qd2"), "512B rand write QD2");
+    }
+
+    #[test]
+    fn table_has_every_row_and_the_legend() {
+        let r = sample_results();
+        let t = r.table(0.2);
+        assert_eq!(t.lines().filter(|l| l.starts_with("randread-4k-qd1 ")).count(), 3, "{t}");
+        let legend = t.lines().find(|l| l.starts_with("cold:")).expect("legend line");
+        assert_eq!(legend, LEGEND);
+        for word in ["cold:", "hot:", "CPU-copied B/B:"] {
+            assert!(LEGEND.contains(word));
+        }
+        assert!(t.contains("n/a"), "fio rows cannot tell copied bytes: {t}");
+    }
+
+    #[test]
+    fn html_is_well_formed_and_complete() {
+        let mut r = sample_results();
+        r.contenders_mut()[2].label = "fio <uring> & \"fixed\"";
+        let svg = crate::bench::plot::svg(&r);
+        let html = r.html("256 MiB scratch file /var/tmp/x & y, 1 s per run", 0.2, &svg);
+        let doc = parse(&html);
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "html");
+        assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/1999/xhtml"));
+        let table = doc.descendants().find(|n| n.has_tag_name("table")).unwrap();
+        let rows = table.descendants().filter(|n| n.has_tag_name("tr") && n.parent().is_some_and(|p| p.has_tag_name("tbody"))).count();
+        assert_eq!(rows, 9, "one row per workload and configuration");
+        let text: String = doc.descendants().filter(|n| n.is_text()).map(|n| n.text().unwrap()).collect();
+        assert!(text.contains(LEGEND));
+        assert!(text.contains("fio <uring> & \"fixed\""), "escaped and read back intact");
+        assert!(text.contains("/var/tmp/x & y"));
+        let svgs: Vec<_> = doc.descendants().filter(|n| n.has_tag_name(("http://www.w3.org/2000/svg", "svg"))).collect();
+        assert_eq!(svgs.len(), 1, "the plot is inlined");
+        // Self-contained: nothing is loaded from elsewhere.
+        for n in doc.descendants().filter(|n| n.is_element()) {
+            assert!(n.attribute("src").is_none(), "{:?} loads something", n.tag_name());
+            assert!(!n.has_tag_name("script") && !n.has_tag_name("link"));
+        }
+    }
+
+    #[test]
+    fn html_with_ratios_and_noise() {
+        let r = sample_results();
+        let html = r.html("m", 0.2, &crate::bench::plot::svg(&r));
+        let doc = parse(&html);
+        let text: String = doc.descendants().filter(|n| n.is_text()).map(|n| n.text().unwrap()).collect();
+        assert!(text.contains("CPU per byte, uring fixed / copy cold"), "ratio table");
+        assert!(text.contains("IOPS, uring fixed / fio uring fixed"));
+        assert!(text.contains("* noisy"), "noise note");
+        assert!(doc.descendants().any(|n| n.attribute("class") == Some("noisy")));
+        let quiet = r.html("m", 10.0, "<svg xmlns=\"http://www.w3.org/2000/svg\"/>");
+        assert!(!quiet.contains("class=\"noisy\"") && !quiet.contains("* noisy"));
+    }
+
+    #[test]
+    fn the_checker_rejects_broken_markup() {
+        for bad in ["<p>a</b>", "<p>a & b</p>", "<p><br></p>", "<p>x</p><p>y</p>"] {
+            let opts = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+            assert!(roxmltree::Document::parse_with_options(bad, opts).is_err(), "{bad}");
+        }
     }
 }
