@@ -1,2 +1,2 @@
-//! Examples of pinio; see `echo.rs` and `append_log.rs` beside this file,
+//! Examples of pinio; see `echo.rs`, `append_log.rs` and `mirror.rs` beside this file,
 //! and each backend crate's own `examples/`.

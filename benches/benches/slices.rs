@@ -26,7 +26,7 @@ fn slices(c: &mut Criterion) {
     g.bench_function("pinio Capabilities::check", |b| {
         b.iter(|| {
             let o = op.take().unwrap();
-            black_box(caps.check(dev.id(), &o)).unwrap();
+            black_box(caps.check(dev.domain().id(), &o)).unwrap();
             op = Some(o);
         })
     });

@@ -1,6 +1,7 @@
-//! Typed backend selection.
+//! Typed backend selection with options, in a new domain or an existing one.
 
-use pinio_core::{BackendKind, Device, Error, Result, Target};
+use crate::{BackendKind, Target};
+use pinio_core::{Device, Domain, Error, Result};
 
 /// What to do when registration is refused by the locked-memory limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -13,19 +14,83 @@ pub enum OnRegistrationRefused {
     Fallback,
 }
 
-/// Opens a device with options. Options a backend does not have are ignored
-/// by it (for example `direct` by the kernel-module backend).
+/// An option of [`Builder`], for the error that names one a backend lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    Direct,
+    Writable,
+    BounceBytes,
+    FixedBuffers,
+    OnRegistrationRefused,
+    ArenaBytes,
+    RingEntries,
+    Sqpoll,
+    PollCompletions,
+    TakeFromDriver,
+}
+
+impl Opt {
+    fn name(self) -> &'static str {
+        match self {
+            Opt::Direct => "direct",
+            Opt::Writable => "writable",
+            Opt::BounceBytes => "bounce_bytes",
+            Opt::FixedBuffers => "fixed_buffers",
+            Opt::OnRegistrationRefused => "on_registration_refused",
+            Opt::ArenaBytes => "arena_bytes",
+            Opt::RingEntries => "ring_entries",
+            Opt::Sqpoll => "sqpoll",
+            Opt::PollCompletions => "poll_completions",
+            Opt::TakeFromDriver => "take_from_driver",
+        }
+    }
+
+    /// Whether the option belongs to the domain (set when the domain is
+    /// made) rather than to one device.
+    fn is_domain_option(self) -> bool {
+        matches!(self, Opt::FixedBuffers | Opt::OnRegistrationRefused | Opt::ArenaBytes)
+    }
+}
+
+/// The options each backend has.
+fn options_of(kind: BackendKind) -> &'static [Opt] {
+    match kind {
+        BackendKind::Copy => &[Opt::Direct, Opt::Writable, Opt::BounceBytes],
+        BackendKind::Uring => &[
+            Opt::Direct,
+            Opt::Writable,
+            Opt::FixedBuffers,
+            Opt::OnRegistrationRefused,
+            Opt::ArenaBytes,
+            Opt::RingEntries,
+            Opt::Sqpoll,
+        ],
+        BackendKind::Kmod => &[],
+        BackendKind::Vfio | BackendKind::Nvme => &[Opt::PollCompletions, Opt::TakeFromDriver],
+    }
+}
+
+/// Opens a device with options, in a new domain or in an existing one.
+///
+/// An option the selected backend does not have is refused at [`Builder::open`]
+/// with [`Error::Unsupported`] naming it and the options that backend takes
+/// (nothing is silently ignored). Each backend crate also has its own typed
+/// options (`pinio::uring::UringOptions`, `pinio::copy::CopyOptions`, …)
+/// offering exactly what that backend has.
 ///
 /// ```no_run
 /// let dev = pinio::Builder::parse("uring:/var/tmp/data")?
 ///     .fixed_buffers(true)
 ///     .on_registration_refused(pinio::OnRegistrationRefused::Fallback)
 ///     .open()?;
+/// // A second file whose queues accept the regions of the first:
+/// let log = pinio::Builder::parse("uring:/var/tmp/log")?.direct(true).open_in(dev.domain())?;
 /// # Ok::<(), pinio::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Builder {
     target: Target,
+    set: Vec<Opt>,
     direct: Option<bool>,
     writable: bool,
     bounce_bytes: usize,
@@ -43,6 +108,7 @@ impl Builder {
     pub fn new(target: Target) -> Builder {
         Builder {
             target,
+            set: Vec::new(),
             direct: None,
             writable: true,
             bounce_bytes: 1 << 20,
@@ -66,71 +132,118 @@ impl Builder {
         &self.target
     }
 
-    /// File backends: open with O_DIRECT. Default: `uring` yes, `copy` no.
+    fn with(mut self, opt: Opt) -> Builder {
+        if !self.set.contains(&opt) {
+            self.set.push(opt);
+        }
+        self
+    }
+
+    /// copy, uring: open with O_DIRECT. Default: `uring` yes, `copy` no.
     pub fn direct(mut self, direct: bool) -> Builder {
         self.direct = Some(direct);
-        self
+        self.with(Opt::Direct)
     }
 
-    /// File backends: open read-only when false. Default true.
+    /// copy, uring: open read-only when false. Default true.
     pub fn writable(mut self, writable: bool) -> Builder {
         self.writable = writable;
-        self
+        self.with(Opt::Writable)
     }
 
-    /// Copy backend: bounce buffer size per queue (default 1 MiB).
+    /// copy: bounce buffer size per queue (default 1 MiB).
     pub fn bounce_bytes(mut self, bytes: usize) -> Builder {
         self.bounce_bytes = bytes;
-        self
+        self.with(Opt::BounceBytes)
     }
 
-    /// io_uring: READ_FIXED/WRITE_FIXED from registered buffers (default)
-    /// or plain READ/WRITE, for comparisons.
+    /// uring (domain option): READ_FIXED/WRITE_FIXED from registered
+    /// buffers (default) or plain READ/WRITE, for comparisons.
     pub fn fixed_buffers(mut self, fixed: bool) -> Builder {
         self.fixed_buffers = fixed;
-        self
+        self.with(Opt::FixedBuffers)
     }
 
-    /// io_uring: what to do when RLIMIT_MEMLOCK refuses a registration.
+    /// uring (domain option): what to do when RLIMIT_MEMLOCK refuses a
+    /// registration.
     pub fn on_registration_refused(mut self, policy: OnRegistrationRefused) -> Builder {
         self.refused = policy;
-        self
+        self.with(Opt::OnRegistrationRefused)
     }
 
-    /// io_uring: register one arena of `bytes` at open; `Device::alloc`
-    /// hands out pieces of it.
+    /// uring (domain option): register one arena of `bytes` when the domain
+    /// is made; `Device::alloc` hands out pieces of it.
     pub fn arena_bytes(mut self, bytes: usize) -> Builder {
         self.arena_bytes = bytes;
-        self
+        self.with(Opt::ArenaBytes)
     }
 
-    /// io_uring: submission-queue entries per ring (default 128).
+    /// uring: submission-queue entries per ring (default 128).
     pub fn ring_entries(mut self, entries: u32) -> Builder {
         self.ring_entries = entries;
-        self
+        self.with(Opt::RingEntries)
     }
 
-    /// io_uring: a kernel polling thread per ring, idle after `idle_ms`.
+    /// uring: a kernel polling thread per ring, idle after `idle_ms`.
     /// Off by default: with few CPUs it costs more than it saves.
     pub fn sqpoll(mut self, idle_ms: Option<u32>) -> Builder {
         self.sqpoll = idle_ms;
-        self
+        self.with(Opt::Sqpoll)
     }
 
-    /// VFIO and NVMe: spin on the device instead of waiting for its interrupt.
+    /// vfio, nvme: spin on the device instead of waiting for its interrupt.
     pub fn poll_completions(mut self, poll: bool) -> Builder {
         self.poll_completions = poll;
-        self
+        self.with(Opt::PollCompletions)
     }
 
-    /// VFIO and NVMe: take the device from the kernel driver it is bound to.
+    /// vfio, nvme: take the device from the kernel driver it is bound to.
     pub fn take_from_driver(mut self, take: bool) -> Builder {
         self.take_from_driver = take;
-        self
+        self.with(Opt::TakeFromDriver)
     }
 
-    /// Opens the device.
+    /// Refuses options the backend does not have, and domain options when
+    /// joining an existing domain.
+    fn check_options(&self, joining: bool) -> Result<()> {
+        let kind = self.target.backend;
+        let known = options_of(kind);
+        if let Some(opt) = self.set.iter().find(|o| !known.contains(o)) {
+            let takes = if known.is_empty() {
+                "it takes none".to_string()
+            } else {
+                format!("it takes {}", known.iter().map(|o| o.name()).collect::<Vec<_>>().join(", "))
+            };
+            return Err(Error::Unsupported {
+                what: format!("option `{}` for the {kind} backend", opt.name()),
+                hint: format!("remove it; {takes}"),
+            });
+        }
+        if joining && let Some(opt) = self.set.iter().find(|o| o.is_domain_option()) {
+            return Err(Error::Unsupported {
+                what: format!("option `{}` when opening a device in an existing domain", opt.name()),
+                hint: "it belongs to the domain and is set when the domain is made (by the first open)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens the device in a new domain of its backend.
     pub fn open(self) -> Result<Box<dyn Device>> {
+        self.check_options(false)?;
+        self.open_device(None)
+    }
+
+    /// Opens the device in `domain`, whose regions it then accepts: register
+    /// once, use the region on every device of the domain. The domain must
+    /// belong to the same backend family (`vfio` and `nvme` share VFIO
+    /// domains), else [`Error::WrongDomain`].
+    pub fn open_in(self, domain: &Domain) -> Result<Box<dyn Device>> {
+        self.check_options(true)?;
+        self.open_device(Some(domain))
+    }
+
+    fn open_device(self, domain: Option<&Domain>) -> Result<Box<dyn Device>> {
         let loc = self.target.location.as_str();
         match self.target.backend {
             BackendKind::Copy => {
@@ -139,7 +252,10 @@ impl Builder {
                     writable: self.writable,
                     bounce_bytes: self.bounce_bytes,
                 };
-                Ok(Box::new(pinio_copy::CopyDevice::open(loc, opts)?))
+                Ok(match domain {
+                    Some(d) => Box::new(pinio_copy::CopyDevice::open_in(d, loc, opts)?),
+                    None => Box::new(pinio_copy::CopyDevice::open(loc, opts)?),
+                })
             }
             #[cfg(feature = "uring")]
             BackendKind::Uring => {
@@ -155,39 +271,53 @@ impl Builder {
                     sqpoll: self.sqpoll,
                     writable: self.writable,
                 };
-                Ok(Box::new(pinio_uring::UringDevice::open(loc, opts)?))
+                Ok(match domain {
+                    Some(d) => Box::new(pinio_uring::UringDevice::open_in(d, loc, opts)?),
+                    None => Box::new(pinio_uring::UringDevice::open(loc, opts)?),
+                })
             }
             #[cfg(feature = "kmod")]
-            BackendKind::Kmod => Ok(Box::new(pinio_kmod::KmodDevice::open(loc)?)),
+            BackendKind::Kmod => Ok(match domain {
+                Some(d) => Box::new(pinio_kmod::KmodDevice::open_in(d, loc)?),
+                None => Box::new(pinio_kmod::KmodDevice::open(loc)?),
+            }),
             #[cfg(feature = "vfio")]
             BackendKind::Vfio => {
-                let opts = pinio_vfio::VfioOptions {
-                    take_from_driver: self.take_from_driver,
-                    completion: if self.poll_completions {
-                        pinio_vfio::CompletionMode::Poll
-                    } else {
-                        pinio_vfio::CompletionMode::Interrupt
-                    },
-                };
-                Ok(Box::new(pinio_vfio::EduDevice::open(loc, opts)?))
+                let opts = pinio_edu::EduOptions { take_from_driver: self.take_from_driver, completion: self.completion() };
+                let pci = pci_address(loc)?;
+                Ok(match domain {
+                    Some(d) => Box::new(pinio_edu::EduDevice::open_in(d, &pci, opts)?),
+                    None => Box::new(pinio_edu::EduDevice::open(&pci, opts)?),
+                })
             }
             #[cfg(feature = "nvme")]
             BackendKind::Nvme => {
                 let opts = pinio_nvme::NvmeOptions {
                     take_from_driver: self.take_from_driver,
-                    completion: if self.poll_completions {
-                        pinio_vfio::CompletionMode::Poll
-                    } else {
-                        pinio_vfio::CompletionMode::Interrupt
-                    },
+                    completion: self.completion(),
                     ..pinio_nvme::NvmeOptions::default()
                 };
-                Ok(Box::new(pinio_nvme::NvmeDevice::open(loc, opts)?))
+                let pci = pci_address(loc)?;
+                Ok(match domain {
+                    Some(d) => Box::new(pinio_nvme::NvmeDevice::open_in(d, &pci, opts)?),
+                    None => Box::new(pinio_nvme::NvmeDevice::open(&pci, opts)?),
+                })
             }
             #[allow(unreachable_patterns)]
             other => Err(not_built(other)),
         }
     }
+
+    #[cfg(feature = "vfio")]
+    fn completion(&self) -> pinio_vfio::CompletionMode {
+        if self.poll_completions { pinio_vfio::CompletionMode::Poll } else { pinio_vfio::CompletionMode::Interrupt }
+    }
+}
+
+/// The typed PCI address of a `vfio:`/`nvme:` location.
+#[cfg(feature = "vfio")]
+fn pci_address(location: &str) -> Result<pinio_vfio::PciAddress> {
+    location.parse::<pinio_vfio::PciAddress>().map_err(Error::from)
 }
 
 fn not_built(kind: BackendKind) -> Error {
@@ -211,4 +341,26 @@ pub fn available_backends() -> Vec<BackendKind> {
         v.push(BackendKind::Nvme);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_a_backend_lacks_are_refused_by_name() {
+        let e = Builder::parse("kmod:/dev/pinio").unwrap().direct(true).open().err().unwrap();
+        let s = e.to_string();
+        assert!(s.contains("`direct`") && s.contains("kmod") && s.contains("takes none"), "{s}");
+        let e = Builder::parse("copy:/var/tmp/x").unwrap().sqpoll(Some(5)).open().err().unwrap();
+        let s = e.to_string();
+        assert!(s.contains("`sqpoll`") && s.contains("direct, writable, bounce_bytes"), "{s}");
+    }
+
+    #[test]
+    fn domain_options_are_refused_when_joining_a_domain() {
+        let domain = pinio_copy::CopyRegistrar::domain();
+        let e = Builder::parse("uring:/var/tmp/x").unwrap().arena_bytes(1 << 20).open_in(&domain).err().unwrap();
+        assert!(e.to_string().contains("`arena_bytes` when opening a device in an existing domain"), "{e}");
+    }
 }

@@ -13,6 +13,11 @@
 //! | `vfio:0000:00:03.0` | VFIO userspace driver for QEMU's `edu` device | IOMMU mapping |
 //! | `nvme:0000:00:02.0` | VFIO userspace NVMe driver (namespace 1) | IOMMU mapping |
 //!
+//! Registrations belong to a [`Domain`] (an io_uring buffer table, a kernel
+//! session, a VFIO container); [`open`] makes a new one per device and
+//! [`open_in`] opens more devices in an existing one, so that one region
+//! serves every file or PCI device of an application.
+//!
 //! ```no_run
 //! use pinio::{Device, Queue};
 //! let dev = pinio::open("copy:/var/tmp/data")?;
@@ -32,9 +37,13 @@
 #![deny(missing_docs)]
 
 mod builder;
+mod target;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use builder::{Builder, OnRegistrationRefused, available_backends};
 pub use pinio_core::*;
+pub use target::{BackendKind, Target};
 
 /// The copy backend.
 pub use pinio_copy as copy;
@@ -44,15 +53,42 @@ pub use pinio_uring as uring;
 /// The kernel-module backend.
 #[cfg(feature = "kmod")]
 pub use pinio_kmod as kmod;
-/// The VFIO backend.
+/// The VFIO platform: containers (domains), IOMMU mapping, PCI binding.
 #[cfg(feature = "vfio")]
 pub use pinio_vfio as vfio;
+/// The userspace driver of QEMU's `edu` DMA device (`vfio:` selection strings).
+#[cfg(feature = "vfio")]
+pub use pinio_edu as edu;
 /// The userspace NVMe backend.
 #[cfg(feature = "nvme")]
 pub use pinio_nvme as nvme;
 
 /// Opens a device from a selection string such as `uring:/var/tmp/data`,
-/// with each backend's default options. See [`Builder`] for options.
+/// with each backend's default options, in a new domain of its own. See
+/// [`Builder`] for options.
 pub fn open(spec: &str) -> Result<Box<dyn Device>> {
     Builder::parse(spec)?.open()
 }
+
+/// Opens another device in `domain` (for example `dev.domain()` of a device
+/// opened before): the regions registered there are accepted by both, with
+/// no second registration and no CPU copy between them.
+///
+/// ```no_run
+/// use pinio::{Device, Queue};
+/// let data = pinio::open("uring:/var/tmp/data")?;
+/// let mirror = pinio::open_in(data.domain(), "uring:/var/tmp/mirror")?;
+/// let region = data.alloc(1 << 20)?;           // registered once, for both
+/// let (mut a, mut b) = (data.queue(8)?, mirror.queue(8)?);
+/// let (_, s) = a.read_at(region.slice(0, 4096)?, 0)?;
+/// let (_, _s) = b.write_at(s, 0)?;             // the same bytes, no memcpy
+/// # Ok::<(), pinio::Error>(())
+/// ```
+pub fn open_in(domain: &Domain, spec: &str) -> Result<Box<dyn Device>> {
+    Builder::parse(spec)?.open_in(domain)
+}
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;

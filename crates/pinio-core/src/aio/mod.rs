@@ -37,6 +37,8 @@
 
 mod waiter;
 
+pub use waiter::Sleepers;
+
 use crate::{Completion, Error, Op, OpError, Queue, Result, Slice};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -47,7 +49,9 @@ use std::task::{Context, Poll, Waker};
 /// How an [`AsyncQueue`] learns that its queue's completion fd signalled.
 ///
 /// Implemented by the built-in waiter thread and by runtime integrations
-/// (`pinio::tokio`).
+/// (`pinio::tokio`). Many tasks may wait on one queue at once: an
+/// implementation must wake every task armed before an event (see
+/// [`Sleepers`]), not only the last.
 pub trait Readiness: Send + Sync {
     /// Arms a wake-up of `cx`'s task at the completion fd's next event.
     ///

@@ -15,9 +15,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Waker;
 
-/// Wakers of the tasks waiting on one queue's completions.
+/// Wakers of the tasks waiting on one queue's completions: a readiness
+/// registers each waiting task here and wakes them all at each event of the
+/// queue's completion fd (a reactor that keeps one waker per fd, such as
+/// tokio's `AsyncFd`, would wake only the last task to poll).
 #[derive(Debug, Default)]
-pub(crate) struct Sleepers(Mutex<Vec<Waker>>);
+pub struct Sleepers(Mutex<Vec<Waker>>);
 
 impl Sleepers {
     fn lock(&self) -> MutexGuard<'_, Vec<Waker>> {
@@ -25,7 +28,7 @@ impl Sleepers {
     }
 
     /// Registers `waker` (once) to be woken at the queue's next event.
-    pub(crate) fn register(&self, waker: &Waker) {
+    pub fn register(&self, waker: &Waker) {
         let mut w = self.lock();
         if !w.iter().any(|x| x.will_wake(waker)) {
             w.push(waker.clone());
@@ -33,7 +36,7 @@ impl Sleepers {
     }
 
     /// Wakes and forgets every registered task.
-    pub(crate) fn wake_all(&self) {
+    pub fn wake_all(&self) {
         let wakers = std::mem::take(&mut *self.lock());
         for w in wakers {
             w.wake();

@@ -1,0 +1,50 @@
+//! The examples are documentation, so they must run: each is started here as
+//! a user would start it (cargo builds examples before running tests).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The built example `name`, next to this test's own `deps/` directory.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
+    dir.join("examples").join(name)
+}
+
+/// Runs an example to its end; returns its standard output and its pid.
+fn run(name: &str, args: &[&str]) -> (String, u32) {
+    let child = Command::new(example(name))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting example {name}: {e}"));
+    let pid = child.id();
+    let out = child.wait_with_output().expect("waiting for the example");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "example {name} {args:?} failed ({}):\n{stdout}\n{stderr}", out.status);
+    (stdout.into_owned(), pid)
+}
+
+#[test]
+fn mirror_writes_one_registration_to_two_files_with_no_cpu_copy() {
+    let (out, pid) = run("mirror", &[]);
+    assert!(out.contains("both files verified"), "{out}");
+    assert!(out.lines().any(|l| l == "bytes_copied 0"), "the default (uring, O_DIRECT) path must be zero-copy:\n{out}");
+    assert!(out.contains("1 pins in the domain") || out.contains("2 pins in the domain"), "{out}");
+    let prefix = format!("pinio-mirror-{pid}-");
+    let leftovers: Vec<_> = std::fs::read_dir("/var/tmp")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(leftovers.is_empty(), "scratch files left behind: {leftovers:?}");
+}
+
+#[test]
+fn mirror_runs_on_the_copy_baseline_and_counts_its_copies() {
+    let (out, _) = run("mirror", &["copy"]);
+    assert!(out.contains("both files verified"), "{out}");
+    let copied: u64 = out.lines().find_map(|l| l.strip_prefix("bytes_copied ")).and_then(|v| v.parse().ok()).expect("a bytes_copied line");
+    assert!(copied > 0, "the copy backend copies every byte:\n{out}");
+}
