@@ -31,7 +31,7 @@ struct Entry {
 const NONE: u32 = u32::MAX;
 
 /// A per-process random value (std's hash keys are seeded from the OS).
-fn random_u32() -> u32 {
+pub(crate) fn random_u32() -> u32 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(0u8) as u32
 }

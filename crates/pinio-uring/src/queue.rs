@@ -30,6 +30,8 @@ pub struct UringQueue {
     sqpoll: bool,
     /// The result of the flush in flight, once its CQE is reaped.
     flush_result: Option<i32>,
+    /// The `user_data` of this queue's flushes ([`flush_user_data`]).
+    flush_user_data: u64,
     /// Shared with the domain's registry, which refreshes its buffer table.
     /// Only this queue touches the submission and completion queues.
     ring: Arc<IoUring>,
@@ -61,6 +63,7 @@ impl UringQueue {
             direct: shared.opts.direct,
             sqpoll: shared.opts.sqpoll.is_some(),
             flush_result: None,
+            flush_user_data: flush_user_data(),
             shared,
             ring,
             subscription,
@@ -155,7 +158,7 @@ impl UringQueue {
         let mut tally = Tally::default();
         for cqe in cq {
             let Some(op) = self.inflight.remove(cqe.user_data()) else {
-                if cqe.user_data() == FLUSH_USER_DATA {
+                if cqe.user_data() == self.flush_user_data {
                     self.flush_result = Some(cqe.result());
                 } else {
                     self.strays += 1;
@@ -185,9 +188,14 @@ impl UringQueue {
     }
 }
 
-/// The `user_data` of this queue's flush: below 2^32, so never a live entry
-/// of the in-flight table (whose keys carry a sequence number above).
-const FLUSH_USER_DATA: u64 = 1;
+/// A `user_data` for this queue's flushes: below 2^32, so never a live
+/// entry of the in-flight table (whose keys carry a non-zero sequence number
+/// above), and random at or above 2^31, so that a stray (registration tags
+/// post small numbers; a `MSG_RING` from elsewhere could post anything)
+/// matches it with a chance of 2^-31 at most.
+fn flush_user_data() -> u64 {
+    u64::from(crate::inflight::random_u32() | 0x8000_0000)
+}
 
 /// The completion of `op`, which failed with `errno`.
 #[cold]
@@ -294,7 +302,7 @@ impl Queue for UringQueue {
             FlushMode::Data => types::FsyncFlags::DATASYNC,
             FlushMode::All => types::FsyncFlags::empty(),
         };
-        let sqe = opcode::Fsync::new(types::Fixed(0)).flags(flags).build().flags(squeue::Flags::IO_DRAIN).user_data(FLUSH_USER_DATA);
+        let sqe = opcode::Fsync::new(types::Fixed(0)).flags(flags).build().flags(squeue::Flags::IO_DRAIN).user_data(self.flush_user_data);
         self.flush_result = None;
         loop {
             // SAFETY: the entry names no memory; fixed file 0 is registered
