@@ -495,6 +495,9 @@ mod tests {
             pins_memory: true,
             max_queue_depth: 4096,
             sharing: pinio::RegistrationSharing::Domain,
+            persistence: pinio::Persistence::WriteBack,
+            writable: true,
+            short_reads_at_end: true,
         };
         let l = plain_capabilities(&c).join("\n");
         assert!(l.contains("the device signals completions (interrupts)"), "{l}");

@@ -2,7 +2,7 @@
 
 use crate::domain::CopyRegistrar;
 use crate::queue::CopyQueue;
-use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Error, RegistrationSharing, Result};
+use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Error, Persistence, RegistrationSharing, Result};
 use pinio_file::FileTarget;
 use std::path::Path;
 use std::sync::Arc;
@@ -69,6 +69,10 @@ impl CopyDevice {
             pins_memory: false,
             max_queue_depth: MAX_QUEUE_DEPTH,
             sharing: RegistrationSharing::Domain,
+            // The page cache (buffered) or the drive's cache (O_DIRECT): fdatasync makes it durable.
+            persistence: Persistence::WriteBack,
+            writable: opts.writable,
+            short_reads_at_end: true,
         };
         let shared = Shared { core: DeviceCore::new(domain.clone(), caps), target, bounce_bytes: opts.bounce_bytes };
         Ok(CopyDevice { shared: Arc::new(shared) })

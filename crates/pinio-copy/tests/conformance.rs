@@ -80,13 +80,18 @@ fn flush_drains_pushed_writes() {
 }
 
 #[test]
-fn reads_past_the_end_are_refused_and_event_fd_fires() {
+fn reads_straddling_the_end_complete_short_and_event_fd_fires() {
     let p = scratch("eof", 10_000);
     let dev = CopyDevice::open(&p, CopyOptions::default()).unwrap();
     let region = dev.alloc(4096).unwrap();
     let mut q = dev.queue(2).unwrap();
-    let r = q.push(pinio_core::Op::read(region.slice(0, 4096).unwrap(), 8192, 9)).unwrap_err();
+    // Starting at the end: refused. Straddling it: the bytes up to the end.
+    let r = q.push(pinio_core::Op::read(region.slice(0, 4096).unwrap(), 10_000, 9)).unwrap_err();
     assert!(matches!(r.error, Error::OutOfBounds { limit: 10_000, .. }), "{}", r.error);
+    let (n, s) = q.read_at(r.op.slice, 8192).unwrap();
+    assert_eq!(n, 10_000 - 8192);
+    let r = q.push(pinio_core::Op::write(s, 8192, 9)).unwrap_err();
+    assert!(matches!(r.error, Error::OutOfBounds { .. }), "writes never straddle the end: {}", r.error);
     let fd = q.event_fd().expect("copy queues have an event fd").try_clone_to_owned().unwrap();
     let mut pfd = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, zero timeout.

@@ -27,6 +27,22 @@ pub enum RegistrationSharing {
     PerQueue,
 }
 
+/// What a completed write means for durability on a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// The device's memory does not outlive it (the echo device's memory,
+    /// edu's buffer): nothing is made durable; a flush only waits for the
+    /// writes before it (a drain).
+    None,
+    /// A completed write is durable as it completes (no volatile cache); a
+    /// flush only drains.
+    WriteThrough,
+    /// A completed write may sit in a volatile cache (the page cache, a
+    /// drive's write cache): only a completed [`crate::Queue::flush`] makes
+    /// it durable.
+    WriteBack,
+}
+
 /// What a device requires of operations handed to it, and what it does.
 ///
 /// Every backend fills one in at open time; [`Capabilities::check`] validates
@@ -61,6 +77,16 @@ pub struct Capabilities {
     pub max_queue_depth: usize,
     /// How far one registration reaches in the device's domain.
     pub sharing: RegistrationSharing,
+    /// What a completed write means for durability, and so what
+    /// [`crate::Queue::flush`] does.
+    pub persistence: Persistence,
+    /// Whether the device takes writes (`false`: opened read-only; a write
+    /// is refused at push with [`Error::ReadOnly`]).
+    pub writable: bool,
+    /// Whether a read may run past the end of the device address space and
+    /// complete short (files: the bytes up to the end of the file), as long
+    /// as it starts inside. Writes never may.
+    pub short_reads_at_end: bool,
 }
 
 impl Capabilities {
@@ -75,6 +101,9 @@ impl Capabilities {
         let len = slice.len() as u64;
         if len == 0 {
             return Err(Error::ZeroLength { what: "transfer" });
+        }
+        if op.dir == crate::Direction::Write && !self.writable {
+            return Err(Error::ReadOnly);
         }
         let addr = slice.as_ptr() as u64;
         if !is_aligned(addr, self.mem_align) {
@@ -91,6 +120,8 @@ impl Capabilities {
         }
         match op.dev_offset.checked_add(len) {
             Some(end) if end <= self.device_size => Ok(()),
+            // A read that starts inside completes short at the end.
+            Some(_) if self.short_reads_at_end && op.dir == crate::Direction::Read && op.dev_offset < self.device_size => Ok(()),
             _ => Err(Error::OutOfBounds {
                 what: "device address space",
                 offset: op.dev_offset,
@@ -121,6 +152,8 @@ pub(crate) struct Admission {
     len_mask: u64,
     max_transfer: u64,
     device_size: u64,
+    /// Whether writes are admitted at all.
+    writable: bool,
 }
 
 /// The bits a value aligned to `align` has clear, as [`is_aligned`] reads an
@@ -138,6 +171,7 @@ impl Admission {
             len_mask: mask(caps.len_align),
             max_transfer: caps.max_transfer,
             device_size: caps.device_size,
+            writable: caps.writable,
         }
     }
 
@@ -152,7 +186,8 @@ impl Admission {
         // path then accepts.
         let sized = len.wrapping_sub(1) < self.max_transfer;
         let inside = len <= self.device_size && op.dev_offset <= self.device_size - len;
-        (op.slice.domain_id() == self.domain) & (misaligned == 0) & sized & inside
+        let allowed = self.writable | (op.dir == crate::Direction::Read);
+        (op.slice.domain_id() == self.domain) & (misaligned == 0) & sized & inside & allowed
     }
 }
 

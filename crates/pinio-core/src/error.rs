@@ -63,6 +63,9 @@ pub enum Error {
         /// The backend of the domain it was asked to join.
         domain_backend: &'static str,
     },
+    /// A write to a device opened read-only.
+    #[error("write to a device opened read-only; open it writable (Builder::writable(true), the default) to write")]
+    ReadOnly,
     /// A queue deeper than the device can hold.
     #[error("queue depth {depth} exceeds this device's maximum of {max}; ask for at most {max} (Capabilities::max_queue_depth)")]
     QueueTooDeep {

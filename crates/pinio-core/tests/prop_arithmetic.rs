@@ -45,6 +45,9 @@ fn caps(mem_shift: u32, off_shift: u32, len_shift: u32, max_transfer: u64, devic
         pins_memory: false,
         max_queue_depth: 1024,
         sharing: RegistrationSharing::Domain,
+        persistence: pinio_core::Persistence::WriteBack,
+        writable: true,
+        short_reads_at_end: false,
     }
 }
 

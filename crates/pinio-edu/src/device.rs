@@ -5,7 +5,7 @@ use crate::queue::EduQueue;
 use crate::regs;
 use crate::shared::EduShared;
 use crate::{CompletionMode, EduOptions};
-use pinio_core::{Capabilities, Device, DeviceCore, Domain, Queue, RegistrationSharing, Result};
+use pinio_core::{Capabilities, Device, DeviceCore, Domain, Persistence, Queue, RegistrationSharing, Result};
 use pinio_vfio::{DeviceClaim, IommuInfo, PCI_COMMAND_MASTER, PciAddress, Sysfs, VfioDomainOptions, VfioError, VfioRegistrar};
 use std::sync::Arc;
 use vmm_sys_util::eventfd::EventFd;
@@ -102,6 +102,10 @@ impl EduDevice {
             pins_memory: true,
             max_queue_depth: MAX_QUEUE_DEPTH,
             sharing: RegistrationSharing::Domain,
+            // edu's 4 KiB buffer is device RAM: nothing outlives the device.
+            persistence: Persistence::None,
+            writable: true,
+            short_reads_at_end: false,
         };
         let engine = Engine::new(claim.pci().clone(), irq);
         let shared = EduShared { engine, claim, mode: opts.completion, core: DeviceCore::new(domain.clone(), caps) };

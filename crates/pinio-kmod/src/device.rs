@@ -8,7 +8,7 @@ use crate::queue::KmodQueue;
 use crate::session::KmodRegistrar;
 use crate::shared::Shared;
 use crate::sys::PinioFd;
-use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, RegistrationSharing, Result};
+use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Persistence, RegistrationSharing, Result};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -81,6 +81,10 @@ impl KmodDevice {
             // all its queues together: a deeper queue could never have more in the kernel.
             max_queue_depth: (info.queue_depth as usize).max(1),
             sharing: RegistrationSharing::Domain,
+            // The echo device's memory lives in the module: nothing outlives it.
+            persistence: Persistence::None,
+            writable: true,
+            short_reads_at_end: false,
         };
         let core = DeviceCore::new(domain.clone(), caps);
         let shared = Shared { core, session, channel: channel.clone(), window };

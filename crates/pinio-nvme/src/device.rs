@@ -7,7 +7,7 @@ use crate::identify::{ControllerInfo, NamespaceInfo};
 use crate::queue::NvmeQueue;
 use crate::shared::{NSID, Shared};
 use crate::{CompletionMode, NvmeOptions, prp};
-use pinio_core::{Capabilities, Device, DeviceCore, Domain, Queue, Registrar, RegistrationSharing, Result};
+use pinio_core::{Capabilities, Device, DeviceCore, Domain, Persistence, Queue, Registrar, RegistrationSharing, Result};
 use pinio_vfio::{PCI_COMMAND_MASTER, PciAddress, Sysfs, VfioDomainOptions, VfioError, VfioRegistrar};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -221,6 +221,9 @@ fn open_shared(domain: &Domain, bdf: &PciAddress, opts: NvmeOptions) -> Result<S
         pins_memory: true,
         max_queue_depth: crate::queue::max_depth(ctrl.cap()),
         sharing: RegistrationSharing::Domain,
+        persistence: if info.volatile_write_cache { Persistence::WriteBack } else { Persistence::WriteThrough },
+        writable: true,
+        short_reads_at_end: false,
     };
     Ok(Shared {
         ctrl,

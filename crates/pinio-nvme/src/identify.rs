@@ -20,6 +20,9 @@ pub struct ControllerInfo {
     pub mdts: u8,
     /// Number of namespaces.
     pub namespaces: u32,
+    /// VWC bit 0 (byte 525): the controller has a volatile write cache, so
+    /// completed writes are durable only after a Flush.
+    pub volatile_write_cache: bool,
 }
 
 impl ControllerInfo {
@@ -35,6 +38,7 @@ impl ControllerInfo {
             firmware: text(&b[64..72]),
             mdts: b[77],
             namespaces: u32::from_le_bytes(b[516..520].try_into().expect("4 bytes")),
+            volatile_write_cache: b[525] & 1 != 0,
         })
     }
 

@@ -5,7 +5,7 @@ use crate::queue::UringQueue;
 use crate::ring::MAX_ENTRIES;
 use crate::shared::Shared;
 use crate::{UringOptions, UringRegistrar};
-use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Queue, RegistrationSharing, Result, align_down};
+use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Persistence, Queue, RegistrationSharing, Result, align_down};
 use pinio_file::FileTarget;
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +32,10 @@ fn capabilities(target: &FileTarget, opts: &UringOptions, registrar: &UringRegis
         pins_memory: fixed,
         max_queue_depth: MAX_ENTRIES as usize,
         sharing: registrar.sharing(),
+        // The page cache (buffered) or the drive's cache (O_DIRECT): IORING_OP_FSYNC makes it durable.
+        persistence: Persistence::WriteBack,
+        writable: opts.writable,
+        short_reads_at_end: true,
     }
 }
 

@@ -230,19 +230,35 @@ fn round_trips_with_sqpoll() {
 }
 
 #[test]
-fn a_failed_operation_returns_its_slice_with_the_errno() {
+fn a_write_to_a_read_only_device_is_refused_at_push() {
+    // Regression: it used to be accepted and fail only at completion with EBADF.
     let f = Scratch::new("ro", 1 << 20);
     let dev = open(&f, UringOptions { writable: false, ..UringOptions::default() });
+    assert!(!dev.capabilities().writable);
     let region = dev.alloc(4096).unwrap();
     let mut q = dev.queue(2).unwrap();
     let e = q.write_at(region.slice(0, 4096).unwrap(), 0).unwrap_err();
-    assert_eq!(e.error.raw_os_error(), Some(libc::EBADF), "{}", e.error);
-    assert!(e.error.to_string().contains("WRITE_FIXED of 4096 bytes"), "{}", e.error);
-    let s = e.slice.expect("the slice comes back with the failure");
+    assert!(matches!(e.error, Error::ReadOnly), "{}", e.error);
+    let s = e.slice.expect("the slice comes back with the refusal");
     let (n, _) = q.read_at(s, 0).unwrap();
     assert_eq!(n, 4096);
     let st = dev.stats();
-    assert_eq!((st.ops, st.errors, st.bytes_written), (2, 1, 0), "{st}");
+    assert_eq!((st.ops, st.errors, st.bytes_written), (1, 0, 0), "{st}");
+}
+
+#[test]
+fn a_read_straddling_the_end_of_the_file_completes_short() {
+    // Regression: it used to be refused with OutOfBounds although Op documents short reads.
+    let f = Scratch::new("eof", (1 << 20) + 4096);
+    let dev = open(&f, UringOptions::default());
+    let region = dev.alloc(16384).unwrap();
+    let mut q = dev.queue(2).unwrap();
+    let (n, _) = q.read_at(region.slice(0, 16384).unwrap(), 1 << 20).unwrap();
+    assert_eq!(n, 4096, "the bytes up to the end of the file");
+    let e = q.read_at(region.slice(0, 4096).unwrap(), (1 << 20) + 4096).unwrap_err();
+    assert!(matches!(e.error, Error::OutOfBounds { .. }), "a read starting at the end: {}", e.error);
+    let e = q.write_at(e.slice.unwrap(), 1 << 20).unwrap_err();
+    assert!(matches!(e.error, Error::OutOfBounds { .. }), "writes never straddle the end: {}", e.error);
 }
 
 #[test]
