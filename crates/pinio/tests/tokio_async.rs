@@ -85,7 +85,7 @@ async fn a_future_dropped_mid_flight_leaves_its_slice_to_the_queue() {
 fn outside_a_runtime_is_a_typed_error() {
     let p = scratch("outside", 4096);
     let dev = pinio::open(&format!("copy:{}", p.display())).unwrap();
-    let e = pinio::tokio::async_queue(dev.queue(2).unwrap()).err().expect("no runtime here");
+    let e = pinio::tokio::async_queue(dev.queue(2).unwrap()).expect_err("no runtime here");
     assert!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains("outside a tokio runtime"), "{e}");
     std::fs::remove_file(p).unwrap();
 }
