@@ -3,31 +3,8 @@
 
 use pinio_copy::{CopyDevice, CopyOptions};
 use pinio_core::aio::AsyncQueue;
-use pinio_core::conformance;
+use pinio_core::conformance::{self, block_on};
 use pinio_core::{Device, Error};
-use std::future::Future;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
-}
 
 #[test]
 fn tasks_on_threads_share_one_async_queue() {

@@ -1,12 +1,10 @@
 //! The slice pool: many threads taking and giving back, dropped slices made
 //! anew, blocking and async takes woken by a give, foreign slices refused.
 
-use pinio_core::conformance::CountingRegistrar;
+use pinio_core::conformance::{CountingRegistrar, block_on};
 use pinio_core::{Slice, SlicePool};
 use proptest::prelude::*;
-use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 fn pool(slices: usize, len: usize) -> SlicePool {
@@ -15,26 +13,6 @@ fn pool(slices: usize, len: usize) -> SlicePool {
 }
 
 /// A waker that unparks the thread that polls.
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_secs(5));
-    }
-}
-
 #[test]
 fn threads_share_one_pool_and_never_hold_the_same_bytes() {
     let p = Arc::new(pool(16, 512));
