@@ -1227,7 +1227,7 @@ fn run(args: &[String]) -> Result<()> {
     }
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let mut args = Vec::new();
     for a in std::env::args_os().skip(1) {
         match a.into_string() {

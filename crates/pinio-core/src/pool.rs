@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 /// let pool = SlicePool::new(domain.alloc(64 * 4096)?, 4096)?;
 /// let a = pool.take().expect("64 slices to start with");
 /// assert_eq!((a.len(), pool.available()), (4096, 63));
-/// pool.give(a)?;
+/// pool.give(a).expect("a slice of this pool");
 /// assert_eq!(pool.available(), 64);
 /// # Ok::<(), pinio_core::Error>(())
 /// ```

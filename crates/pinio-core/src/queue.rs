@@ -70,10 +70,7 @@ pub trait Queue: Send {
     /// made are not covered: complete them first (or push them to this
     /// queue). An error means nothing: some, all or none of those writes may
     /// be durable; write them again and flush again.
-    fn flush(&mut self, mode: FlushMode) -> Result<()> {
-        let _ = mode;
-        Err(Error::Unsupported { what: "flush on this queue".into(), hint: "this backend does not implement flush yet".into() })
-    }
+    fn flush(&mut self, mode: FlushMode) -> Result<()>;
 
     /// A file descriptor that becomes readable when completions are ready,
     /// for epoll, where the backend has one.

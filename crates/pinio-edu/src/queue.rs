@@ -5,7 +5,7 @@ use crate::CompletionMode;
 use crate::engine::Fault;
 use crate::regs::DmaProgram;
 use crate::shared::EduShared;
-use pinio_core::{Completion, Op, Queue, Rejected, Result};
+use pinio_core::{Completion, FlushMode, Op, Queue, Rejected, Result};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
@@ -23,13 +23,14 @@ pub(crate) struct EduQueue {
     capacity: usize,
     pushed: Vec<Op>,
     inflight: BTreeMap<u64, Op>,
-    /// Operations that failed before reaching the device, waiting for `poll`.
-    failed: Vec<Completion>,
+    /// Completions waiting for `poll`: operations that failed before
+    /// reaching the device, and those a flush waited for.
+    ready: Vec<Completion>,
 }
 
 impl EduQueue {
     pub(crate) fn new(shared: Arc<EduShared>, capacity: usize) -> EduQueue {
-        EduQueue { shared, capacity, pushed: Vec::new(), inflight: BTreeMap::new(), failed: Vec::new() }
+        EduQueue { shared, capacity, pushed: Vec::new(), inflight: BTreeMap::new(), ready: Vec::new() }
     }
 
     fn complete(&self, op: Op, outcome: std::result::Result<usize, Fault>) -> Completion {
@@ -45,7 +46,7 @@ impl Queue for EduQueue {
     }
 
     fn in_flight(&self) -> usize {
-        self.pushed.len() + self.inflight.len() + self.failed.len()
+        self.pushed.len() + self.inflight.len() + self.ready.len()
     }
 
     fn push(&mut self, op: Op) -> Result<(), Rejected> {
@@ -70,12 +71,12 @@ impl Queue for EduQueue {
                 Ok(Err(f)) => {
                     let result = Err(self.shared.fault_error(f));
                     self.shared.core.record(op.dir, &result);
-                    self.failed.push(Completion::of(op, result));
+                    self.ready.push(Completion::of(op, result));
                 }
                 Err(e) => {
                     let result = Err(e);
                     self.shared.core.record(op.dir, &result);
-                    self.failed.push(Completion::of(op, result));
+                    self.ready.push(Completion::of(op, result));
                 }
             }
         }
@@ -84,8 +85,8 @@ impl Queue for EduQueue {
 
     fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
         self.shared.engine.advance();
-        let mut n = self.failed.len();
-        out.append(&mut self.failed);
+        let mut n = self.ready.len();
+        out.append(&mut self.ready);
         // Tickets ascend in submission order, and the engine finishes in
         // that order, so completions come out in order.
         while let Some(entry) = self.inflight.first_entry() {
@@ -99,13 +100,36 @@ impl Queue for EduQueue {
 
     fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
         self.submit()?;
-        let target = min.min(self.inflight.len() + self.failed.len());
+        let target = min.min(self.inflight.len() + self.ready.len());
         let mut n = self.poll(out)?;
         while n < target {
             self.shared.engine.wait_progress();
             n += self.poll(out)?;
         }
         Ok(n)
+    }
+
+    /// A drain only: submits what is pushed and waits until the engine has
+    /// finished every transfer of this queue, keeping the completions for
+    /// the next `poll`/`wait`. edu's buffer does not outlive the device
+    /// ([`pinio_core::Persistence::None`]): there is nothing to make
+    /// durable, so both modes are the same. A stuck engine times out and
+    /// fails its transfers, so this returns.
+    fn flush(&mut self, _mode: FlushMode) -> Result<()> {
+        self.submit()?;
+        let mut done = std::mem::take(&mut self.ready);
+        let r = loop {
+            if let Err(e) = self.poll(&mut done) {
+                break Err(e);
+            }
+            if self.inflight.is_empty() {
+                break Ok(());
+            }
+            self.shared.engine.wait_progress();
+        };
+        done.append(&mut self.ready);
+        self.ready = done;
+        r
     }
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {

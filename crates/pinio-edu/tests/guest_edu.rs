@@ -78,6 +78,20 @@ fn round_trips_with_polled_completions() {
     conformance::round_trips(&edu, &p).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// A flush is a drain (edu's buffer does not outlive the device): the
+/// writes pushed before it have completed when it returns, in both
+/// completion modes, and their completions wait for the next poll.
+#[test]
+fn flush_drains_in_both_completion_modes() {
+    let _g = edu_lock();
+    for opts in [EduOptions::default(), POLL] {
+        let edu = open_edu(opts);
+        assert_eq!(edu.capabilities().persistence, pinio_core::Persistence::None);
+        conformance::flush_drains(&edu).unwrap_or_else(|e| panic!("{:?}: {e}", opts.completion));
+        assert_eq!(edu.stats().errors, 0);
+    }
+}
+
 #[test]
 fn bad_inputs_get_typed_errors() {
     let _g = edu_lock();

@@ -8,7 +8,7 @@ use crate::error::backend;
 use crate::router::{self, Router};
 use crate::shared::Shared;
 use crate::sys::PinioFd;
-use pinio_core::{Completion, Direction, Error, Op, Queue, Registration, Rejected, Result, Tally};
+use pinio_core::{Completion, Direction, Error, FlushMode, Op, Queue, Registration, Rejected, Result, Tally};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
@@ -222,6 +222,23 @@ impl Queue for KmodQueue {
             self.collect(need)?;
         }
         Ok(self.drain(out))
+    }
+
+    /// A drain only: submits what is pushed and waits until every operation of this queue has
+    /// completed, keeping the completions for the next `poll`/`wait`. The echo device's memory
+    /// lives in the module and does not outlive it ([`pinio_core::Persistence::None`]): there
+    /// is nothing to make durable, so both modes are the same. Interrupted waits are retried.
+    fn flush(&mut self, _mode: FlushMode) -> Result<()> {
+        self.submit()?;
+        while !self.in_flight.is_empty() {
+            let need = self.in_flight.len();
+            match self.collect(need) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {

@@ -57,6 +57,18 @@ fn a_queue_deeper_than_the_session_cap_is_refused() {
     c.finish();
 }
 
+/// The echo device's memory lives in the module: a flush is a drain, and nothing more.
+#[test]
+fn conformance_flush_drains() {
+    let c = Checked::start();
+    let dev = open();
+    assert_eq!(dev.capabilities().persistence, pinio_core::Persistence::None);
+    conformance::flush_drains(&dev).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(dev.stats().errors, 0);
+    drop(dev);
+    c.finish();
+}
+
 #[test]
 fn conformance_bad_inputs() {
     let c = Checked::start();

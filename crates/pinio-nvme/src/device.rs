@@ -7,7 +7,7 @@ use crate::identify::{ControllerInfo, NamespaceInfo};
 use crate::queue::NvmeQueue;
 use crate::shared::{NSID, Shared};
 use crate::{CompletionMode, NvmeOptions, prp};
-use pinio_core::{Capabilities, Device, DeviceCore, Domain, Persistence, Queue, Registrar, RegistrationSharing, Result};
+use pinio_core::{Capabilities, Device, DeviceCore, Domain, FlushMode, Persistence, Queue, Registrar, RegistrationSharing, Result};
 use pinio_vfio::{PCI_COMMAND_MASTER, PciAddress, Sysfs, VfioDomainOptions, VfioError, VfioRegistrar};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,17 +123,18 @@ impl NvmeDevice {
         self.shared.ctrl.cap()
     }
 
-    /// A queue of the concrete type, which also offers
-    /// [`NvmeQueue::flush`].
+    /// A queue of the concrete type.
     pub fn nvme_queue(&self, depth: usize) -> Result<NvmeQueue> {
         let depth = self.shared.core.queue_depth(depth)?;
         NvmeQueue::new(self.shared.clone(), depth)
     }
 
-    /// Flushes the volatile write cache of namespace 1 (on a queue pair
-    /// of its own).
+    /// Flushes the volatile write cache of namespace 1, on a queue pair of
+    /// its own: every write completed before the call (on any queue) is
+    /// durable when it returns `Ok`. See [`Queue::flush`] for writes still
+    /// in flight.
     pub fn flush(&self) -> Result<()> {
-        self.nvme_queue(1)?.flush()
+        self.nvme_queue(1)?.flush(FlushMode::Data)
     }
 
     /// Resets the controller (CC.EN 1 → 0 → 1) and sets its admin queues

@@ -7,7 +7,7 @@ use crate::prp::Prps;
 use crate::ring::{CqRing, SqRing};
 use crate::shared::{NSID, Shared};
 use crate::{CompletionMode, regs};
-use pinio_core::{Completion, Direction, Error, Op, Queue, Rejected, Result};
+use pinio_core::{Completion, Direction, Error, FlushMode, Op, Queue, Rejected, Result};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -286,17 +286,43 @@ impl NvmeQueue {
         }
     }
 
-    /// Issues a Flush of namespace 1 and waits for it. Completions of other
-    /// operations that arrive meanwhile are kept for the next
+    /// Waits until no command of this queue is in flight: submits what is
+    /// pushed, then reaps. I/O completions are kept for the next
     /// [`Queue::poll`] or [`Queue::wait`].
-    pub fn flush(&mut self) -> Result<()> {
-        if self.in_flight >= self.slots.len() || self.sq_ring.is_full() {
+    fn drain(&mut self) -> Result<()> {
+        self.submit()?;
+        let mut last = Instant::now();
+        while self.in_flight > 0 {
+            let mut out = std::mem::take(&mut self.ready);
+            let got = self.reap(&mut out);
+            self.ready = out;
+            if got? > 0 {
+                last = Instant::now();
+                continue;
+            }
+            self.check_hung(last)?;
+            self.wait_for_event()?;
+        }
+        Ok(())
+    }
+
+    /// The drain, then a Flush of namespace `nsid`, waited for.
+    ///
+    /// NVMe does not order commands: a Flush covers the writes that
+    /// completed before it was submitted, not those beside it in the
+    /// queue. So every command in flight on this queue completes first.
+    fn drain_and_flush(&mut self, nsid: u32) -> Result<()> {
+        self.drain()?;
+        // Nothing is in flight: any result kept is of an earlier flush that
+        // gave up waiting (a timeout), not of the one issued now.
+        self.flushed.clear();
+        if self.sq_ring.is_full() {
             return Err(Error::QueueFull { capacity: self.slots.len() });
         }
         let Some(slot) = self.free.pop() else {
             return Err(Error::QueueFull { capacity: self.slots.len() });
         };
-        self.write_command(&Sqe::flush(slot, NSID));
+        self.write_command(&Sqe::flush(slot, nsid));
         self.slots[slot as usize] = Slot::Flush;
         self.submit()?;
         let mut last = Instant::now();
@@ -311,12 +337,20 @@ impl NvmeQueue {
                 let (_, status) = self.flushed.swap_remove(i);
                 return match status {
                     None => Ok(()),
-                    Some(status) => Err(NvmeError::Command { command: format!("flush of namespace {NSID}"), status }.into()),
+                    Some(status) => Err(NvmeError::Command { command: format!("flush of namespace {nsid}"), status }.into()),
                 };
             }
             self.check_hung(last)?;
             self.wait_for_event()?;
         }
+    }
+
+    /// [`Queue::flush`] with a Flush of namespace `nsid`, whatever it is
+    /// (0, a namespace that does not exist, the broadcast `0xffffffff`), so
+    /// that the controller judges it: for tests of a failed flush.
+    #[cfg(feature = "raw-io")]
+    pub fn flush_namespace_unchecked(&mut self, nsid: u32) -> Result<()> {
+        self.drain_and_flush(nsid)
     }
 
     fn check_hung(&self, last: Instant) -> Result<()> {
@@ -372,6 +406,17 @@ impl Queue for NvmeQueue {
             self.check_hung(last)?;
         }
         Ok(got)
+    }
+
+    /// Waits for every command in flight on this queue (their completions
+    /// are kept for the next `poll`/`wait`), then issues an NVMe Flush of
+    /// namespace 1 and waits for it: the controller commits its volatile
+    /// write cache, if it has one, to non-volatile media. [`FlushMode::All`]
+    /// is [`FlushMode::Data`]: a namespace has no metadata apart from its
+    /// blocks. A Flush that fails comes back as an [`NvmeError::Command`]
+    /// naming its status.
+    fn flush(&mut self, _mode: FlushMode) -> Result<()> {
+        self.drain_and_flush(NSID)
     }
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{TAKE_IRQ, TAKE_POLL, Taken, driver_of, edu_addr, give_back, lock, nvme_addr};
-use pinio_core::{Completion, Device, Error, Op, Queue, conformance};
+use pinio_core::{Completion, Device, Error, FlushMode, Op, Persistence, Queue, conformance};
 use pinio_nvme::{NvmeDevice, NvmeError, NvmeOptions};
 use pinio_vfio::{PciAddress, VfioError};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -341,7 +341,7 @@ fn reset_while_idle_keeps_the_data_and_the_device_usable() {
     let data = conformance::pattern(77, 65536);
     s.copy_from_slice(&data);
     let (_, s) = q.write_at(s, base).unwrap();
-    q.flush().unwrap();
+    q.flush(FlushMode::Data).unwrap();
     let e = dev.reset().expect_err("reset with a queue alive");
     assert!(matches!(NvmeError::find(&e), Some(NvmeError::QueuesAlive { queues: 1 })), "{e}");
     drop(q);
@@ -435,7 +435,57 @@ fn many_queue_pairs_and_flush() {
     assert!(matches!(NvmeError::find(&e), Some(NvmeError::NoQueuePair { .. })), "{e}");
     drop(qs);
     let mut q = dev.nvme_queue(4).unwrap();
-    q.flush().unwrap();
+    q.flush(FlushMode::Data).unwrap();
     drop(q);
     dev.flush().unwrap();
+}
+
+/// The conformance check of `Queue::flush` (writes pushed before it have
+/// completed when it returns, their completions kept), in both completion
+/// modes; QEMU's controller has a volatile write cache, so the flush also
+/// issues an NVMe Flush.
+#[test]
+fn flush_drains_then_flushes() {
+    for opts in [TAKE_POLL, TAKE_IRQ] {
+        let mut t = Taken::new(opts);
+        let caps = t.dev().capabilities().clone();
+        assert_eq!(caps.persistence, Persistence::WriteBack, "QEMU's controller reports a volatile write cache");
+        // flush_drains writes 4 units from offset 0.
+        let unit = caps.len_align.max(caps.offset_align).max(caps.mem_align).max(512);
+        t.save(0, 4 * unit);
+        conformance::flush_drains(t.dev()).unwrap_or_else(|e| panic!("{:?}: {e}", opts.completion));
+        assert_eq!(t.dev().stats().errors, 0);
+    }
+}
+
+/// A Flush the controller refuses (namespace 0 is no namespace) comes back
+/// as a typed error naming its NVMe status; the writes before it were
+/// drained anyway, and the queue flushes normally afterwards.
+#[test]
+fn a_failed_flush_is_a_typed_error() {
+    let mut t = Taken::new(TAKE_IRQ);
+    let (base, _) = tail_window(t.dev(), 1 << 20);
+    t.save(base, 8192);
+    let dev = t.dev();
+    let region = dev.alloc(8192).unwrap();
+    let mut q = dev.nvme_queue(4).unwrap();
+    for i in 0..2u64 {
+        let mut s = region.slice(i as usize * 4096, 4096).unwrap();
+        s.copy_from_slice(&conformance::pattern(900 + i, 4096));
+        q.push(Op::write(s, base + i * 4096, i)).unwrap_or_else(|r| panic!("{}", r.error));
+    }
+    let e = q.flush_namespace_unchecked(0).expect_err("a Flush of namespace 0 must fail");
+    assert!(matches!(NvmeError::find(&e), Some(NvmeError::Command { .. })), "{e}");
+    let status = NvmeError::status(&e).unwrap_or_else(|| panic!("not a status error: {e}"));
+    assert_eq!(status.name(), "Invalid Namespace or Format", "{e}");
+    assert!(e.to_string().contains("flush of namespace 0"), "{e}");
+    // The drain happened before the Flush was issued.
+    let mut out = Vec::new();
+    q.poll(&mut out).unwrap();
+    assert_eq!((out.len(), q.in_flight()), (2, 0), "both writes completed before the flush");
+    assert!(out.iter().all(|c| c.result.is_ok()), "{out:?}");
+    q.flush(FlushMode::All).unwrap_or_else(|e| panic!("a flush after the failed one: {e}"));
+    let s = out.pop().unwrap().slice;
+    let (_, s) = q.read_at(s, base + 4096).unwrap();
+    assert!(s[..] == conformance::pattern(901, 4096)[..]);
 }
