@@ -2,8 +2,9 @@
 
 use crate::domain::CopyRegistrar;
 use crate::queue::CopyQueue;
-use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Error, Persistence, RegistrationSharing, Result};
-use pinio_file::FileTarget;
+use crate::shared::Shared;
+use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Error, Persistence, RegistrationSharing, Result, align_down};
+use pinio_file::{DioAlign, FileOpen, FileTarget};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,27 +16,45 @@ pub struct CopyOptions {
     pub direct: bool,
     /// Open read-write (default) or read-only.
     pub writable: bool,
-    /// Size of each queue's bounce buffer; larger transfers are split.
-    /// Default 1 MiB.
+    /// Size of each bounce buffer (one per worker thread, one per depth-1
+    /// queue); larger transfers are split. Default 1 MiB.
     pub bounce_bytes: usize,
+    /// `Some(size)`: create the file if it is missing and make it at least
+    /// `size` bytes long ([`FileOpen::create`]). Default `None`: the file
+    /// must exist.
+    pub create: Option<u64>,
+    /// Enforce the alignment the `uring` backend will require of this file
+    /// (O_DIRECT, its default): memory addresses, device offsets and
+    /// lengths aligned as `statx(STATX_DIOALIGN)` (a block device: its
+    /// logical block size) says, even when this device is not opened with
+    /// O_DIRECT, plus uring's largest transfer and deepest queue. Code that
+    /// runs on `copy:` in strict mode does not break on `uring:` because of
+    /// alignment. A file system that reports no direct-IO alignment gets
+    /// 4096 bytes for all three. Default false: any alignment (as far as
+    /// `direct` allows).
+    pub strict: bool,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { direct: false, writable: true, bounce_bytes: 1 << 20 }
+        CopyOptions { direct: false, writable: true, bounce_bytes: 1 << 20, create: None, strict: false }
     }
 }
 
 /// The most operations one copy queue holds.
 const MAX_QUEUE_DEPTH: usize = 1 << 16;
 
-pub(crate) struct Shared {
-    pub(crate) core: DeviceCore,
-    pub(crate) target: FileTarget,
-    pub(crate) bounce_bytes: usize,
-}
+/// What the uring backend allows (`pinio-uring`: `MAX_RW_COUNT` from
+/// `include/linux/fs.h`, and `IORING_MAX_ENTRIES`), which strict mode
+/// applies too.
+const URING_MAX_RW_COUNT: u64 = 0x7fff_f000;
+const URING_MAX_QUEUE_DEPTH: usize = 32768;
 
-/// A file or block device driven by `pread`/`pwrite` through a bounce buffer.
+/// The alignment strict mode enforces when the file system reports none.
+const STRICT_FALLBACK: DioAlign = DioAlign { mem: 4096, offset: 4096 };
+
+/// A file or block device driven by `pread`/`pwrite` through bounce
+/// buffers, on worker threads at queue depth > 1.
 pub struct CopyDevice {
     shared: Arc<Shared>,
 }
@@ -50,32 +69,91 @@ impl CopyDevice {
     /// every device of the domain.
     pub fn open_in(domain: &Domain, path: impl AsRef<Path>, opts: CopyOptions) -> Result<CopyDevice> {
         domain.require::<CopyRegistrar>("copy")?;
-        let target = FileTarget::open(path.as_ref(), opts.direct, opts.writable)?;
+        let how = FileOpen { direct: opts.direct, writable: opts.writable, create: opts.create };
+        let target = FileTarget::open_with(path.as_ref(), &how)?;
         let align = target.dio.map_or(1, |d| d.offset);
         if opts.bounce_bytes == 0 || !(opts.bounce_bytes as u64).is_multiple_of(align) {
             return Err(Error::Misaligned { what: "bounce buffer size", value: opts.bounce_bytes as u64, required: align });
         }
+        let strict = if opts.strict {
+            Some(match target.dio_align() {
+                Ok(a) => a,
+                Err(Error::Unsupported { .. }) => STRICT_FALLBACK,
+                Err(e) => return Err(e),
+            })
+        } else {
+            None
+        };
+        let (mem_align, offset_align, max_transfer, max_queue_depth) = match strict {
+            Some(s) => {
+                let offset = s.offset.max(align).max(1);
+                (s.mem.max(1), offset, align_down(URING_MAX_RW_COUNT, offset), URING_MAX_QUEUE_DEPTH)
+            }
+            None => (1, align, u32::MAX as u64, MAX_QUEUE_DEPTH),
+        };
         let caps = Capabilities {
             backend: "copy",
-            mem_align: 1,
-            register_align: 1,
-            offset_align: align,
-            len_align: align,
-            max_transfer: u32::MAX as u64,
+            mem_align,
+            register_align: mem_align,
+            offset_align,
+            len_align: offset_align,
+            max_transfer,
             max_pinned_bytes: None,
             device_size: target.size,
-            completion: CompletionMode::Synchronous,
+            // Worker threads finish operations and signal the queue's
+            // eventfd (a depth-1 queue finishes them at submit).
+            completion: CompletionMode::Interrupt,
             cpu_copies: true,
             pins_memory: false,
-            max_queue_depth: MAX_QUEUE_DEPTH,
+            max_queue_depth,
             sharing: RegistrationSharing::Domain,
             // The page cache (buffered) or the drive's cache (O_DIRECT): fdatasync makes it durable.
             persistence: Persistence::WriteBack,
             writable: opts.writable,
             short_reads_at_end: true,
         };
-        let shared = Shared { core: DeviceCore::new(domain.clone(), caps), target, bounce_bytes: opts.bounce_bytes };
+        let shared = Shared { core: DeviceCore::new(domain.clone(), caps), target, bounce_bytes: opts.bounce_bytes, strict };
         Ok(CopyDevice { shared: Arc::new(shared) })
+    }
+
+    /// A queue as the concrete type (for [`CopyQueue::workers`]).
+    pub fn copy_queue(&self, depth: usize) -> Result<CopyQueue> {
+        let depth = self.shared.core.queue_depth(depth)?;
+        CopyQueue::new(self.shared.clone(), depth)
+    }
+
+    /// Sets the file's length (`ftruncate`; longer is sparse) and the
+    /// device size with it; returns the new size. Shrinking below
+    /// operations in flight is safe but loses their data (a read completes
+    /// short, a write extends the file again). A block device is refused
+    /// with [`Error::Unsupported`], a read-only device with
+    /// [`Error::ReadOnly`]. The next flush makes the new size durable.
+    pub fn set_len(&self, len: u64) -> Result<u64> {
+        self.shared.target.set_len(len, &self.shared.core)
+    }
+
+    /// Makes the file at least `min_len` bytes long (never shrinks);
+    /// returns the device size.
+    pub fn grow(&self, min_len: u64) -> Result<u64> {
+        self.shared.target.grow(min_len, &self.shared.core)
+    }
+
+    /// Preallocates disk blocks for `[offset, offset + len)` (`fallocate`
+    /// mode 0: the file grows to cover the range, reading zeros); returns
+    /// the device size.
+    pub fn allocate(&self, offset: u64, len: u64) -> Result<u64> {
+        self.shared.target.allocate(offset, len, &self.shared.core)
+    }
+
+    /// Reads the file's size again (another process may have resized it)
+    /// and makes it the device size; returns it.
+    pub fn refresh_size(&self) -> Result<u64> {
+        self.shared.target.refresh_size(&self.shared.core)
+    }
+
+    /// Whether opening the device created its file.
+    pub fn created(&self) -> bool {
+        self.shared.target.created
     }
 }
 
@@ -86,11 +164,21 @@ impl Device for CopyDevice {
 
     fn describe(&self) -> String {
         let t = &self.shared.target;
-        format!("copy:{} ({}, {} bytes)", t.path.display(), if t.direct { "O_DIRECT + bounce copy" } else { "page cache + bounce copy" }, t.size)
+        let mut parts = vec![if t.direct { "O_DIRECT + bounce copy".to_string() } else { "page cache + bounce copy".to_string() }];
+        parts.push(format!("{} bytes", self.shared.core.size()));
+        if let Some(s) = self.shared.strict {
+            parts.push(format!("strict: uring O_DIRECT alignment, memory {} B, offsets and lengths {} B", s.mem, s.offset));
+        }
+        format!("copy:{} ({})", t.path.display(), parts.join(", "))
     }
 
     fn queue(&self, depth: usize) -> Result<Box<dyn pinio_core::Queue>> {
-        let depth = self.shared.core.queue_depth(depth)?;
-        Ok(Box::new(CopyQueue::new(self.shared.clone(), depth)?))
+        Ok(Box::new(self.copy_queue(depth)?))
+    }
+}
+
+impl std::fmt::Debug for CopyDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
     }
 }

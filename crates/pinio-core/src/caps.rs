@@ -5,10 +5,10 @@ use crate::{DomainId, Error, Op, Result, is_aligned};
 /// How a device reports completions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompletionMode {
-    /// The operation is done when `submit` returns (the copy backend).
+    /// The operation is done when `submit` returns.
     Synchronous,
     /// The device signals completion (an io_uring CQE, an MSI, a kernel
-    /// worker's wake-up); waiting sleeps.
+    /// worker's wake-up, a copy queue's worker thread); waiting sleeps.
     Interrupt,
     /// Completions are found by polling device memory; waiting spins.
     Poll,
@@ -64,7 +64,11 @@ pub struct Capabilities {
     pub max_transfer: u64,
     /// Largest amount of memory that may be registered at once, if known.
     pub max_pinned_bytes: Option<u64>,
-    /// Size of the device address space in bytes.
+    /// Size of the device address space in bytes when the device was
+    /// opened. A file resized through its device (`set_len`, `allocate`)
+    /// changes the size the device checks bounds against:
+    /// [`crate::DeviceCore::size`] and [`crate::Device::size`] give the
+    /// current one.
     pub device_size: u64,
     /// How completions are reported.
     pub completion: CompletionMode,
@@ -92,8 +96,16 @@ pub struct Capabilities {
 impl Capabilities {
     /// Checks `op` against these capabilities, for a device of `domain`:
     /// the slice's domain, zero length, alignment of address, offset and
-    /// length, the transfer limit and the bounds of the device address space.
+    /// length, the transfer limit and the bounds of the device address space
+    /// (of [`Capabilities::device_size`], the size at open).
     pub fn check(&self, domain: DomainId, op: &Op) -> Result<()> {
+        self.check_at_size(domain, op, self.device_size)
+    }
+
+    /// [`Capabilities::check`] against a device address space of
+    /// `device_size` bytes (the device's current size,
+    /// [`crate::DeviceCore::size`]) instead of the size at open.
+    pub fn check_at_size(&self, domain: DomainId, op: &Op, device_size: u64) -> Result<()> {
         let slice = &op.slice;
         if slice.domain_id() != domain {
             return Err(Error::ForeignRegion { region_domain: slice.domain_id(), domain });
@@ -119,14 +131,14 @@ impl Capabilities {
             return Err(Error::TooLarge { len, max: self.max_transfer });
         }
         match op.dev_offset.checked_add(len) {
-            Some(end) if end <= self.device_size => Ok(()),
+            Some(end) if end <= device_size => Ok(()),
             // A read that starts inside completes short at the end.
-            Some(_) if self.short_reads_at_end && op.dir == crate::Direction::Read && op.dev_offset < self.device_size => Ok(()),
+            Some(_) if self.short_reads_at_end && op.dir == crate::Direction::Read && op.dev_offset < device_size => Ok(()),
             _ => Err(Error::OutOfBounds {
                 what: "device address space",
                 offset: op.dev_offset,
                 len,
-                limit: self.device_size,
+                limit: device_size,
             }),
         }
     }
@@ -138,10 +150,12 @@ impl Capabilities {
 /// # Invariants
 ///
 /// [`Admission::admits`] returns `true` only for operations that
-/// [`Capabilities::check`] accepts for the same domain and capabilities (a
-/// device's capabilities never change after it is opened). When it returns
-/// `false` the caller runs [`Capabilities::check`], which names the reason,
-/// so the errors are exactly the model's.
+/// [`Capabilities::check_at_size`] accepts for the same domain,
+/// capabilities and device size (a device's capabilities never change after
+/// it is opened; its size may, so the caller passes the size it read). When
+/// it returns `false` the caller runs [`Capabilities::check_at_size`] with
+/// the same size, which names the reason, so the errors are exactly the
+/// model's.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Admission {
     domain: DomainId,
@@ -151,7 +165,6 @@ pub(crate) struct Admission {
     offset_mask: u64,
     len_mask: u64,
     max_transfer: u64,
-    device_size: u64,
     /// Whether writes are admitted at all.
     writable: bool,
 }
@@ -170,14 +183,14 @@ impl Admission {
             offset_mask: mask(caps.offset_align),
             len_mask: mask(caps.len_align),
             max_transfer: caps.max_transfer,
-            device_size: caps.device_size,
             writable: caps.writable,
         }
     }
 
-    /// Whether `op` passes every test of [`Capabilities::check`].
+    /// Whether `op` passes every test of [`Capabilities::check_at_size`]
+    /// for a device of `device_size` bytes.
     #[inline]
-    pub(crate) fn admits(&self, op: &Op) -> bool {
+    pub(crate) fn admits(&self, op: &Op, device_size: u64) -> bool {
         let len = op.slice.len() as u64;
         let addr = op.slice.as_ptr() as u64;
         let misaligned = (addr & self.mem_mask) | (op.dev_offset & self.offset_mask) | (len & self.len_mask);
@@ -185,7 +198,7 @@ impl Admission {
         // it also refuses `len == max_transfer == u64::MAX`, which the slow
         // path then accepts.
         let sized = len.wrapping_sub(1) < self.max_transfer;
-        let inside = len <= self.device_size && op.dev_offset <= self.device_size - len;
+        let inside = len <= device_size && op.dev_offset <= device_size - len;
         let allowed = self.writable | (op.dir == crate::Direction::Read);
         (op.slice.domain_id() == self.domain) & (misaligned == 0) & sized & inside & allowed
     }

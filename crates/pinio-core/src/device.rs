@@ -24,9 +24,9 @@ impl fmt::Display for DeviceId {
 }
 
 /// What every device has, whatever its backend: its id, its domain, its
-/// capabilities, its IO counters, and the rules every queue applies before
-/// an operation reaches the device (queue depth, queue full, the slice's
-/// domain, alignment, transfer size, bounds).
+/// capabilities, its current size, its IO counters, and the rules every
+/// queue applies before an operation reaches the device (queue depth, queue
+/// full, the slice's domain, alignment, transfer size, bounds).
 ///
 /// A backend builds one when it opens a device and hands it out through
 /// [`Device::core`]; its queues keep an `Arc` of the device's shared state
@@ -39,13 +39,18 @@ pub struct DeviceCore {
     caps: Capabilities,
     stats: Stats,
     admission: Admission,
+    /// The device address space's current size: bounds are checked against
+    /// it (one relaxed load per admitted operation). Starts at
+    /// `caps.device_size`; [`DeviceCore::set_size`] changes it.
+    size: AtomicU64,
 }
 
 impl DeviceCore {
     /// The common part of a device of `domain` with capabilities `caps`.
     pub fn new(domain: Domain, caps: Capabilities) -> DeviceCore {
         let admission = Admission::new(domain.id(), &caps);
-        DeviceCore { id: DeviceId::next(), domain, caps, stats: Stats::default(), admission }
+        let size = AtomicU64::new(caps.device_size);
+        DeviceCore { id: DeviceId::next(), domain, caps, stats: Stats::default(), admission, size }
     }
 
     /// The device's id.
@@ -64,8 +69,30 @@ impl DeviceCore {
     }
 
     /// What the device requires and how it works.
+    /// ([`Capabilities::device_size`] is the size at open; [`DeviceCore::size`]
+    /// is the current one.)
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps
+    }
+
+    /// The size of the device address space now, which bounds are checked
+    /// against: [`Capabilities::device_size`] until the backend resizes the
+    /// device (a file's `set_len`/`allocate`) and calls
+    /// [`DeviceCore::set_size`].
+    #[inline]
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// For a backend whose device address space changed size (a file it
+    /// resized, a size it refreshed): operations admitted from now on are
+    /// checked against `size`. Operations already admitted are not checked
+    /// again: a read of a shrunk file completes short, a write extends it
+    /// again (memory safety does not depend on the size, only the data does).
+    /// A backend serialises its resizes so that the last size stored is the
+    /// last one it set.
+    pub fn set_size(&self, size: u64) {
+        self.size.store(size, Ordering::Relaxed);
     }
 
     /// The device's IO counters, for a backend to count what only it knows
@@ -92,13 +119,15 @@ impl DeviceCore {
     }
 
     /// Checks `op` against the device: the slice's domain, alignment,
-    /// transfer size and bounds, with the typed error naming what is wrong.
+    /// transfer size and bounds (of the current [`DeviceCore::size`]), with
+    /// the typed error naming what is wrong.
     #[inline]
     pub fn check(&self, op: &Op) -> Result<()> {
-        if self.admission.admits(op) {
+        let size = self.size();
+        if self.admission.admits(op, size) {
             return Ok(());
         }
-        self.caps.check(self.domain.id(), op)
+        self.caps.check_at_size(self.domain.id(), op, size)
     }
 
     /// The rules of [`Queue::push`] every backend applies first: a queue
@@ -110,10 +139,11 @@ impl DeviceCore {
         if in_flight >= capacity {
             return Err(Rejected { error: Error::QueueFull { capacity }, op });
         }
-        if self.admission.admits(&op) {
+        let size = self.size();
+        if self.admission.admits(&op, size) {
             return Ok(op);
         }
-        match self.caps.check(self.domain.id(), &op) {
+        match self.caps.check_at_size(self.domain.id(), &op, size) {
             Ok(()) => Ok(op),
             Err(error) => Err(Rejected { error, op }),
         }
@@ -211,9 +241,17 @@ pub trait Device: Send + Sync {
         self.core().domain()
     }
 
-    /// What the device requires and how it works.
+    /// What the device requires and how it works
+    /// ([`Capabilities::device_size`] is the size at open).
     fn capabilities(&self) -> &Capabilities {
         self.core().capabilities()
+    }
+
+    /// The size of the device address space now: the size at open, until a
+    /// backend that can resize its target (a file's `set_len`, `allocate`)
+    /// changes it. Bounds are checked against this size.
+    fn size(&self) -> u64 {
+        self.core().size()
     }
 
     /// This device's IO counters, with its domain's registration counters

@@ -94,8 +94,12 @@ pub enum Error {
         /// The queue's capacity.
         capacity: usize,
     },
-    /// Registration refused by the locked-memory limit.
-    #[error("registering {requested} bytes would exceed RLIMIT_MEMLOCK ({limit} bytes, {locked} already locked by this device); raise the limit (ulimit -l, limits.conf), grant CAP_IPC_LOCK, register less, or choose the fallback registration policy")]
+    /// Registration refused by the locked-memory limit. When `locked +
+    /// requested` fits under `limit`, the message says where the rest of
+    /// the limit went (charges of the same user elsewhere, such as a
+    /// process that just exited, whose io_uring charge the kernel releases
+    /// late).
+    #[error("registering {requested} bytes would exceed RLIMIT_MEMLOCK ({limit} bytes, {locked} already locked by this device){}; raise the limit (ulimit -l, limits.conf), grant CAP_IPC_LOCK, register less, or choose the fallback registration policy", memlock_note(*.requested, *.limit, *.locked))]
     MemlockLimit {
         /// Bytes asked for.
         requested: u64,
@@ -150,6 +154,21 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
+}
+
+/// What [`Error::MemlockLimit`] adds when the device's own registrations
+/// and the request fit under the limit: the rest of it is charged elsewhere.
+fn memlock_note(requested: u64, limit: u64, locked: u64) -> &'static str {
+    match locked.checked_add(requested) {
+        Some(total) if total <= limit => {
+            " although this device's registrations and these bytes fit under it: the rest of the limit is charged elsewhere. \
+             io_uring charges RLIMIT_MEMLOCK per user, so registrations of this user's other processes count, \
+             and so does a process of this user that has just exited: the kernel releases its rings' charge asynchronously, \
+             after the exit (io_ring_exit_work, then io_ring_ctx_free); the uring backend waited up to 200 ms for such a release. \
+             Find the other holder, or retry later"
+        }
+        _ => "",
+    }
 }
 
 impl Error {
@@ -208,6 +227,17 @@ mod tests {
         let e = Error::MemlockLimit { requested: 64 << 20, limit: 8 << 20, locked: 0 };
         let s = e.to_string();
         assert!(s.contains("67108864") && s.contains("8388608") && s.contains("CAP_IPC_LOCK"), "{s}");
+        assert!(!s.contains("charged elsewhere"), "over the limit on its own: no note: {s}");
+    }
+
+    #[test]
+    fn a_memlock_refusal_that_should_have_fit_says_where_the_limit_went() {
+        let e = Error::MemlockLimit { requested: 6 << 20, limit: 8 << 20, locked: 1 << 20 };
+        let s = e.to_string();
+        assert!(s.contains("charged elsewhere") && s.contains("just exited") && s.contains("io_ring_exit_work"), "{s}");
+        assert!(s.contains("6291456") && s.contains("CAP_IPC_LOCK"), "{s}");
+        let e = Error::MemlockLimit { requested: u64::MAX, limit: 8 << 20, locked: 1 };
+        assert!(!e.to_string().contains("charged elsewhere"));
     }
 
     #[test]

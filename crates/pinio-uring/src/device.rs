@@ -6,7 +6,7 @@ use crate::ring::MAX_ENTRIES;
 use crate::shared::Shared;
 use crate::{UringOptions, UringRegistrar};
 use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Persistence, Queue, RegistrationSharing, Result, align_down};
-use pinio_file::FileTarget;
+use pinio_file::{FileOpen, FileTarget};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -92,7 +92,8 @@ impl UringDevice {
     /// [`pinio_core::Error::WrongDomain`].
     pub fn open_in(domain: &Domain, path: impl AsRef<Path>, opts: UringOptions) -> Result<UringDevice> {
         let registrar = domain.require::<UringRegistrar>("uring")?;
-        let target = FileTarget::open(path.as_ref(), opts.direct, opts.writable)?;
+        let how = FileOpen { direct: opts.direct, writable: opts.writable, create: opts.create };
+        let target = FileTarget::open_with(path.as_ref(), &how)?;
         let opts = opts.with_domain_options(registrar.options());
         let caps = capabilities(&target, &opts, registrar, domain);
         let registry = registrar.registry().cloned();
@@ -110,6 +111,41 @@ impl UringDevice {
     /// domain-wide options.
     pub fn options(&self) -> &UringOptions {
         &self.shared.opts
+    }
+
+    /// Sets the file's length (`ftruncate`; longer is sparse) and the
+    /// device size with it; returns the new size. Shrinking below
+    /// operations in flight is safe but loses their data (a read completes
+    /// short, a write extends the file again). A block device is refused
+    /// with [`pinio_core::Error::Unsupported`], a read-only device with
+    /// [`pinio_core::Error::ReadOnly`]. The next flush makes the new size
+    /// durable.
+    pub fn set_len(&self, len: u64) -> Result<u64> {
+        self.shared.target.set_len(len, &self.shared.core)
+    }
+
+    /// Makes the file at least `min_len` bytes long (never shrinks);
+    /// returns the device size.
+    pub fn grow(&self, min_len: u64) -> Result<u64> {
+        self.shared.target.grow(min_len, &self.shared.core)
+    }
+
+    /// Preallocates disk blocks for `[offset, offset + len)` (`fallocate`
+    /// mode 0: the file grows to cover the range, reading zeros); returns
+    /// the device size.
+    pub fn allocate(&self, offset: u64, len: u64) -> Result<u64> {
+        self.shared.target.allocate(offset, len, &self.shared.core)
+    }
+
+    /// Reads the file's size again (another process may have resized it)
+    /// and makes it the device size; returns it.
+    pub fn refresh_size(&self) -> Result<u64> {
+        self.shared.target.refresh_size(&self.shared.core)
+    }
+
+    /// Whether opening the device created its file.
+    pub fn created(&self) -> bool {
+        self.shared.target.created
     }
 
     /// Bytes of the domain's arena not handed out right now (0 without an

@@ -32,6 +32,9 @@ pub struct UringRegistrar {
     /// The locked-memory limit the table's registrations are charged
     /// against, read when the table ring was made.
     max_pinned: Option<u64>,
+    /// Retries of registrations refused by a charge the kernel releases
+    /// late (see [`crate::memlock`]).
+    late_release: memlock::LateRelease,
 }
 
 impl UringRegistrar {
@@ -46,7 +49,7 @@ impl UringRegistrar {
     pub fn domain(opts: UringDomainOptions) -> Result<Domain> {
         let registry = if opts.fixed_buffers { Some(Arc::new(Registry::new()?)) } else { None };
         let max_pinned = if opts.fixed_buffers { memlock::max_pinned_bytes() } else { None };
-        let mut registrar = UringRegistrar { opts, registry, arena: None, max_pinned };
+        let mut registrar = UringRegistrar { opts, registry, arena: None, max_pinned, late_release: Default::default() };
         if opts.arena_bytes > 0 {
             let mut buf = DmaBuf::builder(opts.arena_bytes).populate(true).build()?;
             // SAFETY: the arena's memory lives inside `Arena`, owned by the
@@ -92,7 +95,9 @@ impl UringRegistrar {
 
     /// Registers `len` bytes at `addr` in the table: `Own(slot)`, or
     /// `None` without fixed buffers or under the fallback policy; or the
-    /// error to report.
+    /// error to report. A refusal by `RLIMIT_MEMLOCK` although this
+    /// domain's charge and `len` fit under it is retried for a while first
+    /// ([`crate::memlock`], late release).
     ///
     /// # Safety
     ///
@@ -100,17 +105,24 @@ impl UringRegistrar {
     /// released.
     unsafe fn register_memory(&self, addr: *mut u8, len: usize) -> Result<Registration> {
         let Some(registry) = &self.registry else { return Ok(Registration::None) };
-        // SAFETY: forwarded from the caller.
-        match unsafe { registry.register(addr, len) } {
+        // SAFETY: forwarded from the caller (the DMA ownership rule,
+        // pinio_core::domain); a refused attempt leaves no slot holding the
+        // memory, so each retry starts from the same state.
+        let attempt = || unsafe { registry.register(addr, len) };
+        match self.late_release.register(len as u64, self.max_pinned, attempt) {
             Ok(slot) => Ok(Registration::Own(u64::from(slot))),
             // With CAP_IPC_LOCK there is no limit to hit: ENOMEM is real.
             Err(RegisterFailure::Memlock { .. }) if self.max_pinned.is_none() => {
                 Err(Error::io(format!("registering {len} bytes"), std::io::Error::from_raw_os_error(libc::ENOMEM)))
             }
-            Err(RegisterFailure::Memlock { locked }) => match self.opts.registration {
-                RegistrationPolicy::Fail => {
-                    Err(Error::MemlockLimit { requested: len as u64, limit: self.max_pinned.unwrap_or(0), locked })
-                }
+            // `locked` is what this domain has charged (once per ring in
+            // per-ring mode).
+            Err(RegisterFailure::Memlock { locked, rings }) => match self.opts.registration {
+                RegistrationPolicy::Fail => Err(Error::MemlockLimit {
+                    requested: len as u64,
+                    limit: self.max_pinned.unwrap_or(0),
+                    locked: locked.saturating_mul(rings),
+                }),
                 RegistrationPolicy::Fallback => {
                     warn_fallback(len);
                     Ok(Registration::None)

@@ -47,7 +47,8 @@ impl Default for UringDomainOptions {
 /// Options of [`crate::UringDevice::open`] and
 /// [`crate::UringDevice::open_in`].
 ///
-/// `direct`, `writable`, `ring_entries` and `sqpoll` are the target's own.
+/// `direct`, `writable`, `create`, `ring_entries` and `sqpoll` are the
+/// target's own.
 /// `fixed_buffers`, `registration` and `arena_bytes` are domain-wide (they
 /// are [`UringDomainOptions`]): [`crate::UringDevice::open`] makes a fresh
 /// domain with them ([`UringOptions::domain_options`]), while
@@ -56,7 +57,7 @@ impl Default for UringDomainOptions {
 ///
 /// The default is the fast path: O_DIRECT, fixed buffers, registration
 /// failures reported as errors, no arena, 128 ring entries, no SQPOLL,
-/// opened read-write.
+/// opened read-write, the file must exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UringOptions {
     /// Open the target with `O_DIRECT` (DMA straight into registered
@@ -78,6 +79,10 @@ pub struct UringOptions {
     pub sqpoll: Option<u32>,
     /// Open the target read-write (`false`: read-only, writes fail with `EBADF`).
     pub writable: bool,
+    /// `Some(size)`: create the file if it is missing and make it at least
+    /// `size` bytes long ([`pinio_file::FileOpen::create`]). `None` (the
+    /// default): the file must exist.
+    pub create: Option<u64>,
 }
 
 impl UringOptions {
@@ -104,6 +109,7 @@ impl Default for UringOptions {
             ring_entries: 128,
             sqpoll: None,
             writable: true,
+            create: None,
         }
     }
 }

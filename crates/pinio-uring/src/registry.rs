@@ -42,8 +42,10 @@ pub(crate) enum Sharing {
 #[derive(Debug)]
 pub(crate) enum RegisterFailure {
     /// `ENOMEM`, which for a ring created without `CAP_IPC_LOCK` means the
-    /// locked-memory limit; `locked` is what this registry had registered.
-    Memlock { locked: u64 },
+    /// locked-memory limit; `locked` is what this registry had registered,
+    /// charged `rings` times (1 when rings share the table by cloning; the
+    /// table ring and every subscriber in [`Sharing::PerRing`] mode).
+    Memlock { locked: u64, rings: u64 },
     /// Anything else.
     Other(UringError),
 }
@@ -126,7 +128,11 @@ impl Registry {
         let buf = (addr as usize, len);
         let failure = |st: &State, source: io::Error| {
             if source.raw_os_error() == Some(libc::ENOMEM) {
-                RegisterFailure::Memlock { locked: st.locked }
+                let rings = match self.sharing {
+                    Sharing::Clone => 1,
+                    Sharing::PerRing => 1 + st.subscribers.len() as u64,
+                };
+                RegisterFailure::Memlock { locked: st.locked, rings }
             } else {
                 RegisterFailure::Other(UringError::RegisterBuffer { addr: addr as u64, len: len as u64, source })
             }

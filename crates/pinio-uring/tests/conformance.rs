@@ -257,7 +257,9 @@ fn a_read_straddling_the_end_of_the_file_completes_short() {
     assert_eq!(n, 4096, "the bytes up to the end of the file");
     let e = q.read_at(region.slice(0, 4096).unwrap(), (1 << 20) + 4096).unwrap_err();
     assert!(matches!(e.error, Error::OutOfBounds { .. }), "a read starting at the end: {}", e.error);
-    let e = q.write_at(e.slice.unwrap(), 1 << 20).unwrap_err();
+    drop(e);
+    // [1 MiB, +8 KiB) straddles the end (1 MiB + 4 KiB).
+    let e = q.write_at(region.slice(0, 8192).unwrap(), 1 << 20).unwrap_err();
     assert!(matches!(e.error, Error::OutOfBounds { .. }), "writes never straddle the end: {}", e.error);
 }
 

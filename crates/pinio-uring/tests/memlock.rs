@@ -1,19 +1,32 @@
 //! Locked-memory exhaustion, in a child process whose thread has dropped
 //! CAP_IPC_LOCK (so io_uring charges registrations to RLIMIT_MEMLOCK) and
 //! whose soft limit is 8 MiB. Each parent test re-runs this test binary,
-//! selecting the `child` test and the policy through an environment
+//! selecting the `child` test and the scenario through an environment
 //! variable, and checks that the child reached its end.
+//!
+//! io_uring charges RLIMIT_MEMLOCK per user (`user->locked_vm`), so the
+//! children of concurrent tests would share one charge: the parent tests
+//! run one at a time.
 
 mod common;
 
 use common::Scratch;
 use pinio_core::{Device, DmaBuf, Error, Registration};
-use pinio_uring::{RegistrationPolicy, UringDevice, UringOptions, memlock};
-use std::process::Command;
+use pinio_uring::{RegistrationPolicy, UringDevice, UringOptions, UringRegistrar, memlock};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 const LIMIT: u64 = 8 << 20;
 const BIG: usize = 64 << 20;
+/// What one process registers in the late-release scenarios: two of these
+/// do not fit under [`LIMIT`] at once.
+const HOLD: usize = 6 << 20;
 const ENV: &str = "PINIO_URING_MEMLOCK_CHILD";
+
+/// One scenario at a time (they share this user's io_uring charge).
+static SERIAL: Mutex<()> = Mutex::new(());
 
 #[repr(C)]
 struct CapHeader {
@@ -55,13 +68,16 @@ fn limit_memlock() {
     }
 }
 
+/// This test binary, running only the `child` test as `scenario`.
+fn child_command(scenario: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["child", "--exact", "--ignored", "--nocapture", "--test-threads=1"]).env(ENV, scenario);
+    c
+}
+
 fn run_child(policy: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(ENV, policy)
-        .output()
-        .unwrap();
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let out = child_command(policy).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "child ({policy}) failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("MEMLOCK-CHILD-OK {policy}")), "child ({policy}) did not finish:\n{stdout}\n{stderr}");
@@ -80,12 +96,106 @@ fn memlock_exhaustion_falls_back_under_policy_fallback() {
     run_child("fallback");
 }
 
+/// A registration right after another process of this user exited with
+/// registrations succeeds: the kernel releases the exited process's charge
+/// asynchronously (io_ring_exit_work), and registration waits for it.
+#[test]
+fn registering_right_after_another_process_exits_succeeds() {
+    run_child("after-exit");
+}
+
+/// A refusal caused by another process's charge says so, after the wait.
+#[test]
+fn a_charge_held_by_another_process_is_named_in_the_error() {
+    run_child("held-elsewhere");
+}
+
 #[test]
 #[ignore = "run by the memlock_* tests in a child process"]
 fn child() {
-    let Ok(policy) = std::env::var(ENV) else { return };
+    let Ok(scenario) = std::env::var(ENV) else { return };
     drop_cap_ipc_lock();
     limit_memlock();
+    match scenario.as_str() {
+        "fail" | "fallback" => policies(&scenario),
+        "hold-exit" | "hold-wait" => hold(&scenario),
+        "after-exit" => after_exit(),
+        "held-elsewhere" => held_elsewhere(),
+        other => panic!("unknown scenario {other}"),
+    }
+    println!("MEMLOCK-CHILD-OK {scenario}");
+}
+
+/// A uring domain of this (unprivileged) thread with `HOLD` bytes
+/// registered, or the error.
+fn register_hold() -> (pinio_core::Domain, Result<pinio_core::Region, pinio_core::RegisterError>) {
+    let domain = UringRegistrar::domain(Default::default()).unwrap();
+    let r = domain.register(DmaBuf::new(HOLD).unwrap());
+    (domain, r)
+}
+
+/// Registers `HOLD` bytes, says so, and exits without unregistering: at
+/// once (`hold-exit`), or when stdin closes (`hold-wait`).
+fn hold(scenario: &str) {
+    let (_domain, region) = register_hold();
+    let region = region.unwrap_or_else(|e| panic!("the holder could not register: {e}"));
+    assert!(region.key().is_registered());
+    println!("HELD");
+    std::io::stdout().flush().unwrap();
+    if scenario == "hold-wait" {
+        let _ = std::io::stdin().lines().count();
+    }
+    // No destructor runs: the rings are closed by the exit itself.
+    std::process::exit(0);
+}
+
+/// Spawns a holder, waits for its exit, and registers at once.
+fn after_exit() {
+    for round in 0..10 {
+        let out = child_command("hold-exit").output().unwrap();
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("HELD"), "holder failed: {out:?}");
+        let start = Instant::now();
+        let (_domain, r) = register_hold();
+        let took = start.elapsed();
+        if let Err(e) = &r {
+            panic!("round {round}: registering right after the holder exited failed after {took:?}: {e}");
+        }
+        println!("round {round}: registered {took:?} after the holder exited");
+    }
+}
+
+/// With a holder alive, the registration fails after the wait, naming the
+/// other holder; a second refusal right after does not wait again.
+fn held_elsewhere() {
+    let mut holder = child_command("hold-wait").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    // Its lines, read on a thread so that a holder that never says HELD
+    // fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = holder.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let held = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(30)).ok()).any(|l| l.ends_with("HELD"));
+    if !held {
+        let _ = holder.kill();
+        panic!("the holder did not register");
+    }
+    let start = Instant::now();
+    let (domain, r) = register_hold();
+    let took = start.elapsed();
+    let e = r.expect_err("6 MiB + 6 MiB do not fit under 8 MiB");
+    let msg = e.to_string();
+    assert!(matches!(e.error, Error::MemlockLimit { requested, locked: 0, .. } if requested == HOLD as u64), "{msg}");
+    assert!(msg.contains("charged elsewhere") && msg.contains("just exited"), "{msg}");
+    assert!(took >= Duration::from_millis(150), "waited {took:?} for a late release first");
+    let start = Instant::now();
+    let e = domain.register(DmaBuf::new(HOLD).unwrap()).expect_err("still held");
+    assert!(start.elapsed() < Duration::from_millis(100), "a refusal right after a fruitless wait does not wait again: {:?}", start.elapsed());
+    assert!(matches!(e.error, Error::MemlockLimit { .. }), "{}", e.error);
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    reader.join().unwrap();
+}
+
+fn policies(policy: &str) {
     let limit = memlock::memlock_limit().unwrap();
     assert!(limit <= LIMIT);
     let file = Scratch::new(&format!("memlock-{policy}"), 16 << 20);
@@ -150,5 +260,4 @@ fn child() {
             assert_eq!(second.stats().unregistered_fallbacks, 1);
         }
     }
-    println!("MEMLOCK-CHILD-OK {policy}");
 }

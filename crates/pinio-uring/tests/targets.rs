@@ -93,6 +93,18 @@ fn loop_device_with_direct_io() {
     conformance::bad_inputs(&dev).unwrap();
     let s = dev.stats();
     assert_eq!((s.bytes_copied, s.unregistered_fallbacks), (0, 0), "{s}");
+    // A block device's size is the device's: resizing is refused, typed.
+    let refused = |e: Error| matches!(&e, Error::Unsupported { hint, .. } if hint == "a block device's size is the device's; resize the device itself");
+    assert!(refused(dev.set_len(16 << 20).unwrap_err()));
+    assert!(refused(dev.grow(64 << 20).unwrap_err()));
+    assert!(refused(dev.allocate(32 << 20, 4096).unwrap_err()));
+    assert_eq!((dev.allocate(0, 4096).unwrap(), dev.grow(4096).unwrap(), dev.refresh_size().unwrap()), (32 << 20, 32 << 20, 32 << 20));
+    assert!(refused(UringDevice::open(&lo.dev, UringOptions { create: Some(64 << 20), ..UringOptions::default() }).unwrap_err()));
+    // Strict copy on the block device requires what uring does.
+    let copy = pinio_copy::CopyDevice::open(&lo.dev, pinio_copy::CopyOptions { strict: true, ..Default::default() }).unwrap();
+    let c = copy.capabilities();
+    assert_eq!((c.mem_align, c.offset_align, c.len_align), (caps.mem_align, caps.offset_align, caps.len_align));
+    drop(copy);
     drop(dev);
     drop(lo);
 }

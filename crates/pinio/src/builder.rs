@@ -19,7 +19,9 @@ pub enum OnRegistrationRefused {
 enum Opt {
     Direct,
     Writable,
+    Create,
     BounceBytes,
+    Strict,
     FixedBuffers,
     OnRegistrationRefused,
     ArenaBytes,
@@ -34,7 +36,9 @@ impl Opt {
         match self {
             Opt::Direct => "direct",
             Opt::Writable => "writable",
+            Opt::Create => "create",
             Opt::BounceBytes => "bounce_bytes",
+            Opt::Strict => "strict",
             Opt::FixedBuffers => "fixed_buffers",
             Opt::OnRegistrationRefused => "on_registration_refused",
             Opt::ArenaBytes => "arena_bytes",
@@ -55,10 +59,11 @@ impl Opt {
 /// The options each backend has.
 fn options_of(kind: BackendKind) -> &'static [Opt] {
     match kind {
-        BackendKind::Copy => &[Opt::Direct, Opt::Writable, Opt::BounceBytes],
+        BackendKind::Copy => &[Opt::Direct, Opt::Writable, Opt::Create, Opt::BounceBytes, Opt::Strict],
         BackendKind::Uring => &[
             Opt::Direct,
             Opt::Writable,
+            Opt::Create,
             Opt::FixedBuffers,
             Opt::OnRegistrationRefused,
             Opt::ArenaBytes,
@@ -93,7 +98,9 @@ pub struct Builder {
     set: Vec<Opt>,
     direct: Option<bool>,
     writable: bool,
+    create: Option<u64>,
     bounce_bytes: usize,
+    strict: bool,
     fixed_buffers: bool,
     refused: OnRegistrationRefused,
     arena_bytes: usize,
@@ -111,7 +118,9 @@ impl Builder {
             set: Vec::new(),
             direct: None,
             writable: true,
+            create: None,
             bounce_bytes: 1 << 20,
+            strict: false,
             fixed_buffers: true,
             refused: OnRegistrationRefused::Fail,
             arena_bytes: 0,
@@ -151,10 +160,30 @@ impl Builder {
         self.with(Opt::Writable)
     }
 
-    /// copy: bounce buffer size per queue (default 1 MiB).
+    /// copy, uring: create the file if it is missing, and make it at least
+    /// `size` bytes long (sparse; a larger file is left as it is; `0` only
+    /// creates). A created or extended file and its directory entry are
+    /// synced before `open` returns. A block device is never resized: a
+    /// `size` beyond it is refused. Default: the file must exist.
+    pub fn create(mut self, size: u64) -> Builder {
+        self.create = Some(size);
+        self.with(Opt::Create)
+    }
+
+    /// copy: bounce buffer size per worker thread (default 1 MiB).
     pub fn bounce_bytes(mut self, bytes: usize) -> Builder {
         self.bounce_bytes = bytes;
         self.with(Opt::BounceBytes)
+    }
+
+    /// copy: enforce the alignment the uring backend will require of this
+    /// target (memory, offsets and lengths as O_DIRECT needs them, from
+    /// `statx(STATX_DIOALIGN)`), even when not opened with O_DIRECT, so
+    /// that code tested on `copy:` does not break on `uring:` because of
+    /// alignment. Default false.
+    pub fn strict(mut self, strict: bool) -> Builder {
+        self.strict = strict;
+        self.with(Opt::Strict)
     }
 
     /// uring (domain option): READ_FIXED/WRITE_FIXED from registered
@@ -251,6 +280,8 @@ impl Builder {
                     direct: self.direct.unwrap_or(false),
                     writable: self.writable,
                     bounce_bytes: self.bounce_bytes,
+                    create: self.create,
+                    strict: self.strict,
                 };
                 Ok(match domain {
                     Some(d) => Box::new(pinio_copy::CopyDevice::open_in(d, loc, opts)?),
@@ -270,6 +301,7 @@ impl Builder {
                     ring_entries: self.ring_entries,
                     sqpoll: self.sqpoll,
                     writable: self.writable,
+                    create: self.create,
                 };
                 Ok(match domain {
                     Some(d) => Box::new(pinio_uring::UringDevice::open_in(d, loc, opts)?),
@@ -354,7 +386,46 @@ mod tests {
         assert!(s.contains("`direct`") && s.contains("kmod") && s.contains("takes none"), "{s}");
         let e = Builder::parse("copy:/var/tmp/x").unwrap().sqpoll(Some(5)).open().err().unwrap();
         let s = e.to_string();
-        assert!(s.contains("`sqpoll`") && s.contains("direct, writable, bounce_bytes"), "{s}");
+        assert!(s.contains("`sqpoll`") && s.contains("direct, writable, create, bounce_bytes, strict"), "{s}");
+        for b in [Builder::parse("kmod:/dev/pinio").unwrap(), Builder::parse("nvme:0000:00:04.0").unwrap()] {
+            let e = b.create(1 << 20).open().err().unwrap();
+            assert!(e.to_string().contains("`create`"), "{e}");
+        }
+        let e = Builder::parse("uring:/var/tmp/x").unwrap().strict(true).open().err().unwrap();
+        assert!(e.to_string().contains("`strict`") && e.to_string().contains("uring"), "{e}");
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("pinio-builder-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    #[test]
+    fn create_makes_the_file_with_its_size() {
+        let p = scratch("create-copy");
+        let dev = Builder::parse(&format!("copy:{}", p.display())).unwrap().create(1 << 20).strict(true).open().unwrap();
+        assert_eq!((dev.size(), std::fs::metadata(&p).unwrap().len()), (1 << 20, 1 << 20));
+        assert!(dev.capabilities().offset_align > 1 && dev.capabilities().mem_align > 1, "strict: {:?}", dev.capabilities());
+        drop(dev);
+        std::fs::remove_file(&p).unwrap();
+        #[cfg(feature = "uring")]
+        {
+            let p = scratch("create-uring");
+            // Buffered: the temporary directory may be a tmpfs.
+            let dev = Builder::parse(&format!("uring:{}", p.display())).unwrap().create(2 << 20).direct(false).open().unwrap();
+            assert_eq!((dev.size(), std::fs::metadata(&p).unwrap().len()), (2 << 20, 2 << 20));
+            let domain = dev.domain().clone();
+            let q = scratch("create-uring-2");
+            let other = Builder::parse(&format!("uring:{}", q.display())).unwrap().create(4096).direct(false).open_in(&domain).unwrap();
+            assert_eq!(other.size(), 4096, "create is the device's own option, allowed when joining a domain");
+            drop((dev, other));
+            std::fs::remove_file(&p).unwrap();
+            std::fs::remove_file(&q).unwrap();
+        }
+        // Without create a missing file is an error.
+        let e = Builder::parse(&format!("copy:{}", scratch("missing").display())).unwrap().open().err().unwrap();
+        assert!(matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound), "{e}");
     }
 
     #[test]
