@@ -309,7 +309,9 @@ fn records_of_a_previous_store_on_the_same_file_are_not_recovered() {
     assert!(v.status.success(), "seed {seed}:\n{}", text(&v));
     let n = recovered(&v);
     assert!(n > last, "seed {seed}: key {last} was durable:\n{}", text(&v));
-    assert_eq!(n, n_new, "seed {seed}: the old store's records (another epoch) must not extend the new one:\n{}", text(&v));
+    // Old blocks put back where the new store's last (unflushed) batch may
+    // have left zero padding can only shorten that torn tail, never extend it.
+    assert!(n <= n_new, "seed {seed}: the old store's records (another epoch) must not extend the new one ({n} > {n_new}):\n{}", text(&v));
     assert!(n < keys, "{}", text(&v));
 }
 

@@ -136,17 +136,26 @@ impl DeviceCore {
     /// reason.
     #[inline]
     pub fn admit(&self, op: Op, in_flight: usize, capacity: usize) -> Result<Op, Rejected> {
-        if in_flight >= capacity {
-            return Err(Rejected { error: Error::QueueFull { capacity }, op });
-        }
-        let size = self.size();
-        if self.admission.admits(&op, size) {
-            return Ok(op);
-        }
-        match self.caps.check_at_size(self.domain.id(), &op, size) {
+        match self.check_push(&op, in_flight, capacity) {
             Ok(()) => Ok(op),
             Err(error) => Err(Rejected { error, op }),
         }
+    }
+
+    /// [`DeviceCore::admit`] by reference: the same rules, without moving
+    /// the operation in and out (for the hottest push paths, where the
+    /// moves of a by-value `Op` through a `Result` cost more than the
+    /// checks).
+    #[inline]
+    pub fn check_push(&self, op: &Op, in_flight: usize, capacity: usize) -> Result<()> {
+        if in_flight >= capacity {
+            return Err(Error::QueueFull { capacity });
+        }
+        let size = self.size();
+        if self.admission.admits(op, size) {
+            return Ok(());
+        }
+        self.caps.check_at_size(self.domain.id(), op, size)
     }
 
     /// Counts one finished operation in the device's statistics.

@@ -44,6 +44,9 @@ pub(crate) struct RegionInner {
     ptr: NonNull<u8>,
     len: usize,
     key: RegionKey,
+    /// `domain`'s id, kept here so that the check of every push reads it
+    /// without following the domain's pointer.
+    domain_id: DomainId,
     domain: Arc<DomainInner>,
     leases: Mutex<Leases>,
 }
@@ -64,8 +67,9 @@ impl RegionInner {
         self.ptr
     }
 
+    #[inline]
     pub(crate) fn domain(&self) -> DomainId {
-        self.domain.id()
+        self.domain_id
     }
 
     pub(crate) fn key(&self) -> RegionKey {
@@ -124,7 +128,7 @@ impl Region {
     /// from now on.
     pub(crate) unsafe fn new(domain: Arc<DomainInner>, key: RegionKey, buf: DmaBuf) -> Region {
         let (ptr, len) = (buf.raw(), buf.len());
-        let inner = RegionInner { buf: Some(buf), ptr, len, key, domain, leases: Mutex::new(Leases::default()) };
+        let inner = RegionInner { buf: Some(buf), ptr, len, key, domain_id: domain.id(), domain, leases: Mutex::new(Leases::default()) };
         Region { inner: Arc::new(inner) }
     }
 

@@ -224,7 +224,10 @@ impl Queue for UringQueue {
     }
 
     fn push(&mut self, op: Op) -> Result<(), Rejected> {
-        let mut op = self.shared.core.admit(op, self.in_flight(), self.capacity)?;
+        if let Err(error) = self.shared.core.check_push(&op, self.in_flight(), self.capacity) {
+            return Err(Rejected { error, op });
+        }
+        let mut op = op;
         let transfer = Transfer::of(&mut op);
         let user_data = match self.inflight.insert(op) {
             Ok(u) => u,
