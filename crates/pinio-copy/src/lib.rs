@@ -41,4 +41,6 @@ mod shared;
 
 pub use device::{CopyDevice, CopyOptions};
 pub use domain::CopyRegistrar;
+/// The file lifecycle (`set_len`, `grow`, `allocate`, `refresh_size`) of this backend's devices.
+pub use pinio_file::FileDevice;
 pub use queue::CopyQueue;

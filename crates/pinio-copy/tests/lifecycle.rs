@@ -1,7 +1,7 @@
 //! The file lifecycle through a copy device: created with a size, resized,
 //! preallocated, refreshed; its queues follow the size.
 
-use pinio_copy::{CopyDevice, CopyOptions};
+use pinio_copy::{CopyDevice, CopyOptions, FileDevice};
 use pinio_core::{Device, Error, Op, conformance};
 use std::path::PathBuf;
 

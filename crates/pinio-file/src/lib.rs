@@ -6,9 +6,12 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod device;
 mod dio;
 mod lifecycle;
 mod open;
+
+pub use device::FileDevice;
 
 use std::fs::File;
 use std::path::PathBuf;

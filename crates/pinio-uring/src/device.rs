@@ -113,45 +113,20 @@ impl UringDevice {
         &self.shared.opts
     }
 
-    /// Sets the file's length (`ftruncate`; longer is sparse) and the
-    /// device size with it; returns the new size. Shrinking below
-    /// operations in flight is safe but loses their data (a read completes
-    /// short, a write extends the file again). A block device is refused
-    /// with [`pinio_core::Error::Unsupported`], a read-only device with
-    /// [`pinio_core::Error::ReadOnly`]. The next flush makes the new size
-    /// durable.
-    pub fn set_len(&self, len: u64) -> Result<u64> {
-        self.shared.target.set_len(len, &self.shared.core)
-    }
-
-    /// Makes the file at least `min_len` bytes long (never shrinks);
-    /// returns the device size.
-    pub fn grow(&self, min_len: u64) -> Result<u64> {
-        self.shared.target.grow(min_len, &self.shared.core)
-    }
-
-    /// Preallocates disk blocks for `[offset, offset + len)` (`fallocate`
-    /// mode 0: the file grows to cover the range, reading zeros); returns
-    /// the device size.
-    pub fn allocate(&self, offset: u64, len: u64) -> Result<u64> {
-        self.shared.target.allocate(offset, len, &self.shared.core)
-    }
-
-    /// Reads the file's size again (another process may have resized it)
-    /// and makes it the device size; returns it.
-    pub fn refresh_size(&self) -> Result<u64> {
-        self.shared.target.refresh_size(&self.shared.core)
-    }
-
-    /// Whether opening the device created its file.
-    pub fn created(&self) -> bool {
-        self.shared.target.created
-    }
-
     /// Bytes of the domain's arena not handed out right now (0 without an
     /// arena); [`UringRegistrar::arena_free_bytes`].
     pub fn arena_free_bytes(&self) -> usize {
         self.shared.core.domain().registrar::<UringRegistrar>().map_or(0, UringRegistrar::arena_free_bytes)
+    }
+}
+
+impl pinio_file::FileDevice for UringDevice {
+    fn file_target(&self) -> &pinio_file::FileTarget {
+        &self.shared.target
+    }
+
+    fn device_core(&self) -> &DeviceCore {
+        &self.shared.core
     }
 }
 

@@ -72,6 +72,8 @@ mod transfer;
 
 pub use device::UringDevice;
 pub use domain::UringRegistrar;
+/// The file lifecycle (`set_len`, `grow`, `allocate`, `refresh_size`) of this backend's devices.
+pub use pinio_file::FileDevice;
 pub use error::UringError;
 pub use options::{RegistrationPolicy, UringDomainOptions, UringOptions};
 pub use queue::UringQueue;

@@ -6,7 +6,7 @@ mod common;
 
 use common::dio_dir;
 use pinio_core::{Device, Error, FlushMode, Op, conformance};
-use pinio_uring::{UringDevice, UringOptions};
+use pinio_uring::{FileDevice, UringDevice, UringOptions};
 
 #[test]
 fn create_resize_and_write_past_the_old_end() {

@@ -8,7 +8,7 @@ use common::Scratch;
 use pinio_core::conformance::{self, Plan};
 use pinio_file::FileTarget;
 use pinio_core::{Device, Error};
-use pinio_uring::{UringDevice, UringOptions};
+use pinio_uring::{FileDevice, UringDevice, UringOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
