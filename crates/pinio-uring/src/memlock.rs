@@ -21,7 +21,7 @@
 //! the process exit, its charge still counts against the user's limit, and
 //! a registration that fits refuses with `ENOMEM`.
 //!
-//! [`LateRelease`] handles it: a refusal although this domain's own charge
+//! `LateRelease` (crate-private) handles it: a refusal although this domain's own charge
 //! plus the request fits under the limit is retried, with backoff, for up
 //! to [`LATE_RELEASE_WAIT`]. When the charge really is held elsewhere (a
 //! live process of the same user), the wait ends with the error, whose
