@@ -41,11 +41,12 @@ impl DmaMem {
         let registrar = VfioRegistrar::of(domain, "nvme")?;
         let mut buf = DmaBuf::builder(len).populate(true).build()?;
         let ptr = NonNull::new(buf.as_mut_ptr()).ok_or(pinio_core::Error::ZeroLength { what: "DMA memory" })?;
-        // SAFETY: map_driver_memory's contract: no reference to the bytes is
+        // map_driver_memory's contract: no reference to the bytes is
         // live (the builder's are gone; only `ptr` is kept), and from here on
         // they are reached only through `ptr` with volatile accesses (this
         // type's invariant) until the unmap in `drop`, which leaks the buffer
         // if the unmap fails.
+        // SAFETY: no reference to the bytes is live and they are reached only volatilely until the unmap (map_driver_memory's contract, argued above).
         let iova = unsafe { registrar.map_driver_memory(&mut buf) }?;
         let len = buf.len();
         Ok(DmaMem { buf: Some(buf), ptr, len, iova, domain: domain.clone() })

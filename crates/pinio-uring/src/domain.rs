@@ -52,11 +52,12 @@ impl UringRegistrar {
         let mut registrar = UringRegistrar { opts, registry, arena: None, max_pinned, late_release: Default::default() };
         if opts.arena_bytes > 0 {
             let mut buf = DmaBuf::builder(opts.arena_bytes).populate(true).build()?;
-            // SAFETY: the arena's memory lives inside `Arena`, owned by the
+            // the arena's memory lives inside `Arena`, owned by the
             // registrar, until after the registry (and so the slot) is gone:
             // `registry` is dropped first; pieces are handed out only as
             // regions, so devices touch it only through slices a queue owns
             // (the DMA ownership rule, pinio_core::domain).
+            // SAFETY: the arena outlives its slot, and devices touch it only through slices a queue owns (argued above).
             let registration = unsafe { registrar.register_memory(buf.as_mut_ptr(), buf.len())? };
             let slot = match registration {
                 Registration::Own(slot) => Some(slot as u16),

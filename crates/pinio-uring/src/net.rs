@@ -124,10 +124,11 @@ impl ZcSender {
             let user_data = self.next;
             self.next += 1;
             let sqe = sqe.build().user_data(user_data);
-            // SAFETY: the memory is the slice's, which this function holds
+            // the memory is the slice's, which this function holds
             // until the notification completion below (the DMA ownership
             // rule, pinio_core::domain); fixed file 0 is the socket, owned by
             // `self`. Only this sender uses this ring.
+            // SAFETY: the entry names memory this function holds until its notification, on fixed file 0 owned by `self` (argued above).
             if unsafe { self.ring.submission_shared().push(&sqe) }.is_err() {
                 // Cannot happen: the queue is empty between sends.
                 let source = io::Error::other("the sender's submission queue is full");

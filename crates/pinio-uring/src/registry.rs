@@ -212,10 +212,11 @@ impl Registry {
                 let err = |source| UringError::RegisterBuffer { addr: 0, len: 0, source };
                 ring.submitter().register_buffers_sparse(SLOTS).map_err(err)?;
                 for (slot, &(addr, len)) in st.slots.iter().enumerate().filter(|(_, s)| s.1 > 0) {
-                    // SAFETY: the buffer is the table's: its owner keeps it
+                    // the buffer is the table's: its owner keeps it
                     // mapped until `unregister`, which empties the slot in
                     // every subscriber before returning (the DMA ownership
                     // rule, pinio_core::domain).
+                    // SAFETY: the slot's buffer stays mapped while any subscriber holds it (argued above).
                     unsafe { update(&ring, slot as u16, (addr, len)) }
                         .map_err(|source| UringError::RegisterBuffer { addr: addr as u64, len: len as u64, source })?;
                 }

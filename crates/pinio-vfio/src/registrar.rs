@@ -242,7 +242,7 @@ impl VfioRegistrar {
             s.reserve(vaddr as u64, len)?
         };
         self.map_calls.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: vfio_dma_map's contract is this function's `# Safety`,
+        // vfio_dma_map's contract is this function's `# Safety`,
         // forwarded to its two callers: `Registrar::register` for regions,
         // which meets it by the DMA ownership rule (pinio_core::domain: a
         // device touches only slices a queue owns, a reference exists only
@@ -251,6 +251,7 @@ impl VfioRegistrar {
         // argued there; and `map_driver_memory`, whose callers access the
         // memory only volatilely. `vaddr..vaddr + len` is exactly `buf`'s
         // memory, and `iova..iova + len` was free in this container.
+        // SAFETY: vfio_dma_map's contract holds for `buf`'s memory at a free IOVA, as argued above.
         let r = unsafe { self.container.vfio_dma_map(iova, len as usize, vaddr) };
         if let Err(e) = r {
             let mut space = self.space();
@@ -304,7 +305,7 @@ unsafe impl Registrar for VfioRegistrar {
     }
 
     fn register(&self, buf: &mut DmaBuf) -> pinio_core::Result<RegionKey> {
-        // SAFETY: vfio_dma_map's contract (vfio-ioctls 0.10) asks that, until
+        // vfio_dma_map's contract (vfio-ioctls 0.10) asks that, until
         // the unmap, no Rust reference to the bytes be live at this call or
         // alias bytes a device may access, because it assumes a device that
         // may read or write them at any time. Here:
@@ -325,6 +326,7 @@ unsafe impl Registrar for VfioRegistrar {
         //   the kernel keeps the pages pinned, so freeing the buffer (which
         //   ends the contract by munmap) hands no page the device reaches to
         //   anyone else.
+        // SAFETY: `map`'s contract holds for a region's buffer, as argued above.
         let (iova, id) = unsafe { self.map(buf) }?;
         Ok(RegionKey { registration: Registration::Own(id), device_addr: iova })
     }

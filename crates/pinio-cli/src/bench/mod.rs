@@ -8,6 +8,7 @@
 
 mod contender;
 mod cpu;
+mod escape;
 mod fio;
 mod plot;
 mod report;

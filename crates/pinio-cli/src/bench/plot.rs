@@ -9,6 +9,7 @@
 //! markup is both `results.svg` and the figure inlined in `results.html`,
 //! and stays well-formed XML for both.
 
+use super::escape::esc;
 use super::report::{Results, Spread, workload_label};
 use super::runner::Sample;
 use std::fmt::Write;
@@ -65,22 +66,6 @@ enum Shape {
 /// The colour and shape of configuration `i`.
 fn style(i: usize) -> (&'static str, Shape) {
     (COLORS[i % COLORS.len()], SHAPES[i % SHAPES.len()])
-}
-
-/// Escapes text for XML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 fn marker(o: &mut String, shape: Shape, x: f64, y: f64, color: &str) {

@@ -1,7 +1,7 @@
 //! Aggregation of samples into the table, the JSON file and the HTML page.
 
 use super::contender::Contender;
-use super::plot::esc;
+use super::escape::esc;
 use super::runner::Sample;
 use super::workload::{Pattern, Workload};
 use crate::CliResult;
