@@ -21,6 +21,9 @@ pub enum Command {
     Vm(VmCommand),
     /// Host tests, then every guest test in one boot of the `test` kernel.
     Test(TestArgs),
+    /// Every crate is publishable or `publish = false`: metadata, then
+    /// `cargo package --workspace --no-verify` (also a stage of `test`).
+    PackageCheck,
 }
 
 #[derive(Subcommand)]

@@ -45,6 +45,11 @@ pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
             eprintln!("xtask: host tests FAILED (continuing with the guest tests)");
         }
         stages.done("host tests");
+        if let Err(err) = crate::package_check::run(paths) {
+            eprintln!("xtask: package check FAILED: {err:#}");
+            host_ok = false;
+        }
+        stages.done("package check");
     }
     if args.no_guest {
         return Ok(if host_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
@@ -52,7 +57,7 @@ pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
     let (passed, failed) = guest(paths, args, &mut stages)?;
     stages.print();
     if !host_ok {
-        eprintln!("xtask: host tests FAILED (see above)");
+        eprintln!("xtask: host tests or the package check FAILED (see above)");
     }
     println!("guest: {passed} passed, {failed} failed");
     Ok(if host_ok && failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })

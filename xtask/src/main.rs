@@ -16,6 +16,7 @@ mod kconfig;
 mod kernel;
 mod kmod;
 mod logscan;
+mod package_check;
 mod paths;
 mod progress;
 mod qemu;
@@ -63,5 +64,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Vm(cli::VmCommand::Run(args)) => vm::run_command(&paths, &args),
         cli::Command::Vm(cli::VmCommand::Bench(args)) => bench::run(&paths, &args),
         cli::Command::Test(args) => guest_tests::run(&paths, &args),
+        cli::Command::PackageCheck => package_check::command(&paths),
     }
 }
