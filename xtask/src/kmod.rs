@@ -43,6 +43,7 @@ pub fn build_pinio(paths: &Paths, kernel: &Kernel) -> Result<Option<Module>> {
     if !src.join("Kbuild").exists() {
         return Ok(None);
     }
+    check_kernel(&src, kernel)?;
     if kernel.variant != Variant::Test {
         let dir = shadow_tree(paths, kernel)?;
         make_modules(paths, kernel, &dir, "kmod")?;
@@ -67,6 +68,20 @@ pub fn build_pinio(paths: &Paths, kernel: &Kernel) -> Result<Option<Module>> {
         fs::write(&stamp, s)?;
     }
     found(ko)
+}
+
+/// Runs kmod/check-kernel.sh (what `make -C kmod check` runs for users'
+/// kernels) on the guest kernel tree, with the rustc the kernel build uses.
+fn check_kernel(src: &Path, kernel: &Kernel) -> Result<()> {
+    let script = src.join("check-kernel.sh");
+    if !script.exists() {
+        return Ok(());
+    }
+    let home = std::env::var("HOME").context("HOME is not set")?;
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg(&script).arg(&kernel.dir).arg("rustc").env("PATH", format!("{home}/.cargo/bin:{path}"));
+    crate::cmd::output(&mut cmd).map(drop).context("the guest kernel tree fails kmod/check-kernel.sh")
 }
 
 fn found(ko: PathBuf) -> Result<Option<Module>> {
