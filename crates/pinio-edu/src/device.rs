@@ -158,6 +158,32 @@ impl EduDevice {
             engine.wait_progress();
         }
     }
+
+    /// Routes edu's MSI to `fd` instead of the driver's eventfd, so that
+    /// every completion interrupt from now on is lost to the driver (fault
+    /// injection for tests: a lost interrupt). In
+    /// [`CompletionMode::Interrupt`] the driver then still finds finished
+    /// transfers by reading the command register each time its wait for the
+    /// interrupt times out (250 ms), so nothing hangs.
+    /// [`EduDevice::restore_msi`] routes it back; in poll mode there is no
+    /// MSI to move ([`pinio_core::Error::Unsupported`]).
+    #[cfg(feature = "raw-dma")]
+    pub fn redirect_msi(&self, fd: &EventFd) -> Result<()> {
+        if self.shared.engine.irq().is_none() {
+            return Err(pinio_core::Error::Unsupported { what: "redirecting the MSI of a polled edu".into(), hint: "open it with CompletionMode::Interrupt".into() });
+        }
+        Ok(self.shared.claim.enable_msi(fd)?)
+    }
+
+    /// Routes edu's MSI back to the driver's eventfd after
+    /// [`EduDevice::redirect_msi`].
+    #[cfg(feature = "raw-dma")]
+    pub fn restore_msi(&self) -> Result<()> {
+        match self.shared.engine.irq() {
+            Some(fd) => Ok(self.shared.claim.enable_msi(fd)?),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Reads the identification register and checks liveness.
