@@ -36,32 +36,20 @@
 //! explains what to enable or load when a backend is missing.
 #![deny(missing_docs)]
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod backends;
 mod builder;
+mod model;
 mod target;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
+pub use backends::*;
 pub use builder::{Builder, OnRegistrationRefused, available_backends};
-pub use pinio_core::*;
+pub use model::*;
 pub use target::{BackendKind, Target};
-
-/// The copy backend.
-pub use pinio_copy as copy;
-/// The io_uring backend.
-#[cfg(feature = "uring")]
-pub use pinio_uring as uring;
-/// The kernel-module backend.
-#[cfg(feature = "kmod")]
-pub use pinio_kmod as kmod;
-/// The VFIO platform: containers (domains), IOMMU mapping, PCI binding.
-#[cfg(feature = "vfio")]
-pub use pinio_vfio as vfio;
-/// The userspace driver of QEMU's `edu` DMA device (`vfio:` selection strings).
-#[cfg(feature = "vfio")]
-pub use pinio_edu as edu;
-/// The userspace NVMe backend.
-#[cfg(feature = "nvme")]
-pub use pinio_nvme as nvme;
 
 /// Opens a device from a selection string such as `uring:/var/tmp/data`,
 /// with each backend's default options, in a new domain of its own. See
