@@ -25,6 +25,7 @@ mod ops_dma;
 mod ops_register;
 mod ops_session;
 pub mod race;
+mod wild;
 
 use crate::FuzzError;
 use crate::kmsg::KernelLog;
@@ -64,7 +65,9 @@ pub struct Config {
 }
 
 fn env_u64(name: &'static str) -> Result<Option<u64>, FuzzError> {
-    let Ok(v) = std::env::var(name) else { return Ok(None) };
+    let Ok(v) = std::env::var(name) else {
+        return Ok(None);
+    };
     parse_u64(name, &v).map(Some)
 }
 
@@ -75,7 +78,11 @@ fn parse_u64(name: &'static str, v: &str) -> Result<u64, FuzzError> {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => t.parse(),
     };
-    parsed.map_err(|_| FuzzError::Config { name, value: v.to_string(), why: "a decimal or 0x-hexadecimal u64" })
+    parsed.map_err(|_| FuzzError::Config {
+        name,
+        value: v.to_string(),
+        why: "a decimal or 0x-hexadecimal u64",
+    })
 }
 
 impl Config {
@@ -162,7 +169,13 @@ pub(crate) struct Fuzzer {
 
 impl Fuzzer {
     /// Checks `got` against `expect`, records it, and fails with the trace if it does not fit.
-    pub(crate) fn check(&mut self, op: &'static str, call: String, expect: &Expect, got: Answer) -> Result<Answer, FuzzError> {
+    pub(crate) fn check(
+        &mut self,
+        op: &'static str,
+        call: String,
+        expect: &Expect,
+        got: Answer,
+    ) -> Result<Answer, FuzzError> {
         self.report.record(op, &got);
         let line = format!("#{} {call} -> {}", self.index, show(&got));
         if self.trace.len() == TRACE_LEN {
@@ -176,7 +189,13 @@ impl Fuzzer {
     }
 
     /// [`Fuzzer::check`] for calls whose answer is not needed further.
-    pub(crate) fn verify(&mut self, op: &'static str, call: String, expect: &Expect, got: Answer) -> Result<(), FuzzError> {
+    pub(crate) fn verify(
+        &mut self,
+        op: &'static str,
+        call: String,
+        expect: &Expect,
+        got: Answer,
+    ) -> Result<(), FuzzError> {
         self.check(op, call, expect, got).map(|_| ())
     }
 
@@ -188,7 +207,12 @@ impl Fuzzer {
             call,
             expected,
             got,
-            trace: self.trace.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
+            trace: self
+                .trace
+                .iter()
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 
@@ -244,7 +268,12 @@ pub fn run(cfg: &Config) -> Result<Report, FuzzError> {
         fz.report.max_pinned_pages = fz.report.max_pinned_pages.max(fz.pinned_now());
         if fz.index % 2000 == 0 {
             let at = fz.index;
-            log.check(|| format!(" during calls up to #{at} of seed {:#x} (replay with PINIO_FUZZ_SEED={:#x})", cfg.seed, cfg.seed))?;
+            log.check(|| {
+                format!(
+                    " during calls up to #{at} of seed {:#x} (replay with PINIO_FUZZ_SEED={:#x})",
+                    cfg.seed, cfg.seed
+                )
+            })?;
         }
         if fz.report.calls >= next_progress {
             println!(
@@ -261,7 +290,11 @@ pub fn run(cfg: &Config) -> Result<Report, FuzzError> {
     let mut report = std::mem::take(&mut fz.report);
     drop(fz);
     log.check(|| format!(" in phase one of seed {:#x}", cfg.seed))?;
-    println!("fuzz: phase one done: {} calls in {:.1} s", report.calls, started.elapsed().as_secs_f64());
+    println!(
+        "fuzz: phase one done: {} calls in {:.1} s",
+        report.calls,
+        started.elapsed().as_secs_f64()
+    );
 
     let raced = race::run(cfg, report.calls, &mut rng.fork())?;
     report.merge(&raced);
@@ -276,11 +309,19 @@ mod tests {
 
     #[test]
     fn seeds_parse_as_printed() {
-        assert_eq!(parse_u64("S", "0xc97f01089657b5d5").unwrap(), 0xc97f_0108_9657_b5d5);
+        assert_eq!(
+            parse_u64("S", "0xc97f01089657b5d5").unwrap(),
+            0xc97f_0108_9657_b5d5
+        );
         assert_eq!(parse_u64("S", " 100_000 ").unwrap(), 100_000);
         assert_eq!(parse_u64("S", "0XfF").unwrap(), 255);
-        let e = parse_u64("PINIO_FUZZ_CALLS", "lots").unwrap_err().to_string();
+        let e = parse_u64("PINIO_FUZZ_CALLS", "lots")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("PINIO_FUZZ_CALLS") && e.contains("lots"), "{e}");
-        assert!(parse_u64("S", "0x1_0000_0000_0000_0000").is_err(), "overflow is refused");
+        assert!(
+            parse_u64("S", "0x1_0000_0000_0000_0000").is_err(),
+            "overflow is refused"
+        );
     }
 }

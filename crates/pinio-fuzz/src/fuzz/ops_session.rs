@@ -4,6 +4,7 @@
 use super::arena::{Arena, Scratch};
 use super::expect::Expect;
 use super::model::{Limits, SessionM};
+use super::wild::wild_addr;
 use super::{Config, Fuzzer, MAX_SESSIONS, Report};
 use crate::FuzzError;
 use crate::raw;
@@ -11,37 +12,26 @@ use crate::rng::Rng;
 use pinio_kmod::abi;
 use std::collections::VecDeque;
 
-/// Addresses no user buffer can be at: kernel addresses, non-canonical ones, the first pages
-/// (below `vm.mmap_min_addr`), the end of the address space.
-pub(crate) fn wild_addr(rng: &mut Rng) -> u64 {
-    match rng.below(8) {
-        0 => 0,
-        1 => rng.range(1, 0xffff),
-        2 => 0xffff_8880_0000_0000 + rng.below(1 << 30),
-        3 => 0xffff_ffff_8100_0000 + rng.below(1 << 24),
-        4 => 0x8000_0000_0000_0000 | rng.next_u64() >> 2,
-        5 => 0x0000_8000_0000_0000 + rng.below(1 << 20),
-        6 => u64::MAX - rng.below(4096),
-        _ => 0xdead_0000_0000_0000 | rng.below(1 << 40),
-    }
-}
-
-/// Whether `wild_addr`-style `a` is a kernel (or non-canonical) address rather than a low user one.
-pub(crate) fn is_kernel_or_noncanonical(a: u64) -> bool {
-    a >= 0x0000_8000_0000_0000
-}
-
 impl Fuzzer {
     /// Opens the echo session, reads the limits, maps the arena.
     pub(crate) fn new(cfg: &Config, rng: &mut Rng) -> Result<Fuzzer, FuzzError> {
-        let fd = raw::open(&cfg.device, libc::O_RDWR)
-            .map_err(|e| FuzzError::Setup { what: format!("open {:?}", cfg.device), errno: e, hint: "is pinio.ko loaded?" })?
-            as i32;
+        let fd = raw::open(&cfg.device, libc::O_RDWR).map_err(|e| FuzzError::Setup {
+            what: format!("open {:?}", cfg.device),
+            errno: e,
+            hint: "is pinio.ko loaded?",
+        })? as i32;
         let mut info = abi::Info::default();
-        raw::ioctl_on(fd, abi::PINIO_IOC_INFO, &mut info)
-            .map_err(|e| FuzzError::Setup { what: "PINIO_IOC_INFO".into(), errno: e, hint: "module and ABI mismatch?" })?;
+        raw::ioctl_on(fd, abi::PINIO_IOC_INFO, &mut info).map_err(|e| FuzzError::Setup {
+            what: "PINIO_IOC_INFO".into(),
+            errno: e,
+            hint: "module and ABI mismatch?",
+        })?;
         if info.abi_version != abi::ABI_VERSION {
-            return Err(FuzzError::Check(format!("module ABI {} != {}", info.abi_version, abi::ABI_VERSION)));
+            return Err(FuzzError::Check(format!(
+                "module ABI {} != {}",
+                info.abi_version,
+                abi::ABI_VERSION
+            )));
         }
         let lim = Limits {
             page: u64::from(info.page_size),
@@ -51,7 +41,10 @@ impl Fuzzer {
             max_batch: info.max_batch,
         };
         if lim.dev_mem < 2 * super::model::ECHO_WINDOW {
-            return Err(FuzzError::Check(format!("device memory of {} bytes is too small for the fuzzer", lim.dev_mem)));
+            return Err(FuzzError::Check(format!(
+                "device memory of {} bytes is too small for the fuzzer",
+                lim.dev_mem
+            )));
         }
         println!(
             "fuzz: device memory {} MiB, cap {} pages per open file, queue depth {}",
@@ -79,11 +72,21 @@ impl Fuzzer {
     pub(crate) fn shutdown(&mut self) -> Result<(), FuzzError> {
         let fds: Vec<i32> = self.sessions.iter().flat_map(|s| s.fds.clone()).collect();
         for fd in fds {
-            self.verify("close", format!("close({fd}) at shutdown"), &Expect::value(0), raw::close(fd))?;
+            self.verify(
+                "close",
+                format!("close({fd}) at shutdown"),
+                &Expect::value(0),
+                raw::close(fd),
+            )?;
         }
         self.sessions.clear();
         let fd = self.echo.fd;
-        self.verify("close", format!("close({fd}) echo session"), &Expect::value(0), raw::close(fd))?;
+        self.verify(
+            "close",
+            format!("close({fd}) echo session"),
+            &Expect::value(0),
+            raw::close(fd),
+        )?;
         Ok(())
     }
 
@@ -99,7 +102,12 @@ impl Fuzzer {
             return self.close(rng);
         }
         let got = raw::open(&self.device, libc::O_RDWR);
-        let got = self.check("open", "open(/dev/pinio, O_RDWR)".into(), &Expect::ok(), got)?;
+        let got = self.check(
+            "open",
+            "open(/dev/pinio, O_RDWR)".into(),
+            &Expect::ok(),
+            got,
+        )?;
         if let Ok(fd) = got {
             self.sessions.push(SessionM::new(fd as i32));
         }
@@ -110,7 +118,12 @@ impl Fuzzer {
         if self.sessions.is_empty() || rng.chance(1, 20) {
             let fd = 4000 + rng.below(1000) as i32;
             let got = raw::close(fd);
-            self.verify("close", format!("close({fd}) never opened"), &Expect::err(libc::EBADF), got)?;
+            self.verify(
+                "close",
+                format!("close({fd}) never opened"),
+                &Expect::err(libc::EBADF),
+                got,
+            )?;
             return Ok(());
         }
         let (si, fd) = self.pick_fd(rng);
@@ -151,13 +164,23 @@ impl Fuzzer {
                 // SAFETY: `a` is never a valid address of this process (kernel, non-canonical or
                 // below mmap_min_addr), so the kernel cannot write our memory.
                 let got = unsafe { raw::ioctl(fd, abi::PINIO_IOC_INFO, a) };
-                self.verify("INFO", format!("INFO({fd}, arg {a:#x})"), &Expect::err(libc::EFAULT), got)?;
+                self.verify(
+                    "INFO",
+                    format!("INFO({fd}, arg {a:#x})"),
+                    &Expect::err(libc::EFAULT),
+                    got,
+                )?;
             }
             1 => {
                 let a = self.scratch.read_only();
                 // SAFETY: The read-only scratch page: the kernel's write fails with EFAULT.
                 let got = unsafe { raw::ioctl(fd, abi::PINIO_IOC_INFO, a) };
-                self.verify("INFO", format!("INFO({fd}, read-only arg)"), &Expect::err(libc::EFAULT), got)?;
+                self.verify(
+                    "INFO",
+                    format!("INFO({fd}, read-only arg)"),
+                    &Expect::err(libc::EFAULT),
+                    got,
+                )?;
             }
             _ => {
                 let mut info = abi::Info::default();
@@ -176,7 +199,11 @@ impl Fuzzer {
                     regions: s.regions.len() as u32,
                 };
                 if info != want {
-                    return Err(self.oracle(format!("INFO({fd})"), format!("{want:?}"), format!("{info:?}")));
+                    return Err(self.oracle(
+                        format!("INFO({fd})"),
+                        format!("{want:?}"),
+                        format!("{info:?}"),
+                    ));
                 }
             }
         }
@@ -191,23 +218,40 @@ impl Fuzzer {
             let got = raw::poll_events(fd, libc::POLLIN, 10_000);
             // poll(2) reports only the requested events (plus errors): exactly POLLIN.
             let want = Expect::value(i64::from(libc::POLLIN));
-            self.verify("poll", format!("poll({fd}, POLLIN, 10 s) with {pending} outstanding"), &want, got)?;
+            self.verify(
+                "poll",
+                format!("poll({fd}, POLLIN, 10 s) with {pending} outstanding"),
+                &want,
+                got,
+            )?;
             return self.reap_expecting_some(si, fd);
         }
         let got = raw::poll(fd, 0);
-        let got = self.check("poll", format!("poll({fd}, 0) with {pending} outstanding"), &Expect::ok(), got)?;
+        let got = self.check(
+            "poll",
+            format!("poll({fd}, 0) with {pending} outstanding"),
+            &Expect::ok(),
+            got,
+        )?;
         let revents = got.unwrap_or(0) as i16;
         let writable = revents & libc::POLLOUT != 0;
         if writable != (pending < self.lim.depth as usize) {
             return Err(self.oracle(
                 format!("poll({fd})"),
-                format!("POLLOUT {} with {pending} of {} outstanding", !writable, self.lim.depth),
+                format!(
+                    "POLLOUT {} with {pending} of {} outstanding",
+                    !writable, self.lim.depth
+                ),
                 format!("revents {revents:#x}"),
             ));
         }
         if revents & libc::POLLIN != 0 {
             if pending == 0 {
-                return Err(self.oracle(format!("poll({fd})"), "no POLLIN: nothing outstanding".into(), format!("revents {revents:#x}")));
+                return Err(self.oracle(
+                    format!("poll({fd})"),
+                    "no POLLIN: nothing outstanding".into(),
+                    format!("revents {revents:#x}"),
+                ));
             }
             return self.reap_expecting_some(si, fd);
         }
@@ -220,28 +264,55 @@ impl Fuzzer {
         let off = (rng.below(16) * self.lim.page) as i64;
         let got = raw::mmap_shared(fd, len, off);
         // No mapped ring: the module has no mmap file operation.
-        self.verify("mmap", format!("mmap({fd}, {len:#x}, off {off:#x})"), &Expect::err(libc::ENODEV), got)?;
+        self.verify(
+            "mmap",
+            format!("mmap({fd}, {len:#x}, off {off:#x})"),
+            &Expect::err(libc::ENODEV),
+            got,
+        )?;
         Ok(())
     }
 
     pub(crate) fn bad_ioctl(&mut self, rng: &mut Rng) -> Result<(), FuzzError> {
         let (_, fd) = self.pick_fd(rng);
-        let known = [abi::PINIO_IOC_INFO, abi::PINIO_IOC_REGISTER, abi::PINIO_IOC_UNREGISTER, abi::PINIO_IOC_SUBMIT, abi::PINIO_IOC_REAP];
+        let known = [
+            abi::PINIO_IOC_INFO,
+            abi::PINIO_IOC_REGISTER,
+            abi::PINIO_IOC_UNREGISTER,
+            abi::PINIO_IOC_SUBMIT,
+            abi::PINIO_IOC_REAP,
+        ];
         let cmd = loop {
             let dir = rng.below(4) as u32;
-            let nr = if rng.chance(1, 2) { rng.range(0, 6) as u32 } else { rng.below(256) as u32 };
-            let size = if rng.chance(1, 2) { *rng.pick(&[0usize, 8, 16, 24, 40, 48, 4096]) } else { rng.below(1 << 14) as usize };
+            let nr = if rng.chance(1, 2) {
+                rng.range(0, 6) as u32
+            } else {
+                rng.below(256) as u32
+            };
+            let size = if rng.chance(1, 2) {
+                *rng.pick(&[0usize, 8, 16, 24, 40, 48, 4096])
+            } else {
+                rng.below(1 << 14) as usize
+            };
             let c = abi::ioc(dir, abi::IOC_MAGIC, nr, size);
             if !known.contains(&c) {
                 break c;
             }
         };
-        let arg = if rng.chance(1, 2) { wild_addr(rng) } else { self.scratch.guard() };
+        let arg = if rng.chance(1, 2) {
+            wild_addr(rng)
+        } else {
+            self.scratch.guard()
+        };
         // SAFETY: Unknown commands are refused before the argument is looked at; the argument is
         // not a writable address of ours anyway (wild or the inaccessible scratch page).
         let got = unsafe { raw::ioctl(fd, cmd, arg) };
-        self.verify("bad-ioctl", format!("ioctl({fd}, {cmd:#x}, {arg:#x})"), &Expect::err(libc::ENOTTY), got)?;
+        self.verify(
+            "bad-ioctl",
+            format!("ioctl({fd}, {cmd:#x}, {arg:#x})"),
+            &Expect::err(libc::ENOTTY),
+            got,
+        )?;
         Ok(())
     }
 }
-
