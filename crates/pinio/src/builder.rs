@@ -4,6 +4,21 @@ use crate::{BackendKind, Target};
 use pinio_core::{Device, Domain, Error, Result};
 
 /// What to do when registration is refused by the locked-memory limit.
+///
+/// # Example
+///
+/// ```
+/// use pinio::{Device, OnRegistrationRefused};
+/// # let path = std::path::Path::new("/var/tmp").join(format!("pinio-doc-{}-refused", std::process::id()));
+/// let dev = pinio::Builder::parse(&format!("uring:{}", path.display()))?
+///     .create(1 << 20)
+///     .on_registration_refused(OnRegistrationRefused::Fallback) // never fail for RLIMIT_MEMLOCK
+///     .open()?;
+/// let region = dev.alloc(1 << 20)?; // registered, or unregistered with a warning and a statistic
+/// println!("ops run unregistered so far: {}", dev.stats().unregistered_fallbacks);
+/// # drop((region, dev)); std::fs::remove_file(&path).ok();
+/// # Ok::<(), pinio::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnRegistrationRefused {
     /// Fail with `Error::MemlockLimit`, naming the limit and the bytes asked.
@@ -83,13 +98,22 @@ fn options_of(kind: BackendKind) -> &'static [Opt] {
 /// options (`pinio::uring::UringOptions`, `pinio::copy::CopyOptions`, …)
 /// offering exactly what that backend has.
 ///
-/// ```no_run
-/// let dev = pinio::Builder::parse("uring:/var/tmp/data")?
+/// ```
+/// use pinio::Device;
+/// # let dir = std::path::Path::new("/var/tmp");
+/// # let (data, log) = (dir.join(format!("pinio-doc-{}-data", std::process::id())), dir.join(format!("pinio-doc-{}-log", std::process::id())));
+/// let dev = pinio::Builder::parse(&format!("uring:{}", data.display()))?
+///     .create(1 << 20)                        // make the file if it is missing
 ///     .fixed_buffers(true)
 ///     .on_registration_refused(pinio::OnRegistrationRefused::Fallback)
 ///     .open()?;
 /// // A second file whose queues accept the regions of the first:
-/// let log = pinio::Builder::parse("uring:/var/tmp/log")?.direct(true).open_in(dev.domain())?;
+/// let log = pinio::Builder::parse(&format!("uring:{}", log.display()))?.create(0).direct(true).open_in(dev.domain())?;
+/// assert_eq!(dev.domain().id(), log.domain().id());
+/// // An option the backend lacks is refused, not ignored:
+/// let refused = pinio::Builder::parse("copy:/var/tmp/x")?.sqpoll(Some(10)).open();
+/// assert!(matches!(refused, Err(pinio::Error::Unsupported { .. })));
+/// # drop((dev, log)); std::fs::remove_file(&data).ok(); std::fs::remove_file(dir.join(format!("pinio-doc-{}-log", std::process::id()))).ok();
 /// # Ok::<(), pinio::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -358,6 +382,11 @@ fn not_built(kind: BackendKind) -> Error {
 }
 
 /// The backends compiled into this build.
+///
+/// ```
+/// let built = pinio::available_backends();
+/// assert!(built.contains(&pinio::BackendKind::Copy)); // always there
+/// ```
 pub fn available_backends() -> Vec<BackendKind> {
     let mut v = vec![BackendKind::Copy];
     if cfg!(feature = "uring") {

@@ -7,6 +7,19 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The backends pinio knows.
+///
+/// # Example
+///
+/// ```
+/// use pinio::BackendKind;
+/// for kind in BackendKind::ALL {
+///     let built = pinio::available_backends().contains(&kind);
+///     println!("{kind:<6} {}  location: {}", if built { "built in" } else { "not built" }, kind.location_hint());
+/// }
+/// assert_eq!(BackendKind::Uring.name(), "uring");
+/// assert_eq!(pinio::Target::parse("copy:/x")?.backend, BackendKind::Copy);
+/// # Ok::<(), pinio::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackendKind {
     /// pread/pwrite through a bounce buffer: the baseline.
@@ -54,6 +67,18 @@ impl fmt::Display for BackendKind {
 }
 
 /// A parsed selection string: which backend, and what it opens.
+///
+/// # Example
+///
+/// ```
+/// use pinio::{BackendKind, Target};
+/// let t: Target = "uring:/var/tmp/data".parse()?;
+/// assert_eq!((t.backend, t.location.as_str()), (BackendKind::Uring, "/var/tmp/data"));
+/// assert_eq!(t.to_string(), "uring:/var/tmp/data");
+/// let err = Target::parse("disk:/dev/sda").unwrap_err(); // names the backends it knows
+/// assert!(err.to_string().contains("copy, uring"), "{err}");
+/// # Ok::<(), pinio::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The backend.
