@@ -23,6 +23,13 @@
 //! 2 usage error (arguments, selection string, a device too small),
 //! 3 a device or file error.
 //!
+//! Any selection string works, wrappers included: `kvlog load
+//! record:/var/tmp/kv.log:uring:/var/tmp/kv.dat ...` records every write and
+//! flush for `pinio crash-test` (docs/reliability.md). Test hooks: the
+//! environment variable `KVLOG_BROKEN` breaks kvlog on purpose so that the
+//! crash test can prove it catches the damage (see `broken`); never set it
+//! otherwise.
+//!
 //! # On-device format (little endian)
 //!
 //! The device is cut into blocks of `BS` bytes: 4 KiB, or the device's
@@ -797,6 +804,16 @@ impl Writer {
     }
 }
 
+/// Test hooks that break kvlog on purpose, to prove that the crash test
+/// (`pinio crash-test`, examples/tests/kvlog_crash.rs) catches what they
+/// break: `KVLOG_BROKEN=ack-before-flush` acknowledges each batch (`durable
+/// k`) once its writes completed, without flushing; `trust-tail` makes
+/// recovery accept records whose checksum does not match. Several may be
+/// given, separated by commas. Never set them outside such tests.
+fn broken(hook: &str) -> bool {
+    std::env::var("KVLOG_BROKEN").is_ok_and(|v| v.split(',').any(|h| h == hook))
+}
+
 fn internal(what: &str) -> KvError {
     KvError::Device { context: "kvlog".into(), error: pinio::Error::Unsupported { what: what.into(), hint: "a bug in kvlog".into() } }
 }
@@ -966,7 +983,9 @@ impl Store {
         let Some(w) = self.writer.as_mut() else { return Err(internal("commit on a read-only store")) };
         w.commit(&mut *self.q, flags)?;
         let t = Instant::now();
-        self.q.flush(FlushMode::Data).map_err(|error| KvError::Device { context: format!("flushing {}", self.dev.describe()), error })?;
+        if !broken("ack-before-flush") {
+            self.q.flush(FlushMode::Data).map_err(|error| KvError::Device { context: format!("flushing {}", self.dev.describe()), error })?;
+        }
         let took = t.elapsed();
         // The flush drained this queue; its completions carry each write's
         // outcome, which must be Ok as well.
@@ -1060,7 +1079,7 @@ impl Store {
                 }
                 let body = r.get(q, off, total)?;
                 let sum = Crc::new().update(&body[..12]).update(&[0; 4]).update(&body[16..]).finish();
-                if sum != crc {
+                if sum != crc && !broken("trust-tail") {
                     defect = bad(format!("checksum {sum:#010x}, stored {crc:#010x}"), key);
                     break;
                 }

@@ -2,6 +2,7 @@
 //! here, and echo data through a device.
 
 mod bench;
+mod crash_test;
 mod echo;
 mod info;
 
@@ -24,6 +25,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Write a pattern through a device and read it back, comparing.
     Echo(echo::EchoArgs),
+    /// Check every crash state of a crash log (recorded with record:<log>:<selection>).
+    CrashTest(crash_test::CrashTestArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Info(a) => info::run(a),
         Command::Echo(a) => echo::run(a),
+        Command::CrashTest(a) => crash_test::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

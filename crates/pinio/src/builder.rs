@@ -284,7 +284,8 @@ impl Builder {
     /// Opens the device in a new domain of its backend.
     pub fn open(self) -> Result<Box<dyn Device>> {
         self.check_options(false)?;
-        self.open_device(None)
+        let wrappers = self.target.wrappers.clone();
+        crate::wrappers::apply(&wrappers, self.open_device(None)?)
     }
 
     /// Opens the device in `domain`, whose regions it then accepts: register
@@ -293,7 +294,8 @@ impl Builder {
     /// domains), else [`Error::WrongDomain`].
     pub fn open_in(self, domain: &Domain) -> Result<Box<dyn Device>> {
         self.check_options(true)?;
-        self.open_device(Some(domain))
+        let wrappers = self.target.wrappers.clone();
+        crate::wrappers::apply(&wrappers, self.open_device(Some(domain))?)
     }
 
     fn open_device(self, domain: Option<&Domain>) -> Result<Box<dyn Device>> {

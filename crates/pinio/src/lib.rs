@@ -42,6 +42,7 @@ mod backends;
 mod builder;
 mod model;
 mod target;
+mod wrappers;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
@@ -50,6 +51,12 @@ pub use backends::*;
 pub use builder::{Builder, OnRegistrationRefused, available_backends};
 pub use model::*;
 pub use target::{BackendKind, Target};
+pub use wrappers::Wrapper;
+/// Crash consistency and fault injection: the `record:<log>:` and
+/// `fault:<rules>:` wrappers of selection strings, and the crash-state
+/// generator behind `pinio crash-test` (docs/reliability.md).
+#[doc(inline)]
+pub use pinio_crash as crash;
 
 /// Opens a device from a selection string such as `uring:/var/tmp/data`,
 /// with each backend's default options, in a new domain of its own. See

@@ -85,6 +85,9 @@ pub struct Target {
     pub backend: BackendKind,
     /// The path or PCI address.
     pub location: String,
+    /// Wrappers around the device, outermost first (empty for a plain
+    /// `BACKEND:LOCATION`): `record:<log>:`, `fault:<rules>:`.
+    pub wrappers: Vec<crate::Wrapper>,
 }
 
 impl Target {
@@ -98,8 +101,9 @@ impl Target {
     /// # Ok::<(), pinio::Error>(())
     /// ```
     pub fn parse(spec: &str) -> Result<Target> {
+        let (wrappers, inner) = crate::wrappers::split(spec)?;
         let bad = |reason: String| Error::InvalidTarget { spec: spec.to_string(), reason };
-        let (name, location) = spec.split_once(':').ok_or_else(|| bad("no ':' separates backend and location".into()))?;
+        let (name, location) = inner.split_once(':').ok_or_else(|| bad("no ':' separates backend and location".into()))?;
         let backend = BackendKind::ALL
             .into_iter()
             .find(|b| b.name() == name)
@@ -118,7 +122,7 @@ impl Target {
                 }
             }
         }
-        Ok(Target { backend, location: location.to_string() })
+        Ok(Target { backend, location: location.to_string(), wrappers })
     }
 }
 
@@ -144,6 +148,9 @@ impl FromStr for Target {
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for w in &self.wrappers {
+            write!(f, "{w}:")?;
+        }
         write!(f, "{}:{}", self.backend, self.location)
     }
 }
