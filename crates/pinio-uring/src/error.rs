@@ -72,6 +72,11 @@ pub enum UringError {
         #[source]
         source: io::Error,
     },
+    /// A single-issuer queue ([`crate::UringOptions::single_issuer`]) was
+    /// used on a thread other than the one that first entered the kernel
+    /// with it (`EEXIST` from the kernel).
+    #[error("this queue's ring is single-issuer (UringOptions::single_issuer) and belongs to the thread that first submitted on it; use the queue on that thread only, or open the device without single_issuer to move queues between threads")]
+    NotOwner,
     /// A zero-copy send failed.
     #[error("SEND_ZC of {len} bytes failed after {sent} bytes: {source}")]
     SendZc {

@@ -57,7 +57,8 @@ impl Default for UringDomainOptions {
 ///
 /// The default is the fast path: O_DIRECT, fixed buffers, registration
 /// failures reported as errors, no arena, 128 ring entries, no SQPOLL,
-/// opened read-write, the file must exist.
+/// cooperative task running, not single-issuer, opened read-write, the file
+/// must exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UringOptions {
     /// Open the target with `O_DIRECT` (DMA straight into registered
@@ -79,6 +80,30 @@ pub struct UringOptions {
     pub sqpoll: Option<u32>,
     /// Open the target read-write (`false`: read-only, writes fail with `EBADF`).
     pub writable: bool,
+    /// `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG` (on by
+    /// default): to post a completion the kernel does not interrupt the
+    /// submitting thread while it runs in user space (a sleeping one is
+    /// still woken); it flags the ring and posts the completion at the
+    /// thread's next system call, which [`pinio_core::Queue::poll`] makes
+    /// when the flag is up. Off: an inter-processor interrupt when the
+    /// thread is running. Measured in `docs/benchmarks.md`; the trade-off:
+    /// a thread that submitted and then computes for long without a system
+    /// call delays the completions another thread waits for (on the
+    /// queue's event fd).
+    pub coop_taskrun: bool,
+    /// `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN` (off by
+    /// default): each queue's ring accepts submissions from one thread
+    /// only, and completions are posted only when that thread waits or
+    /// polls, in one batch. The ring is created disabled and enabled by the
+    /// first call that enters the kernel, on whichever thread makes it; from
+    /// then on the queue must be used (pushed, submitted, polled, waited,
+    /// flushed, dropped) on that thread, elsewhere it fails with
+    /// [`crate::UringError::NotOwner`]. Such a queue takes new buffer-table
+    /// slots of its domain when it next enters the kernel (not when they
+    /// are registered), so memory unregistered meanwhile stays pinned until
+    /// then. Needs Linux 6.1 and a domain sharing one table
+    /// (`IORING_REGISTER_CLONE_BUFFERS`); elsewhere it is ignored.
+    pub single_issuer: bool,
     /// `Some(size)`: create the file if it is missing and make it at least
     /// `size` bytes long ([`pinio_file::FileOpen::create`]). `None` (the
     /// default): the file must exist.
@@ -108,6 +133,8 @@ impl Default for UringOptions {
             arena_bytes: d.arena_bytes,
             ring_entries: 128,
             sqpoll: None,
+            coop_taskrun: true,
+            single_issuer: false,
             writable: true,
             create: None,
         }

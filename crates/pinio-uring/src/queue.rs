@@ -6,6 +6,7 @@ use crate::ring;
 use crate::shared::Shared;
 use crate::transfer::Transfer;
 use io_uring::{IoUring, opcode, squeue, types};
+use crate::registry::Sharing;
 use pinio_core::{Completion, Direction, Error, FlushMode, Op, Queue, Rejected, Result, Tally};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -45,6 +46,14 @@ pub struct UringQueue {
     stash: Vec<Completion>,
     strays: u64,
     eventfd: OnceLock<OwnedFd>,
+    /// `false` while a single-issuer ring waits to be enabled by the first
+    /// call that enters the kernel (which makes that thread its issuer).
+    enabled: bool,
+    /// For a single-issuer ring, which fetches the domain's buffer table
+    /// itself instead of subscribing: the table generation it holds.
+    table_generation: Option<u64>,
+    /// `io_uring_enter` calls made so far.
+    enters: u64,
 }
 
 impl UringQueue {
@@ -53,10 +62,19 @@ impl UringQueue {
     pub(crate) fn new(shared: Arc<Shared>, depth: usize) -> Result<UringQueue> {
         let depth = shared.core.queue_depth(depth)?;
         let opts = &shared.opts;
-        let ring = Arc::new(ring::build(opts.ring_entries, opts.sqpoll, depth, shared.target.file.as_raw_fd())?);
-        let subscription = match &shared.registry {
-            Some(r) => Some(r.subscribe(Arc::clone(&ring))?),
-            None => None,
+        // A single-issuer ring takes registrations from its issuer thread
+        // only, so it cannot be updated by the registry from whichever
+        // thread registers a region: it fetches the whole table itself,
+        // which needs a table that can be cloned, and no SQPOLL thread.
+        let clonable = shared.registry.as_ref().is_none_or(|r| r.sharing() == Sharing::Clone);
+        let single_issuer = opts.single_issuer && opts.sqpoll.is_none() && clonable;
+        let setup = ring::Setup { sqpoll: opts.sqpoll, coop_taskrun: opts.coop_taskrun, single_issuer };
+        let ring = Arc::new(ring::build_with(opts.ring_entries, setup, depth, shared.target.file.as_raw_fd())?);
+        let (subscription, table_generation) = match &shared.registry {
+            // While the ring is disabled any thread may register with it.
+            Some(r) if single_issuer => (None, Some(r.refresh(&ring)?)),
+            Some(r) => (Some(r.subscribe(Arc::clone(&ring))?), None),
+            None => (None, None),
         };
         Ok(UringQueue {
             fixed_buffers: shared.opts.fixed_buffers,
@@ -73,6 +91,9 @@ impl UringQueue {
             stash: Vec::new(),
             strays: 0,
             eventfd: OnceLock::new(),
+            enabled: !single_issuer,
+            table_generation,
+            enters: 0,
         })
     }
 
@@ -89,10 +110,43 @@ impl UringQueue {
         self.strays
     }
 
+    /// `io_uring_enter` calls this queue has made (submitting, waiting,
+    /// polling with completions pending in the kernel): a measure of its
+    /// batching.
+    pub fn enter_calls(&self) -> u64 {
+        self.enters
+    }
+
+    /// What a single-issuer ring needs before it enters the kernel: to be
+    /// enabled (the calling thread becomes its issuer) and to hold the
+    /// domain's current buffer table.
+    #[cold]
+    #[inline(never)]
+    fn prepare_single_issuer(&mut self) -> Result<()> {
+        if !self.enabled {
+            ring::enable(&self.ring)?;
+            self.enabled = true;
+        }
+        if let (Some(held), Some(registry)) = (self.table_generation, &self.shared.registry)
+            && held != registry.generation()
+        {
+            let now = registry.refresh(&self.ring).map_err(|e| match e {
+                UringError::CloneBuffers { source } if source.raw_os_error() == Some(libc::EEXIST) => UringError::NotOwner,
+                e => e,
+            })?;
+            self.table_generation = Some(now);
+        }
+        Ok(())
+    }
+
     /// One `io_uring_enter` submitting what is pushed and waiting for `want`
     /// completions. `Ok(false)` means try again after reaping (interrupted,
     /// or the kernel's completion backlog is full).
     fn enter(&mut self, want: usize) -> Result<bool> {
+        if !self.enabled || self.table_generation.is_some_and(|g| Some(g) != self.shared.registry.as_ref().map(|r| r.generation())) {
+            self.prepare_single_issuer()?;
+        }
+        self.enters += 1;
         match self.ring.submitter().submit_and_wait(want) {
             Ok(n) => {
                 self.unsubmitted = if self.sqpoll {
@@ -109,6 +163,7 @@ impl UringQueue {
                 Ok(true)
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(UringError::NotOwner.into()),
             Err(source) => Err(UringError::Enter { source }.into()),
         }
     }
@@ -268,6 +323,13 @@ impl Queue for UringQueue {
 
     fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
         self.submit()?;
+        // With COOP_TASKRUN or DEFER_TASKRUN the kernel posts completions
+        // only when this thread enters it; IORING_SQ_TASKRUN says some wait.
+        // SAFETY: only this queue uses this ring's submission queue; the
+        // view only reads its flags.
+        if self.unsubmitted == 0 && unsafe { self.ring.submission_shared() }.taskrun() {
+            self.enter(0)?;
+        }
         let before = out.len();
         out.append(&mut self.stash);
         self.reap(out);

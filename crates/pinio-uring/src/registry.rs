@@ -24,6 +24,7 @@ use io_uring::IoUring;
 use io_uring::types::CloneBuffersFlags;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Size of the registered-buffer table: regions registered at once.
@@ -64,6 +65,10 @@ pub(crate) struct Registry {
     table: IoUring,
     sharing: Sharing,
     state: Mutex<State>,
+    /// Bumped (under the state lock) after every change of the table, for
+    /// the rings that fetch it themselves ([`Registry::refresh`]) instead
+    /// of subscribing.
+    generation: AtomicU64,
 }
 
 fn iovec(addr: usize, len: usize) -> libc::iovec {
@@ -98,7 +103,7 @@ impl Registry {
             next_subscriber: 1,
             locked: 0,
         };
-        Ok(Registry { table, sharing, state: Mutex::new(state) })
+        Ok(Registry { table, sharing, state: Mutex::new(state), generation: AtomicU64::new(0) })
     }
 
     /// How subscribers get the table.
@@ -159,6 +164,7 @@ impl Registry {
             });
         }
         st.locked += len as u64;
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(slot)
     }
 
@@ -169,6 +175,7 @@ impl Registry {
         // SAFETY: emptying a slot hands no memory to the kernel.
         unsafe { update(&self.table, slot, (0, 0)) }.map_err(|source| UringError::UnregisterBuffer { slot, source })?;
         st.slots[slot as usize] = (0, 0);
+        self.generation.fetch_add(1, Ordering::Release);
         let published = self.publish(&st, slot);
         st.locked = st.locked.saturating_sub(len as u64);
         st.free.push(slot);
@@ -226,6 +233,24 @@ impl Registry {
         st.next_subscriber += 1;
         st.subscribers.push((id, ring));
         Ok(id)
+    }
+
+    /// How many times the table has changed: a ring that fetched it at
+    /// generation `g` ([`Registry::refresh`]) is current while this is `g`.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Copies the whole table into `ring` now, for a ring that is not
+    /// subscribed (a single-issuer ring accepts registrations only from its
+    /// issuer thread, so it fetches the table itself before it submits);
+    /// returns the generation it now holds. Only in [`Sharing::Clone`].
+    pub(crate) fn refresh(&self, ring: &IoUring) -> Result<u64, UringError> {
+        let _st = self.state();
+        let generation = self.generation.load(Ordering::Acquire);
+        self.copy_into(ring)?;
+        Ok(generation)
     }
 
     /// Rings subscribed right now.

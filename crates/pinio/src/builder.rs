@@ -328,6 +328,7 @@ impl Builder {
                     sqpoll: self.sqpoll,
                     writable: self.writable,
                     create: self.create,
+                    ..pinio_uring::UringOptions::default()
                 };
                 Ok(match domain {
                     Some(d) => Box::new(pinio_uring::UringDevice::open_in(d, loc, opts)?),

@@ -1,6 +1,7 @@
 //! The configurations a benchmark compares: pinio backends, and fio jobs
 //! doing the same IO as peers.
 
+use super::workload::Workload;
 use pinio::{Builder, Device, Target};
 use std::fmt;
 use std::path::Path;
@@ -43,6 +44,14 @@ const URING_PLAIN: Contender = Contender {
     engine: Engine::Pinio { backend: "uring", direct: true, fixed_buffers: false },
     cache: Cache::Bypassed,
 };
+/// The CPU-bound workload: buffered io_uring reads of a file already in the
+/// page cache, into fixed buffers. The device is out of the way, so what
+/// shows is the cost of the library and the kernel's io_uring path.
+const URING_BUF_HOT: Contender = Contender {
+    label: "uring buf hot",
+    engine: Engine::Pinio { backend: "uring", direct: false, fixed_buffers: true },
+    cache: Cache::Hot,
+};
 const COPY_COLD: Contender = Contender {
     label: "copy cold",
     engine: Engine::Pinio { backend: "copy", direct: false, fixed_buffers: false },
@@ -61,6 +70,16 @@ const FIO_URING_FIXED: Contender = Contender {
     },
     cache: Cache::Bypassed,
 };
+/// fio's peer of [`URING_BUF_HOT`]: io_uring, buffered, fixed buffers,
+/// registered file, same hot file.
+const FIO_URING_BUF_HOT: Contender = Contender {
+    label: "fio uring buf hot",
+    engine: Engine::Fio {
+        args: &["--ioengine=io_uring", "--direct=0", "--fixedbufs=1", "--registerfiles=1"],
+        honours_depth: true,
+    },
+    cache: Cache::Hot,
+};
 const FIO_PSYNC_DIRECT: Contender = Contender {
     label: "fio psync dio",
     engine: Engine::Fio { args: &["--ioengine=psync", "--direct=1"], honours_depth: false },
@@ -73,12 +92,13 @@ const FIO_PSYNC_BUFFERED: Contender = Contender {
 };
 
 impl Contender {
-    /// The default set: io_uring with registered buffers against copy IO,
-    /// page-cache cold and hot.
+    /// The default set: io_uring with registered buffers (direct, and
+    /// buffered from a hot page cache) against copy IO, page-cache cold and
+    /// hot.
     pub fn defaults() -> Vec<Contender> {
         let mut v = Vec::new();
         if has_uring() {
-            v.push(URING_FIXED);
+            v.extend([URING_FIXED, URING_BUF_HOT]);
         }
         v.extend([COPY_COLD, COPY_HOT]);
         v
@@ -88,13 +108,25 @@ impl Contender {
     pub fn full(with_fio: bool) -> Vec<Contender> {
         let mut v = Vec::new();
         if has_uring() {
-            v.extend([URING_FIXED, URING_PLAIN]);
+            v.extend([URING_FIXED, URING_PLAIN, URING_BUF_HOT]);
         }
         v.extend([COPY_COLD, COPY_HOT]);
         if with_fio {
-            v.extend([FIO_URING_FIXED, FIO_PSYNC_DIRECT, FIO_PSYNC_BUFFERED]);
+            v.extend([FIO_URING_FIXED, FIO_URING_BUF_HOT, FIO_PSYNC_DIRECT, FIO_PSYNC_BUFFERED]);
         }
         v
+    }
+
+    /// Whether this configuration runs `w`: the buffered hot io_uring pair
+    /// only reads (buffered writes would dirty the page cache under the
+    /// next runs), and workloads of several threads run only on the
+    /// io_uring configurations, whose scaling they measure.
+    pub fn runs(&self, w: &Workload) -> bool {
+        let hot_uring = matches!(self.label, "uring buf hot" | "fio uring buf hot");
+        if hot_uring && w.dir == pinio::Direction::Write {
+            return false;
+        }
+        w.jobs == 1 || hot_uring || matches!(self.label, "uring fixed" | "fio uring fixed")
     }
 
     /// Opens this pinio configuration on `file`.

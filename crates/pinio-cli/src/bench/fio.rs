@@ -33,7 +33,8 @@ pub fn command(engine: &Engine, w: &Workload, file: &Path, size: u64, warmup: Du
         "--invalidate=0".into(),
         "--norandommap".into(),
         "--randrepeat=0".into(),
-        "--numjobs=1".into(),
+        format!("--numjobs={}", w.jobs),
+        "--group_reporting".into(),
         "--output-format=json".into(),
         format!("--rw={rw}"),
         format!("--bs={}", w.block),
@@ -67,7 +68,9 @@ pub fn parse(json: &[u8], dir: Direction) -> CliResult<Sample> {
     let ops = num(&side["total_ios"], "total_ios")? as u64;
     let bytes = num(&side["io_bytes"], "io_bytes")? as u64;
     let secs = num(&side["runtime"], "runtime")? / 1000.0;
-    let cpu_pct = num(&job["usr_cpu"], "usr_cpu")? + num(&job["sys_cpu"], "sys_cpu")?;
+    // With group_reporting these are the jobs' CPU times summed, as a
+    // percentage of the run time.
+    let (usr_pct, sys_pct) = (num(&job["usr_cpu"], "usr_cpu")?, num(&job["sys_cpu"], "sys_cpu")?);
     let pct = &side["clat_ns"]["percentile"];
     let p = |k: &str| pct[k].as_f64().unwrap_or(f64::NAN) / 1000.0;
     if secs <= 0.0 || ops == 0 {
@@ -77,7 +80,9 @@ pub fn parse(json: &[u8], dir: Direction) -> CliResult<Sample> {
         ops,
         bytes,
         secs,
-        cpu_secs: cpu_pct / 100.0 * secs,
+        cpu_secs: (usr_pct + sys_pct) / 100.0 * secs,
+        user_secs: usr_pct / 100.0 * secs,
+        sys_secs: sys_pct / 100.0 * secs,
         bytes_copied: None,
         lat_p50_us: p("50.000000"),
         lat_p99_us: p("99.000000"),
@@ -97,6 +102,7 @@ mod tests {
         let s = parse(json, Direction::Read).unwrap();
         assert_eq!((s.ops, s.bytes), (1000, 4096000));
         assert!((s.secs - 2.0).abs() < 1e-9 && (s.cpu_secs - 0.85).abs() < 1e-9);
+        assert!((s.user_secs - 0.05).abs() < 1e-9 && (s.sys_secs - 0.8).abs() < 1e-9);
         assert!((s.lat_p50_us - 120.0).abs() < 1e-9 && s.bytes_copied.is_none());
         assert!(parse(b"no json here", Direction::Read).is_err());
         assert!(parse(br#"{"jobs":[{"usr_cpu":1,"sys_cpu":1,"read":{"total_ios":0,"io_bytes":0,"runtime":0}}]}"#, Direction::Read).is_err());

@@ -39,7 +39,8 @@ pub struct BenchArgs {
     /// Scratch file size in MiB.
     #[arg(long, default_value_t = 1024)]
     pub size_mib: u64,
-    /// Workloads (repeatable), e.g. randread-4k-qd32, read-1m-qd4, write-128k-qd1.
+    /// Workloads (repeatable), e.g. randread-4k-qd32, read-1m-qd4, write-128k-qd1;
+    /// a `-jN` suffix runs N threads, each with its own queue (randread-4k-qd32-j2).
     #[arg(long = "workload")]
     pub workloads: Vec<String>,
     /// Seconds measured per run.
@@ -52,9 +53,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
     /// Every configuration and workload: adds io_uring without fixed buffers,
-    /// fio's io_uring (fixedbufs, registerfiles) and psync (direct and
-    /// buffered) jobs as peers when fio is installed, and 128 KiB / 1 MiB
-    /// sequential reads and writes.
+    /// fio's io_uring (fixedbufs, registerfiles; direct, and buffered from
+    /// a hot page cache) and psync (direct and buffered) jobs as peers when
+    /// fio is installed, 128 KiB / 1 MiB sequential reads and writes, and
+    /// 4 KiB random reads on two threads (randread-4k-qd32-j2).
     #[arg(long)]
     pub full: bool,
     /// Leave fio out of --full even when it is installed.
@@ -82,6 +84,7 @@ const FULL_WORKLOADS: &[&str] = &[
     "read-1m-qd4",
     "write-128k-qd4",
     "write-1m-qd4",
+    "randread-4k-qd32-j2",
 ];
 
 pub fn run(mut a: BenchArgs) -> CliResult {
@@ -102,7 +105,7 @@ pub fn run(mut a: BenchArgs) -> CliResult {
     }
     let contenders = if a.full { Contender::full(with_fio) } else { Contender::defaults() };
     let size = a.size_mib << 20;
-    let runs = (workloads.len() * contenders.len() * a.repeats) as u64;
+    let runs = (workloads.iter().map(|w| contenders.iter().filter(|c| c.runs(w)).count()).sum::<usize>() * a.repeats) as u64;
     let pb = ProgressBar::new(runs);
     pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").map_err(|e| e.to_string())?);
     pb.enable_steady_tick(Duration::from_millis(200));
@@ -137,7 +140,7 @@ fn measure(a: &BenchArgs, workloads: &[Workload], contenders: &[Contender], file
     let mut results = report::Results::new(workloads, contenders);
     for rep in 0..a.repeats {
         for (wi, w) in workloads.iter().enumerate() {
-            for (ci, c) in contenders.iter().enumerate() {
+            for (ci, c) in contenders.iter().enumerate().filter(|(_, c)| c.runs(w)) {
                 pb.set_message(format!("repeat {}/{}: {w} on {c}", rep + 1, a.repeats));
                 match c.cache {
                     Cache::Cold => scratch::drop_cache(file)?,

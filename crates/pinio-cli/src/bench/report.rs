@@ -10,7 +10,8 @@ use std::fmt::Write;
 
 /// The one line under the table that explains its words.
 pub const LEGEND: &str = "cold: buffered copy IO with the file dropped from the page cache before each run (and each sequential pass), so reads go to the disk; \
-hot: buffered copy IO with the whole file already in the page cache, so reads are memory copies; \
+hot: buffered IO (copy, or io_uring into fixed buffers: \"uring buf hot\") with the whole file already in the page cache, so reads are memory copies and the device is out of the way; \
+usr/sys us/IO: CPU time per IO in user space and in the kernel (whole process; fio's own figures for fio rows); IO/CPU-s: IOs per second of CPU time; \
 CPU-copied B/B: bytes the CPU copied per byte moved (0 = zero-copy, the device moved the data; buffered copy IO shows 2: page cache to bounce buffer to your buffer; n/a: fio does not report it)";
 
 /// A workload as a reader says it: `4K rand read QD32`, `1M seq write QD4`.
@@ -30,7 +31,8 @@ pub fn workload_label(w: &Workload) -> String {
         Direction::Read => "read",
         Direction::Write => "write",
     };
-    format!("{size} {pattern} {dir} QD{}", w.depth)
+    let jobs = if w.jobs > 1 { format!(" x{} threads", w.jobs) } else { String::new() };
+    format!("{size} {pattern} {dir} QD{}{jobs}", w.depth)
 }
 
 /// One row of the table, formatted.
@@ -43,6 +45,9 @@ struct Row {
     p50: f64,
     p99: f64,
     cpu: f64,
+    usr_us: f64,
+    sys_us: f64,
+    per_cpu_sec: f64,
     copied: String,
     noisy: bool,
 }
@@ -60,7 +65,7 @@ type Comparison = (&'static str, &'static str, &'static str, fn(&Sample) -> f64)
 /// One side-by-side comparison.
 pub struct Ratio {
     pub workload: String,
-    pub what: &'static str,
+    pub what: String,
     pub spread: Spread,
 }
 
@@ -156,6 +161,9 @@ impl Results {
                     p50: self.spread(wi, ci, |s| s.lat_p50_us).median,
                     p99: self.spread(wi, ci, |s| s.lat_p99_us).median,
                     cpu: self.spread(wi, ci, Sample::cpu_ns_per_byte).median,
+                    usr_us: self.spread(wi, ci, Sample::user_us_per_io).median,
+                    sys_us: self.spread(wi, ci, Sample::sys_us_per_io).median,
+                    per_cpu_sec: self.spread(wi, ci, Sample::ios_per_cpu_sec).median,
                     copied,
                     noisy: iops.noisy(noise),
                 });
@@ -180,15 +188,15 @@ impl Results {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "{:<18} {:<16} {:>22} {:>8} {:>10} {:>10} {:>13} {:>14}",
-            "workload", "backend", "IOPS [min-max]", "GB/s", "p50 us", "p99 us", "CPU ns/byte", "CPU-copied B/B"
+            "{:<21} {:<17} {:>22} {:>8} {:>10} {:>10} {:>13} {:>10} {:>10} {:>10} {:>14}",
+            "workload", "backend", "IOPS [min-max]", "GB/s", "p50 us", "p99 us", "CPU ns/byte", "usr us/IO", "sys us/IO", "IO/CPU-s", "CPU-copied B/B"
         );
         let rows = self.rows(noise);
         for r in &rows {
             let flag = if r.noisy { "*" } else { " " };
             let _ = writeln!(
                 t,
-                "{:<18} {:<16} {:>21}{flag} {:>8.3} {:>10.1} {:>10.1} {:>13.4} {:>14}",
+                "{:<21} {:<17} {:>21}{flag} {:>8.3} {:>10.1} {:>10.1} {:>13.4} {:>10.3} {:>10.3} {:>10} {:>14}",
                 r.workload,
                 r.backend,
                 format!("{} [{}-{}]", human(r.iops.median), human(r.iops.min), human(r.iops.max)),
@@ -196,6 +204,9 @@ impl Results {
                 r.p50,
                 r.p99,
                 r.cpu,
+                r.usr_us,
+                r.sys_us,
+                human(r.per_cpu_sec),
                 r.copied
             );
         }
@@ -207,7 +218,7 @@ impl Results {
         if !ratios.is_empty() {
             let _ = writeln!(t, "\nratios within each repeat (median [min-max] over repeats):");
             for r in ratios {
-                let _ = writeln!(t, "  {:<18} {:<44} {:.2}x [{:.2}-{:.2}]", r.workload, r.what, r.spread.median, r.spread.min, r.spread.max);
+                let _ = writeln!(t, "  {:<21} {:<60} {:.2}x [{:.2}-{:.2}]", r.workload, r.what, r.spread.median, r.spread.min, r.spread.max);
             }
         }
         t
@@ -220,8 +231,12 @@ impl Results {
     /// The comparisons pinio's goals are stated in, each taken within one
     /// repeat (both sides ran back to back), then summarised over repeats.
     pub fn ratios(&self) -> Vec<Ratio> {
-        let pairs: [Comparison; 4] = [
+        let pairs: [Comparison; 8] = [
             ("uring fixed", "fio uring fixed", "IOPS, uring fixed / fio uring fixed", Sample::iops),
+            ("uring buf hot", "fio uring buf hot", "IOPS, uring buf hot / fio uring buf hot", Sample::iops),
+            ("uring buf hot", "fio uring buf hot", "IOPS per CPU-second, uring buf hot / fio", Sample::ios_per_cpu_sec),
+            ("uring buf hot", "fio uring buf hot", "user CPU per IO, uring buf hot / fio", Sample::user_us_per_io),
+            ("uring buf hot", "fio uring buf hot", "system CPU per IO, uring buf hot / fio", Sample::sys_us_per_io),
             ("uring fixed", "uring plain", "IOPS, uring fixed / uring plain", Sample::iops),
             ("uring fixed", "copy cold", "CPU per byte, uring fixed / copy cold", Sample::cpu_ns_per_byte),
             ("uring fixed", "copy hot", "CPU per byte, uring fixed / copy hot", Sample::cpu_ns_per_byte),
@@ -232,8 +247,28 @@ impl Results {
                 let (Some(a), Some(b)) = (self.find(a), self.find(b)) else { continue };
                 let v: Vec<f64> = self.samples[wi][a].iter().zip(&self.samples[wi][b]).map(|(x, y)| f(x) / f(y)).filter(|r| r.is_finite()).collect();
                 if !v.is_empty() {
-                    out.push(Ratio { workload: w.to_string(), what, spread: Spread::of(v) });
+                    out.push(Ratio { workload: w.to_string(), what: what.to_string(), spread: Spread::of(v) });
                 }
+            }
+            out.extend(self.scaling(wi));
+        }
+        out
+    }
+
+    /// For a workload of several threads: its IOPS against the same
+    /// workload on one thread, per configuration, within each repeat.
+    fn scaling(&self, wi: usize) -> Vec<Ratio> {
+        let w = &self.workloads[wi];
+        let single = Workload { jobs: 1, ..*w };
+        let Some(si) = (w.jobs > 1).then(|| self.workloads.iter().position(|o| o.to_string() == single.to_string())).flatten() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (ci, c) in self.contenders.iter().enumerate() {
+            let v: Vec<f64> = self.samples[wi][ci].iter().zip(&self.samples[si][ci]).map(|(x, y)| x.iops() / y.iops()).filter(|r| r.is_finite()).collect();
+            if !v.is_empty() {
+                let what = format!("IOPS, {} threads / 1 thread, {}", w.jobs, c.label);
+                out.push(Ratio { workload: w.to_string(), what, spread: Spread::of(v) });
             }
         }
         out
@@ -244,6 +279,9 @@ impl Results {
         let mut rows = Vec::new();
         for (wi, w) in self.workloads.iter().enumerate() {
             for (ci, c) in self.contenders.iter().enumerate() {
+                if self.samples[wi][ci].is_empty() {
+                    continue; // a configuration that does not run this workload
+                }
                 rows.push(serde_json::json!({
                     "workload": w.to_string(),
                     "label": workload_label(w),
@@ -252,6 +290,9 @@ impl Results {
                     "samples": self.samples[wi][ci],
                     "iops_median": self.spread(wi, ci, Sample::iops).median,
                     "cpu_ns_per_byte_median": self.spread(wi, ci, Sample::cpu_ns_per_byte).median,
+                    "user_us_per_io_median": self.spread(wi, ci, Sample::user_us_per_io).median,
+                    "sys_us_per_io_median": self.spread(wi, ci, Sample::sys_us_per_io).median,
+                    "ios_per_cpu_sec_median": self.spread(wi, ci, Sample::ios_per_cpu_sec).median,
                 }));
             }
         }
@@ -298,12 +339,12 @@ impl Results {
             "<h1>pinio bench results</h1>\n",
         ));
         let _ = writeln!(h, "<p>{}</p>", esc(method));
-        h.push_str("<table>\n<thead><tr><th>workload</th><th>backend</th><th>IOPS [min–max]</th><th>GB/s</th><th>p50 µs</th><th>p99 µs</th><th>CPU ns/byte</th><th>CPU-copied B/B</th></tr></thead>\n<tbody>\n");
+        h.push_str("<table>\n<thead><tr><th>workload</th><th>backend</th><th>IOPS [min–max]</th><th>GB/s</th><th>p50 µs</th><th>p99 µs</th><th>CPU ns/byte</th><th>usr µs/IO</th><th>sys µs/IO</th><th>IO/CPU-s</th><th>CPU-copied B/B</th></tr></thead>\n<tbody>\n");
         let rows = self.rows(noise);
         for r in &rows {
             let _ = writeln!(
                 h,
-                "<tr{}><td>{}<br/><code>{}</code></td><td>{}</td><td class=\"n\">{}{} [{}–{}]</td><td class=\"n\">{:.3}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.4}</td><td class=\"n\">{}</td></tr>",
+                "<tr{}><td>{}<br/><code>{}</code></td><td>{}</td><td class=\"n\">{}{} [{}–{}]</td><td class=\"n\">{:.3}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td><td class=\"n\">{:.4}</td><td class=\"n\">{:.3}</td><td class=\"n\">{:.3}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 if r.noisy { " class=\"noisy\"" } else { "" },
                 esc(&r.label),
                 esc(&r.workload),
@@ -316,6 +357,9 @@ impl Results {
                 r.p50,
                 r.p99,
                 r.cpu,
+                r.usr_us,
+                r.sys_us,
+                human(r.per_cpu_sec),
                 esc(&r.copied),
             );
         }
@@ -332,7 +376,7 @@ impl Results {
                     h,
                     "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.2}×</td><td class=\"n\">[{:.2}–{:.2}]</td></tr>",
                     esc(&r.workload),
-                    esc(r.what),
+                    esc(&r.what),
                     r.spread.median,
                     r.spread.min,
                     r.spread.max
@@ -374,6 +418,8 @@ pub(crate) mod tests {
                             bytes: ops * w.block as u64,
                             secs: 1.0,
                             cpu_secs: 0.2 + 0.1 * ci as f64,
+                            user_secs: 0.05,
+                            sys_secs: 0.15 + 0.1 * ci as f64,
                             bytes_copied: (ci < 2).then_some(ops * w.block as u64 * ci as u64 * 2),
                             lat_p50_us: 10.0 * (wi + 1) as f64,
                             lat_p99_us: 40.0 * (wi + 1) as f64 + rep as f64,

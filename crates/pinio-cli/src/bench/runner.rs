@@ -15,6 +15,10 @@ pub struct Sample {
     pub bytes: u64,
     pub secs: f64,
     pub cpu_secs: f64,
+    /// The user-space part of `cpu_secs`.
+    pub user_secs: f64,
+    /// The kernel part of `cpu_secs`.
+    pub sys_secs: f64,
     /// CPU-copied payload bytes; `None` for peers that cannot tell (fio).
     pub bytes_copied: Option<u64>,
     pub lat_p50_us: f64,
@@ -28,6 +32,18 @@ impl Sample {
     }
     pub fn gbps(&self) -> f64 {
         self.bytes as f64 / self.secs / 1e9
+    }
+    /// User-space CPU microseconds per IO.
+    pub fn user_us_per_io(&self) -> f64 {
+        self.user_secs * 1e6 / self.ops.max(1) as f64
+    }
+    /// Kernel CPU microseconds per IO.
+    pub fn sys_us_per_io(&self) -> f64 {
+        self.sys_secs * 1e6 / self.ops.max(1) as f64
+    }
+    /// IOs per second of CPU time (user + system): what a core buys.
+    pub fn ios_per_cpu_sec(&self) -> f64 {
+        self.ops as f64 / self.cpu_secs
     }
     /// CPU nanoseconds per byte moved.
     pub fn cpu_ns_per_byte(&self) -> f64 {
@@ -62,13 +78,95 @@ impl Offsets {
     }
 }
 
-/// Runs `w` on `dev` for `dur` (after `warmup`). `on_wrap` runs when a
-/// sequential pass wraps around (the cold-cache runs drop the cache there).
-pub fn run(dev: &dyn Device, w: &Workload, span: u64, warmup: Duration, dur: Duration, on_wrap: &mut dyn FnMut()) -> CliResult<Sample> {
-    let block = w.block;
-    if (block as u64) > span {
-        return Err(format!("block size {block} exceeds the device size {span}").into());
+/// When a run's phases end: all of its threads share one clock.
+#[derive(Clone, Copy)]
+struct Clock {
+    /// Start of the measured window (end of the warm-up).
+    warm: Instant,
+    /// End of the measured window.
+    end: Instant,
+}
+
+/// What one thread of a run counted inside the measured window.
+struct Counted {
+    ops: u64,
+    bytes: u64,
+    hist: Histogram<u64>,
+}
+
+/// Runs `w` on `dev` for `dur` (after `warmup`), with `w.jobs` threads,
+/// each with its own queue and buffers on `dev`. `on_wrap` runs when a
+/// sequential pass of the first thread wraps around (the cold-cache runs
+/// drop the cache there). CPU time is the whole process's over the
+/// measured window (the calling thread sleeps meanwhile).
+pub fn run(dev: &dyn Device, w: &Workload, span: u64, warmup: Duration, dur: Duration, on_wrap: &mut (dyn FnMut() + Send)) -> CliResult<Sample> {
+    if (w.block as u64) > span {
+        return Err(format!("block size {} exceeds the device size {span}", w.block).into());
     }
+    let start = Instant::now();
+    let clock = Clock { warm: start + warmup, end: start + warmup + dur };
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(w.jobs);
+        let mut first_wrap = Some(on_wrap);
+        for j in 0..w.jobs {
+            let wrap = first_wrap.take();
+            handles.push(scope.spawn(move || {
+                let mut none = || {};
+                let wrap: &mut (dyn FnMut() + Send) = match wrap {
+                    Some(f) => f,
+                    None => &mut none,
+                };
+                job(dev, w, span, 42 + j as u64, clock, wrap).map_err(|e| e.to_string())
+            }));
+        }
+        // The measured window, seen from here: the workers check the same
+        // instants on every completion batch.
+        sleep_until(clock.warm);
+        let (t0, cpu0, st0) = (Instant::now(), process_cpu(), dev.stats());
+        sleep_until(clock.end);
+        let (secs, cpu, copied) = (t0.elapsed().as_secs_f64(), process_cpu().since(&cpu0), dev.stats().since(&st0).bytes_copied);
+        let mut total: Option<Counted> = None;
+        for h in handles {
+            let c = h.join().map_err(|_| "a benchmark thread panicked".to_string())??;
+            match &mut total {
+                None => total = Some(c),
+                Some(t) => {
+                    t.ops += c.ops;
+                    t.bytes += c.bytes;
+                    t.hist.add(&c.hist).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        let t = total.ok_or("no benchmark thread ran")?;
+        let pct = |p: f64| t.hist.value_at_quantile(p) as f64 / 1000.0;
+        let (user_secs, sys_secs) = (cpu.user.as_secs_f64(), cpu.sys.as_secs_f64());
+        Ok(Sample {
+            ops: t.ops,
+            bytes: t.bytes,
+            secs,
+            cpu_secs: user_secs + sys_secs,
+            user_secs,
+            sys_secs,
+            bytes_copied: Some(copied),
+            lat_p50_us: pct(0.5),
+            lat_p99_us: pct(0.99),
+            lat_p999_us: pct(0.999),
+        })
+    })
+}
+
+fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        std::thread::sleep(t - now);
+    }
+}
+
+/// One thread of a run: its own queue of `w.depth` and its own buffers,
+/// kept full until `clock.end`; counts what completes between
+/// `clock.warm` and `clock.end`.
+fn job(dev: &dyn Device, w: &Workload, span: u64, seed: u64, clock: Clock, on_wrap: &mut dyn FnMut()) -> CliResult<Counted> {
+    let block = w.block;
     let region = dev.alloc(block * w.depth)?;
     let mut q = dev.queue(w.depth)?;
     let mut offsets = Offsets {
@@ -76,7 +174,7 @@ pub fn run(dev: &dyn Device, w: &Workload, span: u64, warmup: Duration, dur: Dur
         block: block as u64,
         blocks: span / block as u64,
         next: 0,
-        rng: SmallRng::seed_from_u64(42),
+        rng: SmallRng::seed_from_u64(seed),
         wrapped: false,
     };
     let mut slots: Vec<Option<Slice>> = (0..w.depth).map(|i| region.slice(i * block, block).map(Some)).collect::<Result<_, _>>()?;
@@ -87,7 +185,10 @@ pub fn run(dev: &dyn Device, w: &Workload, span: u64, warmup: Duration, dur: Dur
     let push = |q: &mut Box<dyn pinio::Queue>, tag: usize, slice: Slice, offsets: &mut Offsets, started: &mut [Instant]| -> CliResult {
         let off = offsets.next();
         started[tag] = Instant::now();
-        let op = Op { dir: w.dir, slice, dev_offset: off, tag: tag as u64 };
+        let op = match w.dir {
+            pinio::Direction::Read => Op::read(slice, off, tag as u64),
+            pinio::Direction::Write => Op::write(slice, off, tag as u64),
+        };
         q.push(op).map_err(|r| r.error)?;
         Ok(())
     };
@@ -97,22 +198,17 @@ pub fn run(dev: &dyn Device, w: &Workload, span: u64, warmup: Duration, dur: Dur
         push(&mut q, tag, s, &mut offsets, &mut started)?;
     }
     q.submit()?;
-    let stats0 = dev.stats();
-    let t_start = Instant::now();
-    let mut measuring = warmup.is_zero();
-    let (mut t0, mut cpu0) = (t_start, process_cpu());
-    let mut st0 = stats0;
+    let mut measuring = false;
     let (mut ops, mut bytes) = (0u64, 0u64);
     loop {
         let now = Instant::now();
-        if !measuring && now - t_start >= warmup {
+        if !measuring && now >= clock.warm {
             measuring = true;
-            (t0, cpu0, st0) = (now, process_cpu(), dev.stats());
             ops = 0;
             bytes = 0;
             hist.reset();
         }
-        if measuring && now - t0 >= dur {
+        if now >= clock.end {
             break;
         }
         out.clear();
@@ -135,24 +231,10 @@ pub fn run(dev: &dyn Device, w: &Workload, span: u64, warmup: Duration, dur: Dur
         }
         q.submit()?;
     }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu_secs = (process_cpu() - cpu0).as_secs_f64();
-    let copied = dev.stats().since(&st0).bytes_copied;
     // Collect what is still in flight so the slices come home.
     while q.in_flight() > 0 {
         out.clear();
         q.wait(q.in_flight(), &mut out)?;
     }
-    drop(out);
-    let pct = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
-    Ok(Sample {
-        ops,
-        bytes,
-        secs,
-        cpu_secs,
-        bytes_copied: Some(copied),
-        lat_p50_us: pct(0.5),
-        lat_p99_us: pct(0.99),
-        lat_p999_us: pct(0.999),
-    })
+    Ok(Counted { ops, bytes, hist })
 }

@@ -18,6 +18,8 @@ pub struct Workload {
     pub pattern: Pattern,
     pub block: usize,
     pub depth: usize,
+    /// Threads, each with its own queue on the one device (fio: `numjobs`).
+    pub jobs: usize,
     #[serde(serialize_with = "dir_name")]
     pub dir: Direction,
 }
@@ -30,11 +32,17 @@ fn dir_name<S: serde::Serializer>(d: &Direction, s: S) -> Result<S::Ok, S::Error
 }
 
 impl Workload {
-    /// Parses `randread-4k-qd32`, `read-1m-qd4`, `write-128k-qd1`, `randwrite-4k-qd32`.
+    /// Parses `randread-4k-qd32`, `read-1m-qd4`, `write-128k-qd1`,
+    /// `randwrite-4k-qd32`, and with a thread count `randread-4k-qd32-j2`
+    /// (two threads, each with its own queue of depth 32).
     pub fn parse(s: &str) -> Result<Workload, String> {
-        let bad = || format!("bad workload {s:?}; expected e.g. randread-4k-qd32, read-1m-qd4, write-128k-qd1");
+        let bad = || format!("bad workload {s:?}; expected e.g. randread-4k-qd32, read-1m-qd4, write-128k-qd1, randread-4k-qd32-j2");
         let mut it = s.split('-');
         let (kind, size, qd) = (it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?);
+        let jobs = match it.next() {
+            None => 1,
+            Some(j) => j.strip_prefix('j').and_then(|j| j.parse().ok()).filter(|&j: &usize| (1..=64).contains(&j)).ok_or_else(bad)?,
+        };
         if it.next().is_some() {
             return Err(bad());
         }
@@ -55,7 +63,7 @@ impl Workload {
         if block == 0 {
             return Err(bad());
         }
-        Ok(Workload { pattern, block, depth, dir })
+        Ok(Workload { pattern, block, depth, jobs, dir })
     }
 }
 
@@ -74,7 +82,11 @@ impl fmt::Display for Workload {
         } else {
             self.block.to_string()
         };
-        write!(f, "{kind}-{size}-qd{}", self.depth)
+        write!(f, "{kind}-{size}-qd{}", self.depth)?;
+        if self.jobs > 1 {
+            write!(f, "-j{}", self.jobs)?;
+        }
+        Ok(())
     }
 }
 
@@ -84,10 +96,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in ["randread-4k-qd32", "read-1m-qd4", "write-128k-qd1", "randwrite-512-qd2"] {
+        for s in ["randread-4k-qd32", "read-1m-qd4", "write-128k-qd1", "randwrite-512-qd2", "randread-4k-qd32-j2"] {
             assert_eq!(Workload::parse(s).unwrap().to_string(), s);
         }
-        for s in ["", "randread-4k", "randread-0-qd1", "randread-4k-qd0", "seek-4k-qd1", "read-4x-qd1"] {
+        assert_eq!(Workload::parse("randread-4k-qd1-j1").unwrap().to_string(), "randread-4k-qd1");
+        for s in ["", "randread-4k", "randread-0-qd1", "randread-4k-qd0", "seek-4k-qd1", "read-4x-qd1", "randread-4k-qd1-j0", "randread-4k-qd1-x2", "randread-4k-qd1-j2-j2"] {
             assert!(Workload::parse(s).is_err(), "{s}");
         }
     }
