@@ -126,16 +126,36 @@ pub fn build_c(paths: &Paths, src: &Path, out_dir: &Path) -> Result<Binary> {
     std::fs::create_dir_all(out_dir)?;
     let stem = src.file_stem().context("C source without a name")?.to_string_lossy().into_owned();
     let exe = out_dir.join(&stem);
+    let includes: Vec<PathBuf> =
+        ["kmod/include", "kmod", "include"].iter().map(|d| paths.repo.join(d)).filter(|d| d.is_dir()).collect();
+    let rel = src.strip_prefix(&paths.repo).unwrap_or(src);
+    let binary = Binary { name: format!("c/{}", rel.display()), path: exe.clone() };
+    if up_to_date(&exe, src, &includes) {
+        return Ok(binary);
+    }
     let mut cmd = Command::new("gcc");
     cmd.args(["-static", "-O2", "-g", "-Wall", "-Wextra", "-D_GNU_SOURCE"]);
-    for inc in ["kmod/include", "kmod", "include"] {
-        let d = paths.repo.join(inc);
-        if d.is_dir() {
-            cmd.arg("-I").arg(d);
-        }
+    for d in &includes {
+        cmd.arg("-I").arg(d);
     }
     cmd.arg("-o").arg(&exe).arg(src).arg("-lpthread");
     crate::cmd::run(&mut cmd).with_context(|| format!("compiling guest C program {}", src.display()))?;
-    let rel = src.strip_prefix(&paths.repo).unwrap_or(src);
-    Ok(Binary { name: format!("c/{}", rel.display()), path: exe })
+    Ok(binary)
+}
+
+/// Whether `exe` is newer than `src`, every header beside it and every header
+/// in `includes` (the headers a guest C program can include), so that a warm
+/// `cargo xtask test` does not recompile it.
+fn up_to_date(exe: &Path, src: &Path, includes: &[PathBuf]) -> bool {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = mtime(exe) else { return false };
+    let mut inputs = vec![src.to_path_buf()];
+    for dir in includes.iter().map(PathBuf::as_path).chain(src.parent()) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "h") {
+                inputs.push(e.path());
+            }
+        }
+    }
+    inputs.iter().all(|p| mtime(p).is_some_and(|t| t < built))
 }

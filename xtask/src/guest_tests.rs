@@ -33,6 +33,7 @@ pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
     crate::deps::ensure()?;
     stages.done("setup (install-deps.sh)");
     let mut host_ok = true;
+    let mut host: Option<crate::test_count::Counts> = None;
     if !args.no_host {
         eprintln!("xtask: host tests: cargo test --workspace");
         let mut cmd = std::process::Command::new("nice");
@@ -40,7 +41,9 @@ pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
             .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .args(["test", "--workspace", "--manifest-path"])
             .arg(paths.repo.join("Cargo.toml"));
-        host_ok = crate::cmd::run(&mut cmd).is_ok();
+        let counts = crate::test_count::run_counting(&mut cmd);
+        host_ok = counts.as_ref().is_ok_and(|c| c.ok);
+        host = counts.ok();
         if !host_ok {
             eprintln!("xtask: host tests FAILED (continuing with the guest tests)");
         }
@@ -54,16 +57,54 @@ pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
     if args.no_guest {
         return Ok(if host_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
-    let (passed, failed) = guest(paths, args, &mut stages)?;
+    let guest = guest(paths, args, &mut stages)?;
     stages.print();
     if !host_ok {
         eprintln!("xtask: host tests or the package check FAILED (see above)");
     }
-    println!("guest: {passed} passed, {failed} failed");
-    Ok(if host_ok && failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!("{}", summary(host.as_ref(), host_ok, &guest));
+    Ok(if host_ok && guest.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<(usize, usize)> {
+/// What the guest run found, for the summary line.
+struct GuestResult {
+    passed: usize,
+    failed: usize,
+    /// Calls the interface fuzzer made (its PASS line), if it ran and passed.
+    fuzz_calls: Option<u64>,
+    /// Kernel reports (KASAN, WARN, lockdep...) that were not expected.
+    kernel_reports: usize,
+}
+
+/// The last line of `cargo xtask test`: everything a reader needs at a glance.
+fn summary(host: Option<&crate::test_count::Counts>, host_ok: bool, guest: &GuestResult) -> String {
+    let host = match host {
+        Some(c) => {
+            let package = if host_ok { "" } else { " (or package check failed)" };
+            format!("host {} passed, {} failed{package}", c.passed, c.failed)
+        }
+        None => "host not run".to_string(),
+    };
+    let fuzz = guest.fuzz_calls.map_or("fuzz did not pass".to_string(), |n| format!("fuzz {n} calls"));
+    format!(
+        "xtask: {}: {host}; guest {} passed, {} failed; {fuzz}; {} kernel reports",
+        if host_ok && guest.failed == 0 { "PASS" } else { "FAIL" },
+        guest.passed,
+        guest.failed,
+        guest.kernel_reports
+    )
+}
+
+/// The call count of the fuzzer's `guest_fuzz: PASS seed ...: N calls` line.
+fn fuzz_calls(lines: &[String]) -> Option<u64> {
+    lines.iter().find_map(|l| {
+        let rest = &l[l.find("guest_fuzz: PASS seed ")?..];
+        let before = &rest[..rest.find(" calls")?];
+        before.rsplit(' ').next()?.parse().ok()
+    })
+}
+
+fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<GuestResult> {
     let kernel = crate::kernel::ensure_built(paths, Variant::Test)?;
     stages.done("test kernel (built or cached)");
     let pinio = crate::kmod::build_pinio(paths, &kernel)?;
@@ -93,6 +134,11 @@ fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<(usize, 
             tests.push(GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] });
         }
     }
+    // The README's one-command echo: the static CLI through the kernel module.
+    if pinio.is_some() {
+        let cli = crate::guest_cli::build(paths)?.join(crate::guest_cli::NAME).to_string_lossy().into_owned();
+        tests.push(GuestTest::new("cli/pinio-echo-kmod", &[&cli, "echo", "kmod:/dev/pinio"]));
+    }
     let c_out = paths.xtask_out()?.join("guest-c");
     for src in crate::guest_build::c_sources(paths)? {
         let bin = crate::guest_build::build_c(paths, &src, &c_out)?;
@@ -106,11 +152,16 @@ fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<(usize, 
     let outcome = crate::vm::boot(paths, &kernel, &crate::vm::Job { script, modules }, &run_dir, Duration::from_secs(args.timeout))?;
     outcome.print_verdict();
     stages.done("guest boot and tests");
-    let counts = verdicts(&tests, &outcome);
-    if counts.1 == 0 {
+    let (passed, failed) = verdicts(&tests, &outcome);
+    if failed == 0 {
         let _ = std::fs::remove_dir_all(&outcome.run_dir);
     }
-    Ok(counts)
+    Ok(GuestResult {
+        passed,
+        failed,
+        fuzz_calls: fuzz_calls(&outcome.lines),
+        kernel_reports: outcome.reports.iter().filter(|r| !r.expected).count(),
+    })
 }
 
 /// Wall time of each stage of `cargo xtask test`, printed at the end so the
@@ -255,6 +306,26 @@ mod tests {
         assert_eq!(marker("PINIO-TEST-END smoke/a 0", "TEST-END"), Some("smoke/a 0"));
         assert_eq!(marker("noise PINIO-TEST-BEGIN x", "TEST-BEGIN"), Some("x"));
         assert_eq!(marker("PINIO-TEST-BEGIN x", "TEST-END"), None);
+    }
+
+    #[test]
+    fn fuzz_calls_come_from_the_pass_line() {
+        let lines = vec![
+            "guest_fuzz: seed 0x1 (replay with PINIO_FUZZ_SEED=0x1), 100000 calls, 8 race rounds".to_string(),
+            "[ 12.0] guest_fuzz: PASS seed 0x1: 100012 calls (40 address-space changes), 0 kernel reports".to_string(),
+        ];
+        assert_eq!(fuzz_calls(&lines), Some(100012));
+        assert_eq!(fuzz_calls(&lines[..1]), None);
+    }
+
+    #[test]
+    fn summary_is_one_line_with_every_count() {
+        let host = crate::test_count::Counts { passed: 812, failed: 0, ok: true };
+        let g = GuestResult { passed: 40, failed: 1, fuzz_calls: Some(100000), kernel_reports: 0 };
+        let line = summary(Some(&host), true, &g);
+        let want = "xtask: FAIL: host 812 passed, 0 failed; guest 40 passed, 1 failed; fuzz 100000 calls; 0 kernel reports";
+        assert_eq!(line, want);
+        assert!(!line.contains('\n'));
     }
 
     #[test]

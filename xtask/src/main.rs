@@ -10,6 +10,7 @@ mod cmd;
 mod cpio;
 mod deps;
 mod guest_build;
+mod guest_cli;
 mod guest_tests;
 mod initramfs;
 mod kconfig;
@@ -21,6 +22,7 @@ mod paths;
 mod progress;
 mod qemu;
 mod shell;
+mod test_count;
 mod vm;
 
 use std::process::ExitCode;

@@ -129,11 +129,13 @@ pub fn run_command(paths: &Paths, args: &RunArgs) -> Result<ExitCode> {
     }
     let shares = shares(paths)?;
     let mut cmd = args.cmd.clone();
+    let cli_dir = crate::guest_cli::prepare(paths, &mut cmd)?;
     let run_dir = new_run_dir(paths)?;
     bring_in_binary(&mut cmd, &shares, &run_dir)?;
     let cwd = guest_cwd(paths, &shares)?;
+    let path = cli_dir.map_or(String::new(), |d| format!("export PATH={}:$PATH\n", crate::shell::quote(&d.to_string_lossy())));
     let script = format!(
-        "cd {} || exit 125\nexport PINIO_GUEST=1\nexec {}\n",
+        "cd {} || exit 125\nexport PINIO_GUEST=1\n{path}exec {}\n",
         crate::shell::quote(&cwd.to_string_lossy()),
         crate::shell::join(&cmd)
     );

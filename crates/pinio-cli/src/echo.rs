@@ -35,5 +35,12 @@ pub fn run(a: EchoArgs) -> CliResult {
     }
     println!("{}: wrote {w} and read back {r} identical bytes at offset {:#x}", dev.describe(), a.offset);
     println!("stats: {}", dev.stats());
+    // Queue, slices and region gone: every pin is released.
+    drop((out, back, q, region));
+    let after = dev.stats();
+    println!("released: pins {}, unpins {}, {} B pinned now", after.pins, after.unpins, after.bytes_pinned);
+    if after.pins != after.unpins || after.bytes_pinned != 0 {
+        return Err(format!("pins not balanced after release: {after}").into());
+    }
     Ok(())
 }
