@@ -56,13 +56,22 @@ async fn drive(fd: AsyncFd<OwnedFd>, sleepers: Arc<Sleepers>) {
 /// within a runtime (outside one it is an [`Error::Unsupported`]). A queue without a completion fd (polled mode) is
 /// polled, as [`AsyncQueue::new`] does.
 ///
-/// ```no_run
-/// # async fn demo() -> pinio::Result<()> {
-/// let dev = pinio::open("uring:/var/tmp/data")?;
-/// let q = pinio::tokio::async_queue(dev.queue(32)?)?;
-/// let region = dev.alloc(4096)?;
-/// let (n, slice) = q.read_at(region.slice(0, 4096)?, 0).await?;
-/// # Ok(()) }
+/// ```
+/// use pinio::Device;
+/// # let path = std::path::Path::new("/var/tmp").join(format!("pinio-doc-{}-tokio", std::process::id()));
+/// # let spec = format!("uring:{}", path.display());
+/// # pinio::Builder::parse(&spec)?.create(1 << 20).open()?;
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+/// let n = rt.block_on(async {
+///     let dev = pinio::open(&spec)?;                       // e.g. "uring:/var/tmp/data"
+///     let q = pinio::tokio::async_queue(dev.queue(32)?)?;  // woken by tokio's reactor
+///     let region = dev.alloc(4096)?;
+///     let (n, _slice) = q.read_at(region.slice(0, 4096)?, 0).await?;
+///     Ok::<usize, pinio::Error>(n)
+/// })?;
+/// assert_eq!(n, 4096);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), pinio::Error>(())
 /// ```
 pub fn async_queue(queue: Box<dyn Queue>) -> Result<AsyncQueue> {
     if tokio::runtime::Handle::try_current().is_err() {
