@@ -498,6 +498,8 @@ mod tests {
             persistence: pinio::Persistence::WriteBack,
             writable: true,
             short_reads_at_end: true,
+            vectored: pinio::VectoredIo::Native,
+            max_segments: 1024,
         };
         let l = plain_capabilities(&c).join("\n");
         assert!(l.contains("the device signals completions (interrupts)"), "{l}");

@@ -91,6 +91,9 @@ impl CopyDevice {
             }
             None => (1, align, u32::MAX as u64, MAX_QUEUE_DEPTH),
         };
+        /// `IOV_MAX` (`UIO_MAXIOV`): the most iovecs `pwritev`/`preadv`
+        /// and io_uring's vectored opcodes take.
+        const MAX_SEGMENTS: usize = 1024;
         let caps = Capabilities {
             backend: "copy",
             mem_align,
@@ -111,6 +114,11 @@ impl CopyDevice {
             persistence: Persistence::WriteBack,
             writable: opts.writable,
             short_reads_at_end: true,
+            // Gathered into (scattered from) the bounce buffer: one
+            // pwrite/pread per bounce chunk, as for one slice.
+            vectored: pinio_core::VectoredIo::Native,
+            // IOV_MAX, as pwritev/preadv and the uring backend take.
+            max_segments: MAX_SEGMENTS,
         };
         let shared = Shared { core: DeviceCore::new(domain.clone(), caps), target, bounce_bytes: opts.bounce_bytes, strict };
         Ok(CopyDevice { shared: Arc::new(shared) })

@@ -43,6 +43,32 @@ pub enum Persistence {
     WriteBack,
 }
 
+/// How a device runs a vectored operation ([`crate::Op::readv`],
+/// [`crate::Op::writev`]: several slices, one contiguous device range).
+///
+/// Whatever the answer, [`crate::DeviceCore::admit`] checks every segment
+/// (its domain, alignment and length) and the total transfer (alignment,
+/// [`Capabilities::max_transfer`], bounds) before a backend sees the
+/// operation, and a refusal hands every slice back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectoredIo {
+    /// One device command moves every segment: an io_uring
+    /// `READV_FIXED`/`WRITEV_FIXED` SQE, one NVMe command with a PRP list
+    /// across the slices, one gathered `pread`/`pwrite` of the copy
+    /// backend.
+    Native,
+    /// The backend splits the operation into one command per segment and
+    /// completes it once, when all of them are done (the bytes of a failed
+    /// one are reported as the error; the others may have moved). Correct
+    /// everywhere, but several commands where a native device needs one.
+    Emulated,
+    /// The backend cannot run it (a DMA engine without scatter-gather, an
+    /// ABI without descriptor chains): pushing one is refused with
+    /// [`Error::Unsupported`], naming the backend, every slice handed back;
+    /// push one operation per slice at consecutive device offsets instead.
+    Unsupported,
+}
+
 /// What a device requires of operations handed to it, and what it does.
 ///
 /// Every backend fills one in at open time; [`Capabilities::check`] validates
@@ -91,13 +117,22 @@ pub struct Capabilities {
     /// complete short (files: the bytes up to the end of the file), as long
     /// as it starts inside. Writes never may.
     pub short_reads_at_end: bool,
+    /// How the device runs vectored operations.
+    pub vectored: VectoredIo,
+    /// Most segments (slices) of one vectored operation (1 when
+    /// [`Capabilities::vectored`] is [`VectoredIo::Unsupported`]).
+    pub max_segments: usize,
 }
 
 impl Capabilities {
     /// Checks `op` against these capabilities, for a device of `domain`:
     /// the slice's domain, zero length, alignment of address, offset and
     /// length, the transfer limit and the bounds of the device address space
-    /// (of [`Capabilities::device_size`], the size at open).
+    /// (of [`Capabilities::device_size`], the size at open). For a vectored
+    /// operation: whether the device runs them ([`Capabilities::vectored`]),
+    /// the segment count ([`Capabilities::max_segments`]), every segment's
+    /// domain, length and address (each length a multiple of
+    /// [`Capabilities::len_align`]), then the total as for one slice.
     pub fn check(&self, domain: DomainId, op: &Op) -> Result<()> {
         self.check_at_size(domain, op, self.device_size)
     }
@@ -106,21 +141,7 @@ impl Capabilities {
     /// `device_size` bytes (the device's current size,
     /// [`crate::DeviceCore::size`]) instead of the size at open.
     pub fn check_at_size(&self, domain: DomainId, op: &Op, device_size: u64) -> Result<()> {
-        let slice = &op.slice;
-        if slice.domain_id() != domain {
-            return Err(Error::ForeignRegion { region_domain: slice.domain_id(), domain });
-        }
-        let len = slice.len() as u64;
-        if len == 0 {
-            return Err(Error::ZeroLength { what: "transfer" });
-        }
-        if op.dir == crate::Direction::Write && !self.writable {
-            return Err(Error::ReadOnly);
-        }
-        let addr = slice.as_ptr() as u64;
-        if !is_aligned(addr, self.mem_align) {
-            return Err(Error::Misaligned { what: "buffer address", value: addr, required: self.mem_align });
-        }
+        let len = if op.is_vectored() { self.check_segments(domain, op)? } else { self.check_segment(domain, &op.slice, op, false)? };
         if !is_aligned(op.dev_offset, self.offset_align) {
             return Err(Error::Misaligned { what: "device offset", value: op.dev_offset, required: self.offset_align });
         }
@@ -141,6 +162,54 @@ impl Capabilities {
                 limit: device_size,
             }),
         }
+    }
+
+    /// The checks of one slice, in this order: its domain, its length, a
+    /// write to a read-only device, its address; a segment of a vectored
+    /// operation (`segment`) must also have a length that follows
+    /// `len_align`. Returns its length.
+    fn check_segment(&self, domain: DomainId, slice: &crate::Slice, op: &Op, segment: bool) -> Result<u64> {
+        if slice.domain_id() != domain {
+            return Err(Error::ForeignRegion { region_domain: slice.domain_id(), domain });
+        }
+        let len = slice.len() as u64;
+        if len == 0 {
+            return Err(Error::ZeroLength { what: if segment { "segment of a vectored transfer" } else { "transfer" } });
+        }
+        if op.dir == crate::Direction::Write && !self.writable {
+            return Err(Error::ReadOnly);
+        }
+        let addr = slice.as_ptr() as u64;
+        if !is_aligned(addr, self.mem_align) {
+            let what = if segment { "segment buffer address" } else { "buffer address" };
+            return Err(Error::Misaligned { what, value: addr, required: self.mem_align });
+        }
+        if segment && !is_aligned(len, self.len_align) {
+            return Err(Error::Misaligned { what: "segment length", value: len, required: self.len_align });
+        }
+        Ok(len)
+    }
+
+    /// The checks of a vectored operation's segments: whether the device
+    /// runs vectored operations at all, their count, then each segment;
+    /// returns the total length.
+    #[cold]
+    fn check_segments(&self, domain: DomainId, op: &Op) -> Result<u64> {
+        if self.vectored == VectoredIo::Unsupported {
+            return Err(Error::Unsupported {
+                what: format!("a vectored operation ({} slices) on the {} backend", op.segment_count(), self.backend),
+                hint: "push one operation per slice at consecutive device offsets (Capabilities::vectored says which backends run vectored operations)".into(),
+            });
+        }
+        let count = op.segment_count();
+        if count > self.max_segments {
+            return Err(Error::TooManySegments { count, max: self.max_segments });
+        }
+        let mut total = 0u64;
+        for s in op.segments() {
+            total = total.saturating_add(self.check_segment(domain, s, op, true)?);
+        }
+        Ok(total)
     }
 }
 
@@ -200,7 +269,9 @@ impl Admission {
         let sized = len.wrapping_sub(1) < self.max_transfer;
         let inside = len <= device_size && op.dev_offset <= device_size - len;
         let allowed = self.writable | (op.dir == crate::Direction::Read);
-        (op.slice.domain_id() == self.domain) & (misaligned == 0) & sized & inside & allowed
+        // A vectored operation takes the slow path, which checks every
+        // segment.
+        (op.slice.domain_id() == self.domain) & (misaligned == 0) & sized & inside & allowed & op.rest.is_empty()
     }
 }
 

@@ -3,6 +3,10 @@
 //! input. They return a description of the first failure instead of
 //! panicking, so a caller can add its own context.
 
+mod vectored;
+
+pub use vectored::vectored;
+
 use crate::{Completion, Device, Error, Op, Region, Slice, align_up};
 use rand::{Rng, RngCore, SeedableRng, rngs::StdRng};
 use std::collections::HashSet;

@@ -47,6 +47,14 @@ pub enum Error {
         /// The device's limit (`Capabilities::max_transfer`).
         max: u64,
     },
+    /// A vectored operation with more segments than the device takes at once.
+    #[error("vectored operation of {count} slices exceeds this device's maximum of {max} per operation (Capabilities::max_segments); split it into several operations")]
+    TooManySegments {
+        /// Segments in the operation.
+        count: usize,
+        /// The device's limit.
+        max: usize,
+    },
     /// A slice of a region registered in another domain.
     #[error("slice belongs to a region of {region_domain}, but this device is in {domain}; register the buffer in this device's domain, or open the device in the region's domain (pinio::open_in)")]
     ForeignRegion {

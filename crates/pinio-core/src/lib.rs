@@ -66,7 +66,7 @@ mod stats;
 
 pub use align::{align_down, align_up, is_aligned, page_size};
 pub use buf::{DmaBuf, DmaBufBuilder, HugePages};
-pub use caps::{Capabilities, CompletionMode, Persistence, RegistrationSharing};
+pub use caps::{Capabilities, CompletionMode, Persistence, RegistrationSharing, VectoredIo};
 pub use device::{Device, DeviceCore, DeviceId, Tally};
 pub use domain::{Domain, DomainId, RegionKey, Registrar, Registration};
 pub use error::{Error, RegisterError, Result};

@@ -85,9 +85,9 @@ pub trait Queue: Send {
                 what: "run() on a queue with operations in flight".into(),
                 hint: "wait for them first, or use push/submit/wait".into(),
             };
-            return Err(OpError { error, slice: Some(op.slice) });
+            return Err(OpError::of_op(error, op));
         }
-        self.push(op).map_err(|r| OpError { error: r.error, slice: Some(r.op.slice) })?;
+        self.push(op).map_err(|r| OpError::of_op(r.error, r.op))?;
         let mut out = Vec::with_capacity(1);
         loop {
             match self.wait(1, &mut out) {
@@ -99,7 +99,7 @@ pub trait Queue: Send {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 // The operation stays owned by the queue; a later wait or
                 // the queue's drop collects it.
-                Err(error) => return Err(OpError { error, slice: None }),
+                Err(error) => return Err(OpError::no_slices(error)),
             }
         }
     }
@@ -115,20 +115,62 @@ pub trait Queue: Send {
     fn write_at(&mut self, slice: Slice, dev_offset: u64) -> Result<(usize, Slice), OpError> {
         finish(self.run(Op::write(slice, dev_offset, 0)))
     }
+
+    /// Reads the device range at `dev_offset` into `slices`, in order, as
+    /// one vectored operation ([`Op::readv`]), and waits; returns the bytes
+    /// read and the slices.
+    fn readv_at(&mut self, slices: Vec<Slice>, dev_offset: u64) -> Result<(usize, Vec<Slice>), OpError> {
+        finish_vectored(self.run(Op::readv(slices, dev_offset, 0).map_err(OpError::no_slices)?))
+    }
+
+    /// Writes `slices`, in order, at `dev_offset` as one vectored operation
+    /// ([`Op::writev`]), and waits; returns the bytes written and the
+    /// slices.
+    fn writev_at(&mut self, slices: Vec<Slice>, dev_offset: u64) -> Result<(usize, Vec<Slice>), OpError> {
+        finish_vectored(self.run(Op::writev(slices, dev_offset, 0).map_err(OpError::no_slices)?))
+    }
 }
 
 /// A failed single operation ([`Queue::run`], [`Queue::read_at`],
-/// [`Queue::write_at`]), with its slice when the caller owns it again.
+/// [`Queue::write_at`], [`Queue::readv_at`], ...), with its slices when the
+/// caller owns them again.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct OpError {
     /// Why it failed.
     #[source]
     pub error: Error,
-    /// The slice, returned; `None` only when the queue itself failed while
-    /// waiting, in which case the operation is still in flight and a later
-    /// wait (or the queue's drop) collects it.
+    /// The slice, returned (the first of a vectored operation); `None` only
+    /// when the queue itself failed while waiting, in which case the
+    /// operation is still in flight and a later wait (or the queue's drop)
+    /// collects it, or when a vectored operation was built from no slices.
     pub slice: Option<Slice>,
+    /// The further slices of a vectored operation, returned in order (empty
+    /// whenever `slice` is `None`).
+    pub rest: Vec<Slice>,
+}
+
+impl OpError {
+    /// `error`, handing back every slice of `op`.
+    pub fn of_op(error: Error, op: Op) -> OpError {
+        OpError { error, slice: Some(op.slice), rest: op.rest }
+    }
+
+    /// `error`, handing back one slice.
+    pub fn with_slice(error: Error, slice: Slice) -> OpError {
+        OpError { error, slice: Some(slice), rest: Vec::new() }
+    }
+
+    /// `error` with no slice to hand back: the operation is still in flight
+    /// (the queue owns its slices), or it had none (an empty slice vector).
+    pub fn no_slices(error: Error) -> OpError {
+        OpError { error, slice: None, rest: Vec::new() }
+    }
+
+    /// Every slice handed back, in order.
+    pub fn into_slices(self) -> Vec<Slice> {
+        self.slice.into_iter().chain(self.rest).collect()
+    }
 }
 
 impl From<OpError> for Error {
@@ -141,6 +183,19 @@ fn finish(r: Result<Completion, OpError>) -> Result<(usize, Slice), OpError> {
     let c = r?;
     match c.result {
         Ok(n) => Ok((n, c.slice)),
-        Err(error) => Err(OpError { error, slice: Some(c.slice) }),
+        Err(error) => Err(OpError::with_slice(error, c.slice)),
     }
+}
+
+fn finish_vectored(r: Result<Completion, OpError>) -> Result<(usize, Vec<Slice>), OpError> {
+    let c = r?;
+    match c.result {
+        Ok(n) => Ok((n, join(c.slice, c.rest))),
+        Err(error) => Err(OpError { error, slice: Some(c.slice), rest: c.rest }),
+    }
+}
+
+fn join(first: Slice, mut rest: Vec<Slice>) -> Vec<Slice> {
+    rest.insert(0, first);
+    rest
 }

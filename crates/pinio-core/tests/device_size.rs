@@ -24,6 +24,8 @@ fn core(size: u64, offset_align: u64) -> (DeviceCore, Region) {
         persistence: Persistence::None,
         writable: true,
         short_reads_at_end: true,
+        vectored: pinio_core::VectoredIo::Native,
+        max_segments: 1024,
     };
     let (domain, _) = CountingRegistrar::domain();
     let region = domain.register(DmaBuf::new(8192).unwrap()).unwrap();

@@ -48,6 +48,8 @@ fn caps(mem_shift: u32, off_shift: u32, len_shift: u32, max_transfer: u64, devic
         persistence: pinio_core::Persistence::WriteBack,
         writable: true,
         short_reads_at_end: false,
+        vectored: pinio_core::VectoredIo::Native,
+        max_segments: 1024,
     }
 }
 

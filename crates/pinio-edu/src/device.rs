@@ -106,6 +106,11 @@ impl EduDevice {
             persistence: Persistence::None,
             writable: true,
             short_reads_at_end: false,
+            // edu's DMA engine moves one contiguous range per command, with
+            // no scatter-gather list: a vectored operation is refused at
+            // push (DeviceCore::admit).
+            vectored: pinio_core::VectoredIo::Unsupported,
+            max_segments: 1,
         };
         let engine = Engine::new(claim.pci().clone(), irq);
         let shared = EduShared { engine, claim, mode: opts.completion, core: DeviceCore::new(domain.clone(), caps) };

@@ -183,6 +183,8 @@ mod tests {
             persistence: Persistence::WriteBack,
             writable: true,
             short_reads_at_end: true,
+            vectored: pinio_core::VectoredIo::Native,
+            max_segments: 1024,
         };
         DeviceCore::new(CountingRegistrar::domain().0, caps)
     }

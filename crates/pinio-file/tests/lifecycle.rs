@@ -33,6 +33,8 @@ fn core_of(t: &FileTarget) -> DeviceCore {
         persistence: Persistence::WriteBack,
         writable: t.writable,
         short_reads_at_end: false,
+        vectored: pinio_core::VectoredIo::Native,
+        max_segments: 1024,
     };
     DeviceCore::new(CountingRegistrar::domain().0, caps)
 }

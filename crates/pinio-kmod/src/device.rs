@@ -85,6 +85,11 @@ impl KmodDevice {
             persistence: Persistence::None,
             writable: true,
             short_reads_at_end: false,
+            // A descriptor of the /dev/pinio ABI (abi::Desc) names one range
+            // of one region and the ABI has no descriptor chain: a vectored
+            // operation is refused at push (DeviceCore::admit).
+            vectored: pinio_core::VectoredIo::Unsupported,
+            max_segments: 1,
         };
         let core = DeviceCore::new(domain.clone(), caps);
         let shared = Shared { core, session, channel: channel.clone(), window };

@@ -225,6 +225,12 @@ fn open_shared(domain: &Domain, bdf: &PciAddress, opts: NvmeOptions) -> Result<S
         persistence: if info.volatile_write_cache { Persistence::WriteBack } else { Persistence::WriteThrough },
         writable: true,
         short_reads_at_end: false,
+        // One command with one PRP list across the slices, when every
+        // boundary between them is on a memory page (prp_chain); others
+        // are refused at push with Error::Misaligned naming the boundary.
+        vectored: pinio_core::VectoredIo::Native,
+        // Every slice but the first and last spans at least one list entry.
+        max_segments: (page / 8) as usize,
     };
     Ok(Shared {
         ctrl,

@@ -51,6 +51,7 @@ mod error;
 mod identify;
 mod options;
 pub mod prp;
+pub mod prp_chain;
 mod queue;
 pub mod regs;
 pub mod ring;

@@ -3,7 +3,7 @@
 use crate::cmd::{CQE_BYTES, Cqe, SQE_BYTES, Sqe, nvm_op};
 use crate::dma::DmaMem;
 use crate::error::NvmeError;
-use crate::prp::Prps;
+use crate::prp_chain::CommandPrps;
 use crate::ring::{CqRing, SqRing};
 use crate::shared::{NSID, Shared};
 use crate::{CompletionMode, regs};
@@ -151,29 +151,26 @@ impl NvmeQueue {
         if self.in_flight >= self.slots.len() || self.sq_ring.is_full() {
             return Err(Rejected { error: Error::QueueFull { capacity: self.slots.len() }, op });
         }
-        let prps = match Prps::new(op.slice.device_addr(), op.slice.len() as u64, self.page()) {
+        // One PRP list, for one slice or several (prp_chain).
+        let prps = match CommandPrps::of(&op, self.page()) {
             Ok(p) => p,
-            Err(e) => {
-                let error = Error::Unsupported { what: format!("this transfer ({e})"), hint: "keep transfers within Capabilities::max_transfer".into() };
-                return Err(Rejected { error, op });
-            }
+            Err(error) => return Err(Rejected { error, op }),
         };
         let Some(slot) = self.free.pop() else {
             // Never while in_flight < capacity; refused rather than trusted.
             return Err(Rejected { error: Error::QueueFull { capacity: self.slots.len() }, op });
         };
         let list_off = slot as usize * self.page() as usize;
-        for (i, entry) in prps.list_entries(self.page()).enumerate() {
-            self.lists.as_ref().expect("lists live until drop").write64(list_off + 8 * i, entry);
-        }
+        let lists = self.lists.as_ref().expect("lists live until drop");
+        prps.for_each_list_entry(self.page(), |i, entry| lists.write64(list_off + 8 * i, entry));
         let bs = self.shared.ns.block_size as u64;
         let opcode = match op.dir {
             Direction::Read => nvm_op::READ,
             Direction::Write => nvm_op::WRITE,
         };
-        let blocks = (op.slice.len() as u64 / bs) as u32;
+        let blocks = (op.len() as u64 / bs) as u32;
         let list_iova = self.lists.as_ref().expect("lists live until drop").iova() + list_off as u64;
-        let sqe = Sqe::rw(opcode, slot, NSID, op.dev_offset / bs, blocks, prps.prp1, prps.prp2_field(list_iova));
+        let sqe = Sqe::rw(opcode, slot, NSID, op.dev_offset / bs, blocks, prps.prp1(), prps.prp2_field(list_iova));
         self.write_command(&sqe);
         self.slots[slot as usize] = Slot::Io(op);
         Ok(())
@@ -246,7 +243,7 @@ impl NvmeQueue {
         };
         self.free.push(cqe.cid);
         self.in_flight -= 1;
-        let len = op.slice.len();
+        let len = op.len();
         let result = match cqe.status {
             None => Ok(len),
             Some(status) => {

@@ -36,6 +36,9 @@ fn capabilities(target: &FileTarget, opts: &UringOptions, registrar: &UringRegis
         persistence: Persistence::WriteBack,
         writable: opts.writable,
         short_reads_at_end: true,
+        vectored: crate::queue::vectored_mode(fixed, opts.vectored_fixed),
+        // UIO_MAXIOV: the most iovecs READV(_FIXED)/WRITEV(_FIXED) take.
+        max_segments: 1024,
     }
 }
 

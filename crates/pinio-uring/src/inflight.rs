@@ -103,7 +103,7 @@ impl InFlight {
         e.next_free = self.free;
         self.free = idx;
         self.live -= 1;
-        Some(Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag })
+        Some(Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag, rest: Vec::new() })
     }
 
     /// Forgets every operation without dropping its slice: for a ring that

@@ -104,6 +104,14 @@ pub struct UringOptions {
     /// then. Needs Linux 6.1 and a domain sharing one table
     /// (`IORING_REGISTER_CLONE_BUFFERS`); elsewhere it is ignored.
     pub single_issuer: bool,
+    /// Run a vectored operation as one `IORING_OP_READV_FIXED` /
+    /// `WRITEV_FIXED` SQE (Linux 6.15+) when the kernel has them and its
+    /// slices lie in one registered buffer (on by default). Off, or on an
+    /// older kernel, every vectored operation is split into one
+    /// `READ_FIXED`/`WRITE_FIXED` SQE per slice completing as one
+    /// ([`pinio_core::VectoredIo::Emulated`]), for comparisons and tests of
+    /// that path. See `docs/vectored.md`.
+    pub vectored_fixed: bool,
     /// `Some(size)`: create the file if it is missing and make it at least
     /// `size` bytes long ([`pinio_file::FileOpen::create`]). `None` (the
     /// default): the file must exist.
@@ -136,6 +144,7 @@ impl Default for UringOptions {
             coop_taskrun: true,
             single_issuer: false,
             writable: true,
+            vectored_fixed: true,
             create: None,
         }
     }

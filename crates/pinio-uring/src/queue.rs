@@ -1,5 +1,9 @@
 //! [`UringQueue`]: one ring, its in-flight table and its completions.
 
+mod vectored;
+
+pub(crate) use vectored::mode as vectored_mode;
+
 use crate::UringError;
 use crate::inflight::InFlight;
 use crate::ring;
@@ -38,6 +42,9 @@ pub struct UringQueue {
     ring: Arc<IoUring>,
     subscription: Option<u64>,
     inflight: InFlight,
+    /// Vectored operations in flight (their own table: the one-slice path
+    /// stays as it is).
+    vectored: vectored::Vectored,
     capacity: usize,
     /// Pushed but not yet accepted by the kernel.
     unsubmitted: usize,
@@ -82,6 +89,7 @@ impl UringQueue {
             sqpoll: shared.opts.sqpoll.is_some(),
             flush_result: None,
             flush_user_data: flush_user_data(),
+            vectored: vectored::Vectored::new(shared.core.capabilities().vectored),
             shared,
             ring,
             subscription,
@@ -213,7 +221,13 @@ impl UringQueue {
         let mut tally = Tally::default();
         for cqe in cq {
             let Some(op) = self.inflight.remove(cqe.user_data()) else {
-                if cqe.user_data() == self.flush_user_data {
+                if let Some(done) = self.vectored.complete(cqe.user_data(), cqe.result()) {
+                    if let Some(c) = done {
+                        tally.add(c.dir, &c.result);
+                        spare[n].write(c);
+                        n += 1;
+                    }
+                } else if cqe.user_data() == self.flush_user_data {
                     self.flush_result = Some(cqe.result());
                 } else {
                     self.strays += 1;
@@ -229,7 +243,7 @@ impl UringQueue {
             }
             let result = Ok(res as usize);
             tally.add(op.dir, &result);
-            spare[n].write(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result });
+            spare[n].write(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result, rest: op.rest });
             n += 1;
         }
         // SAFETY: the first `n` spare elements were just written.
@@ -275,12 +289,15 @@ impl Queue for UringQueue {
     }
 
     fn in_flight(&self) -> usize {
-        self.inflight.len() + self.stash.len()
+        self.inflight.len() + self.vectored.len() + self.stash.len()
     }
 
     fn push(&mut self, op: Op) -> Result<(), Rejected> {
         if let Err(error) = self.shared.core.check_push(&op, self.in_flight(), self.capacity) {
             return Err(Rejected { error, op });
+        }
+        if op.is_vectored() {
+            return self.push_vectored(op);
         }
         let mut op = op;
         let transfer = Transfer::of(&mut op);
@@ -429,13 +446,14 @@ impl Queue for UringQueue {
 impl Drop for UringQueue {
     fn drop(&mut self) {
         let mut out = Vec::new();
-        while self.inflight.len() > 0 || self.unsubmitted > 0 {
+        while self.inflight.len() + self.vectored.len() > 0 || self.unsubmitted > 0 {
             out.clear();
-            let all = self.inflight.len();
+            let all = self.inflight.len() + self.vectored.len();
             if self.wait(all, &mut out).is_err() {
                 // The ring cannot be waited on: keep the memory alive (and
                 // registered) rather than free what the kernel may write.
                 self.inflight.leak_all();
+                self.vectored.leak_all();
                 break;
             }
         }

@@ -35,12 +35,16 @@
 //! queue between many tasks on many threads is correct, and the tasks then
 //! take turns at the mutex for the few microseconds a push or a drive takes.
 
+mod flush;
+mod vectored;
 mod waiter;
 
+pub use flush::Flush;
+pub use vectored::ReadWriteV;
 pub use waiter::Sleepers;
 
-use crate::{Completion, Error, Op, OpError, Queue, Result, Slice};
-use std::collections::{HashMap, HashSet};
+use crate::{Completion, Error, FlushMode, Op, OpError, Queue, Result, Slice};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,6 +77,25 @@ impl Readiness for ThreadReadiness {
     }
 }
 
+/// Arms `shared`'s readiness for `cx`'s task, giving it `look`s until one
+/// answers or the readiness is armed and one last look finds nothing: the
+/// wait of every future here.
+fn poll_with<T>(shared: &Shared, cx: &mut Context<'_>, mut look: impl FnMut(&mut Context<'_>) -> Option<T>) -> Poll<T> {
+    loop {
+        if let Some(r) = look(cx) {
+            return Poll::Ready(r);
+        }
+        if !shared.readiness.arm(cx) {
+            // Armed; a completion that arrived before arming is found by
+            // this last look, a later one wakes the task.
+            return match look(cx) {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            };
+        }
+    }
+}
+
 /// Readiness of a queue without a completion fd: poll again at once.
 struct Spin;
 
@@ -92,6 +115,9 @@ struct State {
     tasks: HashMap<u64, Waker>,
     /// Operations whose future was dropped while they were in flight.
     abandoned: HashSet<u64>,
+    /// Tags pushed whose completion has not been collected yet (what a
+    /// [`Flush`] waits for).
+    pending: BTreeSet<u64>,
     out: Vec<Completion>,
 }
 
@@ -103,6 +129,7 @@ impl State {
         let mut out = std::mem::take(&mut self.out);
         let r = self.queue.poll(&mut out);
         for c in out.drain(..) {
+            self.pending.remove(&c.tag);
             if self.abandoned.remove(&c.tag) {
                 continue;
             }
@@ -173,6 +200,7 @@ impl AsyncQueue {
             done: HashMap::new(),
             tasks: HashMap::new(),
             abandoned: HashSet::new(),
+            pending: BTreeSet::new(),
             out: Vec::new(),
         };
         AsyncQueue { shared: Arc::new(Shared { state: Mutex::new(state), readiness }) }
@@ -192,6 +220,26 @@ impl AsyncQueue {
     /// Writes `slice` at `dev_offset`.
     pub fn write_at(&self, slice: Slice, dev_offset: u64) -> ReadWrite {
         ReadWrite(self.run(Op::write(slice, dev_offset, 0)))
+    }
+
+    /// Reads the device range at `dev_offset` into `slices`, in order, as
+    /// one vectored operation ([`Op::readv`]); resolves to the bytes read
+    /// and every slice. Dropped mid-flight, the slices stay with the queue
+    /// until the device is done with all of them.
+    pub fn readv_at(&self, slices: Vec<Slice>, dev_offset: u64) -> ReadWriteV {
+        ReadWriteV::new(self, Op::readv(slices, dev_offset, 0))
+    }
+
+    /// Writes `slices`, in order, at `dev_offset` as one vectored operation
+    /// ([`Op::writev`]); resolves to the bytes written and every slice.
+    pub fn writev_at(&self, slices: Vec<Slice>, dev_offset: u64) -> ReadWriteV {
+        ReadWriteV::new(self, Op::writev(slices, dev_offset, 0))
+    }
+
+    /// Makes writes durable, as [`Queue::flush`] does, without blocking
+    /// while the writes before it complete: see [`Flush`].
+    pub fn flush(&self, mode: FlushMode) -> Flush {
+        Flush::new(self.shared.clone(), mode)
     }
 
     /// Operations pushed and not completed yet (abandoned ones included).
@@ -228,8 +276,9 @@ impl OpFuture {
         match st.queue.push(op) {
             Ok(()) => {
                 st.next_tag += 1;
+                st.pending.insert(tag);
                 self.tag = Some(tag);
-                st.queue.submit().map_err(|error| OpError { error, slice: None })?;
+                st.queue.submit().map_err(OpError::no_slices)?;
                 Ok(())
             }
             // Full: keep it and try again when completions made room.
@@ -237,7 +286,7 @@ impl OpFuture {
                 self.op = Some(r.op);
                 Ok(())
             }
-            Err(r) => Err(OpError { error: r.error, slice: Some(r.op.slice) }),
+            Err(r) => Err(OpError::of_op(r.error, r.op)),
         }
     }
 
@@ -250,7 +299,10 @@ impl OpFuture {
         }
         if let Err(error) = st.drive() {
             // The operation (if pushed) stays with the queue.
-            return Some(Err(OpError { error, slice: self.op.take().map(|o| o.slice) }));
+            return Some(Err(match self.op.take() {
+                Some(op) => OpError::of_op(error, op),
+                None => OpError::no_slices(error),
+            }));
         }
         if self.op.is_some() {
             // Still waiting for room: any completion's arrival may make some.
@@ -270,19 +322,8 @@ impl Future for OpFuture {
     type Output = std::result::Result<Completion, OpError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            if let Some(r) = self.look(cx) {
-                return Poll::Ready(r);
-            }
-            if !self.shared.readiness.arm(cx) {
-                // Armed; a completion that arrived before arming is found
-                // by this last look, a later one wakes the task.
-                return match self.look(cx) {
-                    Some(r) => Poll::Ready(r),
-                    None => Poll::Pending,
-                };
-            }
-        }
+        let shared = self.shared.clone();
+        poll_with(&shared, cx, |cx| self.look(cx))
     }
 }
 
@@ -314,7 +355,7 @@ impl Future for ReadWrite {
             let c = r?;
             match c.result {
                 Ok(n) => Ok((n, c.slice)),
-                Err(error) => Err(OpError { error, slice: Some(c.slice) }),
+                Err(error) => Err(OpError::with_slice(error, c.slice)),
             }
         })
     }
