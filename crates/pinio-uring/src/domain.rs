@@ -4,7 +4,7 @@
 
 use crate::arena::Arena;
 use crate::memlock;
-use crate::registry::{RegisterFailure, Registry, Sharing};
+use crate::registry::{RegisterFailure, Registry, Sharing, TableRing};
 use crate::{RegistrationPolicy, UringDomainOptions};
 use pinio_core::{DmaBuf, Domain, Error, RegionKey, Registrar, Registration, RegistrationSharing, Result, page_size};
 use std::sync::Arc;
@@ -92,6 +92,24 @@ impl UringRegistrar {
     /// The buffer table rings subscribe to (`None` without fixed buffers).
     pub(crate) fn registry(&self) -> Option<&Arc<Registry>> {
         self.registry.as_ref()
+    }
+
+    /// Gives `ring` (a ring made outside this crate, of any entry size:
+    /// `pinio-nvme-uring`'s passthrough rings) the domain's buffer table
+    /// and keeps it up to date until the returned [`TableSubscription`] is
+    /// dropped, exactly as for this crate's own queues: a region of the
+    /// domain uses buffer index `slot` of its
+    /// [`Registration::Own`]/[`Registration::Piece`] key in `ring`.
+    /// `Ok(None)` when the domain has no fixed buffers.
+    ///
+    /// The ring must be made by a thread with the same `CAP_IPC_LOCK`
+    /// state as the domain's (see [`UringRegistrar::domain`]), and must not
+    /// be given memory other than through slices its owner holds (the DMA
+    /// ownership rule, `pinio_core::domain`).
+    pub fn subscribe<R: TableRing + 'static>(&self, ring: Arc<R>) -> Result<Option<TableSubscription>> {
+        let Some(registry) = &self.registry else { return Ok(None) };
+        let id = registry.subscribe(ring)?;
+        Ok(Some(TableSubscription { registry: Arc::clone(registry), id }))
     }
 
     /// Registers `len` bytes at `addr` in the table: `Own(slot)`, or
@@ -218,5 +236,25 @@ unsafe impl Registrar for UringRegistrar {
 impl std::fmt::Debug for UringRegistrar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
+    }
+}
+
+/// A ring kept in step with a domain's buffer table
+/// ([`UringRegistrar::subscribe`]); dropping it stops the updates and
+/// releases the table's handle on the ring.
+pub struct TableSubscription {
+    registry: Arc<Registry>,
+    id: u64,
+}
+
+impl Drop for TableSubscription {
+    fn drop(&mut self) {
+        self.registry.unsubscribe(self.id);
+    }
+}
+
+impl std::fmt::Debug for TableSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableSubscription").field("id", &self.id).finish()
     }
 }

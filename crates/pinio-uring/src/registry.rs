@@ -20,12 +20,26 @@
 //! `PINIO_URING_NO_CLONE=1` forces this mode, for testing it.
 
 use crate::UringError;
-use io_uring::IoUring;
 use io_uring::types::CloneBuffersFlags;
+use io_uring::{IoUring, Submitter, cqueue, squeue};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A ring the table can be given to, whatever its entry sizes: the rings
+/// of this crate's queues (64-byte SQEs) and the 128-byte-SQE, 32-byte-CQE
+/// rings of NVMe passthrough (`pinio-nvme-uring`) alike.
+pub trait TableRing: Send + Sync {
+    /// The ring's registration interface.
+    fn submitter(&self) -> Submitter<'_>;
+}
+
+impl<S: squeue::EntryMarker, C: cqueue::EntryMarker> TableRing for IoUring<S, C> {
+    fn submitter(&self) -> Submitter<'_> {
+        IoUring::submitter(self)
+    }
+}
 
 /// Size of the registered-buffer table: regions registered at once.
 pub const SLOTS: u32 = 1024;
@@ -55,7 +69,7 @@ struct State {
     free: Vec<u16>,
     /// `(address, length)` of each slot's buffer; `(0, 0)` when empty.
     slots: Vec<(usize, usize)>,
-    subscribers: Vec<(u64, Arc<IoUring>)>,
+    subscribers: Vec<(u64, Arc<dyn TableRing>)>,
     next_subscriber: u64,
     locked: u64,
 }
@@ -80,7 +94,7 @@ fn iovec(addr: usize, len: usize) -> libc::iovec {
 /// # Safety
 ///
 /// A non-empty range must stay mapped while the slot holds it.
-unsafe fn update(ring: &IoUring, slot: u16, (addr, len): (usize, usize)) -> io::Result<()> {
+unsafe fn update(ring: &dyn TableRing, slot: u16, (addr, len): (usize, usize)) -> io::Result<()> {
     // SAFETY: forwarded from the caller; a null iovec empties the slot.
     unsafe { ring.submitter().register_buffers_update(slot as u32, &[iovec(addr, len)], None) }.map(drop)
 }
@@ -189,17 +203,17 @@ impl Registry {
     fn publish(&self, st: &State, slot: u16) -> Result<(), PublishError> {
         for (_, ring) in &st.subscribers {
             match self.sharing {
-                Sharing::Clone => self.copy_into(ring).map_err(PublishError::Clone)?,
+                Sharing::Clone => self.copy_into(&**ring).map_err(PublishError::Clone)?,
                 // SAFETY: the slot's buffer (if any) is the table's, which
                 // the caller of `register` keeps mapped while it is held
                 // (the DMA ownership rule, pinio_core::domain).
-                Sharing::PerRing => unsafe { update(ring, slot, st.slots[slot as usize]) }.map_err(PublishError::Update)?,
+                Sharing::PerRing => unsafe { update(&**ring, slot, st.slots[slot as usize]) }.map_err(PublishError::Update)?,
             }
         }
         Ok(())
     }
 
-    fn copy_into(&self, ring: &IoUring) -> Result<(), UringError> {
+    fn copy_into(&self, ring: &dyn TableRing) -> Result<(), UringError> {
         // nr = 0 with both offsets 0 clones the entire table; DST_REPLACE
         // swaps out whatever table the ring had. Cloning the whole range
         // avoids the kernel bug fixed by commit 525916ce4966 (6.18-stable),
@@ -211,10 +225,11 @@ impl Registry {
 
     /// Gives `ring` the current table and keeps it up to date until
     /// [`Registry::unsubscribe`] with the returned id.
-    pub(crate) fn subscribe(&self, ring: Arc<IoUring>) -> Result<u64, UringError> {
+    pub(crate) fn subscribe<R: TableRing + 'static>(&self, ring: Arc<R>) -> Result<u64, UringError> {
+        let ring: Arc<dyn TableRing> = ring;
         let mut st = self.state();
         match self.sharing {
-            Sharing::Clone => self.copy_into(&ring)?,
+            Sharing::Clone => self.copy_into(&*ring)?,
             Sharing::PerRing => {
                 let err = |source| UringError::RegisterBuffer { addr: 0, len: 0, source };
                 ring.submitter().register_buffers_sparse(SLOTS).map_err(err)?;
@@ -224,7 +239,7 @@ impl Registry {
                     // every subscriber before returning (the DMA ownership
                     // rule, pinio_core::domain).
                     // SAFETY: the slot's buffer stays mapped while any subscriber holds it (argued above).
-                    unsafe { update(&ring, slot as u16, (addr, len)) }
+                    unsafe { update(&*ring, slot as u16, (addr, len)) }
                         .map_err(|source| UringError::RegisterBuffer { addr: addr as u64, len: len as u64, source })?;
                 }
             }
