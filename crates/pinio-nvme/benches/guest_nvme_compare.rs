@@ -6,7 +6,10 @@
 //! 2. the kernel's nvme driver with pinio's copy backend (pread through a
 //!    bounce buffer, O_DIRECT so that the page cache does not answer);
 //! 3. pinio's userspace NVMe driver (polled, then MSI-X completions),
-//!    after taking the controller from the kernel.
+//!    after taking the controller from the kernel;
+//! 4. doorbell batching: the same driver, polled, random reads at QD32 with
+//!    one doorbell write per batch against one per command, doorbell writes
+//!    per IO counted by the driver ([`NvmeDevice::doorbells`]).
 //!
 //! Random 4 KiB reads over the whole namespace and random 4 KiB writes in
 //! its last 16 MiB (saved before and restored after each phase: the disk
@@ -17,7 +20,7 @@
 //! controller is handed back to the kernel at the end.
 
 use pinio_core::{Completion, Device, Direction, Op};
-use pinio_nvme::{CompletionMode, NvmeDevice, NvmeOptions};
+use pinio_nvme::{CompletionMode, DoorbellMode, NvmeDevice, NvmeOptions};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -74,6 +77,13 @@ impl Sample {
 /// Random 4 KiB reads (whole device) or writes (the write window) at depth
 /// `qd` for `secs` seconds.
 fn run(dev: &dyn Device, dir: Direction, qd: usize, secs: f64, seed: u64) -> Result<Sample, String> {
+    run_batched(dev, dir, qd, 1, secs, seed)
+}
+
+/// [`run`], each wait returning once at least `min_reap` completions (or
+/// all in flight) are in: the completions of one wait are replaced by one
+/// batch of pushes, handed over at the next wait's submit.
+fn run_batched(dev: &dyn Device, dir: Direction, qd: usize, min_reap: usize, secs: f64, seed: u64) -> Result<Sample, String> {
     let size = dev.capabilities().device_size;
     let (base, span) = match dir {
         Direction::Read => (0, size),
@@ -99,7 +109,7 @@ fn run(dev: &dyn Device, dir: Direction, qd: usize, secs: f64, seed: u64) -> Res
     let mut ops = 0u64;
     loop {
         out.clear();
-        q.wait(1, &mut out).map_err(|e| format!("wait: {e}"))?;
+        q.wait(min_reap, &mut out).map_err(|e| format!("wait: {e}"))?;
         let more = Instant::now() < deadline;
         for c in out.drain(..) {
             let n = c.result.map_err(|e| format!("{}: {e}", dir_name(dir)))?;
@@ -206,6 +216,79 @@ fn phase(devs: &[(&str, &dyn Device)], results: &mut Vec<Value>) {
     }
 }
 
+/// Doorbell batching (docs/benchmarks.md): 4 KiB random reads at QD32 on
+/// pinio's driver, polled, with one doorbell per batch against one per
+/// command ([`DoorbellMode`]), each with waits for at least 1 and at least
+/// 8 completions; repeats interleaved, the controller reopened for each
+/// run (the mode is an open option). Doorbell writes counted by the driver.
+fn doorbell_phase(bdf: &pinio_vfio::PciAddress, results: &mut Vec<Value>) {
+    const QD: usize = 32;
+    let (secs, reps) = (secs_per_run(), repeats());
+    let modes = [("per-batch", DoorbellMode::PerBatch), ("per-command", DoorbellMode::PerCommand)];
+    let reaps = [1usize, 8];
+    // (sample, sq doorbells, cq doorbells) per (mode, reap).
+    let mut got: Vec<Vec<(Sample, u64, u64)>> = vec![Vec::new(); modes.len() * reaps.len()];
+    for r in 0..reps {
+        for (m, &(mname, mode)) in modes.iter().enumerate() {
+            for (k, &min_reap) in reaps.iter().enumerate() {
+                let opts = NvmeOptions { take_from_driver: true, completion: CompletionMode::Poll, doorbells: mode, ..Default::default() };
+                let dev = NvmeDevice::open(bdf, opts).expect("open the controller with pinio-nvme");
+                let before = dev.doorbells();
+                match run_batched(&dev, Direction::Read, QD, min_reap, secs, (r * 100 + m * 10 + k) as u64) {
+                    Ok(s) => {
+                        let after = dev.doorbells();
+                        let (sq, cq) = (after.sq - before.sq, after.cq - before.cq);
+                        eprintln!(
+                            "doorbells {mname} reap>={min_reap} repeat {r}: {:.0} IOPS, {:.1} us CPU/IO, {:.3} SQ + {:.3} CQ doorbells/IO",
+                            s.iops(),
+                            s.cpu_us_per_io(),
+                            sq as f64 / s.ops as f64,
+                            cq as f64 / s.ops as f64
+                        );
+                        got[m * reaps.len() + k].push((s, sq, cq));
+                    }
+                    Err(e) => {
+                        eprintln!("doorbells {mname} reap>={min_reap} repeat {r}: FAILED: {e}");
+                        results.push(json!({ "bench": "doorbells", "doorbells": mname, "min_reap": min_reap, "error": e }));
+                    }
+                }
+            }
+        }
+    }
+    for (m, &(mname, _)) in modes.iter().enumerate() {
+        for (k, &min_reap) in reaps.iter().enumerate() {
+            let ss = &got[m * reaps.len() + k];
+            if ss.is_empty() {
+                continue;
+            }
+            let iops: Vec<f64> = ss.iter().map(|(s, _, _)| s.iops()).collect();
+            let cpu: Vec<f64> = ss.iter().map(|(s, _, _)| s.cpu_us_per_io()).collect();
+            let sq: Vec<f64> = ss.iter().map(|(s, sq, _)| *sq as f64 / s.ops as f64).collect();
+            let cq: Vec<f64> = ss.iter().map(|(s, _, cq)| *cq as f64 / s.ops as f64).collect();
+            let (iops_m, cpu_m, sq_m, cq_m) = (median(iops.clone()), median(cpu.clone()), median(sq.clone()), median(cq.clone()));
+            println!("pinio-nvme (poll) doorbells {mname:<11} read qd{QD} reap>={min_reap}: {iops_m:>9.0} IOPS  {cpu_m:>8.1} us CPU/IO  {sq_m:.3} SQ + {cq_m:.3} CQ doorbells/IO");
+            results.push(json!({
+                "bench": "doorbells",
+                "backend": "pinio-nvme (poll)",
+                "doorbells": mname,
+                "dir": "read",
+                "qd": QD,
+                "min_reap": min_reap,
+                "io_bytes": IO,
+                "iops_median": iops_m,
+                "iops": iops,
+                "cpu_us_per_io_median": cpu_m,
+                "cpu_us_per_io": cpu,
+                "sq_doorbells_per_io_median": sq_m,
+                "sq_doorbells_per_io": sq,
+                "cq_doorbells_per_io_median": cq_m,
+                "cq_doorbells_per_io": cq,
+                "ops": ss.iter().map(|(s, _, _)| s.ops).collect::<Vec<_>>(),
+            }));
+        }
+    }
+}
+
 fn nvme_addr() -> pinio_vfio::PciAddress {
     let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
         .expect("sysfs")
@@ -263,6 +346,8 @@ fn main() {
         let dev = NvmeDevice::open(&bdf, opts).expect("open the controller with pinio-nvme");
         phase(&[(name, &dev)], &mut results);
     }
+    eprintln!("phase 3: doorbell batching on {bdf}");
+    doorbell_phase(&bdf, &mut results);
     pinio_nvme::release_to_kernel(&bdf).expect("hand the controller back");
 
     let doc = json!({

@@ -6,7 +6,7 @@ use crate::error::NvmeError;
 use crate::identify::{ControllerInfo, NamespaceInfo};
 use crate::queue::NvmeQueue;
 use crate::shared::{NSID, Shared};
-use crate::{CompletionMode, NvmeOptions, prp};
+use crate::{CompletionMode, DoorbellCounts, DoorbellMode, NvmeOptions, prp};
 use pinio_core::{Capabilities, Device, DeviceCore, Domain, FlushMode, Persistence, Queue, Registrar, RegistrationSharing, Result};
 use pinio_vfio::{PCI_COMMAND_MASTER, PciAddress, Sysfs, VfioDomainOptions, VfioError, VfioRegistrar};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -116,6 +116,12 @@ impl NvmeDevice {
     /// The controller's NVMe version as `(major, minor, tertiary)`.
     pub fn version(&self) -> (u16, u8, u8) {
         self.shared.ctrl.version()
+    }
+
+    /// Doorbell writes of this controller's I/O queues since it was opened
+    /// (the admin queue's are not counted).
+    pub fn doorbells(&self) -> DoorbellCounts {
+        self.shared.doorbells.snapshot()
     }
 
     /// The decoded CAP register.
@@ -237,6 +243,8 @@ fn open_shared(domain: &Domain, bdf: &PciAddress, opts: NvmeOptions) -> Result<S
         claim,
         irqs,
         mode: opts.completion,
+        doorbell_mode: opts.doorbells,
+        doorbells: Default::default(),
         ns,
         info,
         free_qids: Mutex::new((1..=granted).rev().collect()),
@@ -274,9 +282,14 @@ impl Device for NvmeDevice {
             CompletionMode::Interrupt => "MSI-X completions",
             CompletionMode::Poll => "polled completions",
         };
+        let bells = match s.doorbell_mode {
+            DoorbellMode::PerBatch => "doorbells per batch",
+            DoorbellMode::PerCommand => "doorbells per command",
+        };
+        let rung = s.doorbells.snapshot();
         let (maj, min, ter) = s.ctrl.version();
         format!(
-            "nvme:{} ({} {}, NVMe {maj}.{min}.{ter}, namespace {NSID}: {} blocks of {} B, max transfer {} KiB, {} I/O queue pairs, {mode}, {})",
+            "nvme:{} ({} {}, NVMe {maj}.{min}.{ter}, namespace {NSID}: {} blocks of {} B, max transfer {} KiB, {} I/O queue pairs, {mode}, {bells} (doorbells_sq {}, doorbells_cq {}), {})",
             self.pci_address(),
             s.info.model,
             s.info.serial,
@@ -284,6 +297,8 @@ impl Device for NvmeDevice {
             s.ns.block_size,
             s.core.capabilities().max_transfer / 1024,
             s.granted,
+            rung.sq,
+            rung.cq,
             s.core.domain().id()
         )
     }

@@ -46,6 +46,7 @@
 pub mod cmd;
 mod controller;
 mod device;
+mod doorbell;
 mod dma;
 mod error;
 mod identify;
@@ -61,6 +62,7 @@ mod status;
 pub use device::{DMA_BITS, NvmeDevice, release_to_kernel};
 pub use error::NvmeError;
 pub use identify::{ControllerInfo, NamespaceInfo};
+pub use doorbell::{DoorbellCounts, DoorbellMode};
 pub use options::{CompletionMode, NvmeOptions};
 pub use queue::NvmeQueue;
 pub use status::Status;

@@ -1,5 +1,6 @@
 //! How to open a controller.
 
+use crate::doorbell::DoorbellMode;
 pub use pinio_vfio::CompletionMode;
 
 /// Options of [`crate::NvmeDevice::open`].
@@ -21,10 +22,13 @@ pub struct NvmeOptions {
     /// milliseconds. Software-emulated controllers on a loaded host are
     /// slow; the default is generous.
     pub admin_timeout_ms: u64,
+    /// When queues write their doorbells: once per batch (the default) or
+    /// once per command, the unbatched driver, for comparisons.
+    pub doorbells: DoorbellMode,
 }
 
 impl Default for NvmeOptions {
     fn default() -> Self {
-        NvmeOptions { take_from_driver: false, completion: CompletionMode::Interrupt, io_queues: 16, admin_timeout_ms: 10_000 }
+        NvmeOptions { take_from_driver: false, completion: CompletionMode::Interrupt, io_queues: 16, admin_timeout_ms: 10_000, doorbells: DoorbellMode::PerBatch }
     }
 }

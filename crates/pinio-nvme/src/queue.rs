@@ -6,7 +6,7 @@ use crate::error::NvmeError;
 use crate::prp_chain::CommandPrps;
 use crate::ring::{CqRing, SqRing};
 use crate::shared::{NSID, Shared};
-use crate::{CompletionMode, regs};
+use crate::{CompletionMode, DoorbellMode, regs};
 use pinio_core::{Completion, Direction, Error, FlushMode, Op, Queue, Rejected, Result};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
@@ -53,6 +53,9 @@ pub struct NvmeQueue {
     ready: Vec<Completion>,
     /// Results of finished flushes by slot.
     flushed: Vec<(u16, Option<crate::Status>)>,
+    /// Completion entries were consumed and the CQ head doorbell not yet
+    /// written ([`NvmeQueue::ack_cq`]).
+    cq_unacked: bool,
     // Memory last: dropped after the queue pair is deleted (in Drop).
     sq: Option<DmaMem>,
     cq: Option<DmaMem>,
@@ -114,6 +117,7 @@ impl NvmeQueue {
             unsubmitted: 0,
             ready: Vec::new(),
             flushed: Vec::new(),
+            cq_unacked: false,
             sq: Some(sq),
             cq: Some(cq),
             lists: Some(lists),
@@ -181,6 +185,23 @@ impl NvmeQueue {
         self.sq.as_ref().expect("rings live until drop").write_sqe(pos, sqe);
         self.in_flight += 1;
         self.unsubmitted += 1;
+        if self.shared.doorbell_mode == DoorbellMode::PerCommand {
+            self.ring_sq();
+        }
+    }
+
+    /// Writes the submission queue tail doorbell: the controller may fetch
+    /// every command up to the tail.
+    fn ring_sq(&self) {
+        self.shared.ctrl.doorbell(self.sq_db, self.sq_ring.tail());
+        self.shared.doorbells.rang_sq();
+    }
+
+    /// Writes the completion queue head doorbell: the controller may reuse
+    /// every entry before the head.
+    fn ring_cq(&self) {
+        self.shared.ctrl.doorbell(self.cq_db, self.cq_ring.head());
+        self.shared.doorbells.rang_cq();
     }
 
     /// Pushes `op` without the bounds check of the device address space,
@@ -191,8 +212,30 @@ impl NvmeQueue {
         self.push_inner(op, false)
     }
 
-    /// Reaps every new completion entry; returns how many.
+    /// Reaps every new completion entry and acknowledges them with one CQ
+    /// head doorbell write; returns how many.
     fn reap(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+        let r = self.reap_unacked(out);
+        self.ack_cq();
+        r
+    }
+
+    /// Writes the CQ head doorbell if entries were consumed since the last
+    /// write (per-batch mode; per-command mode wrote one per entry).
+    fn ack_cq(&mut self) {
+        if self.cq_unacked {
+            self.cq_unacked = false;
+            self.ring_cq();
+        }
+    }
+
+    /// Reaps every new completion entry without telling the controller
+    /// (in per-batch mode): [`NvmeQueue::ack_cq`] does, once for all the
+    /// reaps of a batch. Holding the head back never stalls the controller
+    /// within one wait: nothing is submitted meanwhile, so the entries it
+    /// may still post are those of commands in flight, at most the
+    /// capacity, one less than the completion queue's entries.
+    fn reap_unacked(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
         let (mut n, mut consumed) = (0, 0);
         let mut bad_cid = None;
         loop {
@@ -204,6 +247,9 @@ impl NvmeQueue {
             let cqe = cq.read_cqe(head);
             self.cq_ring.advance();
             consumed += 1;
+            if self.shared.doorbell_mode == DoorbellMode::PerCommand {
+                self.ring_cq();
+            }
             self.sq_ring.set_head(cqe.sq_head);
             match self.finish(&cqe) {
                 Some(Some(c)) => {
@@ -214,8 +260,10 @@ impl NvmeQueue {
                 None => bad_cid = Some(cqe.cid),
             }
         }
-        if consumed > 0 {
-            self.shared.ctrl.doorbell(self.cq_db, self.cq_ring.head());
+        // One head write for everything consumed, later (already written per
+        // entry in per-command mode).
+        if consumed > 0 && self.shared.doorbell_mode == DoorbellMode::PerBatch {
+            self.cq_unacked = true;
         }
         match bad_cid {
             Some(cid) => Err(Error::Unsupported {
@@ -360,6 +408,27 @@ impl NvmeQueue {
     }
 }
 
+impl NvmeQueue {
+    /// [`Queue::wait`] up to the CQ head doorbell: collects `target`
+    /// completions (kept ones first), looking at the queue until they are in.
+    fn wait_unacked(&mut self, target: usize, out: &mut Vec<Completion>) -> Result<usize> {
+        let mut got = self.ready.len();
+        out.append(&mut self.ready);
+        got += self.reap_unacked(out)?;
+        let mut last = Instant::now();
+        while got < target {
+            self.wait_for_event()?;
+            let n = self.reap_unacked(out)?;
+            if n > 0 {
+                last = Instant::now();
+            }
+            got += n;
+            self.check_hung(last)?;
+        }
+        Ok(got)
+    }
+}
+
 impl Queue for NvmeQueue {
     fn capacity(&self) -> usize {
         self.slots.len()
@@ -375,10 +444,12 @@ impl Queue for NvmeQueue {
 
     fn submit(&mut self) -> Result<usize> {
         let n = self.unsubmitted;
-        if n > 0 {
-            self.shared.ctrl.doorbell(self.sq_db, self.sq_ring.tail());
-            self.unsubmitted = 0;
+        // One tail write for the whole batch (already written per command in
+        // per-command mode).
+        if n > 0 && self.shared.doorbell_mode == DoorbellMode::PerBatch {
+            self.ring_sq();
         }
+        self.unsubmitted = 0;
         Ok(n)
     }
 
@@ -388,21 +459,14 @@ impl Queue for NvmeQueue {
         Ok(kept + self.reap(out)?)
     }
 
+    /// One CQ head doorbell write for every entry the wait consumed,
+    /// whatever the number of looks at the queue it took.
     fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
         self.submit()?;
         let target = min.min(self.in_flight());
-        let mut got = self.poll(out)?;
-        let mut last = Instant::now();
-        while got < target {
-            self.wait_for_event()?;
-            let n = self.poll(out)?;
-            if n > 0 {
-                last = Instant::now();
-            }
-            got += n;
-            self.check_hung(last)?;
-        }
-        Ok(got)
+        let r = self.wait_unacked(target, out);
+        self.ack_cq();
+        r
     }
 
     /// Waits for every command in flight on this queue (their completions

@@ -4,6 +4,7 @@ use crate::controller::Controller;
 use crate::error::NvmeError;
 use crate::identify::{ControllerInfo, NamespaceInfo};
 use crate::CompletionMode;
+use crate::doorbell::{DoorbellCounters, DoorbellMode};
 use pinio_core::DeviceCore;
 use pinio_vfio::DeviceClaim;
 use std::sync::atomic::AtomicUsize;
@@ -25,6 +26,9 @@ pub(crate) struct Shared {
     /// MSI-X eventfds by vector (vector `q` serves queue pair `q`).
     pub(crate) irqs: Vec<EventFd>,
     pub(crate) mode: CompletionMode,
+    pub(crate) doorbell_mode: DoorbellMode,
+    /// Doorbell writes of every I/O queue of this controller.
+    pub(crate) doorbells: DoorbellCounters,
     pub(crate) ns: NamespaceInfo,
     pub(crate) info: ControllerInfo,
     /// Queue pair ids not in use.

@@ -8,7 +8,7 @@ mod common;
 
 use common::{TAKE_IRQ, TAKE_POLL, Taken, driver_of, edu_addr, give_back, lock, nvme_addr};
 use pinio_core::{Completion, Device, Error, FlushMode, Op, Persistence, Queue, conformance};
-use pinio_nvme::{NvmeDevice, NvmeError, NvmeOptions};
+use pinio_nvme::{DoorbellMode, NvmeDevice, NvmeError, NvmeOptions};
 use pinio_vfio::{PciAddress, VfioError};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::os::fd::AsRawFd;
@@ -488,4 +488,53 @@ fn a_failed_flush_is_a_typed_error() {
     let s = out.pop().unwrap().slice;
     let (_, s) = q.read_at(s, base + 4096).unwrap();
     assert!(s[..] == conformance::pattern(901, 4096)[..]);
+}
+
+/// Doorbell writes are counted, and batched: a submit of 32 commands rings
+/// the submission queue tail once, a reap rings the completion queue head
+/// once however many entries it consumed; in per-command mode one write per
+/// command and one per completion entry. The data is the same either way.
+#[test]
+fn doorbells_ring_once_per_batch_or_once_per_command() {
+    for mode in [DoorbellMode::PerBatch, DoorbellMode::PerCommand] {
+        let t = Taken::new(NvmeOptions { doorbells: mode, ..TAKE_POLL });
+        let dev = t.dev();
+        let bs = dev.block_size() as usize;
+        let region = dev.alloc(32 * 4096).unwrap();
+        let mut q = dev.queue(32).unwrap();
+        let before = dev.doorbells();
+        for i in 0..32 {
+            q.push(Op::read(region.slice(i * 4096, bs).unwrap(), (i * bs) as u64, i as u64)).unwrap();
+        }
+        let pushed = dev.doorbells();
+        assert_eq!(q.submit().unwrap(), 32);
+        let submitted = dev.doorbells();
+        let mut out: Vec<Completion> = Vec::new();
+        let mut reaps_with_entries = 0u64;
+        while out.len() < 32 {
+            let n = q.poll(&mut out).unwrap();
+            if n > 0 {
+                reaps_with_entries += 1;
+            }
+        }
+        let reaped = dev.doorbells();
+        assert!(out.iter().all(|c| c.result.is_ok()), "{out:?}");
+        match mode {
+            DoorbellMode::PerBatch => {
+                assert_eq!(pushed, before, "push rings nothing");
+                assert_eq!(submitted.sq - before.sq, 1, "one tail write for 32 commands");
+                assert_eq!(reaped.cq - submitted.cq, reaps_with_entries, "one head write per reap that consumed entries");
+                assert!(reaps_with_entries <= 32);
+            }
+            DoorbellMode::PerCommand => {
+                assert_eq!(pushed.sq - before.sq, 32, "one tail write per command");
+                assert_eq!(submitted, pushed, "submit rings nothing more");
+                assert_eq!(reaped.cq - submitted.cq, 32, "one head write per completion entry");
+            }
+        }
+        assert_eq!(reaped.sq, submitted.sq, "reaping rings no submission doorbell");
+        let described = dev.describe();
+        assert!(described.contains(&format!("doorbells_sq {}", reaped.sq)) && described.contains(&format!("doorbells_cq {}", reaped.cq)), "{described}");
+        drop(q);
+    }
 }

@@ -4,13 +4,13 @@
 #![allow(dead_code)]
 
 use pinio_core::Device;
-use pinio_nvme::{CompletionMode, NvmeDevice, NvmeOptions, release_to_kernel};
+use pinio_nvme::{CompletionMode, DoorbellMode, NvmeDevice, NvmeOptions, release_to_kernel};
 use pinio_vfio::PciAddress;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub const TAKE_POLL: NvmeOptions = NvmeOptions { take_from_driver: true, completion: CompletionMode::Poll, io_queues: 8, admin_timeout_ms: 20_000 };
+pub const TAKE_POLL: NvmeOptions = NvmeOptions { take_from_driver: true, completion: CompletionMode::Poll, io_queues: 8, admin_timeout_ms: 20_000, doorbells: DoorbellMode::PerBatch };
 pub const TAKE_IRQ: NvmeOptions = NvmeOptions { completion: CompletionMode::Interrupt, ..TAKE_POLL };
 
 /// Fails loudly when run outside the guest.
