@@ -89,13 +89,17 @@ impl PinnedPages {
             flags |= bindings::FOLL_LONGTERM;
         }
 
-        let mut pages = KVVec::<*mut bindings::page>::from_elem(core::ptr::null_mut(), nr_pages, GFP_KERNEL)?;
-        let mut done = 0usize;
-        while done < nr_pages {
+        // `pin_user_pages_fast` fills the array itself, so it is allocated, not initialised (a
+        // fill loop is per-4-KiB-page work the kernel's own pinning does not do, docs/kmod.md);
+        // its length counts the entries written so far.
+        let mut pages = KVVec::<*mut bindings::page>::with_capacity(nr_pages, GFP_KERNEL)?;
+        while pages.len() < nr_pages {
+            let done = pages.len();
             let chunk = core::cmp::min(nr_pages - done, MAX_PAGES_PER_CALL);
             // `pin_user_pages_fast` checks the range against user addresses (`access_ok`), so
             // no kernel address can be pinned; the flags are a valid FOLL_WRITE/LONGTERM subset.
-            // SAFETY: `pages[done..done + chunk]` is writable memory for `chunk` page pointers;
+            // SAFETY: The capacity is at least `nr_pages`, so the `chunk` entries after the first
+            // `done` are allocated memory for page pointers (written, never read, by the call);
             // `start + done * PAGE_SIZE` does not overflow (checked above).
             let ret = unsafe {
                 bindings::pin_user_pages_fast(
@@ -110,8 +114,10 @@ impl PinnedPages {
                 unsafe { release(&mut pages, done, false) };
                 return Err(if ret < 0 { Error::from_errno(ret) } else { EFAULT });
             }
-            // `pin_user_pages_fast` never returns more than it was asked for.
-            done += ret as usize;
+            // SAFETY: `pin_user_pages_fast` never returns more than it was asked for, so
+            // `ret <= chunk` fits the capacity, and it wrote those `ret` entries, each a pinned
+            // page.
+            unsafe { pages.inc_len(ret as usize) };
         }
 
         // INVARIANT: all `nr_pages` entries were pinned by the loop above; `nr_pages > 0`.

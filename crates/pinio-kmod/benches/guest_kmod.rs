@@ -6,6 +6,10 @@
 //!    the same gup flags (FOLL_WRITE | FOLL_LONGTERM), size and pages per call, for THP-backed
 //!    and 4 KiB-backed buffers (AnonHugePages recorded with each figure). gup_test times in the
 //!    kernel; ours from userspace around the ioctls, so ours includes the system call.
+//!    Beside it, what a caller of either pays per call, both timed from userspace: gup_test
+//!    driven one ioctl per call (`size` = one call's pages; pin + unpin in one system call), the
+//!    cost of an empty ioctl on /dev/pinio (`ENOTTY`: entry, fd lookup, dispatch, exit), and
+//!    from these the module's own in-kernel cost per call (pinio minus two empty ioctls).
 //! 2. Echo (write to device memory, read back) of 4 KiB .. 4 MiB: zero-copy (SUBMIT of a
 //!    TO_DEVICE and a FROM_DEVICE descriptor, REAP) against the copy path (pwrite + pread):
 //!    throughput, and the submitting thread's CPU time per byte.
@@ -147,6 +151,54 @@ fn gup_pin(buf: &Buffer, per_call: usize, reps: usize) -> Option<(f64, f64)> {
     Some((median(pin), median(unpin)))
 }
 
+/// Nanoseconds per empty ioctl on `fd` (an unknown command: `ENOTTY` after the dispatch).
+fn null_ioctl_ns(fd: &PinioFd, reps: usize) -> f64 {
+    let cmd = abi::ioc(abi::IOC_NONE, abi::IOC_MAGIC, 0x7f, 0);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(fd));
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            // SAFETY: An unknown command with no argument; the module returns ENOTTY.
+            let r = unsafe { libc::ioctl(raw, cmd as libc::c_ulong, 0) };
+            assert_eq!(r, -1, "an unknown ioctl must fail");
+        }
+        runs.push(t0.elapsed().as_nanos() as f64 / reps as f64);
+    }
+    median(runs)
+}
+
+/// ns per page of gup_test PIN_FAST_BENCHMARK driven one ioctl per `per_call` pages over the
+/// buffer (pin + unpin of one call's pages per system call), timed from userspace, median of
+/// `reps`.
+fn gup_per_call_from_user(buf: &Buffer, per_call: usize, reps: usize) -> Option<f64> {
+    let f = std::fs::OpenOptions::new().read(true).write(true).open("/sys/kernel/debug/gup_test").ok()?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
+    let pages = buf.len / PAGE;
+    let mut runs = Vec::new();
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        for first in (0..pages).step_by(per_call) {
+            let n = per_call.min(pages - first);
+            let mut g = GupTest {
+                addr: buf.ptr as u64 + (first * PAGE) as u64,
+                size: (n * PAGE) as u64,
+                nr_pages_per_call: n as u32,
+                gup_flags: FOLL_WRITE | FOLL_LONGTERM,
+                ..GupTest::default()
+            };
+            // SAFETY: `g` is a valid struct gup_test for PIN_FAST_BENCHMARK.
+            let r = unsafe { libc::ioctl(raw, PIN_FAST_BENCHMARK as libc::c_ulong, &mut g) };
+            if r != 0 || g.size != (n * PAGE) as u64 {
+                eprintln!("gup_test per call: ioctl {r}, size {} of {} ({})", g.size, n * PAGE, std::io::Error::last_os_error());
+                return None;
+            }
+        }
+        runs.push(t0.elapsed().as_nanos() as f64 / pages as f64);
+    }
+    Some(median(runs))
+}
+
 fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid timespec.
@@ -204,7 +256,14 @@ fn main() {
     let size = 64 << 20;
     let reps = 3;
     writeln!(table, "pin+unpin per page, {} MiB, gup flags FOLL_WRITE|FOLL_LONGTERM, median of {reps}", size >> 20).unwrap();
-    writeln!(table, "{:>6} {:>9} {:>8} | {:>10} {:>10} | {:>10} {:>10} | {:>6}", "thp", "anonhuge", "pages", "pinio pin", "unpin", "gup pin", "unpin", "ratio").unwrap();
+    let null_ns = null_ioctl_ns(&fd, 20_000);
+    writeln!(table, "empty ioctl on /dev/pinio (ENOTTY): {null_ns:.0} ns").unwrap();
+    writeln!(
+        table,
+        "{:>6} {:>9} {:>8} | {:>10} {:>10} | {:>10} {:>10} | {:>6} | {:>12} {:>8} | {:>12} {:>7}",
+        "thp", "anonhuge", "pages", "pinio pin", "unpin", "gup pin", "unpin", "ratio", "gup/call usr", "ratio2", "pinio kernel", "ratio3"
+    )
+    .unwrap();
     let mut first = true;
     for thp in [true, false] {
         let buf = Buffer::new(size, thp);
@@ -214,7 +273,19 @@ fn main() {
             let gup = gup_pin(&buf, per_call, reps);
             let (gp, gu) = gup.unwrap_or((f64::NAN, f64::NAN));
             let ratio = (pp + pu) / (gp + gu);
-            writeln!(table, "{:>6} {:>7}kB {:>8} | {:>8.1}ns {:>8.1}ns | {:>8.1}ns {:>8.1}ns | {:>6.2}", thp, huge_kb, per_call, pp, pu, gp, gu, ratio).unwrap();
+            // Per call from userspace: gup_test pays one system call per pin + unpin, pinio two
+            // (REGISTER, UNREGISTER); `ratio2` gives gup_test the second one.
+            let gup_user = gup_per_call_from_user(&buf, per_call, reps).unwrap_or(f64::NAN);
+            let ratio2 = (pp + pu) / (gup_user + null_ns / per_call as f64);
+            // The module's in-kernel cost per page: pinio minus its two system calls.
+            let kernel = pp + pu - 2.0 * null_ns / per_call as f64;
+            let ratio3 = kernel / (gp + gu);
+            writeln!(
+                table,
+                "{:>6} {:>7}kB {:>8} | {:>8.1}ns {:>8.1}ns | {:>8.1}ns {:>8.1}ns | {:>6.2} | {:>10.1}ns {:>8.2} | {:>10.1}ns {:>7.2}",
+                thp, huge_kb, per_call, pp, pu, gp, gu, ratio, gup_user, ratio2, kernel, ratio3
+            )
+            .unwrap();
             if !first {
                 json.push_str(",\n");
             }
@@ -223,10 +294,17 @@ fn main() {
                 json,
                 "    {{\"thp_requested\": {thp}, \"anon_huge_kb\": {huge_kb}, \"bytes\": {size}, \"pages_per_call\": {per_call}, \
                  \"pinio_pin_ns_per_page\": {pp:.2}, \"pinio_unpin_ns_per_page\": {pu:.2}, \
-                 \"gup_test_pin_ns_per_page\": {}, \"gup_test_unpin_ns_per_page\": {}, \"ratio\": {}}}",
+                 \"gup_test_pin_ns_per_page\": {}, \"gup_test_unpin_ns_per_page\": {}, \"ratio\": {}, \
+                 \"empty_ioctl_ns\": {}, \"gup_test_per_call_from_user_ns_per_page\": {}, \"ratio_per_syscall\": {}, \
+                 \"pinio_in_kernel_ns_per_page\": {}, \"ratio_in_kernel\": {}}}",
                 num(gp),
                 num(gu),
-                num(ratio)
+                num(ratio),
+                num(null_ns),
+                num(gup_user),
+                num(ratio2),
+                num(kernel),
+                num(ratio3)
             )
             .unwrap();
         }
