@@ -249,7 +249,7 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
     let share_arg: Vec<String> = shares.iter().map(|(t, d)| format!("{t}:{}", d.display())).collect();
     let extra = std::env::var("PINIO_GUEST_CMDLINE").unwrap_or_default();
     let append = format!(
-        "console=ttyS0 printk.time=1 loglevel=5 panic=-1 intel_iommu=on hugepages=64 tsc=reliable no_timer_check lapic=notscdeadline highres=off nohz=off rcupdate.rcu_cpu_stall_timeout=120 pty.legacy_count=0 rdinit=/init \
+        "console=ttyS0 printk.time=1 loglevel=5 panic=-1 intel_iommu=on hugepages=64 nvme.poll_queues=2 tsc=reliable no_timer_check lapic=notscdeadline highres=off nohz=off rcupdate.rcu_cpu_stall_timeout=120 pty.legacy_count=0 rdinit=/init \
          {extra} pinio_shares={} pinio_run={}",
         share_arg.join(","),
         run_dir.display()

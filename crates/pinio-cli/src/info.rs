@@ -120,6 +120,9 @@ fn what_it_is(kind: BackendKind) -> &'static str {
         BackendKind::Kmod => "pinio's kernel module: pins your buffers and runs an echo DMA engine on them",
         BackendKind::Vfio => "a userspace driver for QEMU's edu DMA device, through VFIO and the IOMMU",
         BackendKind::Nvme => "a userspace NVMe driver, through VFIO and the IOMMU (no kernel block layer)",
+        BackendKind::NvmeUring => {
+            "NVMe commands through io_uring passthrough (/dev/ngXnY) with registered buffers: the kernel's NVMe driver without the block layer"
+        }
     }
 }
 
@@ -160,6 +163,7 @@ fn diagnose(kind: BackendKind, m: &Machine, probe: &Path) -> Verdict {
                 );
             }
         }
+        BackendKind::NvmeUring => diagnose_nvme_uring(m, &mut v),
         BackendKind::Vfio | BackendKind::Nvme => {
             let (devices, name) = if kind == BackendKind::Vfio {
                 (m.find(|d| d.vendor == EDU_IDS.0 && d.device == EDU_IDS.1), "edu")
@@ -217,6 +221,41 @@ fn diagnose(kind: BackendKind, m: &Machine, probe: &Path) -> Verdict {
         }
     }
     v
+}
+
+/// The NVMe generic namespace devices (`/dev/ngXnY`), sorted.
+fn generic_nvme_devices(m: &Machine) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(m.path("/dev")) else { return Vec::new() };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.strip_prefix("ng").is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()) && r.contains('n')))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Diagnoses the passthrough backend: a generic namespace device, io_uring
+/// allowed, root for the admin passthrough ioctl.
+fn diagnose_nvme_uring(m: &Machine, v: &mut Verdict) {
+    match generic_nvme_devices(m).first() {
+        Some(name) => v.target = Some(format!("nvme-uring:/dev/{name}")),
+        None => v.problem(
+            "no NVMe generic namespace device (/dev/ngXnY): no NVMe controller is bound to the kernel's nvme driver, or the kernel predates 5.13".into(),
+            "bind an NVMe controller to the kernel's nvme driver (a controller taken by vfio-pci goes back with \
+             echo > /sys/bus/pci/devices/BDF/driver_override; echo BDF > /sys/bus/pci/drivers_probe); `cargo xtask vm run` boots a guest with one"
+                .into(),
+        ),
+    }
+    if std::fs::read_to_string(m.path("/proc/sys/kernel/io_uring_disabled")).unwrap_or_default().trim() == "2" {
+        v.problem("the kernel has io_uring switched off (kernel.io_uring_disabled = 2)".into(), "allow it as root: sysctl kernel.io_uring_disabled=0".into());
+    }
+    if !m.is_root {
+        v.problem(
+            "not root: Identify through the admin passthrough ioctl on /dev/nvmeX needs CAP_SYS_ADMIN".into(),
+            "run as root: sudo pinio info".into(),
+        );
+    }
 }
 
 fn bytes(n: u64) -> String {

@@ -150,3 +150,27 @@ pub use pinio_edu as edu;
 #[cfg_attr(docsrs, doc(cfg(feature = "nvme")))]
 #[doc(inline)]
 pub use pinio_nvme as nvme;
+
+/// The `nvme-uring:` backend: NVMe commands through io_uring passthrough
+/// on a namespace's generic character device, with the uring domain's
+/// fixed buffers.
+///
+/// # Example
+///
+/// Needs an NVMe namespace bound to the kernel's nvme driver, and root.
+///
+/// ```no_run
+/// use pinio::nvme_uring::{NvmeUringDevice, NvmeUringOptions};
+/// use pinio::{Device, Queue};
+/// let ns = NvmeUringDevice::open("/dev/ng0n1", NvmeUringOptions::default())?;
+/// let block = pinio::open_in(ns.domain(), "uring:/dev/nvme0n1")?; // the same buffer table
+/// let region = ns.alloc(1 << 20)?;                // one registration for both
+/// let (n, s) = ns.queue(32)?.read_at(region.slice(0, 4096)?, 0)?; // NVMe Read, IORING_URING_CMD_FIXED
+/// let (m, _s) = block.queue(1)?.read_at(s, 0)?;   // READ_FIXED through the block layer
+/// assert_eq!((n, m), (4096, 4096));
+/// # Ok::<(), pinio::Error>(())
+/// ```
+#[cfg(feature = "nvme-uring")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nvme-uring")))]
+#[doc(inline)]
+pub use pinio_nvme_uring as nvme_uring;

@@ -44,6 +44,7 @@ enum Opt {
     Sqpoll,
     PollCompletions,
     TakeFromDriver,
+    Iopoll,
 }
 
 impl Opt {
@@ -61,6 +62,7 @@ impl Opt {
             Opt::Sqpoll => "sqpoll",
             Opt::PollCompletions => "poll_completions",
             Opt::TakeFromDriver => "take_from_driver",
+            Opt::Iopoll => "iopoll",
         }
     }
 
@@ -87,6 +89,7 @@ fn options_of(kind: BackendKind) -> &'static [Opt] {
         ],
         BackendKind::Kmod => &[],
         BackendKind::Vfio | BackendKind::Nvme => &[Opt::PollCompletions, Opt::TakeFromDriver],
+        BackendKind::NvmeUring => &[Opt::Writable, Opt::FixedBuffers, Opt::RingEntries, Opt::Iopoll],
     }
 }
 
@@ -132,6 +135,7 @@ pub struct Builder {
     sqpoll: Option<u32>,
     poll_completions: bool,
     take_from_driver: bool,
+    iopoll: bool,
 }
 
 impl Builder {
@@ -152,6 +156,7 @@ impl Builder {
             sqpoll: None,
             poll_completions: false,
             take_from_driver: false,
+            iopoll: false,
         }
     }
 
@@ -254,6 +259,13 @@ impl Builder {
     pub fn take_from_driver(mut self, take: bool) -> Builder {
         self.take_from_driver = take;
         self.with(Opt::TakeFromDriver)
+    }
+
+    /// nvme-uring: polled completions (`IORING_SETUP_IOPOLL`; the kernel's
+    /// nvme driver needs poll queues, `nvme.poll_queues=N`). Default false.
+    pub fn iopoll(mut self, iopoll: bool) -> Builder {
+        self.iopoll = iopoll;
+        self.with(Opt::Iopoll)
     }
 
     /// Refuses options the backend does not have, and domain options when
@@ -362,6 +374,19 @@ impl Builder {
                     None => Box::new(pinio_nvme::NvmeDevice::open(&pci, opts)?),
                 })
             }
+            #[cfg(feature = "nvme-uring")]
+            BackendKind::NvmeUring => {
+                let opts = pinio_nvme_uring::NvmeUringOptions {
+                    fixed_buffers: self.fixed_buffers,
+                    iopoll: self.iopoll,
+                    ring_entries: self.ring_entries,
+                    writable: self.writable,
+                };
+                Ok(match domain {
+                    Some(d) => Box::new(pinio_nvme_uring::NvmeUringDevice::open_in(d, loc, opts)?),
+                    None => Box::new(pinio_nvme_uring::NvmeUringDevice::open(loc, opts)?),
+                })
+            }
             #[allow(unreachable_patterns)]
             other => Err(not_built(other)),
         }
@@ -403,6 +428,9 @@ pub fn available_backends() -> Vec<BackendKind> {
     }
     if cfg!(feature = "nvme") {
         v.push(BackendKind::Nvme);
+    }
+    if cfg!(feature = "nvme-uring") {
+        v.push(BackendKind::NvmeUring);
     }
     v
 }

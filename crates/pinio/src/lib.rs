@@ -12,6 +12,7 @@
 //! | `kmod:/dev/pinio` | pinio's kernel module and its echo DMA engine | `pin_user_pages` (FOLL_LONGTERM) |
 //! | `vfio:0000:00:03.0` | VFIO userspace driver for QEMU's `edu` device | IOMMU mapping |
 //! | `nvme:0000:00:02.0` | VFIO userspace NVMe driver (namespace 1) | IOMMU mapping |
+//! | `nvme-uring:/dev/ng0n1` | NVMe passthrough: NVMe commands as io_uring `URING_CMD` with fixed buffers | registered buffers (the uring domain's table) |
 //!
 //! Registrations belong to a [`Domain`] (an io_uring buffer table, a kernel
 //! session, a VFIO container); [`open`] makes a new one per device and

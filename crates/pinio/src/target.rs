@@ -1,5 +1,6 @@
 //! Backend selection strings: `uring:/path`, `copy:/path`, `kmod:/dev/pinio`,
-//! `vfio:0000:00:03.0`, `nvme:0000:00:02.0`. Backend naming lives here, in
+//! `vfio:0000:00:03.0`, `nvme:0000:00:02.0`, `nvme-uring:/dev/ng0n1`.
+//! Backend naming lives here, in
 //! the facade, not in the model.
 
 use pinio_core::{Error, Result};
@@ -32,12 +33,15 @@ pub enum BackendKind {
     Vfio,
     /// VFIO with an IOMMU: a userspace NVMe driver.
     Nvme,
+    /// NVMe commands through io_uring passthrough on a namespace's generic
+    /// character device, with fixed buffers.
+    NvmeUring,
 }
 
 impl BackendKind {
     /// Every backend, in the order `pinio info` lists them.
-    pub const ALL: [BackendKind; 5] =
-        [BackendKind::Copy, BackendKind::Uring, BackendKind::Kmod, BackendKind::Vfio, BackendKind::Nvme];
+    pub const ALL: [BackendKind; 6] =
+        [BackendKind::Copy, BackendKind::Uring, BackendKind::Kmod, BackendKind::Vfio, BackendKind::Nvme, BackendKind::NvmeUring];
 
     /// The prefix used in selection strings.
     pub fn name(self) -> &'static str {
@@ -47,6 +51,7 @@ impl BackendKind {
             BackendKind::Kmod => "kmod",
             BackendKind::Vfio => "vfio",
             BackendKind::Nvme => "nvme",
+            BackendKind::NvmeUring => "nvme-uring",
         }
     }
 
@@ -56,6 +61,7 @@ impl BackendKind {
             BackendKind::Copy | BackendKind::Uring => "a file or block device path",
             BackendKind::Kmod => "the device node, e.g. /dev/pinio",
             BackendKind::Vfio | BackendKind::Nvme => "a PCI address DDDD:BB:DD.F, e.g. 0000:00:03.0",
+            BackendKind::NvmeUring => "an NVMe namespace's generic character device, e.g. /dev/ng0n1",
         }
     }
 }
@@ -107,7 +113,7 @@ impl Target {
         let backend = BackendKind::ALL
             .into_iter()
             .find(|b| b.name() == name)
-            .ok_or_else(|| bad(format!("unknown backend {name:?} (known: copy, uring, kmod, vfio, nvme)")))?;
+            .ok_or_else(|| bad(format!("unknown backend {name:?} (known: copy, uring, kmod, vfio, nvme, nvme-uring)")))?;
         if location.is_empty() {
             return Err(bad(format!("empty location; {} needs {}", backend, backend.location_hint())));
         }
@@ -115,7 +121,7 @@ impl Target {
             return Err(bad("location contains a NUL byte".into()));
         }
         match backend {
-            BackendKind::Copy | BackendKind::Uring | BackendKind::Kmod => {}
+            BackendKind::Copy | BackendKind::Uring | BackendKind::Kmod | BackendKind::NvmeUring => {}
             BackendKind::Vfio | BackendKind::Nvme => {
                 if let Err(why) = check_pci_address(location) {
                     return Err(bad(format!("{location:?} is not {} ({why})", backend.location_hint())));
@@ -167,6 +173,7 @@ mod tests {
             ("uring:relative/path", BackendKind::Uring, "relative/path"),
             ("kmod:/dev/pinio", BackendKind::Kmod, "/dev/pinio"),
             ("nvme:0000:00:04.0", BackendKind::Nvme, "0000:00:04.0"),
+            ("nvme-uring:/dev/ng0n1", BackendKind::NvmeUring, "/dev/ng0n1"),
             ("uring:/a:b", BackendKind::Uring, "/a:b"),
         ] {
             let t = Target::parse(s).unwrap();
