@@ -78,10 +78,10 @@ const VERSION: u32 = 1;
 const BATCH_MAGIC: &[u8; 4] = b"KVB1";
 const REC_MAGIC: &[u8; 4] = b"KVR1";
 const SUPER_LEN: usize = 64;
-const BATCH_HDR: usize = 64;
+pub(crate) const BATCH_HDR: usize = 64;
 const REC_HDR: usize = 32;
 /// The flag of the batch `load` writes last.
-const FLAG_CLOSE: u32 = 1;
+pub(crate) const FLAG_CLOSE: u32 = 1;
 /// Write slots, and so the most writes in flight at once.
 const SLOTS: usize = 16;
 /// Largest write or read of one operation.
@@ -95,7 +95,7 @@ const MAX_KEYS: u64 = 1 << 40;
 const MAX_BATCH_BYTES: u64 = 1 << 30;
 const EINTR: i32 = 4;
 
-const USAGE: &str = "usage:
+pub(crate) const USAGE: &str = "usage:
   kvlog load <SPEC> --keys N --value-size B --batch K
   kvlog verify <SPEC>
   kvlog bench <SPEC> [--keys N] [--value-size B] [--batch K]   (defaults: 100000, 100, 64)
@@ -107,7 +107,7 @@ Exit status: 0 ok, 1 bad or missing data, 2 usage error, 3 device or file error.
 
 /// Everything kvlog reports; each has its exit status.
 #[derive(Debug)]
-enum KvError {
+pub(crate) enum KvError {
     /// Bad command line.
     Usage(String),
     /// A selection string pinio refuses.
@@ -129,7 +129,7 @@ enum KvError {
 }
 
 impl KvError {
-    fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             KvError::Usage(_) | KvError::Spec { .. } | KvError::TooSmall { .. } => 2,
             KvError::NotAStore { .. } | KvError::Corrupt { .. } | KvError::BadValue { .. } => 1,
@@ -170,7 +170,7 @@ impl fmt::Display for KvError {
 
 impl std::error::Error for KvError {}
 
-type Result<T, E = KvError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = KvError> = std::result::Result<T, E>;
 
 fn dev_err(context: impl Into<String>) -> impl FnOnce(pinio::Error) -> KvError {
     let context = context.into();
@@ -185,20 +185,20 @@ fn file(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> KvError {
 // ---------------------------------------------------------------- command line
 
 #[derive(Debug, Clone, Copy)]
-struct Params {
-    keys: u64,
-    value_size: u64,
-    batch: u64,
+pub(crate) struct Params {
+    pub(crate) keys: u64,
+    pub(crate) value_size: u64,
+    pub(crate) batch: u64,
 }
 
-enum Cmd {
+pub(crate) enum Cmd {
     Help,
     Load(String, Params),
     Verify(String),
     Bench(String, Params),
 }
 
-fn parse_args(args: &[String]) -> Result<Cmd> {
+pub(crate) fn parse_args(args: &[String]) -> Result<Cmd> {
     let usage = |m: String| Err(KvError::Usage(m));
     let Some(cmd) = args.first() else { return usage("missing command (load, verify or bench)".into()) };
     if matches!(cmd.as_str(), "-h" | "--help" | "help") {
@@ -258,7 +258,7 @@ fn parse_args(args: &[String]) -> Result<Cmd> {
     })
 }
 
-fn check_params(p: &Params) -> Result<()> {
+pub(crate) fn check_params(p: &Params) -> Result<()> {
     let usage = |m: String| Err(KvError::Usage(m));
     if p.keys == 0 || p.keys > MAX_KEYS {
         return usage(format!("--keys must be between 1 and {MAX_KEYS}, got {}", p.keys));
@@ -327,7 +327,7 @@ fn splitmix(x: u64) -> u64 {
 
 /// The value `load` puts under key `key`: `len` bytes of a hash stream
 /// seeded by the key.
-fn derive_value(key: u64, len: usize, out: &mut Vec<u8>) {
+pub(crate) fn derive_value(key: u64, len: usize, out: &mut Vec<u8>) {
     out.clear();
     let mut state = splitmix(key ^ 0x6B76_6C6F_6721_0001);
     while out.len() < len {
@@ -371,15 +371,15 @@ fn align_up(v: u64, a: u64) -> u64 {
 
 /// The store's geometry, from the superblock.
 #[derive(Debug, Clone, Copy)]
-struct Geometry {
-    block: u64,
-    epoch: u64,
-    capacity_blocks: u64,
-    params: Params,
+pub(crate) struct Geometry {
+    pub(crate) block: u64,
+    pub(crate) epoch: u64,
+    pub(crate) capacity_blocks: u64,
+    pub(crate) params: Params,
 }
 
 impl Geometry {
-    fn capacity_bytes(&self) -> u64 {
+    pub(crate) fn capacity_bytes(&self) -> u64 {
         self.capacity_blocks * self.block
     }
 
@@ -465,18 +465,18 @@ fn block_size(d: &dyn Device) -> Result<u64> {
     Ok(b)
 }
 
-struct BatchHeader {
-    flags: u32,
-    epoch: u64,
-    seq: u64,
-    first_rec: u64,
-    records: u32,
-    blocks: u32,
-    payload: u64,
+pub(crate) struct BatchHeader {
+    pub(crate) flags: u32,
+    pub(crate) epoch: u64,
+    pub(crate) seq: u64,
+    pub(crate) first_rec: u64,
+    pub(crate) records: u32,
+    pub(crate) blocks: u32,
+    pub(crate) payload: u64,
 }
 
 impl BatchHeader {
-    fn encode(&self, out: &mut [u8]) {
+    pub(crate) fn encode(&self, out: &mut [u8]) {
         out[..BATCH_HDR].fill(0);
         out[0..4].copy_from_slice(BATCH_MAGIC);
         out[4..8].copy_from_slice(&self.flags.to_le_bytes());
@@ -507,7 +507,7 @@ impl BatchHeader {
     }
 }
 
-fn record_header(epoch: u64, seq: u64, key: &[u8], value: &[u8]) -> [u8; REC_HDR] {
+pub(crate) fn record_header(epoch: u64, seq: u64, key: &[u8], value: &[u8]) -> [u8; REC_HDR] {
     let mut h = [0u8; REC_HDR];
     h[0..4].copy_from_slice(REC_MAGIC);
     h[6..8].copy_from_slice(&(key.len() as u16).to_le_bytes());
@@ -919,10 +919,10 @@ impl Defect {
 }
 
 /// A log-structured key-value store on one device.
-struct Store {
-    dev: Box<dyn Device>,
+pub(crate) struct Store {
+    pub(crate) dev: Box<dyn Device>,
     q: Box<dyn Queue>,
-    geo: Geometry,
+    pub(crate) geo: Geometry,
     index: HashMap<Vec<u8>, Loc>,
     writer: Option<Writer>,
     reader: Option<Reader>,
@@ -930,7 +930,7 @@ struct Store {
 
 impl Store {
     /// Creates a store for `p` on `spec` and makes its superblock durable.
-    fn create(spec: &str, p: Params) -> Result<Store> {
+    pub(crate) fn create(spec: &str, p: Params) -> Result<Store> {
         let path = file_path(spec)?;
         let mut block = MIN_BLOCK;
         let too_big = || KvError::Usage(format!("a store of {} keys of {} bytes is too large", p.keys, p.value_size));
@@ -1155,7 +1155,7 @@ fn probe(r: &mut Reader, q: &mut dyn Queue, geo: &Geometry, from: u64, seq: u64)
 
 // ---------------------------------------------------------------- commands
 
-fn say(out: &mut dyn Write, line: std::fmt::Arguments<'_>) -> Result<()> {
+pub(crate) fn say(out: &mut dyn Write, line: std::fmt::Arguments<'_>) -> Result<()> {
     out.write_fmt(line).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush()).map_err(file("writing to stdout"))
 }
 
