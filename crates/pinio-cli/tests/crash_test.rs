@@ -109,7 +109,7 @@ fn a_check_that_wants_unflushed_data_fails_names_the_state_and_shrinks() {
         .lines()
         .find_map(|l| l.strip_prefix("FAIL state "))
         .unwrap_or_else(|| panic!("no failing state named:\n{}", text(&o)));
-    assert!(first.contains("(seed 9)") && first.contains("after flush #1"), "{first}");
+    assert!(first.contains("(seed 9)") && first.contains("after the 1st completed flush"), "{first}");
     assert!(out.contains("shrunk to 1 of its"), "{}", text(&o));
     assert!(out.contains(&format!("[{:#x}, +{:#x})", 2 * BLOCK, BLOCK)), "the shrunk write is C's:\n{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("crash states failed"), "{}", text(&o));

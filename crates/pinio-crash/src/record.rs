@@ -2,9 +2,7 @@
 
 use crate::log::{LogHeader, LogWriter, RESULT_OTHER, RESULT_REJECTED, result_code};
 use crate::tags::TagTable;
-use pinio_core::{
-    Completion, Device, DeviceCore, Direction, FlushMode, Op, Persistence, Queue, Rejected, Result,
-};
+use pinio_core::{Completion, Device, DeviceCore, Direction, FlushMode, Op, Persistence, Queue, Rejected, Result};
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::sync::Arc;
@@ -67,16 +65,8 @@ impl RecordDevice {
         let writer = LogWriter::create(log, &header)?;
         let base_bytes = crate::snapshot::snapshot(&*inner, &writer)?;
         writer.sync()?;
-        let shared = Arc::new(Shared {
-            log: writer,
-            next_id: AtomicU64::new(1),
-            next_queue: AtomicU32::new(0),
-        });
-        Ok(RecordDevice {
-            inner,
-            shared,
-            base_bytes,
-        })
+        let shared = Arc::new(Shared { log: writer, next_id: AtomicU64::new(1), next_queue: AtomicU32::new(0) });
+        Ok(RecordDevice { inner, shared, base_bytes })
     }
 
     /// The log's path.
@@ -106,23 +96,13 @@ impl Device for RecordDevice {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "record:{}:{}",
-            self.shared.log.path().display(),
-            self.inner.describe()
-        )
+        format!("record:{}:{}", self.shared.log.path().display(), self.inner.describe())
     }
 
     fn queue(&self, depth: usize) -> Result<Box<dyn Queue>> {
         let inner = self.inner.queue(depth)?;
         let id = self.shared.next_queue.fetch_add(1, Ordering::Relaxed);
-        Ok(Box::new(RecordQueue {
-            inner,
-            shared: self.shared.clone(),
-            id,
-            ops: TagTable::new(),
-            done: Vec::new(),
-        }))
+        Ok(Box::new(RecordQueue { inner, shared: self.shared.clone(), id, ops: TagTable::new(), done: Vec::new() }))
     }
 }
 
@@ -217,15 +197,11 @@ impl Queue for RecordQueue {
 
     fn flush(&mut self, mode: FlushMode) -> Result<()> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .log
-            .flush_start(id, self.id, if mode == FlushMode::All { 1 } else { 0 })?;
+        self.shared.log.flush_start(id, self.id, if mode == FlushMode::All { 1 } else { 0 })?;
         let r = self.inner.flush(mode);
         let code = match &r {
             Ok(()) => 0,
-            Err(e) => e
-                .raw_os_error()
-                .map_or(RESULT_OTHER, |errno| -(errno as i64)),
+            Err(e) => e.raw_os_error().map_or(RESULT_OTHER, |errno| -(errno as i64)),
         };
         let logged = self.shared.log.flushed(id, code);
         r?;

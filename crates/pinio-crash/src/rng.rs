@@ -30,11 +30,7 @@ impl SplitMix {
 
     /// A number in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            ((self.next_u64() as u128 * n as u128) >> 64) as u64
-        }
+        if n == 0 { 0 } else { ((self.next_u64() as u128 * n as u128) >> 64) as u64 }
     }
 
     /// A number in `[0, 1)`.
@@ -58,10 +54,7 @@ mod tests {
         assert_eq!(SplitMix::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
         let (mut a, mut b) = (SplitMix::for_item(7, 3), SplitMix::for_item(7, 3));
         assert_eq!(a.next_u64(), b.next_u64());
-        assert_ne!(
-            SplitMix::for_item(7, 3).next_u64(),
-            SplitMix::for_item(7, 4).next_u64()
-        );
+        assert_ne!(SplitMix::for_item(7, 3).next_u64(), SplitMix::for_item(7, 4).next_u64());
         let mut g = SplitMix::new(1);
         assert!((0..1000).all(|_| g.below(10) < 10));
         assert_eq!(g.below(0), 0);

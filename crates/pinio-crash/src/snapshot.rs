@@ -19,9 +19,7 @@ pub(crate) fn snapshot(dev: &dyn Device, log: &LogWriter) -> Result<u64> {
     }
     let caps = dev.capabilities();
     let unit = caps.offset_align.max(caps.len_align).max(1);
-    let chunk = (CHUNK as u64)
-        .min(caps.max_transfer / unit * unit)
-        .max(unit);
+    let chunk = (CHUNK as u64).min(caps.max_transfer / unit * unit).max(unit);
     let region = dev.alloc(chunk as usize)?;
     let mut q = dev.queue(1)?;
     let mut logged = 0u64;

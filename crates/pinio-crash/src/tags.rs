@@ -11,10 +11,7 @@ pub(crate) struct TagTable<T> {
 
 impl<T> TagTable<T> {
     pub(crate) fn new() -> TagTable<T> {
-        TagTable {
-            slots: Vec::new(),
-            free: Vec::new(),
-        }
+        TagTable { slots: Vec::new(), free: Vec::new() }
     }
 
     /// Stores `v`; returns its tag.

@@ -119,13 +119,7 @@ impl History {
                     continue;
                 }
                 Record::End { .. } => continue,
-                Record::Write {
-                    id,
-                    queue,
-                    dev_offset,
-                    segments,
-                    data,
-                } => {
+                Record::Write { id, queue, dev_offset, segments, data } => {
                     write_at.insert(*id, h.writes.len());
                     h.writes.push(WriteEvent {
                         id: *id,
@@ -145,12 +139,7 @@ impl History {
                 }
                 Record::Flush { id, queue, .. } => {
                     flush_at.insert(*id, h.flushes.len());
-                    h.flushes.push(FlushEvent {
-                        id: *id,
-                        queue: *queue,
-                        called: ev,
-                        returned: None,
-                    });
+                    h.flushes.push(FlushEvent { id: *id, queue: *queue, called: ev, returned: None });
                 }
                 Record::Flushed { id, result } => {
                     if let Some(&f) = flush_at.get(id) {
@@ -165,15 +154,11 @@ impl History {
     }
 
     fn build_epochs(&mut self) {
-        let mut ok: Vec<usize> = (0..self.flushes.len())
-            .filter(|&f| matches!(self.flushes[f].returned, Some((_, 0))))
-            .collect();
+        let mut ok: Vec<usize> =
+            (0..self.flushes.len()).filter(|&f| matches!(self.flushes[f].returned, Some((_, 0)))).collect();
         ok.sort_by_key(|&f| self.flushes[f].returned.map_or(usize::MAX, |(at, _)| at));
         let starts: Vec<(Option<usize>, usize)> = std::iter::once((None, 0))
-            .chain(
-                ok.iter()
-                    .map(|&f| (Some(f), self.flushes[f].returned.map_or(0, |r| r.0))),
-            )
+            .chain(ok.iter().map(|&f| (Some(f), self.flushes[f].returned.map_or(0, |r| r.0))))
             .collect();
         for (k, &(flush, _)) in starts.iter().enumerate() {
             let end = starts.get(k + 1).map_or(self.events, |s| s.1);
@@ -200,12 +185,7 @@ impl History {
                     w.pushed < end && !w.rejected() && w.durable_from.is_none_or(|d| d > k)
                 })
                 .collect();
-            self.epochs.push(Epoch {
-                flush,
-                end,
-                newly_durable: newly,
-                window,
-            });
+            self.epochs.push(Epoch { flush, end, newly_durable: newly, window });
         }
     }
 
@@ -226,9 +206,82 @@ impl History {
 
     /// Writes durable in epoch `k`.
     pub fn durable_count(&self, k: usize) -> usize {
-        self.epochs[..=k]
-            .iter()
-            .map(|e| e.newly_durable.len())
-            .sum()
+        self.epochs[..=k].iter().map(|e| e.newly_durable.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crash::{CrashState, DurableImage, Extra, StateKind};
+    use crate::log::{LogHeader, ReadLog, Record};
+
+    fn w(id: u64, queue: u32, off: u64, byte: u8) -> Record {
+        Record::Write { id, queue, dev_offset: off, segments: vec![512], data: vec![byte; 512] }
+    }
+
+    fn done(id: u64, result: i64) -> Record {
+        Record::Done { id, result }
+    }
+
+    fn log(records: Vec<Record>) -> ReadLog {
+        let header = LogHeader {
+            device_size: 4096,
+            offset_align: 512,
+            len_align: 512,
+            persistence: 2,
+            description: "test".into(),
+        };
+        ReadLog { header, records, closed: true, tail: None }
+    }
+
+    #[test]
+    fn a_flush_covers_what_was_reaped_anywhere_and_what_its_own_queue_pushed() {
+        let h = History::from_log(&log(vec![
+            w(1, 0, 0, 1), // reaped on queue 0 before the flush: durable
+            done(1, 512),
+            w(2, 1, 512, 2),  // pushed to queue 1, reaped after the flush call: durable
+            w(3, 0, 1024, 3), // pushed to queue 0, not reaped when queue 1 flushes: not
+            w(4, 1, 1536, 4), // failed: never durable
+            done(4, -5),
+            Record::Flush { id: 5, queue: 1, mode: 0 },
+            done(2, 512),
+            Record::Flushed { id: 5, result: 0 },
+            done(3, 512),
+            Record::Flush { id: 6, queue: 0, mode: 0 }, // fails: makes nothing durable
+            Record::Flushed { id: 6, result: -5 },
+            w(7, 0, 2048, 7),
+            Record::Flush { id: 8, queue: 1, mode: 0 }, // covers 3 (reaped before), not 7 (queue 0, unreaped)
+            Record::Flushed { id: 8, result: 0 },
+            done(7, 512),
+        ]));
+        assert_eq!(h.epochs.len(), 3);
+        let ids = |v: &[usize]| v.iter().map(|&i| h.writes[i].id).collect::<Vec<_>>();
+        assert_eq!(ids(&h.epochs[1].newly_durable), [1, 2]);
+        assert_eq!(ids(&h.epochs[1].window), [3, 4, 7]);
+        assert_eq!(ids(&h.epochs[2].newly_durable), [3]);
+        assert_eq!(ids(&h.epochs[2].window), [4, 7]);
+        assert_eq!(ids(&h.epochs[0].window), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_write_that_happened_before_a_durable_one_stays_under_it() {
+        let h = History::from_log(&log(vec![
+            w(1, 0, 0, 1),
+            done(1, -5), // failed: may have landed, but before write 2 was even pushed
+            w(2, 0, 0, 2),
+            done(2, 512),
+            Record::Flush { id: 3, queue: 0, mode: 0 },
+            Record::Flushed { id: 3, result: 0 },
+        ]));
+        let img = DurableImage::of_epoch(&h, 512, 1);
+        let p = std::env::temp_dir().join(format!("pinio-crash-hb-{}", std::process::id()));
+        let early = Extra { write: 0, time: h.latest_time(0, 1), torn: None };
+        img.materialize(&h, &CrashState { index: 0, epoch: 1, kind: StateKind::Sampled, extra: vec![early] }, &p)
+            .unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes.len(), 4096);
+        assert!(bytes[..512].iter().all(|&b| b == 2), "the older write does not overwrite the durable one");
+        std::fs::remove_file(&p).unwrap();
     }
 }

@@ -86,8 +86,7 @@ impl DurableImage {
     pub fn materialize(&self, h: &History, state: &CrashState, path: &Path) -> Result<()> {
         let ctx = |what: &str| format!("{what} crash image {}", path.display());
         let f = File::create(path).map_err(|e| Error::io(ctx("creating"), e))?;
-        f.set_len(self.data.len() as u64)
-            .map_err(|e| Error::io(ctx("sizing"), e))?;
+        f.set_len(self.data.len() as u64).map_err(|e| Error::io(ctx("sizing"), e))?;
         let mut b = 0;
         while b < self.touched.len() {
             if !self.touched[b] {
@@ -98,22 +97,15 @@ impl DurableImage {
             while b < self.touched.len() && self.touched[b] {
                 b += 1;
             }
-            let (s, e) = (
-                start as u64 * BLOCK,
-                (b as u64 * BLOCK).min(self.data.len() as u64),
-            );
-            f.write_all_at(&self.data[s as usize..e as usize], s)
-                .map_err(|e| Error::io(ctx("writing"), e))?;
+            let (s, e) = (start as u64 * BLOCK, (b as u64 * BLOCK).min(self.data.len() as u64));
+            f.write_all_at(&self.data[s as usize..e as usize], s).map_err(|e| Error::io(ctx("writing"), e))?;
         }
         let mut extra: Vec<_> = state.extra.iter().collect();
         extra.sort_by(|a, b| a.time.total_cmp(&b.time));
         for x in extra {
             let w = &h.writes[x.write];
             for (i, (off, len)) in pieces(w.offset, w.data.len() as u64, self.sector).enumerate() {
-                if x.torn
-                    .as_ref()
-                    .is_some_and(|keep| !keep.get(i).copied().unwrap_or(false))
-                {
+                if x.torn.as_ref().is_some_and(|keep| !keep.get(i).copied().unwrap_or(false)) {
                     continue;
                 }
                 let sector = (off / self.sector) as usize;
@@ -125,8 +117,7 @@ impl DurableImage {
                     continue;
                 }
                 let at = (off - w.offset) as usize;
-                f.write_all_at(&w.data[at..at + len as usize], off)
-                    .map_err(|e| Error::io(ctx("writing"), e))?;
+                f.write_all_at(&w.data[at..at + len as usize], off).map_err(|e| Error::io(ctx("writing"), e))?;
             }
         }
         Ok(())
@@ -152,14 +143,8 @@ mod tests {
 
     #[test]
     fn pieces_follow_sector_boundaries() {
-        assert_eq!(
-            pieces(0, 1024, 512).collect::<Vec<_>>(),
-            [(0, 512), (512, 512)]
-        );
-        assert_eq!(
-            pieces(100, 1000, 512).collect::<Vec<_>>(),
-            [(100, 412), (512, 512), (1024, 76)]
-        );
+        assert_eq!(pieces(0, 1024, 512).collect::<Vec<_>>(), [(0, 512), (512, 512)]);
+        assert_eq!(pieces(100, 1000, 512).collect::<Vec<_>>(), [(100, 412), (512, 512), (1024, 76)]);
         assert_eq!(pieces(4096, 4096, 4096).count(), 1);
     }
 }

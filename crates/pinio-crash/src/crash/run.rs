@@ -81,7 +81,10 @@ impl CrashTest {
     pub fn run(&self, out: &mut dyn Write) -> Result<Report> {
         let started = Instant::now();
         if !self.check.contains("{image}") {
-            return Err(Error::Unsupported { what: format!("the check {:?} without {{image}}", self.check), hint: "put {image} where the check takes the image's path, e.g. 'kvlog verify copy:{image}'".into() });
+            return Err(Error::Unsupported {
+                what: format!("the check {:?} without {{image}}", self.check),
+                hint: "put {image} where the check takes the image's path, e.g. 'kvlog verify copy:{image}'".into(),
+            });
         }
         if self.sector == 0 || !self.sector.is_power_of_two() {
             return Err(Error::Unsupported {
@@ -91,8 +94,7 @@ impl CrashTest {
         }
         let log = LogReader::read(&self.log)?;
         let h = History::from_log(&log);
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
         let g = if self.from_start {
             Generator::from_start(&h, self.seed, self.sector)
         } else {
@@ -105,12 +107,7 @@ impl CrashTest {
         let end = if h.closed {
             "closed cleanly".to_string()
         } else {
-            format!(
-                "not closed: {}",
-                h.tail
-                    .as_deref()
-                    .unwrap_or("ends without END (the recording process stopped)")
-            )
+            format!("not closed: {}", h.tail.as_deref().unwrap_or("ends without END (the recording process stopped)"))
         };
         say(
             out,
@@ -151,11 +148,7 @@ impl CrashTest {
         let mut img = DurableImage::base(&h, self.sector);
         for (&k, states) in &by_epoch {
             while img.epoch() == usize::MAX || img.epoch() < k {
-                let next = if img.epoch() == usize::MAX {
-                    0
-                } else {
-                    img.epoch() + 1
-                };
+                let next = if img.epoch() == usize::MAX { 0 } else { img.epoch() + 1 };
                 img.advance_to(&h, next);
             }
             let next = AtomicUsize::new(0);
@@ -165,23 +158,19 @@ impl CrashTest {
                     .map(|j| {
                         let (img, h, next, failures) = (&img, &h, &next, &failures);
                         sc.spawn(move || -> Result<()> {
-                            let path = self
-                                .dir
-                                .join(format!("crash-image-{}-{j}.img", std::process::id()));
+                            let path = self.dir.join(format!("crash-image-{}-{j}.img", std::process::id()));
                             loop {
                                 let i = next.fetch_add(1, Ordering::Relaxed);
                                 let Some(s) = states.get(i) else { break };
                                 img.materialize(h, s, &path)?;
                                 let v = self.check_one(&path, s)?;
                                 if !v.passed {
-                                    failures.lock().unwrap_or_else(|e| e.into_inner()).push(
-                                        Failure {
-                                            state: s.clone(),
-                                            output: v.output,
-                                            shrunk: None,
-                                            image: None,
-                                        },
-                                    );
+                                    failures.lock().unwrap_or_else(|e| e.into_inner()).push(Failure {
+                                        state: s.clone(),
+                                        output: v.output,
+                                        shrunk: None,
+                                        image: None,
+                                    });
                                 }
                             }
                             let _ = std::fs::remove_file(&path);
@@ -204,15 +193,7 @@ impl CrashTest {
         let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
         failures.sort_by_key(|f| f.state.index);
         for (n, f) in failures.iter_mut().enumerate() {
-            say(
-                out,
-                format!(
-                    "FAIL state {} (seed {}): {}",
-                    f.state.index,
-                    self.seed,
-                    Describe(&h, &f.state)
-                ),
-            );
+            say(out, format!("FAIL state {} (seed {}): {}", f.state.index, self.seed, Describe(&h, &f.state)));
             let mut flags = String::new();
             if self.sector != 512 {
                 flags += &format!(" --sector {}", self.sector);
@@ -235,18 +216,13 @@ impl CrashTest {
             }
             if n < self.shrink {
                 let img = DurableImage::of_epoch(&h, self.sector, f.state.epoch);
-                let path = self
-                    .dir
-                    .join(format!("crash-shrink-{}.img", std::process::id()));
+                let path = self.dir.join(format!("crash-shrink-{}.img", std::process::id()));
                 let mut failed_to_run = None;
                 let small = shrink(&f.state, |c| {
                     if failed_to_run.is_some() {
                         return false;
                     }
-                    match img
-                        .materialize(&h, c, &path)
-                        .and_then(|_| self.check_one(&path, c))
-                    {
+                    match img.materialize(&h, c, &path).and_then(|_| self.check_one(&path, c)) {
                         Ok(v) => !v.passed,
                         Err(e) => {
                             failed_to_run = Some(e);
@@ -257,10 +233,7 @@ impl CrashTest {
                 if let Some(e) = failed_to_run {
                     return Err(e);
                 }
-                let keep = self.dir.join(format!(
-                    "crash-state-{}-seed-{}.img",
-                    f.state.index, self.seed
-                ));
+                let keep = self.dir.join(format!("crash-state-{}-seed-{}.img", f.state.index, self.seed));
                 img.materialize(&h, &small, &keep)?;
                 let _ = std::fs::remove_file(&path);
                 say(
@@ -293,12 +266,7 @@ impl CrashTest {
                 elapsed.as_secs_f64()
             ),
         );
-        Ok(Report {
-            checked,
-            failures,
-            elapsed,
-            history: h,
-        })
+        Ok(Report { checked, failures, elapsed, history: h })
     }
 
     fn check_one(&self, image: &Path, s: &CrashState) -> Result<Verdict> {
@@ -316,18 +284,11 @@ impl CrashTest {
 fn run_shell(cmd: &str, timeout: Duration, dir: &Path) -> Result<Verdict> {
     use std::os::unix::process::CommandExt;
     let out_path = dir.join(
-        format!(
-            "crash-check-{}-{:?}.out",
-            std::process::id(),
-            std::thread::current().id()
-        )
-        .replace(['(', ')'], ""),
+        format!("crash-check-{}-{:?}.out", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""),
     );
-    let out_file = std::fs::File::create(&out_path)
-        .map_err(|e| Error::io(format!("creating {}", out_path.display()), e))?;
-    let err_file = out_file
-        .try_clone()
-        .map_err(|e| Error::io("duplicating the output file", e))?;
+    let out_file =
+        std::fs::File::create(&out_path).map_err(|e| Error::io(format!("creating {}", out_path.display()), e))?;
+    let err_file = out_file.try_clone().map_err(|e| Error::io("duplicating the output file", e))?;
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -358,22 +319,19 @@ fn run_shell(cmd: &str, timeout: Duration, dir: &Path) -> Result<Verdict> {
             Err(e) => return Err(Error::io(format!("waiting for sh -c {cmd:?}"), e)),
         }
     };
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    // The check's output, with control characters escaped (a checker may
+    // print damaged bytes it found).
+    let bytes = std::fs::read(&out_path).unwrap_or_default();
+    let text: String = String::from_utf8_lossy(&bytes)
+        .chars()
+        .flat_map(|c| if c.is_control() && c != '\n' { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .collect();
     let _ = std::fs::remove_file(&out_path);
     let tail: Vec<&str> = text.lines().collect();
     let tail = tail[tail.len().saturating_sub(8)..].join("\n");
     Ok(match status {
-        Some(st) if st.success() => Verdict {
-            passed: true,
-            output: String::new(),
-        },
-        Some(st) => Verdict {
-            passed: false,
-            output: format!("{cmd}: {st}\n{tail}"),
-        },
-        None => Verdict {
-            passed: false,
-            output: format!("{cmd}: killed after {} s\n{tail}", timeout.as_secs_f64()),
-        },
+        Some(st) if st.success() => Verdict { passed: true, output: String::new() },
+        Some(st) => Verdict { passed: false, output: format!("{cmd}: {st}\n{tail}") },
+        None => Verdict { passed: false, output: format!("{cmd}: killed after {} s\n{tail}", timeout.as_secs_f64()) },
     })
 }

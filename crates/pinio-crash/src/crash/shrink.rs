@@ -7,12 +7,8 @@ use super::state::{CrashState, Extra, StateKind};
 /// holds (1-minimal: removing any single write makes it pass), given that
 /// it holds for all of them. `fails` is called on candidate states.
 pub fn shrink(state: &CrashState, mut fails: impl FnMut(&CrashState) -> bool) -> CrashState {
-    let with = |extra: Vec<Extra>| CrashState {
-        index: state.index,
-        epoch: state.epoch,
-        kind: StateKind::Shrunk,
-        extra,
-    };
+    let with =
+        |extra: Vec<Extra>| CrashState { index: state.index, epoch: state.epoch, kind: StateKind::Shrunk, extra };
     if fails(&with(Vec::new())) {
         return with(Vec::new());
     }
@@ -29,12 +25,8 @@ pub fn shrink(state: &CrashState, mut fails: impl FnMut(&CrashState) -> bool) ->
                 reduced = true;
                 break;
             }
-            let complement: Vec<Extra> = parts
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .flat_map(|(_, p)| p.clone())
-                .collect();
+            let complement: Vec<Extra> =
+                parts.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, p)| p.clone()).collect();
             if parts.len() > 2 && fails(&with(complement.clone())) {
                 cur = complement;
                 n = (n - 1).max(2);
@@ -57,19 +49,8 @@ mod tests {
     use super::*;
 
     fn state(n: usize) -> CrashState {
-        let extra = (0..n)
-            .map(|w| Extra {
-                write: w,
-                time: w as f64,
-                torn: None,
-            })
-            .collect();
-        CrashState {
-            index: 0,
-            epoch: 0,
-            kind: StateKind::Sampled,
-            extra,
-        }
+        let extra = (0..n).map(|w| Extra { write: w, time: w as f64, torn: None }).collect();
+        CrashState { index: 0, epoch: 0, kind: StateKind::Sampled, extra }
     }
 
     fn writes(s: &CrashState) -> Vec<usize> {

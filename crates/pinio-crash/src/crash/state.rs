@@ -84,18 +84,8 @@ impl<'h> Generator<'h> {
 
     fn with_epochs(h: &'h History, seed: u64, sector: u64, first: usize) -> Generator<'h> {
         let epochs: Vec<usize> = (first..h.epochs.len()).collect();
-        let busy = epochs
-            .iter()
-            .copied()
-            .filter(|&k| !h.epochs[k].window.is_empty())
-            .collect();
-        Generator {
-            h,
-            seed,
-            sector,
-            epochs,
-            busy,
-        }
+        let busy = epochs.iter().copied().filter(|&k| !h.epochs[k].window.is_empty()).collect();
+        Generator { h, seed, sector, epochs, busy }
     }
 
     /// Distinct deterministic states before the sampled ones.
@@ -112,37 +102,17 @@ impl<'h> Generator<'h> {
     pub fn state(&self, i: u64) -> CrashState {
         let e = self.epochs.len() as u64;
         if i < e || self.busy.is_empty() {
-            let epoch = self
-                .epochs
-                .get((i % e.max(1)) as usize)
-                .copied()
-                .unwrap_or(0);
-            return CrashState {
-                index: i,
-                epoch,
-                kind: StateKind::Durable,
-                extra: Vec::new(),
-            };
+            let epoch = self.epochs.get((i % e.max(1)) as usize).copied().unwrap_or(0);
+            return CrashState { index: i, epoch, kind: StateKind::Durable, extra: Vec::new() };
         }
         let j = i - e;
         let b = self.busy.len() as u64;
         let k = self.busy[(j % b) as usize];
         let window = &self.h.epochs[k].window;
         if j < b {
-            let extra = window
-                .iter()
-                .map(|&w| Extra {
-                    write: w,
-                    time: self.h.latest_time(w, k),
-                    torn: None,
-                })
-                .collect();
-            return CrashState {
-                index: i,
-                epoch: k,
-                kind: StateKind::AllLanded,
-                extra,
-            };
+            let extra =
+                window.iter().map(|&w| Extra { write: w, time: self.h.latest_time(w, k), torn: None }).collect();
+            return CrashState { index: i, epoch: k, kind: StateKind::AllLanded, extra };
         }
         let mut rng = SplitMix::for_item(self.seed, i);
         let p = rng.unit();
@@ -166,19 +136,10 @@ impl<'h> Generator<'h> {
                     }
                     keep
                 });
-                Extra {
-                    write: w,
-                    time,
-                    torn,
-                }
+                Extra { write: w, time, torn }
             })
             .collect();
-        CrashState {
-            index: i,
-            epoch: k,
-            kind: StateKind::Sampled,
-            extra,
-        }
+        CrashState { index: i, epoch: k, kind: StateKind::Sampled, extra }
     }
 }
 
@@ -191,19 +152,14 @@ impl fmt::Display for Describe<'_> {
         let ep = &h.epochs[s.epoch];
         match ep.flush {
             None => write!(f, "before any completed flush")?,
-            Some(fl) => write!(
-                f,
-                "after flush #{} (id {}; the {} completed)",
-                s.epoch,
-                h.flushes[fl].id,
-                ordinal(s.epoch)
-            )?,
+            Some(fl) => write!(f, "after the {} completed flush (log id {})", ordinal(s.epoch), h.flushes[fl].id)?,
         }
         let torn = s.extra.iter().filter(|x| x.torn.is_some()).count();
+        let durable = h.durable_count(s.epoch);
+        let plural = if durable == 1 { "" } else { "s" };
         write!(
             f,
-            ", {} writes durable, {} of the {} later writes landed",
-            h.durable_count(s.epoch),
+            ", {durable} write{plural} durable, {} of the {} later writes landed",
             s.extra.len(),
             ep.window.len()
         )?;
@@ -236,28 +192,10 @@ impl fmt::Display for DescribeExtra<'_> {
             Some((_, n)) if n >= 0 => format!("completed {n} B"),
             Some((_, n)) => format!("failed ({n})"),
         };
-        write!(
-            f,
-            "write id {} [{:#x}, +{:#x}) on queue {} ({status})",
-            w.id,
-            w.offset,
-            w.data.len(),
-            w.queue
-        )?;
+        write!(f, "write id {} [{:#x}, +{:#x}) on queue {} ({status})", w.id, w.offset, w.data.len(), w.queue)?;
         if let Some(keep) = &x.torn {
-            let kept: Vec<String> = keep
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| **k)
-                .map(|(i, _)| i.to_string())
-                .collect();
-            write!(
-                f,
-                " torn: only {}-byte sectors {} of {} persisted",
-                sector,
-                kept.join(","),
-                keep.len()
-            )?;
+            let kept: Vec<String> = keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i.to_string()).collect();
+            write!(f, " torn: only {}-byte sectors {} of {} persisted", sector, kept.join(","), keep.len())?;
         }
         Ok(())
     }

@@ -58,10 +58,7 @@ impl FaultDevice {
             injected: AtomicU64::new(0),
             rng,
         };
-        FaultDevice {
-            inner: Arc::from(inner),
-            state: Arc::new(state),
-        }
+        FaultDevice { inner: Arc::from(inner), state: Arc::new(state) }
     }
 
     /// How many faults were injected so far.
@@ -84,14 +81,12 @@ impl FaultState {
     pub(crate) fn decide(&self, dir: Option<pinio_core::Direction>) -> Decision {
         use pinio_core::Direction;
         let (kind_n, io_n) = match dir {
-            Some(Direction::Read) => (
-                self.reads.fetch_add(1, Ordering::Relaxed) + 1,
-                Some(self.ios.fetch_add(1, Ordering::Relaxed) + 1),
-            ),
-            Some(Direction::Write) => (
-                self.writes.fetch_add(1, Ordering::Relaxed) + 1,
-                Some(self.ios.fetch_add(1, Ordering::Relaxed) + 1),
-            ),
+            Some(Direction::Read) => {
+                (self.reads.fetch_add(1, Ordering::Relaxed) + 1, Some(self.ios.fetch_add(1, Ordering::Relaxed) + 1))
+            }
+            Some(Direction::Write) => {
+                (self.writes.fetch_add(1, Ordering::Relaxed) + 1, Some(self.ios.fetch_add(1, Ordering::Relaxed) + 1))
+            }
             None => (self.flushes.fetch_add(1, Ordering::Relaxed) + 1, None),
         };
         for rule in &self.plan.rules {
@@ -130,10 +125,6 @@ impl Device for FaultDevice {
 
     fn queue(&self, depth: usize) -> Result<Box<dyn Queue>> {
         let inner = self.inner.queue(depth)?;
-        Ok(Box::new(FaultQueue::new(
-            inner,
-            self.inner.clone(),
-            self.state.clone(),
-        )))
+        Ok(Box::new(FaultQueue::new(inner, self.inner.clone(), self.state.clone())))
     }
 }

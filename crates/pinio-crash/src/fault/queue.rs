@@ -3,9 +3,7 @@
 use super::device::FaultState;
 use super::rules::Fault;
 use crate::tags::TagTable;
-use pinio_core::{
-    Completion, Device, Error, FlushMode, Op, Queue, Rejected, Result, Slice, align_down,
-};
+use pinio_core::{Completion, Device, Error, FlushMode, Op, Queue, Rejected, Result, Slice, align_down};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -44,11 +42,7 @@ pub(crate) struct FaultQueue {
 }
 
 impl FaultQueue {
-    pub(crate) fn new(
-        inner: Box<dyn Queue>,
-        dev: Arc<dyn Device>,
-        state: Arc<FaultState>,
-    ) -> FaultQueue {
+    pub(crate) fn new(inner: Box<dyn Queue>, dev: Arc<dyn Device>, state: Arc<FaultState>) -> FaultQueue {
         FaultQueue {
             inner,
             dev,
@@ -67,42 +61,16 @@ impl FaultQueue {
     /// it is a single unit.
     fn shorten(&self, op: Op) -> std::result::Result<(Op, Option<Slice>, Vec<Slice>), Op> {
         let caps = self.dev.capabilities();
-        let unit = caps
-            .offset_align
-            .max(caps.len_align)
-            .max(caps.mem_align)
-            .max(1);
+        let unit = caps.offset_align.max(caps.len_align).max(caps.mem_align).max(1);
         let half = align_down((op.len() / 2) as u64, unit) as usize;
         if half == 0 {
             return Err(op);
         }
-        let Op {
-            dir,
-            slice,
-            dev_offset,
-            tag,
-            mut rest,
-        } = op;
+        let Op { dir, slice, dev_offset, tag, mut rest } = op;
         if slice.len() > half {
             match slice.split_at(half) {
-                Ok((head, tail)) => Ok((
-                    Op {
-                        dir,
-                        slice: head,
-                        dev_offset,
-                        tag,
-                        rest: Vec::new(),
-                    },
-                    Some(tail),
-                    rest,
-                )),
-                Err(whole) => Err(Op {
-                    dir,
-                    slice: whole,
-                    dev_offset,
-                    tag,
-                    rest,
-                }),
+                Ok((head, tail)) => Ok((Op { dir, slice: head, dev_offset, tag, rest: Vec::new() }, Some(tail), rest)),
+                Err(whole) => Err(Op { dir, slice: whole, dev_offset, tag, rest }),
             }
         } else {
             let (mut kept, mut sum) = (0, slice.len());
@@ -111,17 +79,7 @@ impl FaultQueue {
                 kept += 1;
             }
             let cut = rest.split_off(kept);
-            Ok((
-                Op {
-                    dir,
-                    slice,
-                    dev_offset,
-                    tag,
-                    rest,
-                },
-                None,
-                cut,
-            ))
+            Ok((Op { dir, slice, dev_offset, tag, rest }, None, cut))
         }
     }
 
@@ -170,14 +128,7 @@ impl FaultQueue {
 /// A completion of a shortened operation with every slice cut off handed
 /// back, in order.
 fn reassemble(c: Completion, tail: Option<Slice>, cut: Vec<Slice>) -> Completion {
-    let Completion {
-        tag,
-        dir,
-        dev_offset,
-        slice,
-        result,
-        mut rest,
-    } = c;
+    let Completion { tag, dir, dev_offset, slice, result, mut rest } = c;
     let slice = match tail {
         None => slice,
         Some(t) => match slice.merge(t) {
@@ -189,44 +140,14 @@ fn reassemble(c: Completion, tail: Option<Slice>, cut: Vec<Slice>) -> Completion
         },
     };
     rest.extend(cut);
-    Completion {
-        tag,
-        dir,
-        dev_offset,
-        slice,
-        result,
-        rest,
-    }
+    Completion { tag, dir, dev_offset, slice, result, rest }
 }
 
 /// Restores a refused operation: its tag, and what a short fault cut off.
 fn restore(op: Op, tag: u64, tail: Option<Slice>, cut: Vec<Slice>) -> Op {
-    let Op {
-        dir,
-        slice,
-        dev_offset,
-        rest,
-        ..
-    } = op;
-    let c = reassemble(
-        Completion {
-            tag,
-            dir,
-            dev_offset,
-            slice,
-            result: Ok(0),
-            rest,
-        },
-        tail,
-        cut,
-    );
-    Op {
-        dir,
-        slice: c.slice,
-        dev_offset,
-        tag,
-        rest: c.rest,
-    }
+    let Op { dir, slice, dev_offset, rest, .. } = op;
+    let c = reassemble(Completion { tag, dir, dev_offset, slice, result: Ok(0), rest }, tail, cut);
+    Op { dir, slice: c.slice, dev_offset, tag, rest: c.rest }
 }
 
 fn injected(desc: String, errno: i32) -> Error {
@@ -245,19 +166,14 @@ impl Queue for FaultQueue {
     fn push(&mut self, op: Op) -> Result<(), Rejected> {
         // The queue's own rules first: a fault only ever hits an operation
         // the device would have taken.
-        if let Err(error) = self
-            .dev
-            .core()
-            .check_push(&op, self.in_flight(), self.capacity())
-        {
+        if let Err(error) = self.dev.core().check_push(&op, self.in_flight(), self.capacity()) {
             return Err(Rejected { error, op });
         }
         let decision = self.state.decide(Some(op.dir));
         let (mut op, fault, tail, cut) = match decision {
             Some((f @ (Fault::Eio | Fault::Enospc), desc)) => {
                 let errno = f.errno().unwrap_or(libc::EIO);
-                self.ready
-                    .push_back(Completion::of(op, Err(injected(desc, errno))));
+                self.ready.push_back(Completion::of(op, Err(injected(desc, errno))));
                 return Ok(());
             }
             Some((Fault::Short, _)) => match self.shorten(op) {
@@ -272,25 +188,13 @@ impl Queue for FaultQueue {
             None => (op, None, None, Vec::new()),
         };
         let tag = op.tag;
-        op.tag = self.ops.insert(Pending {
-            tag,
-            fault,
-            tail,
-            rest: cut,
-        });
+        op.tag = self.ops.insert(Pending { tag, fault, tail, rest: cut });
         let inner_tag = op.tag;
         match self.inner.push(op) {
             Ok(()) => Ok(()),
             Err(r) => {
-                let (tail, cut) = self
-                    .ops
-                    .remove(inner_tag)
-                    .map(|p| (p.tail, p.rest))
-                    .unwrap_or_default();
-                Err(Rejected {
-                    error: r.error,
-                    op: restore(r.op, tag, tail, cut),
-                })
+                let (tail, cut) = self.ops.remove(inner_tag).map(|p| (p.tail, p.rest)).unwrap_or_default();
+                Err(Rejected { error: r.error, op: restore(r.op, tag, tail, cut) })
             }
         }
     }

@@ -105,10 +105,7 @@ pub struct FaultPlan {
 }
 
 fn bad(spec: &str, reason: String) -> Error {
-    Error::InvalidTarget {
-        spec: format!("fault:{spec}"),
-        reason,
-    }
+    Error::InvalidTarget { spec: format!("fault:{spec}"), reason }
 }
 
 impl FaultPlan {
@@ -122,10 +119,7 @@ impl FaultPlan {
             plan.parse_item(spec, item)?;
         }
         if plan.rules.is_empty() {
-            return Err(bad(
-                spec,
-                "only a seed, no fault rule (e.g. write@3=eio)".into(),
-            ));
+            return Err(bad(spec, "only a seed, no fault rule (e.g. write@3=eio)".into()));
         }
         Ok(plan)
     }
@@ -133,23 +127,16 @@ impl FaultPlan {
     fn parse_item(&mut self, spec: &str, item: &str) -> Result<()> {
         let item = item.trim();
         if let Some(n) = item.strip_prefix("seed=") {
-            self.seed = n
-                .parse()
-                .map_err(|_| bad(spec, format!("seed {n:?} is not a non-negative integer")))?;
+            self.seed = n.parse().map_err(|_| bad(spec, format!("seed {n:?} is not a non-negative integer")))?;
             return Ok(());
         }
         let Some((lhs, fault)) = item.split_once('=') else {
-            return Err(bad(
-                spec,
-                format!("rule {item:?} has no '=FAULT' (e.g. write@3=eio)"),
-            ));
+            return Err(bad(spec, format!("rule {item:?} has no '=FAULT' (e.g. write@3=eio)")));
         };
         let (kind, when) = if let Some((k, w)) = lhs.split_once('@') {
             (k, parse_when(spec, w)?)
         } else if let Some((k, p)) = lhs.split_once('%') {
-            let prob: f64 = p
-                .parse()
-                .map_err(|_| bad(spec, format!("probability {p:?} is not a number")))?;
+            let prob: f64 = p.parse().map_err(|_| bad(spec, format!("probability {p:?} is not a number")))?;
             if !(0.0..=1.0).contains(&prob) {
                 return Err(bad(spec, format!("probability {prob} is outside [0, 1]")));
             }
@@ -157,9 +144,7 @@ impl FaultPlan {
         } else {
             return Err(bad(
                 spec,
-                format!(
-                    "rule {item:?} says neither which operations (KIND@N) nor how often (KIND%P)"
-                ),
+                format!("rule {item:?} says neither which operations (KIND@N) nor how often (KIND%P)"),
             ));
         };
         let kind = match kind {
@@ -168,10 +153,7 @@ impl FaultPlan {
             "io" => OpKind::Io,
             "flush" => OpKind::Flush,
             k => {
-                return Err(bad(
-                    spec,
-                    format!("unknown operation kind {k:?} (read, write, io or flush)"),
-                ));
+                return Err(bad(spec, format!("unknown operation kind {k:?} (read, write, io or flush)")));
             }
         };
         let fault = match fault {
@@ -183,18 +165,12 @@ impl FaultPlan {
             f => match f.strip_prefix("delay").map(str::parse::<u32>) {
                 Some(Ok(n)) if n > 0 => Fault::Delay(n),
                 _ => {
-                    return Err(bad(
-                        spec,
-                        format!("unknown fault {f:?} (eio, enospc, short, delay, delayN, reorder)"),
-                    ));
+                    return Err(bad(spec, format!("unknown fault {f:?} (eio, enospc, short, delay, delayN, reorder)")));
                 }
             },
         };
         if kind == OpKind::Flush && fault.errno().is_none() {
-            return Err(bad(
-                spec,
-                format!("a flush can fail (eio, enospc) but not be {fault:?}"),
-            ));
+            return Err(bad(spec, format!("a flush can fail (eio, enospc) but not be {fault:?}")));
         }
         self.rules.push(Rule { kind, when, fault });
         Ok(())
@@ -205,10 +181,7 @@ fn parse_when(spec: &str, w: &str) -> Result<When> {
     let num = |s: &str| -> Result<u64> {
         match s.parse::<u64>() {
             Ok(n) if n >= 1 => Ok(n),
-            _ => Err(bad(
-                spec,
-                format!("{s:?} is not an operation number (1, 2, ...)"),
-            )),
+            _ => Err(bad(spec, format!("{s:?} is not an operation number (1, 2, ...)"))),
         }
     };
     if let Some(n) = w.strip_suffix('+') {
@@ -265,32 +238,13 @@ mod tests {
 
     #[test]
     fn rules_parse_and_print_back() {
-        let p = FaultPlan::parse(
-            "write@3=eio,flush@1=enospc,io%0.25=delay5,read@2-4=short,write@7+=reorder,seed=9",
-        )
-        .unwrap();
+        let p = FaultPlan::parse("write@3=eio,flush@1=enospc,io%0.25=delay5,read@2-4=short,write@7+=reorder,seed=9")
+            .unwrap();
         assert_eq!(p.seed, 9);
-        assert_eq!(
-            p.rules[0],
-            Rule {
-                kind: OpKind::Write,
-                when: When::Range(3, 3),
-                fault: Fault::Eio
-            }
-        );
-        assert_eq!(
-            p.rules[2],
-            Rule {
-                kind: OpKind::Io,
-                when: When::Chance(0.25),
-                fault: Fault::Delay(5)
-            }
-        );
+        assert_eq!(p.rules[0], Rule { kind: OpKind::Write, when: When::Range(3, 3), fault: Fault::Eio });
+        assert_eq!(p.rules[2], Rule { kind: OpKind::Io, when: When::Chance(0.25), fault: Fault::Delay(5) });
         assert_eq!(p.rules[4].when, When::Range(7, u64::MAX));
-        assert_eq!(
-            p.to_string(),
-            "write@3=eio,flush@1=enospc,io%0.25=delay5,read@2-4=short,write@7+=reorder,seed=9"
-        );
+        assert_eq!(p.to_string(), "write@3=eio,flush@1=enospc,io%0.25=delay5,read@2-4=short,write@7+=reorder,seed=9");
         assert_eq!(FaultPlan::parse(&p.to_string()).unwrap(), p);
     }
 

@@ -164,9 +164,7 @@ pub enum Record {
 pub fn result_code(r: &pinio_core::Result<usize>) -> i64 {
     match r {
         Ok(n) => *n as i64,
-        Err(e) => e
-            .raw_os_error()
-            .map_or(RESULT_OTHER, |errno| -(errno as i64)),
+        Err(e) => e.raw_os_error().map_or(RESULT_OTHER, |errno| -(errno as i64)),
     }
 }
 

@@ -47,8 +47,8 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
 impl LogReader {
     /// Reads the log at `path`.
     pub fn read(path: &Path) -> Result<ReadLog> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::io(format!("reading the crash log {}", path.display()), e))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io(format!("reading the crash log {}", path.display()), e))?;
         LogReader::parse(path, &bytes)
     }
 
@@ -59,30 +59,18 @@ impl LogReader {
         }
         let version = u32_at(b, 8);
         if version != VERSION {
-            return Err(bad(
-                path,
-                format!("format version {version}; this pinio reads version {VERSION}"),
-            ));
+            return Err(bad(path, format!("format version {version}; this pinio reads version {VERSION}")));
         }
         let hlen = u32_at(b, 12) as usize;
         if hlen < 44 || hlen > b.len() {
-            return Err(bad(
-                path,
-                format!(
-                    "header length {hlen} does not fit the file of {} bytes",
-                    b.len()
-                ),
-            ));
+            return Err(bad(path, format!("header length {hlen} does not fit the file of {} bytes", b.len())));
         }
         if crc32fast::hash(&b[..hlen - 4]) != u32_at(b, hlen - 4) {
             return Err(bad(path, "the header's checksum does not match"));
         }
         let dlen = u32_at(b, 36) as usize;
         if 40 + dlen + 4 != hlen {
-            return Err(bad(
-                path,
-                "the header's description length does not match its length",
-            ));
+            return Err(bad(path, "the header's description length does not match its length"));
         }
         let header = LogHeader {
             device_size: u64_at(b, 16),
@@ -117,9 +105,7 @@ impl LogReader {
             let r = match decode(k, p) {
                 Some(r) => r,
                 None => {
-                    tail = Some(format!(
-                        "a malformed record (kind {k}, {len} bytes) at byte {at}"
-                    ));
+                    tail = Some(format!("a malformed record (kind {k}, {len} bytes) at byte {at}"));
                     break;
                 }
             };
@@ -127,28 +113,15 @@ impl LogReader {
             records.push(r);
             at += len + RECORD_OVERHEAD;
         }
-        Ok(ReadLog {
-            header,
-            records,
-            closed,
-            tail,
-        })
+        Ok(ReadLog { header, records, closed, tail })
     }
 }
 
 fn decode(k: u8, p: &[u8]) -> Option<Record> {
     Some(match k {
-        kind::BASE if p.len() >= 8 => Record::Base {
-            offset: u64_at(p, 0),
-            data: p[8..].to_vec(),
-        },
+        kind::BASE if p.len() >= 8 => Record::Base { offset: u64_at(p, 0), data: p[8..].to_vec() },
         kind::WRITE if p.len() >= 24 => {
-            let (id, queue, n, dev_offset) = (
-                u64_at(p, 0),
-                u32_at(p, 8),
-                u32_at(p, 12) as usize,
-                u64_at(p, 16),
-            );
+            let (id, queue, n, dev_offset) = (u64_at(p, 0), u32_at(p, 8), u32_at(p, 12) as usize, u64_at(p, 16));
             let lens_end = 24usize.checked_add(n.checked_mul(4)?)?;
             if p.len() < lens_end {
                 return None;
@@ -158,30 +131,12 @@ fn decode(k: u8, p: &[u8]) -> Option<Record> {
             if (p.len() - lens_end) as u64 != total {
                 return None;
             }
-            Record::Write {
-                id,
-                queue,
-                dev_offset,
-                segments,
-                data: p[lens_end..].to_vec(),
-            }
+            Record::Write { id, queue, dev_offset, segments, data: p[lens_end..].to_vec() }
         }
-        kind::DONE if p.len() == 16 => Record::Done {
-            id: u64_at(p, 0),
-            result: i64_at(p, 8),
-        },
-        kind::FLUSH if p.len() == 13 => Record::Flush {
-            id: u64_at(p, 0),
-            queue: u32_at(p, 8),
-            mode: p[12],
-        },
-        kind::FLUSHED if p.len() == 16 => Record::Flushed {
-            id: u64_at(p, 0),
-            result: i64_at(p, 8),
-        },
-        kind::END if p.len() == 8 => Record::End {
-            records: u64_at(p, 0),
-        },
+        kind::DONE if p.len() == 16 => Record::Done { id: u64_at(p, 0), result: i64_at(p, 8) },
+        kind::FLUSH if p.len() == 13 => Record::Flush { id: u64_at(p, 0), queue: u32_at(p, 8), mode: p[12] },
+        kind::FLUSHED if p.len() == 16 => Record::Flushed { id: u64_at(p, 0), result: i64_at(p, 8) },
+        kind::END if p.len() == 8 => Record::End { records: u64_at(p, 0) },
         _ => return None,
     })
 }

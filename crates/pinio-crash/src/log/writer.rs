@@ -31,22 +31,13 @@ struct State {
 impl LogWriter {
     /// Creates (or truncates) the log at `path` and writes its header.
     pub fn create(path: &Path, header: &LogHeader) -> Result<LogWriter> {
-        let file = File::create(path)
-            .map_err(|e| Error::io(format!("creating the crash log {}", path.display()), e))?;
+        let file =
+            File::create(path).map_err(|e| Error::io(format!("creating the crash log {}", path.display()), e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let h = header.encode();
-        out.write_all(&h)
-            .map_err(|e| Error::io(format!("writing the crash log {}", path.display()), e))?;
-        let state = State {
-            out,
-            records: 0,
-            bytes: h.len() as u64,
-            failed: None,
-        };
-        Ok(LogWriter {
-            path: path.to_path_buf(),
-            state: Mutex::new(state),
-        })
+        out.write_all(&h).map_err(|e| Error::io(format!("writing the crash log {}", path.display()), e))?;
+        let state = State { out, records: 0, bytes: h.len() as u64, failed: None };
+        Ok(LogWriter { path: path.to_path_buf(), state: Mutex::new(state) })
     }
 
     /// Where the log is.
@@ -112,13 +103,7 @@ impl LogWriter {
     fn fail(&self, s: &mut State, e: std::io::Error) -> Error {
         let msg = e.to_string();
         s.failed = Some((e.raw_os_error(), msg));
-        Error::io(
-            format!(
-                "writing the crash log {} (recording stopped)",
-                self.path.display()
-            ),
-            e,
-        )
+        Error::io(format!("writing the crash log {} (recording stopped)", self.path.display()), e)
     }
 
     fn failure(&self, errno: Option<i32>, msg: &str) -> Error {
@@ -126,13 +111,7 @@ impl LogWriter {
             Some(n) => std::io::Error::from_raw_os_error(n),
             None => std::io::Error::other(msg.to_string()),
         };
-        Error::io(
-            format!(
-                "the crash log {} failed earlier ({msg}); recording stopped",
-                self.path.display()
-            ),
-            source,
-        )
+        Error::io(format!("the crash log {} failed earlier ({msg}); recording stopped", self.path.display()), source)
     }
 
     /// Hands the buffered records to the file (not `fsync`: the log must
@@ -149,13 +128,7 @@ impl LogWriter {
     }
 
     /// Appends a `WRITE` record: `segments` are the bytes of each segment.
-    pub(crate) fn write(
-        &self,
-        id: u64,
-        queue: u32,
-        dev_offset: u64,
-        segments: &[&[u8]],
-    ) -> Result<()> {
+    pub(crate) fn write(&self, id: u64, queue: u32, dev_offset: u64, segments: &[&[u8]]) -> Result<()> {
         let mut fixed = Vec::with_capacity(24 + 4 * segments.len());
         fixed.extend_from_slice(&id.to_le_bytes());
         fixed.extend_from_slice(&queue.to_le_bytes());
