@@ -30,3 +30,13 @@ fn vectored_conformance_every_mode() {
     }
     std::fs::remove_file(p).unwrap();
 }
+
+#[test]
+fn async_vectored_futures_and_flush() {
+    let p = scratch("async-vectored", 8 << 20);
+    for direct in [false, true] {
+        let dev = CopyDevice::open(&p, CopyOptions { strict: true, direct, ..CopyOptions::default() }).unwrap();
+        conformance::async_vectored_and_flush(&dev, 0).unwrap_or_else(|e| panic!("direct={direct}: {e}"));
+    }
+    std::fs::remove_file(p).unwrap();
+}

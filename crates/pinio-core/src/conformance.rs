@@ -3,8 +3,10 @@
 //! input. They return a description of the first failure instead of
 //! panicking, so a caller can add its own context.
 
+mod async_ops;
 mod vectored;
 
+pub use async_ops::async_vectored_and_flush;
 pub use vectored::vectored;
 
 use crate::{Completion, Device, Error, Op, Region, Slice, align_up};

@@ -116,3 +116,17 @@ fn many_in_flight_on_a_small_ring() {
         assert!(s[..] == data[..], "vectored_fixed={vectored_fixed}: the bytes landed where they belong");
     }
 }
+
+#[test]
+fn async_vectored_futures_and_flush_on_every_path() {
+    let f = Scratch::new("vec-async", 8 << 20);
+    for opts in [
+        UringOptions::default(),
+        UringOptions { arena_bytes: 4 << 20, ..UringOptions::default() },
+        UringOptions { vectored_fixed: false, ..UringOptions::default() },
+        UringOptions { direct: false, ..UringOptions::default() },
+    ] {
+        let dev = open(&f, opts.clone());
+        conformance::async_vectored_and_flush(&dev, 0).unwrap_or_else(|e| panic!("{opts:?}: {e}"));
+    }
+}
