@@ -46,9 +46,8 @@ pub fn run(paths: &Paths, args: &BenchArgs) -> Result<ExitCode> {
     let out_dir = out_dir.canonicalize()?;
     let gup = build_gup_test(paths, &kernel)?;
     let mut benches = Vec::new();
-    for (package, targets) in crate::guest_build::opted_in(paths, "guest-bench", "bench")? {
-        benches.extend(crate::guest_build::build_rust(paths, &package, "guest-bench", "bench", &targets)?);
-    }
+    let packages = crate::guest_build::opted_in(paths, "guest-bench", "bench")?;
+    benches.extend(crate::guest_build::build_rust(paths, &packages, "guest-bench", "bench")?);
     let run_dir = crate::vm::new_run_dir(paths)?;
     let script = script(paths, &gup, &benches, &out_dir, &run_dir)?;
     let job = crate::vm::Job { script, modules };

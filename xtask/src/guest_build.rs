@@ -59,9 +59,15 @@ pub fn opted_in(paths: &Paths, feature: &str, kind: &str) -> Result<Vec<(String,
     Ok(out)
 }
 
-/// Builds the named test or bench targets of `package` statically in release
-/// mode with `feature` on, returning the executables.
-pub fn build_rust(paths: &Paths, package: &str, feature: &str, kind: &str, targets: &[String]) -> Result<Vec<Binary>> {
+/// Builds the named test or bench targets of every listed package statically
+/// in release mode, each package with its `feature` on, in one cargo
+/// invocation (shared crates are built once, with one feature set, and cargo
+/// runs the packages' builds side by side), returning the executables in the
+/// order the packages and targets are listed.
+pub fn build_rust(paths: &Paths, packages: &[(String, Vec<String>)], feature: &str, kind: &str) -> Result<Vec<Binary>> {
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut cmd = Command::new("nice");
     cmd.arg("-n").arg("10");
     cmd.arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -70,16 +76,23 @@ pub fn build_rust(paths: &Paths, package: &str, feature: &str, kind: &str, targe
         // `cargo bench` always uses the optimised bench profile.
         cmd.arg("--release");
     }
-    cmd
-        .args(["--features", feature, "-p", package])
-        .arg("--manifest-path")
-        .arg(paths.repo.join("Cargo.toml"));
+    let features: Vec<String> = packages.iter().map(|(p, _)| format!("{p}/{feature}")).collect();
+    cmd.arg("--features").arg(features.join(","));
+    for (package, _) in packages {
+        cmd.args(["-p", package]);
+    }
+    cmd.arg("--manifest-path").arg(paths.repo.join("Cargo.toml"));
     let flag = if kind == "test" { "--test" } else { "--bench" };
-    for t in targets {
+    let mut names: Vec<&String> = packages.iter().flat_map(|(_, t)| t).collect();
+    names.sort();
+    names.dedup();
+    for t in names {
         cmd.args([flag, t]);
     }
     cmd.env("RUSTFLAGS", "-C target-feature=+crt-static");
-    eprintln!("xtask: building guest {kind} binaries of {package} (static)");
+    let list: Vec<&str> = packages.iter().map(|(p, _)| p.as_str()).collect();
+    eprintln!("xtask: building guest {kind} binaries of {} (static, one cargo run)", list.join(", "));
+    let manifests = manifest_names(paths)?;
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -93,15 +106,35 @@ pub fn build_rust(paths: &Paths, package: &str, feature: &str, kind: &str, targe
             continue;
         }
         let (Some(exe), Some(tname)) = (msg["executable"].as_str(), msg["target"]["name"].as_str()) else { continue };
-        if targets.iter().any(|t| t == tname) {
-            bins.push(Binary { name: format!("{package}/{tname}"), path: PathBuf::from(exe) });
-        }
+        let Some(package) = msg["manifest_path"].as_str().and_then(|m| manifests.get(m)) else { continue };
+        // Only the targets asked of this package (`--test NAME` selects NAME in every package that has it).
+        let Some(rank) = rank(packages, package, tname) else { continue };
+        bins.push((rank, Binary { name: format!("{package}/{tname}"), path: PathBuf::from(exe) }));
     }
     let status = child.wait()?;
     if !status.success() {
-        bail!("building the guest {kind} binaries of {package} failed ({status}): `{}`", crate::cmd::describe(&cmd));
+        bail!("building the guest {kind} binaries failed ({status}): `{}`", crate::cmd::describe(&cmd));
     }
-    Ok(bins)
+    bins.sort_by_key(|(rank, _)| *rank);
+    Ok(bins.into_iter().map(|(_, b)| b).collect())
+}
+
+/// Where `target` of `package` stands in the list: (package index, target index).
+fn rank(packages: &[(String, Vec<String>)], package: &str, target: &str) -> Option<(usize, usize)> {
+    packages.iter().enumerate().find_map(|(i, (p, targets))| {
+        (p == package).then(|| targets.iter().position(|t| t == target).map(|j| (i, j))).flatten()
+    })
+}
+
+/// Workspace packages by manifest path (cargo's messages name the manifest).
+fn manifest_names(paths: &Paths) -> Result<std::collections::HashMap<String, String>> {
+    let meta = metadata(paths)?;
+    Ok(meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["manifest_path"].as_str()?.to_string(), p["name"].as_str()?.to_string())))
+        .collect())
 }
 
 /// C programs that run in the guest: kmod/tests/*.c and examples/c/*.c.
@@ -158,4 +191,19 @@ fn up_to_date(exe: &Path, src: &Path, includes: &[PathBuf]) -> bool {
         }
     }
     inputs.iter().all(|p| mtime(p).is_some_and(|t| t < built))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rank;
+
+    #[test]
+    fn binaries_keep_the_order_of_the_list_and_only_asked_targets() {
+        let v = |p: &str, t: &[&str]| (p.to_string(), t.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let list = vec![v("pinio-kmod", &["guest_abi", "guest_async"]), v("pinio-edu", &["guest_edu", "guest_async"])];
+        assert_eq!(rank(&list, "pinio-kmod", "guest_async"), Some((0, 1)));
+        assert_eq!(rank(&list, "pinio-edu", "guest_async"), Some((1, 1)));
+        assert_eq!(rank(&list, "pinio-edu", "guest_abi"), None); // asked of another package only
+        assert_eq!(rank(&list, "pinio-nvme", "guest_async"), None);
+    }
 }

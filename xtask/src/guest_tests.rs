@@ -1,5 +1,5 @@
 //! `cargo xtask test`: host tests, then every guest test in one boot of the
-//! `test` kernel, with a PASS/FAIL line per test and `guest: N passed, M failed`.
+//! `test` kernel, with a PASS/FAIL line per test, the stage times, and one summary line.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -129,10 +129,9 @@ fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<GuestRes
     } else {
         eprintln!("xtask: kmod/ has no Kbuild yet: the module smoke test uses xtask/guest/smoke-kmod only");
     }
-    for (package, targets) in crate::guest_build::opted_in(paths, "guest-tests", "test")? {
-        for bin in crate::guest_build::build_rust(paths, &package, "guest-tests", "test", &targets)? {
-            tests.push(GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] });
-        }
+    let packages = crate::guest_build::opted_in(paths, "guest-tests", "test")?;
+    for bin in crate::guest_build::build_rust(paths, &packages, "guest-tests", "test")? {
+        tests.push(GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] });
     }
     // The README's one-command echo: the static CLI through the kernel module.
     if pinio.is_some() {

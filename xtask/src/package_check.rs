@@ -55,7 +55,11 @@ pub fn run(paths: &Paths) -> Result<()> {
         );
     }
     let publishable = publishable_names(&meta);
-    eprintln!("xtask: package check: metadata of {} publishable crates complete ({})", publishable.len(), publishable.join(", "));
+    eprintln!(
+        "xtask: package check: metadata of {} publishable crates complete ({})",
+        publishable.len(),
+        publishable.join(", ")
+    );
     package(paths)
 }
 
@@ -80,7 +84,8 @@ fn package(paths: &Paths) -> Result<()> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty() && !l.contains("warning: manifest has no")).collect();
+    let errors: Vec<&str> =
+        stderr.lines().filter(|l| !l.trim().is_empty() && !l.contains("warning: manifest has no")).collect();
     bail!(
         "`cargo package --workspace --no-verify` failed ({}){}:\n  {}",
         out.status,
@@ -155,7 +160,9 @@ pub fn lint(meta: &Value) -> Vec<String> {
         }
         for k in &keywords {
             if !valid_keyword(k) {
-                say(format!("keyword \"{k}\" is not accepted (ASCII letters, digits, `-`, `_`, `+`, starting with a letter, at most 20)"));
+                say(format!(
+                    "keyword \"{k}\" is not accepted (ASCII letters, digits, `-`, `_`, `+`, starting with a letter, at most 20)"
+                ));
             }
         }
         let categories = strings(&pkg["categories"]);
@@ -164,7 +171,10 @@ pub fn lint(meta: &Value) -> Vec<String> {
         }
         for c in &categories {
             if !CATEGORIES.contains(&c.as_str()) {
-                say(format!("category \"{c}\" is not a registry category slug (known here: {})", CATEGORIES.join(", ")));
+                say(format!(
+                    "category \"{c}\" is not a registry category slug (known here: {})",
+                    CATEGORIES.join(", ")
+                ));
             }
         }
         for dep in pkg["dependencies"].as_array().into_iter().flatten() {

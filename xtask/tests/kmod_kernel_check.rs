@@ -15,7 +15,11 @@ const RUST_CONFIG: &str = "CONFIG_CC_IS_CLANG=y\nCONFIG_RUST=y\nCONFIG_RUSTC_VER
 
 fn scratch() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("pinio-kmod-check-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "pinio-kmod-check-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -28,8 +32,11 @@ fn tree(dir: &Path, version: Option<&str>, config: Option<(&str, &str)>) -> Path
     std::fs::create_dir_all(&kdir).unwrap();
     if let Some(v) = version {
         let (major, minor) = v.split_once('.').unwrap();
-        std::fs::write(kdir.join("Makefile"), format!("# SPDX\nVERSION = {major}\nPATCHLEVEL = {minor}\nSUBLEVEL = 4\nEXTRAVERSION =\n"))
-            .unwrap();
+        std::fs::write(
+            kdir.join("Makefile"),
+            format!("# SPDX\nVERSION = {major}\nPATCHLEVEL = {minor}\nSUBLEVEL = 4\nEXTRAVERSION =\n"),
+        )
+        .unwrap();
     }
     if let Some((path, text)) = config {
         let p = kdir.join(path);
@@ -49,7 +56,10 @@ fn rustc(dir: &Path, version: &str) -> PathBuf {
 
 fn check(kdir: &Path, rustc: &Path, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new("make");
-    cmd.args(["-s", "-C", KMOD]).arg(format!("KDIR={}", kdir.display())).arg(format!("RUSTC={}", rustc.display())).arg("check");
+    cmd.args(["-s", "-C", KMOD])
+        .arg(format!("KDIR={}", kdir.display()))
+        .arg(format!("RUSTC={}", rustc.display()))
+        .arg("check");
     cmd.env_remove("PINIO_ANY_KERNEL");
     for (k, v) in env {
         cmd.env(k, v);
@@ -107,7 +117,10 @@ fn kernel_version_outside_the_range() {
         let dir = scratch();
         let kdir = tree(&dir, Some(version), Some((".config", RUST_CONFIG)));
         let err = refused(&kdir, &rustc(&dir, "1.95.0"));
-        assert!(err.contains(&format!("kernel {version} is outside the range")) && err.contains("7.3 to 7.3"), "{version}: {err}");
+        assert!(
+            err.contains(&format!("kernel {version} is outside the range")) && err.contains("7.3 to 7.3"),
+            "{version}: {err}"
+        );
         // PINIO_ANY_KERNEL=1 lets a user try, with a warning.
         let out = check(&kdir, &rustc(&dir, "1.95.0"), &[("PINIO_ANY_KERNEL", "1")]);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -68,7 +68,11 @@ fn every_reexported_type_has_a_running_example() {
             continue; // a module whose own docs are the rule it states
         }
         assert!(doc.contains("# Example") && doc.contains("```"), "{name} has no example in src/model.rs");
-        let runs = doc.split("```").skip(1).step_by(2).any(|block| !block.starts_with("no_run") && !block.starts_with("ignore"));
+        let runs = doc
+            .split("```")
+            .skip(1)
+            .step_by(2)
+            .any(|block| !block.starts_with("no_run") && !block.starts_with("ignore"));
         assert!(runs, "{name}'s example does not run (copy runs on every host)");
     }
 }
