@@ -18,8 +18,9 @@
 //!    [`pinio::aio::AsyncQueue`] future woken by tokio's reactor
 //!    ([`pinio::tokio::async_queue`]).
 //! 3. It sends the slice with `IORING_OP_SEND_ZC` from the same fixed buffer
-//!    ([`pinio::uring::net::ZcSender`]): the network stack takes the bytes
-//!    straight from registered memory, no CPU copy in user space.
+//!    ([`pinio::tokio::AsyncZcSender`], a [`pinio::uring::net::ZcSender`]
+//!    whose ring fd tokio's reactor watches): the network stack takes the
+//!    bytes straight from registered memory, no CPU copy in user space.
 //! 4. The slice goes back to the pool only when the zero-copy notification
 //!    says the kernel is done with the memory (not when the send's first
 //!    completion arrives: the stack may still read the pages then).
@@ -56,11 +57,10 @@
 //! `splitmix64(i)`, so the client checks every byte it receives against the
 //! offset it asked for.
 use pinio::aio::AsyncQueue;
-use pinio::uring::net::{ZcSender, ZcSent, ZcStats};
-use pinio::{Device, OpError, Slice, SlicePool};
-use std::os::fd::OwnedFd;
+use pinio::tokio::AsyncZcSender;
+use pinio::uring::net::ZcStats;
+use pinio::{Device, Slice, SlicePool};
 use std::sync::{Arc, Mutex};
-use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -104,43 +104,6 @@ fn make_file(path: &std::path::Path, size: u64) -> std::io::Result<()> {
 }
 
 // ---------------------------------------------------------------- server
-
-/// A [`ZcSender`] awaited in tokio: the send is started without blocking,
-/// and the task sleeps in tokio's reactor on the sender's ring fd (readable
-/// while completions wait) until the notification hands the slice back.
-struct AsyncZc {
-    sender: ZcSender,
-    ready: AsyncFd<OwnedFd>,
-}
-
-impl AsyncZc {
-    fn new(dev: &dyn Device, stream: std::net::TcpStream) -> Result<AsyncZc, BoxError> {
-        let sender = ZcSender::new(dev.domain(), stream)?;
-        let fd = sender.completion_fd().try_clone_to_owned()?;
-        // SAFETY: `fd` is an `OwnedFd` moved into the `AsyncFd`: it stays open
-        // and names the same ring until the `AsyncFd` drops, and `as_raw_fd`
-        // of an `OwnedFd` always returns that one descriptor.
-        let ready = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
-        Ok(AsyncZc { sender, ready })
-    }
-
-    async fn send(&mut self, slice: Slice) -> Result<ZcSent, OpError> {
-        self.sender.start(slice)?;
-        loop {
-            if let Some(done) = self.sender.poll_sent() {
-                return done;
-            }
-            // Edge-triggered: cleared before the next look, so a completion
-            // arriving in between raises a new edge.
-            match self.ready.readable().await {
-                Ok(mut guard) => guard.clear_ready(),
-                // The reactor cannot watch the fd: the sender's own blocking
-                // wait finishes the send (its drop waits for the notification).
-                Err(e) => return Err(OpError { error: pinio::Error::io("waiting for SEND_ZC completions", e), slice: None, rest: Vec::new() }),
-            }
-        }
-    }
-}
 
 /// What the server counted, summed over connections.
 #[derive(Default)]
@@ -199,7 +162,8 @@ async fn serve_connection(dev: Arc<dyn Device>, pool: Arc<SlicePool>, stream: Tc
     let std_stream = stream.into_std()?;
     let zc_stream = std_stream.try_clone()?;
     let mut stream = TcpStream::from_std(std_stream)?;
-    let mut zc = AsyncZc::new(&*dev, zc_stream)?;
+    // SEND_ZC awaited in tokio's reactor on the sender's ring fd.
+    let mut zc = AsyncZcSender::new(dev.domain(), zc_stream)?;
     // This connection's own read queue (its own ring), woken by tokio's reactor.
     let queue: AsyncQueue = pinio::tokio::async_queue(dev.queue(4)?)?;
     let (mut blocks, mut refused) = (0u64, 0u64);
@@ -277,7 +241,7 @@ async fn serve_connection(dev: Arc<dyn Device>, pool: Arc<SlicePool>, stream: Tc
     let mut st = stats.lock().unwrap_or_else(|p| p.into_inner());
     st.blocks += blocks;
     st.refused += refused;
-    let z = zc.sender.stats();
+    let z = zc.sender().stats();
     st.zc.sends += z.sends;
     st.zc.bytes += z.bytes;
     st.zc.copied_sends += z.copied_sends;

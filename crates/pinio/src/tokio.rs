@@ -1,5 +1,11 @@
 //! The tokio integration (feature `tokio`): async queues woken by the
-//! runtime's own reactor instead of pinio's waiter thread.
+//! runtime's own reactor instead of pinio's waiter thread, and (with
+//! `uring`) zero-copy socket sends awaited the same way.
+
+#[cfg(feature = "uring")]
+mod zc;
+#[cfg(feature = "uring")]
+pub use zc::AsyncZcSender;
 
 use pinio_core::aio::{AsyncQueue, Readiness, Sleepers};
 use pinio_core::{Error, Queue, Result};

@@ -89,3 +89,54 @@ fn outside_a_runtime_is_a_typed_error() {
     assert!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains("outside a tokio runtime"), "{e}");
     std::fs::remove_file(p).unwrap();
 }
+
+/// `pinio::tokio::AsyncZcSender`: SEND_ZC from registered memory awaited in
+/// tokio; a send future dropped while the socket is full leaves its slice
+/// with the sender (live, never freed early) and the next send waits for
+/// its notification first; every byte arrives, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_copy_sends_awaited_in_tokio_and_a_dropped_send() {
+    use std::io::Read;
+    let p = scratch("zc", 4096);
+    let dev = pinio::open(&format!("uring:{}", p.display())).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go, start) = std::sync::mpsc::channel::<()>();
+    let rx = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        start.recv().unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        all
+    });
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut tx = pinio::tokio::AsyncZcSender::new(dev.domain(), stream).unwrap();
+    let region = dev.alloc(40 << 20).unwrap();
+    let mut expect = Vec::new();
+    // 32 MiB while nobody reads: more than the socket buffers hold, so the
+    // send cannot finish; polled once, then dropped.
+    let mut big = region.slice(0, 32 << 20).unwrap();
+    big.iter_mut().enumerate().for_each(|(i, b)| *b = (i / 4096) as u8 ^ 0x3c);
+    expect.extend_from_slice(&big);
+    {
+        let fut = tx.send(big);
+        assert!(tokio::time::timeout(Duration::from_millis(50), fut).await.is_err(), "32 MiB sent with nobody reading?");
+    }
+    assert_eq!(region.live_slices(), 1, "the dropped send's slice stays with the sender");
+    go.send(()).unwrap();
+    for (i, len) in [4096usize, 1 << 20].into_iter().enumerate() {
+        let mut s = region.slice((32 << 20) + i * (4 << 20), len).unwrap();
+        s.fill(0xa0 + i as u8);
+        expect.extend_from_slice(&s);
+        let sent = tx.send(s).await.unwrap();
+        assert!(sent.bytes == len && sent.fixed, "{sent:?}");
+        assert_eq!(region.live_slices(), 1, "only the slice just sent is alive: the abandoned one was released after its notification");
+    }
+    let st = tx.sender().stats();
+    assert_eq!(st.notifications, st.sends, "{st:?}");
+    drop(tx);
+    let got = rx.join().unwrap();
+    assert_eq!(got.len(), expect.len());
+    assert!(got == expect, "received bytes differ from what was sent");
+    std::fs::remove_file(p).unwrap();
+}
