@@ -9,6 +9,20 @@ use pinio_core::{Device, Error, Result};
 use std::fmt;
 
 /// A wrapper around the device a selection string opens.
+///
+/// # Example
+///
+/// ```
+/// use pinio::{BackendKind, Target, Wrapper};
+/// let t = Target::parse("fault:write@9=eio:record:/var/tmp/kv.log:copy:/var/tmp/kv.dat")?;
+/// assert_eq!(
+///     t.wrappers,
+///     [Wrapper::Fault { rules: "write@9=eio".into() }, Wrapper::Record { log: "/var/tmp/kv.log".into() }]
+/// );
+/// assert_eq!((t.backend, t.location.as_str()), (BackendKind::Copy, "/var/tmp/kv.dat"));
+/// assert_eq!(t.wrappers[1].to_string(), "record:/var/tmp/kv.log");
+/// # Ok::<(), pinio::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wrapper {
     /// `record:<log>`: record into the crash log at this path (which cannot
