@@ -122,12 +122,21 @@ impl UringOptions {
     /// The domain-wide part: what [`crate::UringDevice::open`] makes its
     /// domain with.
     pub fn domain_options(&self) -> UringDomainOptions {
-        UringDomainOptions { fixed_buffers: self.fixed_buffers, registration: self.registration, arena_bytes: self.arena_bytes }
+        UringDomainOptions {
+            fixed_buffers: self.fixed_buffers,
+            registration: self.registration,
+            arena_bytes: self.arena_bytes,
+        }
     }
 
     /// These options with the domain-wide part replaced by `domain`.
     pub fn with_domain_options(self, domain: UringDomainOptions) -> UringOptions {
-        UringOptions { fixed_buffers: domain.fixed_buffers, registration: domain.registration, arena_bytes: domain.arena_bytes, ..self }
+        UringOptions {
+            fixed_buffers: domain.fixed_buffers,
+            registration: domain.registration,
+            arena_bytes: domain.arena_bytes,
+            ..self
+        }
     }
 }
 

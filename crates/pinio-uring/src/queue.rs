@@ -6,12 +6,12 @@ pub(crate) use vectored::mode as vectored_mode;
 
 use crate::UringError;
 use crate::inflight::InFlight;
+use crate::registry::Sharing;
 use crate::ring;
 use crate::shared::Shared;
 use crate::transfer::Transfer;
 use io_uring::{IoUring, opcode, squeue, types};
-use crate::registry::Sharing;
-use pinio_core::{Completion, Direction, Error, FlushMode, Op, Queue, Rejected, Result, Tally};
+use pinio_core::{Completion, Direction, Error, FlushMode, Op, OpError, Queue, Rejected, Result, Tally};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
@@ -61,6 +61,8 @@ pub struct UringQueue {
     table_generation: Option<u64>,
     /// `io_uring_enter` calls made so far.
     enters: u64,
+    /// Reused by [`Queue::run`], so that it allocates nothing per call.
+    run_out: Vec<Completion>,
 }
 
 impl UringQueue {
@@ -102,6 +104,7 @@ impl UringQueue {
             enabled: !single_issuer,
             table_generation,
             enters: 0,
+            run_out: Vec::with_capacity(1),
         })
     }
 
@@ -139,7 +142,9 @@ impl UringQueue {
             && held != registry.generation()
         {
             let now = registry.refresh(&self.ring).map_err(|e| match e {
-                UringError::CloneBuffers { source } if source.raw_os_error() == Some(libc::EEXIST) => UringError::NotOwner,
+                UringError::CloneBuffers { source } if source.raw_os_error() == Some(libc::EEXIST) => {
+                    UringError::NotOwner
+                }
                 e => e,
             })?;
             self.table_generation = Some(now);
@@ -151,7 +156,9 @@ impl UringQueue {
     /// completions. `Ok(false)` means try again after reaping (interrupted,
     /// or the kernel's completion backlog is full).
     fn enter(&mut self, want: usize) -> Result<bool> {
-        if !self.enabled || self.table_generation.is_some_and(|g| Some(g) != self.shared.registry.as_ref().map(|r| r.generation())) {
+        if !self.enabled
+            || self.table_generation.is_some_and(|g| Some(g) != self.shared.registry.as_ref().map(|r| r.generation()))
+        {
             self.prepare_single_issuer()?;
         }
         self.enters += 1;
@@ -243,7 +250,14 @@ impl UringQueue {
             }
             let result = Ok(res as usize);
             tally.add(op.dir, &result);
-            spare[n].write(Completion { tag: op.tag, dir: op.dir, dev_offset: op.dev_offset, slice: op.slice, result, rest: op.rest });
+            spare[n].write(Completion {
+                tag: op.tag,
+                dir: op.dir,
+                dev_offset: op.dev_offset,
+                slice: op.slice,
+                result,
+                rest: op.rest,
+            });
             n += 1;
         }
         // SAFETY: the first `n` spare elements were just written.
@@ -299,8 +313,7 @@ impl Queue for UringQueue {
         if op.is_vectored() {
             return self.push_vectored(op);
         }
-        let mut op = op;
-        let transfer = Transfer::of(&mut op);
+        let transfer = Transfer::of(&op);
         let user_data = match self.inflight.insert(op) {
             Ok(u) => u,
             Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
@@ -353,6 +366,35 @@ impl Queue for UringQueue {
         Ok(out.len() - before)
     }
 
+    /// [`Queue::run`] without the default's vector per call: one reused
+    /// completion vector of the queue's own.
+    fn run(&mut self, op: Op) -> Result<Completion, OpError> {
+        if self.in_flight() != 0 {
+            let error = Error::Unsupported {
+                what: "run() on a queue with operations in flight".into(),
+                hint: "wait for them first, or use push/submit/wait".into(),
+            };
+            return Err(OpError::of_op(error, op));
+        }
+        self.push(op).map_err(|r| OpError::of_op(r.error, r.op))?;
+        let mut out = std::mem::take(&mut self.run_out);
+        let r = loop {
+            match self.wait(1, &mut out) {
+                Ok(_) => {
+                    if let Some(c) = out.pop() {
+                        break Ok(c);
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                // The operation stays owned by the queue; a later wait or
+                // the queue's drop collects it.
+                Err(error) => break Err(OpError::no_slices(error)),
+            }
+        };
+        self.run_out = out;
+        r
+    }
+
     fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
         let before = out.len();
         let want = min.min(self.in_flight());
@@ -384,7 +426,11 @@ impl Queue for UringQueue {
             FlushMode::Data => types::FsyncFlags::DATASYNC,
             FlushMode::All => types::FsyncFlags::empty(),
         };
-        let sqe = opcode::Fsync::new(types::Fixed(0)).flags(flags).build().flags(squeue::Flags::IO_DRAIN).user_data(self.flush_user_data);
+        let sqe = opcode::Fsync::new(types::Fixed(0))
+            .flags(flags)
+            .build()
+            .flags(squeue::Flags::IO_DRAIN)
+            .user_data(self.flush_user_data);
         self.flush_result = None;
         loop {
             // SAFETY: the entry names no memory; fixed file 0 is registered
@@ -409,7 +455,10 @@ impl Queue for UringQueue {
             if let Some(res) = self.flush_result.take() {
                 break if res < 0 {
                     let what = if mode == FlushMode::Data { "FSYNC (DATASYNC)" } else { "FSYNC" };
-                    Err(Error::io(format!("{what} of {}", self.shared.target.path.display()), io::Error::from_raw_os_error(-res)))
+                    Err(Error::io(
+                        format!("{what} of {}", self.shared.target.path.display()),
+                        io::Error::from_raw_os_error(-res),
+                    ))
                 } else {
                     Ok(())
                 };

@@ -70,7 +70,8 @@ mod tests {
         let file = std::fs::File::open("/proc/self/exe").unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
         for (entries, depth) in [(u32::MAX, 1), ((1 << 31) + 1, 1), (0, usize::MAX), (0, 1)] {
-            let ring = build(entries, None, depth, fd).unwrap_or_else(|e| panic!("{entries} entries, depth {depth}: {e}"));
+            let ring =
+                build(entries, None, depth, fd).unwrap_or_else(|e| panic!("{entries} entries, depth {depth}: {e}"));
             let want = if entries == 0 && depth == 1 { 1 } else { MAX_ENTRIES as usize };
             // SAFETY: reads the submission queue's size; nothing is pushed.
             assert_eq!(unsafe { ring.submission_shared() }.capacity(), want);

@@ -25,10 +25,15 @@ impl Transfer {
     /// region is of the device's domain, whose registrar hands out slots
     /// below `SLOTS`.
     #[inline]
-    pub(crate) fn of(op: &mut Op) -> Transfer {
+    pub(crate) fn of(op: &Op) -> Transfer {
         Transfer {
             dir: op.dir,
-            addr: op.slice.as_mut_ptr(),
+            // The kernel writes through this pointer for a read: the slice
+            // owns its bytes exclusively (its lease) and moves into the
+            // in-flight table before the SQE is submitted, so nothing reads
+            // or writes them meanwhile. `as_ptr` is the region's own
+            // mapping pointer, valid for writes.
+            addr: op.slice.as_ptr().cast_mut(),
             len: op.slice.len() as u32,
             dev_offset: op.dev_offset,
             registration: op.slice.key().registration,

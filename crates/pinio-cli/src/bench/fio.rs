@@ -45,7 +45,14 @@ pub fn command(engine: &Engine, w: &Workload, file: &Path, size: u64, warmup: Du
 }
 
 /// Runs fio and parses its JSON.
-pub fn run(engine: &Engine, w: &Workload, file: &Path, size: u64, warmup: Duration, dur: Duration) -> CliResult<Sample> {
+pub fn run(
+    engine: &Engine,
+    w: &Workload,
+    file: &Path,
+    size: u64,
+    warmup: Duration,
+    dur: Duration,
+) -> CliResult<Sample> {
     let args = command(engine, w, file, size, warmup, dur);
     let out = Command::new("fio").args(&args).output().map_err(|e| format!("running fio: {e}"))?;
     if !out.status.success() {
@@ -105,6 +112,12 @@ mod tests {
         assert!((s.user_secs - 0.05).abs() < 1e-9 && (s.sys_secs - 0.8).abs() < 1e-9);
         assert!((s.lat_p50_us - 120.0).abs() < 1e-9 && s.bytes_copied.is_none());
         assert!(parse(b"no json here", Direction::Read).is_err());
-        assert!(parse(br#"{"jobs":[{"usr_cpu":1,"sys_cpu":1,"read":{"total_ios":0,"io_bytes":0,"runtime":0}}]}"#, Direction::Read).is_err());
+        assert!(
+            parse(
+                br#"{"jobs":[{"usr_cpu":1,"sys_cpu":1,"read":{"total_ios":0,"io_bytes":0,"runtime":0}}]}"#,
+                Direction::Read
+            )
+            .is_err()
+        );
     }
 }

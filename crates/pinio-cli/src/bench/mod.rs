@@ -97,7 +97,8 @@ pub fn run(mut a: BenchArgs) -> CliResult {
         return Err("--repeats must be at least 1".into());
     }
     let defaults = if a.full { FULL_WORKLOADS } else { DEFAULT_WORKLOADS };
-    let names: Vec<String> = if a.workloads.is_empty() { defaults.iter().map(|s| s.to_string()).collect() } else { a.workloads.clone() };
+    let names: Vec<String> =
+        if a.workloads.is_empty() { defaults.iter().map(|s| s.to_string()).collect() } else { a.workloads.clone() };
     let workloads: Vec<Workload> = names.iter().map(|s| Workload::parse(s)).collect::<Result<_, _>>()?;
     let with_fio = a.full && !a.no_fio && fio::available();
     if a.full && !a.no_fio && !with_fio {
@@ -105,9 +106,13 @@ pub fn run(mut a: BenchArgs) -> CliResult {
     }
     let contenders = if a.full { Contender::full(with_fio) } else { Contender::defaults() };
     let size = a.size_mib << 20;
-    let runs = (workloads.iter().map(|w| contenders.iter().filter(|c| c.runs(w)).count()).sum::<usize>() * a.repeats) as u64;
+    let runs =
+        (workloads.iter().map(|w| contenders.iter().filter(|c| c.runs(w)).count()).sum::<usize>() * a.repeats) as u64;
     let pb = ProgressBar::new(runs);
-    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").map_err(|e| e.to_string())?);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .map_err(|e| e.to_string())?,
+    );
     pb.enable_steady_tick(Duration::from_millis(200));
     let file = scratch::ensure(&a.dir, size, &pb)?;
     let measured = measure(&a, &workloads, &contenders, &file, size, &pb);
@@ -132,11 +137,20 @@ fn scratch_note(file: &std::path::Path, size_mib: u64) -> String {
     let shown = file.display().to_string();
     let plain = shown.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
     let quoted = if plain { shown.clone() } else { format!("'{}'", shown.replace('\'', r"'\''")) };
-    format!("the scratch file {shown} ({size_mib} MiB) is kept so that the next run reuses it; remove it with: rm {quoted} (or pass --clean to remove it after a run)")
+    format!(
+        "the scratch file {shown} ({size_mib} MiB) is kept so that the next run reuses it; remove it with: rm {quoted} (or pass --clean to remove it after a run)"
+    )
 }
 
 /// Runs the matrix: every repeat, every workload, every configuration.
-fn measure(a: &BenchArgs, workloads: &[Workload], contenders: &[Contender], file: &std::path::Path, size: u64, pb: &ProgressBar) -> CliResult<report::Results> {
+fn measure(
+    a: &BenchArgs,
+    workloads: &[Workload],
+    contenders: &[Contender],
+    file: &std::path::Path,
+    size: u64,
+    pb: &ProgressBar,
+) -> CliResult<report::Results> {
     let mut results = report::Results::new(workloads, contenders);
     for rep in 0..a.repeats {
         for (wi, w) in workloads.iter().enumerate() {
@@ -182,13 +196,21 @@ fn report(a: &BenchArgs, file: &std::path::Path, results: &report::Results) -> C
     println!("{method}");
     print!("{}", results.table(a.noise));
     std::fs::create_dir_all(&a.out).map_err(|e| format!("creating {}: {e}", a.out.display()))?;
-    let (json, svg_path, html_path) = (a.out.join("results.json"), a.out.join("results.svg"), a.out.join("results.html"));
-    let write = |path: &std::path::Path, text: &str| std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()));
+    let (json, svg_path, html_path) =
+        (a.out.join("results.json"), a.out.join("results.svg"), a.out.join("results.html"));
+    let write = |path: &std::path::Path, text: &str| {
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
     write(&json, &results.json(a)?)?;
     let svg = plot::svg(results);
     write(&svg_path, &svg)?;
     write(&html_path, &results.html(&method, a.noise, &svg))?;
-    println!("table and plots: {}; every sample: {}; plots alone: {}", html_path.display(), json.display(), svg_path.display());
+    println!(
+        "table and plots: {}; every sample: {}; plots alone: {}",
+        html_path.display(),
+        json.display(),
+        svg_path.display()
+    );
     Ok(())
 }
 

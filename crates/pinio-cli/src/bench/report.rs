@@ -148,7 +148,10 @@ impl Results {
                 }
                 let iops = self.spread(wi, ci, Sample::iops);
                 let copied = if self.samples[wi][ci].iter().all(|s| s.bytes_copied.is_some()) {
-                    format!("{:.2}", self.spread(wi, ci, |s| s.bytes_copied.unwrap_or(0) as f64 / s.bytes.max(1) as f64).median)
+                    format!(
+                        "{:.2}",
+                        self.spread(wi, ci, |s| s.bytes_copied.unwrap_or(0) as f64 / s.bytes.max(1) as f64).median
+                    )
                 } else {
                     "n/a".to_string()
                 };
@@ -189,7 +192,17 @@ impl Results {
         let _ = writeln!(
             t,
             "{:<21} {:<17} {:>22} {:>8} {:>10} {:>10} {:>13} {:>10} {:>10} {:>10} {:>14}",
-            "workload", "backend", "IOPS [min-max]", "GB/s", "p50 us", "p99 us", "CPU ns/byte", "usr us/IO", "sys us/IO", "IO/CPU-s", "CPU-copied B/B"
+            "workload",
+            "backend",
+            "IOPS [min-max]",
+            "GB/s",
+            "p50 us",
+            "p99 us",
+            "CPU ns/byte",
+            "usr us/IO",
+            "sys us/IO",
+            "IO/CPU-s",
+            "CPU-copied B/B"
         );
         let rows = self.rows(noise);
         for r in &rows {
@@ -218,7 +231,11 @@ impl Results {
         if !ratios.is_empty() {
             let _ = writeln!(t, "\nratios within each repeat (median [min-max] over repeats):");
             for r in ratios {
-                let _ = writeln!(t, "  {:<21} {:<60} {:.2}x [{:.2}-{:.2}]", r.workload, r.what, r.spread.median, r.spread.min, r.spread.max);
+                let _ = writeln!(
+                    t,
+                    "  {:<21} {:<60} {:.2}x [{:.2}-{:.2}]",
+                    r.workload, r.what, r.spread.median, r.spread.min, r.spread.max
+                );
             }
         }
         t
@@ -245,7 +262,12 @@ impl Results {
         for (wi, w) in self.workloads.iter().enumerate() {
             for (a, b, what, f) in pairs {
                 let (Some(a), Some(b)) = (self.find(a), self.find(b)) else { continue };
-                let v: Vec<f64> = self.samples[wi][a].iter().zip(&self.samples[wi][b]).map(|(x, y)| f(x) / f(y)).filter(|r| r.is_finite()).collect();
+                let v: Vec<f64> = self.samples[wi][a]
+                    .iter()
+                    .zip(&self.samples[wi][b])
+                    .map(|(x, y)| f(x) / f(y))
+                    .filter(|r| r.is_finite())
+                    .collect();
                 if !v.is_empty() {
                     out.push(Ratio { workload: w.to_string(), what: what.to_string(), spread: Spread::of(v) });
                 }
@@ -260,12 +282,19 @@ impl Results {
     fn scaling(&self, wi: usize) -> Vec<Ratio> {
         let w = &self.workloads[wi];
         let single = Workload { jobs: 1, ..*w };
-        let Some(si) = (w.jobs > 1).then(|| self.workloads.iter().position(|o| o.to_string() == single.to_string())).flatten() else {
+        let Some(si) =
+            (w.jobs > 1).then(|| self.workloads.iter().position(|o| o.to_string() == single.to_string())).flatten()
+        else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for (ci, c) in self.contenders.iter().enumerate() {
-            let v: Vec<f64> = self.samples[wi][ci].iter().zip(&self.samples[si][ci]).map(|(x, y)| x.iops() / y.iops()).filter(|r| r.is_finite()).collect();
+            let v: Vec<f64> = self.samples[wi][ci]
+                .iter()
+                .zip(&self.samples[si][ci])
+                .map(|(x, y)| x.iops() / y.iops())
+                .filter(|r| r.is_finite())
+                .collect();
             if !v.is_empty() {
                 let what = format!("IOPS, {} threads / 1 thread, {}", w.jobs, c.label);
                 out.push(Ratio { workload: w.to_string(), what, spread: Spread::of(v) });
@@ -399,11 +428,26 @@ pub(crate) mod tests {
 
     /// Results of two workloads on three configurations, three repeats each.
     pub(crate) fn sample_results() -> Results {
-        let workloads: Vec<Workload> = ["randread-4k-qd1", "randread-4k-qd32", "read-1m-qd4"].iter().map(|s| Workload::parse(s).unwrap()).collect();
+        let workloads: Vec<Workload> = ["randread-4k-qd1", "randread-4k-qd32", "read-1m-qd4"]
+            .iter()
+            .map(|s| Workload::parse(s).unwrap())
+            .collect();
         let contenders = vec![
-            Contender { label: "uring fixed", engine: Engine::Pinio { backend: "uring", direct: true, fixed_buffers: true }, cache: Cache::Bypassed },
-            Contender { label: "copy cold", engine: Engine::Pinio { backend: "copy", direct: false, fixed_buffers: false }, cache: Cache::Cold },
-            Contender { label: "fio uring fixed", engine: Engine::Fio { args: &[], honours_depth: true }, cache: Cache::Bypassed },
+            Contender {
+                label: "uring fixed",
+                engine: Engine::Pinio { backend: "uring", direct: true, fixed_buffers: true },
+                cache: Cache::Bypassed,
+            },
+            Contender {
+                label: "copy cold",
+                engine: Engine::Pinio { backend: "copy", direct: false, fixed_buffers: false },
+                cache: Cache::Cold,
+            },
+            Contender {
+                label: "fio uring fixed",
+                engine: Engine::Fio { args: &[], honours_depth: true },
+                cache: Cache::Bypassed,
+            },
         ];
         let mut r = Results::new(&workloads, &contenders);
         for rep in 0..3u64 {
@@ -470,13 +514,17 @@ pub(crate) mod tests {
         assert_eq!(root.tag_name().name(), "html");
         assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/1999/xhtml"));
         let table = doc.descendants().find(|n| n.has_tag_name("table")).unwrap();
-        let rows = table.descendants().filter(|n| n.has_tag_name("tr") && n.parent().is_some_and(|p| p.has_tag_name("tbody"))).count();
+        let rows = table
+            .descendants()
+            .filter(|n| n.has_tag_name("tr") && n.parent().is_some_and(|p| p.has_tag_name("tbody")))
+            .count();
         assert_eq!(rows, 9, "one row per workload and configuration");
         let text: String = doc.descendants().filter(|n| n.is_text()).map(|n| n.text().unwrap()).collect();
         assert!(text.contains(LEGEND));
         assert!(text.contains("fio <uring> & \"fixed\""), "escaped and read back intact");
         assert!(text.contains("/var/tmp/x & y"));
-        let svgs: Vec<_> = doc.descendants().filter(|n| n.has_tag_name(("http://www.w3.org/2000/svg", "svg"))).collect();
+        let svgs: Vec<_> =
+            doc.descendants().filter(|n| n.has_tag_name(("http://www.w3.org/2000/svg", "svg"))).collect();
         assert_eq!(svgs.len(), 1, "the plot is inlined");
         // Self-contained: nothing is loaded from elsewhere.
         for n in doc.descendants().filter(|n| n.is_element()) {

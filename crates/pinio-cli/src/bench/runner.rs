@@ -99,7 +99,14 @@ struct Counted {
 /// sequential pass of the first thread wraps around (the cold-cache runs
 /// drop the cache there). CPU time is the whole process's over the
 /// measured window (the calling thread sleeps meanwhile).
-pub fn run(dev: &dyn Device, w: &Workload, span: u64, warmup: Duration, dur: Duration, on_wrap: &mut (dyn FnMut() + Send)) -> CliResult<Sample> {
+pub fn run(
+    dev: &dyn Device,
+    w: &Workload,
+    span: u64,
+    warmup: Duration,
+    dur: Duration,
+    on_wrap: &mut (dyn FnMut() + Send),
+) -> CliResult<Sample> {
     if (w.block as u64) > span {
         return Err(format!("block size {} exceeds the device size {span}", w.block).into());
     }
@@ -124,7 +131,8 @@ pub fn run(dev: &dyn Device, w: &Workload, span: u64, warmup: Duration, dur: Dur
         sleep_until(clock.warm);
         let (t0, cpu0, st0) = (Instant::now(), process_cpu(), dev.stats());
         sleep_until(clock.end);
-        let (secs, cpu, copied) = (t0.elapsed().as_secs_f64(), process_cpu().since(&cpu0), dev.stats().since(&st0).bytes_copied);
+        let (secs, cpu, copied) =
+            (t0.elapsed().as_secs_f64(), process_cpu().since(&cpu0), dev.stats().since(&st0).bytes_copied);
         let mut total: Option<Counted> = None;
         for h in handles {
             let c = h.join().map_err(|_| "a benchmark thread panicked".to_string())??;
@@ -165,7 +173,14 @@ fn sleep_until(t: Instant) {
 /// One thread of a run: its own queue of `w.depth` and its own buffers,
 /// kept full until `clock.end`; counts what completes between
 /// `clock.warm` and `clock.end`.
-fn job(dev: &dyn Device, w: &Workload, span: u64, seed: u64, clock: Clock, on_wrap: &mut dyn FnMut()) -> CliResult<Counted> {
+fn job(
+    dev: &dyn Device,
+    w: &Workload,
+    span: u64,
+    seed: u64,
+    clock: Clock,
+    on_wrap: &mut dyn FnMut(),
+) -> CliResult<Counted> {
     let block = w.block;
     let region = dev.alloc(block * w.depth)?;
     let mut q = dev.queue(w.depth)?;
@@ -177,12 +192,18 @@ fn job(dev: &dyn Device, w: &Workload, span: u64, seed: u64, clock: Clock, on_wr
         rng: SmallRng::seed_from_u64(seed),
         wrapped: false,
     };
-    let mut slots: Vec<Option<Slice>> = (0..w.depth).map(|i| region.slice(i * block, block).map(Some)).collect::<Result<_, _>>()?;
+    let mut slots: Vec<Option<Slice>> =
+        (0..w.depth).map(|i| region.slice(i * block, block).map(Some)).collect::<Result<_, _>>()?;
     let mut started = vec![Instant::now(); w.depth];
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?;
     let mut out: Vec<Completion> = Vec::with_capacity(w.depth);
 
-    let push = |q: &mut Box<dyn pinio::Queue>, tag: usize, slice: Slice, offsets: &mut Offsets, started: &mut [Instant]| -> CliResult {
+    let push = |q: &mut Box<dyn pinio::Queue>,
+                tag: usize,
+                slice: Slice,
+                offsets: &mut Offsets,
+                started: &mut [Instant]|
+     -> CliResult {
         let off = offsets.next();
         started[tag] = Instant::now();
         let op = match w.dir {

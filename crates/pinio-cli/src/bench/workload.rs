@@ -36,12 +36,20 @@ impl Workload {
     /// `randwrite-4k-qd32`, and with a thread count `randread-4k-qd32-j2`
     /// (two threads, each with its own queue of depth 32).
     pub fn parse(s: &str) -> Result<Workload, String> {
-        let bad = || format!("bad workload {s:?}; expected e.g. randread-4k-qd32, read-1m-qd4, write-128k-qd1, randread-4k-qd32-j2");
+        let bad = || {
+            format!(
+                "bad workload {s:?}; expected e.g. randread-4k-qd32, read-1m-qd4, write-128k-qd1, randread-4k-qd32-j2"
+            )
+        };
         let mut it = s.split('-');
         let (kind, size, qd) = (it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?);
         let jobs = match it.next() {
             None => 1,
-            Some(j) => j.strip_prefix('j').and_then(|j| j.parse().ok()).filter(|&j: &usize| (1..=64).contains(&j)).ok_or_else(bad)?,
+            Some(j) => j
+                .strip_prefix('j')
+                .and_then(|j| j.parse().ok())
+                .filter(|&j: &usize| (1..=64).contains(&j))
+                .ok_or_else(bad)?,
         };
         if it.next().is_some() {
             return Err(bad());
@@ -100,7 +108,17 @@ mod tests {
             assert_eq!(Workload::parse(s).unwrap().to_string(), s);
         }
         assert_eq!(Workload::parse("randread-4k-qd1-j1").unwrap().to_string(), "randread-4k-qd1");
-        for s in ["", "randread-4k", "randread-0-qd1", "randread-4k-qd0", "seek-4k-qd1", "read-4x-qd1", "randread-4k-qd1-j0", "randread-4k-qd1-x2", "randread-4k-qd1-j2-j2"] {
+        for s in [
+            "",
+            "randread-4k",
+            "randread-0-qd1",
+            "randread-4k-qd0",
+            "seek-4k-qd1",
+            "read-4x-qd1",
+            "randread-4k-qd1-j0",
+            "randread-4k-qd1-x2",
+            "randread-4k-qd1-j2-j2",
+        ] {
             assert!(Workload::parse(s).is_err(), "{s}");
         }
     }

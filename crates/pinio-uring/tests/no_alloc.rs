@@ -1,0 +1,82 @@
+//! The IO path allocates nothing per operation: `Queue::run` (and so
+//! `read_at`/`write_at`) and a push/submit/wait loop, counted by a global
+//! allocator that tallies the allocations of the calling thread.
+
+mod common;
+
+use common::Scratch;
+use pinio_core::{Device, Op};
+use pinio_uring::{UringDevice, UringOptions};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; the
+// thread-local counter is a const-initialised Cell, which allocates nothing.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+#[test]
+fn run_and_the_queue_loop_allocate_nothing_per_operation() {
+    let f = Scratch::new("no-alloc", 4 << 20);
+    for direct in [true, false] {
+        let dev = UringDevice::open(&f.path, UringOptions { direct, ..UringOptions::default() }).unwrap();
+        let region = dev.alloc(8 * 4096).unwrap();
+        let mut q = dev.queue(8).unwrap();
+        // run(): warm up once, then count.
+        let mut s = region.slice(0, 4096).unwrap();
+        (_, s) = q.read_at(s, 0).unwrap();
+        let before = allocs();
+        for i in 0..200u64 {
+            (_, s) = q.read_at(s, (i % 64) * 4096).unwrap();
+        }
+        assert_eq!(allocs() - before, 0, "direct={direct}: Queue::run allocated");
+        drop(s);
+        // push/submit/wait with a reused completion vector.
+        let mut out = Vec::with_capacity(8);
+        for i in 0..8 {
+            q.push(Op::read(region.slice(i * 4096, 4096).unwrap(), 0, i as u64)).unwrap();
+        }
+        let before = allocs();
+        for round in 0..50u64 {
+            out.clear();
+            q.wait(1, &mut out).unwrap();
+            for c in out.drain(..) {
+                assert_eq!(*c.result.as_ref().unwrap(), 4096);
+                q.push(Op::read(c.slice, (round % 64) * 4096, c.tag)).unwrap();
+            }
+            q.submit().unwrap();
+        }
+        assert_eq!(allocs() - before, 0, "direct={direct}: the push/wait loop allocated");
+        while q.in_flight() > 0 {
+            out.clear();
+            q.wait(q.in_flight(), &mut out).unwrap();
+        }
+    }
+}
