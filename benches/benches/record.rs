@@ -1,6 +1,6 @@
-//! The recorder's cost per write: one 4 KiB or 64 KiB write (push + submit
-//! + wait) on the cheapest path, the copy backend over a page-cache-hot
-//! file, plain and through `record:` (pinio::crash::RecordDevice), side by
+//! The recorder's cost per write: one 4 KiB or 64 KiB write (push, submit
+//! and wait) on the cheapest path, the copy backend over a page-cache-hot
+//! file, plain and through `record:` (`pinio::crash::RecordDevice`), side by
 //! side in one run. The log goes to /dev/null so that a run of millions of
 //! writes does not fill the disk: what is measured is the recorder's own
 //! work (the copy of every written byte into the log's buffer, its CRC-32,
