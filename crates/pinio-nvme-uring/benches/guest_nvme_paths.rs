@@ -112,9 +112,9 @@ fn run(dev: &dyn Device, w: Workload, secs: f64, seed: u64) -> Result<Sample, St
     let mut started = vec![Instant::now(); w.qd];
     let mut out: Vec<Completion> = Vec::with_capacity(w.qd);
     let mut lat_ns = Vec::with_capacity(1 << 16);
-    for i in 0..w.qd {
+    for (i, t) in started.iter_mut().enumerate() {
         let s = region.slice(i * w.io, w.io).map_err(|e| e.to_string())?;
-        started[i] = Instant::now();
+        *t = Instant::now();
         q.push(Op::new(w.dir, s, offset(&mut rng), i as u64)).map_err(|r| r.error.to_string())?;
     }
     let (u0, s0) = cpu();

@@ -114,15 +114,16 @@ fn conformance_concurrent_round_trips_across_the_namespace() {
 #[test]
 fn one_registration_serves_the_block_device_and_passthrough() {
     let mut ns = Ns::open(IRQ);
-    let (base, len) = ns.tail(1 << 20);
+    let size = ns.dev.capabilities().max_transfer.min(1 << 20) as usize;
+    let (base, len) = ns.tail(size as u64);
     ns.save(base, len);
     let block = UringDevice::open_in(ns.dev.domain(), &ns.block, UringOptions::default())
         .unwrap_or_else(|e| panic!("{}: {e}", ns.block.display()));
     let pins_before = ns.dev.stats().pins;
-    let region = ns.dev.alloc(1 << 20).unwrap();
+    let region = ns.dev.alloc(size).unwrap();
     assert_eq!(ns.dev.stats().pins, pins_before + 1);
     let (mut pt, mut bq) = (ns.dev.queue(4).unwrap(), block.queue(4).unwrap());
-    let data = conformance::pattern(9, 1 << 20);
+    let data = conformance::pattern(9, size);
     let mut s = region.slice_all().unwrap();
     s.copy_from_slice(&data);
     let (_, s) = pt.write_at(s, base).unwrap();
@@ -132,7 +133,7 @@ fn one_registration_serves_the_block_device_and_passthrough() {
         bq.read_at(s, base).unwrap()
     };
     assert!(s[..] == data[..], "the block device reads what passthrough wrote");
-    let data2 = conformance::pattern(10, 1 << 20);
+    let data2 = conformance::pattern(10, size);
     s.copy_from_slice(&data2);
     let (_, mut s) = bq.write_at(s, base).unwrap();
     s.fill(0);
@@ -188,6 +189,7 @@ fn oversized_transfers_are_refused_at_push_and_by_the_kernel() {
     );
     eprintln!("oversized: {e}");
     assert_eq!(c.slice.len(), max + bs);
+    drop(c.slice);
     // The largest allowed transfer works.
     let s = region.slice(0, max).unwrap();
     let (n, _) = q.read_at(s, 0).unwrap();
@@ -212,11 +214,12 @@ fn polled_completions_use_the_poll_queues() {
     eprintln!("nvme.poll_queues = {}", poll_queues.trim());
     let mut ns = Ns::open(POLLED);
     assert_eq!(ns.dev.capabilities().completion, pinio_core::CompletionMode::Poll);
-    let (base, len) = ns.tail(1 << 20);
+    let size = ns.dev.capabilities().max_transfer as usize;
+    let (base, len) = ns.tail(size as u64);
     ns.save(base, len);
-    let region = ns.dev.alloc(1 << 20).unwrap();
+    let region = ns.dev.alloc(size).unwrap();
     let mut q = ns.dev.queue(32).unwrap();
-    let data = conformance::pattern(3, 1 << 20);
+    let data = conformance::pattern(3, size);
     let mut s = region.slice_all().unwrap();
     s.copy_from_slice(&data);
     let (_, mut s) = q.write_at(s, base).unwrap();
@@ -284,7 +287,7 @@ fn three_paths_to_one_disk_in_one_boot() {
     ns.dev.queue(1).unwrap().flush(FlushMode::Data).unwrap();
     let block = UringDevice::open(&ns.block, UringOptions::default()).unwrap();
     assert!(read_bytes(&block, base, len) == data, "the block layer reads what passthrough wrote");
-    let bdf = ns.bdf.clone();
+    let bdf = ns.bdf;
     // Every kernel-side handle is closed before the controller leaves the kernel.
     drop((block, ns));
     {
