@@ -75,6 +75,7 @@ impl NvmeUringDevice {
         let path = path.as_ref();
         let registrar = domain.require::<UringRegistrar>("nvme-uring")?;
         let opts = NvmeUringOptions { fixed_buffers: registrar.options().fixed_buffers, ..opts };
+        crate::support::check(opts.fixed_buffers, opts.iopoll)?;
         let loc = admin::locate(path)?;
         let file =
             File::options().read(true).write(opts.writable).open(path).map_err(|source| NvmeUringError::Open {

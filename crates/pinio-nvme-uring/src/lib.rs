@@ -43,6 +43,7 @@ mod error;
 mod inflight;
 mod options;
 mod queue;
+mod support;
 mod sys;
 
 pub use admin::Geometry;
