@@ -306,6 +306,13 @@ fn plain_capabilities(c: &Capabilities) -> Vec<String> {
         bytes(c.max_transfer),
         c.max_queue_depth
     ));
+    l.push(match c.vectored {
+        pinio::VectoredIo::Native => format!("one operation may move up to {} buffers to or from one device range, as one device command", c.max_segments),
+        pinio::VectoredIo::Emulated => {
+            format!("one operation may move up to {} buffers to or from one device range; the backend splits it into one command per buffer", c.max_segments)
+        }
+        pinio::VectoredIo::Unsupported => "one buffer per operation (operations over several buffers are refused)".to_string(),
+    });
     l
 }
 
@@ -545,10 +552,20 @@ mod tests {
         assert!(l.contains("zero-copy"), "{l}");
         assert!(l.contains("at most 8 MiB may be pinned"), "{l}");
         assert!(l.contains("buffers in memory at multiples of 4 KiB, device offsets at multiples of 512 B"), "{l}");
-        assert!(!l.contains("Interrupt") && !l.contains("true") && !l.contains("false"), "no jargon: {l}");
-        let c = Capabilities { completion: CompletionMode::Synchronous, cpu_copies: true, pins_memory: false, mem_align: 1, ..c };
+        assert!(l.contains("up to 1024 buffers to or from one device range, as one device command"), "{l}");
+        assert!(!l.contains("Interrupt") && !l.contains("true") && !l.contains("false") && !l.contains("Native"), "no jargon: {l}");
+        let c = Capabilities {
+            completion: CompletionMode::Synchronous,
+            cpu_copies: true,
+            pins_memory: false,
+            mem_align: 1,
+            vectored: pinio::VectoredIo::Unsupported,
+            max_segments: 1,
+            ..c
+        };
         let l = plain_capabilities(&c).join("\n");
         assert!(l.contains("buffers in memory anywhere") && l.contains("not zero-copy") && l.contains("pins nothing"), "{l}");
+        assert!(l.contains("one buffer per operation"), "{l}");
         assert_eq!(bytes(4096), "4 KiB");
         assert_eq!(bytes(u32::MAX as u64), "4.0 GiB");
         assert_eq!(bytes(100), "100 B");
