@@ -32,6 +32,9 @@ pub enum VmCommand {
     Run(RunArgs),
     /// Build and run the guest benchmarks; results go to target/guest-bench/.
     Bench(BenchArgs),
+    /// Every guest backend busy for minutes on the test kernel (not CI):
+    /// data verified, pins balanced, no kernel report (docs/reliability.md).
+    Soak(SoakArgs),
 }
 
 /// Which kernel configuration to use.
@@ -100,6 +103,28 @@ pub struct BenchArgs {
     /// Kill the guest after this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
+}
+
+#[derive(Args)]
+pub struct SoakArgs {
+    /// Kernel variant (the debug kernel by default: KASAN, lockdep).
+    #[arg(long, value_enum, default_value = "test")]
+    pub variant: Variant,
+    /// How long the backends run.
+    #[arg(long, default_value_t = 10.0)]
+    pub minutes: f64,
+    /// Worker threads per backend.
+    #[arg(long, default_value_t = 3)]
+    pub threads: usize,
+    /// Seconds between report lines (operations, RSS, MemAvailable, pinned pages).
+    #[arg(long, default_value_t = 30)]
+    pub report_secs: u64,
+    /// Backends, comma-separated (default: kmod,edu,nvme,copy,uring).
+    #[arg(long)]
+    pub backends: Option<String>,
+    /// Seed (hex) instead of a fresh one.
+    #[arg(long)]
+    pub seed: Option<String>,
 }
 
 #[derive(Args)]

@@ -22,6 +22,7 @@ mod paths;
 mod progress;
 mod qemu;
 mod shell;
+mod soak;
 mod test_count;
 mod vm;
 
@@ -65,6 +66,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Vm(cli::VmCommand::Run(args)) => vm::run_command(&paths, &args),
         cli::Command::Vm(cli::VmCommand::Bench(args)) => bench::run(&paths, &args),
+        cli::Command::Vm(cli::VmCommand::Soak(args)) => soak::run(&paths, &args),
         cli::Command::Test(args) => guest_tests::run(&paths, &args),
         cli::Command::PackageCheck => package_check::command(&paths),
     }
