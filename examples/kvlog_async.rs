@@ -37,9 +37,13 @@
 //! so, and sizes the store for it).
 //!
 //! Queues and threads: one `AsyncQueue` (one io_uring ring on `uring:`),
-//! used only by the committer task; the writer tasks touch no queue, they
-//! talk to the committer through a channel, from whichever worker thread
-//! runs them.
+//! used by the committer task and the write futures it spawns; the writer
+//! tasks touch no queue, they talk to the committer through a channel, from
+//! whichever worker thread runs them. The flush future waits for the
+//! batch's writes without blocking, then runs the device's flush command
+//! (`IORING_OP_FSYNC`, `fdatasync`) in the poll that finds them done, which
+//! holds that worker thread for the command's duration; the other worker
+//! keeps running the writer tasks meanwhile.
 #[path = "kvlog.rs"]
 mod kvlog;
 
