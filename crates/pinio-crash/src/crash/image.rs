@@ -26,8 +26,11 @@ pub struct DurableImage {
 
 impl DurableImage {
     /// The device before recording began (epoch "-1": nothing applied).
+    /// Its size is the device's when recording began, or the end of the
+    /// furthest write if a write went past it (a file that grew).
     pub fn base(h: &History, sector: u64) -> DurableImage {
-        let size = h.header.device_size;
+        let furthest = h.writes.iter().map(|w| w.offset + w.data.len() as u64).max().unwrap_or(0);
+        let size = h.header.device_size.max(furthest);
         let mut img = DurableImage {
             data: vec![0; size as usize],
             stamp: vec![0.0; size.div_ceil(sector) as usize],
