@@ -19,10 +19,7 @@ use std::time::Duration;
 /// The built `kvlog` example, next to this test's own `deps/` directory.
 fn kvlog() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile directory");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
     dir.join("examples").join("kvlog")
 }
 
@@ -33,10 +30,7 @@ struct Scratch {
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = PathBuf::from(format!(
-            "/var/tmp/pinio-kvlog-crash-{}-{name}",
-            std::process::id()
-        ));
+        let dir = PathBuf::from(format!("/var/tmp/pinio-kvlog-crash-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch directory");
         Scratch { dir }
@@ -81,34 +75,16 @@ fn record_load(
     }
     let o = cmd.output().expect("running kvlog load");
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "kvlog load {spec}: {}\n{out}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "kvlog load {spec}: {}\n{out}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
     let acked = out.lines().filter(|l| l.starts_with("durable ")).count();
     assert_eq!(acked as u64, keys.div_ceil(batch));
     // The recorded store itself verifies.
-    let v = Command::new(kvlog())
-        .args(["verify", &format!("copy:{}", dat.display())])
-        .output()
-        .unwrap();
-    assert!(
-        v.status.success(),
-        "verify of the recorded store: {}",
-        String::from_utf8_lossy(&v.stderr)
-    );
+    let v = Command::new(kvlog()).args(["verify", &format!("copy:{}", dat.display())]).output().unwrap();
+    assert!(v.status.success(), "verify of the recorded store: {}", String::from_utf8_lossy(&v.stderr));
     (log, acked)
 }
 
-fn crash_test(
-    s: &Scratch,
-    log: &Path,
-    check: String,
-    states: u64,
-    seed: u64,
-) -> (pinio::crash::Report, String) {
+fn crash_test(s: &Scratch, log: &Path, check: String, states: u64, seed: u64) -> (pinio::crash::Report, String) {
     let t = CrashTest {
         log: log.to_path_buf(),
         check,
@@ -123,9 +99,7 @@ fn crash_test(
         from_start: false,
     };
     let mut out = Vec::new();
-    let r = t
-        .run(&mut out)
-        .unwrap_or_else(|e| panic!("crash-test on {}: {e}", log.display()));
+    let r = t.run(&mut out).unwrap_or_else(|e| panic!("crash-test on {}: {e}", log.display()));
     (r, String::from_utf8_lossy(&out).into_owned())
 }
 
@@ -136,11 +110,8 @@ fn verify_check() -> String {
 /// (backend, keys, value size, batch, states, seed): small batches (one
 /// write each), multi-block batches in several writes in flight, and
 /// values larger than a block.
-const WORKLOADS: &[(&str, u64, u64, u64, u64, u64)] = &[
-    ("copy", 150, 100, 7, 350, 1),
-    ("uring", 60, 1500, 6, 350, 2),
-    ("copy", 40, 9000, 8, 350, 3),
-];
+const WORKLOADS: &[(&str, u64, u64, u64, u64, u64)] =
+    &[("copy", 150, 100, 7, 350, 1), ("uring", 60, 1500, 6, 350, 2), ("copy", 40, 9000, 8, 350, 3)];
 
 #[test]
 fn every_crash_state_of_several_workloads_passes_kvlog_verify() {
@@ -150,20 +121,14 @@ fn every_crash_state_of_several_workloads_passes_kvlog_verify() {
         let (log, acked) = record_load(&s, backend, keys, value, batch, None);
         let (r, out) = crash_test(&s, &log, verify_check(), states, seed);
         eprintln!("{out}");
-        assert!(
-            r.failures.is_empty(),
-            "workload {i} ({backend}, {keys} keys of {value} B, batch {batch}):\n{out}"
-        );
+        assert!(r.failures.is_empty(), "workload {i} ({backend}, {keys} keys of {value} B, batch {batch}):\n{out}");
         assert_eq!(r.checked, states);
         // One epoch per completed flush: the superblock's, each batch's, the close.
         assert_eq!(r.history.epochs.len(), 1 + 1 + acked + 1, "{out}");
         several |= r.history.epochs.iter().skip(1).any(|e| e.window.len() > 1);
         total += r.checked;
     }
-    assert!(
-        several,
-        "some epoch has several writes not yet durable (a batch in several writes)"
-    );
+    assert!(several, "some epoch has several writes not yet durable (a batch in several writes)");
     assert!(total >= 1000, "{total} states");
 }
 
@@ -173,24 +138,11 @@ fn acknowledging_before_the_flush_is_caught() {
     let (log, _) = record_load(&s, "copy", 80, 200, 4, Some("ack-before-flush"));
     let started = std::time::Instant::now();
     let (r, out) = crash_test(&s, &log, verify_check(), 200, 7);
-    assert!(
-        !r.failures.is_empty(),
-        "the broken kvlog passed every state:\n{out}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "caught, but only after {:?}",
-        started.elapsed()
-    );
+    assert!(!r.failures.is_empty(), "the broken kvlog passed every state:\n{out}");
+    assert!(started.elapsed() < Duration::from_secs(60), "caught, but only after {:?}", started.elapsed());
     let first = &r.failures[0];
-    assert!(
-        out.contains(&format!("FAIL state {} (seed 7)", first.state.index)),
-        "{out}"
-    );
-    assert!(
-        out.contains("reproduce: pinio crash-test --log") && out.contains("shrunk to"),
-        "{out}"
-    );
+    assert!(out.contains(&format!("FAIL state {} (seed 7)", first.state.index)), "{out}");
+    assert!(out.contains("reproduce: pinio crash-test --log") && out.contains("shrunk to"), "{out}");
     // Shrunk to a handful of writes (a batch's header without an earlier batch's blocks).
     let shrunk = first.shrunk.as_ref().expect("the first failure is shrunk");
     assert!(!shrunk.extra.is_empty() && shrunk.extra.len() <= 4, "{out}");
@@ -203,10 +155,7 @@ fn trusting_an_unchecksummed_tail_is_caught() {
     let (log, _) = record_load(&s, "copy", 60, 3000, 6, None);
     let check = format!("KVLOG_BROKEN=trust-tail {}", verify_check());
     let (r, out) = crash_test(&s, &log, check, 300, 11);
-    assert!(
-        !r.failures.is_empty(),
-        "recovery without checksums passed every state:\n{out}"
-    );
+    assert!(!r.failures.is_empty(), "recovery without checksums passed every state:\n{out}");
     assert!(out.contains("bad "), "kvlog names the bad key:\n{out}");
     // The same states pass with the checksum: the failures are the hook's.
     let (r, out) = crash_test(&s, &log, verify_check(), 300, 11);

@@ -55,15 +55,9 @@ pub struct CrashTestArgs {
 
 /// Runs the command; fails when any state failed.
 pub fn run(a: CrashTestArgs) -> CliResult {
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if !(a.timeout > 0.0 && a.timeout.is_finite()) {
-        return Err(format!(
-            "--timeout must be a positive number of seconds, got {}",
-            a.timeout
-        )
-        .into());
+        return Err(format!("--timeout must be a positive number of seconds, got {}", a.timeout).into());
     }
     let test = CrashTest {
         log: a.log,
