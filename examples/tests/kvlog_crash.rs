@@ -84,14 +84,21 @@ fn record_load(
     (log, acked)
 }
 
-fn crash_test(s: &Scratch, log: &Path, check: String, states: u64, seed: u64) -> (pinio::crash::Report, String) {
+fn crash_test(
+    s: &Scratch,
+    log: &Path,
+    check: String,
+    states: u64,
+    seed: u64,
+    sector: u64,
+) -> (pinio::crash::Report, String) {
     let t = CrashTest {
         log: log.to_path_buf(),
         check,
         states,
         seed,
         only: None,
-        sector: 512,
+        sector,
         jobs: 2,
         dir: s.dir.clone(),
         shrink: 1,
@@ -107,19 +114,19 @@ fn verify_check() -> String {
     format!("{} verify copy:{{image}}", kvlog().display())
 }
 
-/// (backend, keys, value size, batch, states, seed): small batches (one
-/// write each), multi-block batches in several writes in flight, and
-/// values larger than a block.
-const WORKLOADS: &[(&str, u64, u64, u64, u64, u64)] =
-    &[("copy", 150, 100, 7, 350, 1), ("uring", 60, 1500, 6, 350, 2), ("copy", 40, 9000, 8, 350, 3)];
+/// (backend, keys, value size, batch, states, seed, atomic unit): small
+/// batches (one write each), multi-block batches in several writes in
+/// flight, and values larger than a block, torn at 512 B and at 4 KiB.
+const WORKLOADS: &[(&str, u64, u64, u64, u64, u64, u64)] =
+    &[("copy", 150, 100, 7, 350, 1, 512), ("uring", 60, 1500, 6, 350, 2, 4096), ("copy", 40, 9000, 8, 350, 3, 512)];
 
 #[test]
 fn every_crash_state_of_several_workloads_passes_kvlog_verify() {
     let (mut total, mut several) = (0, false);
-    for (i, &(backend, keys, value, batch, states, seed)) in WORKLOADS.iter().enumerate() {
+    for (i, &(backend, keys, value, batch, states, seed, sector)) in WORKLOADS.iter().enumerate() {
         let s = Scratch::new(&format!("ok{i}"));
         let (log, acked) = record_load(&s, backend, keys, value, batch, None);
-        let (r, out) = crash_test(&s, &log, verify_check(), states, seed);
+        let (r, out) = crash_test(&s, &log, verify_check(), states, seed, sector);
         eprintln!("{out}");
         assert!(r.failures.is_empty(), "workload {i} ({backend}, {keys} keys of {value} B, batch {batch}):\n{out}");
         assert_eq!(r.checked, states);
@@ -137,7 +144,7 @@ fn acknowledging_before_the_flush_is_caught() {
     let s = Scratch::new("ack");
     let (log, _) = record_load(&s, "copy", 80, 200, 4, Some("ack-before-flush"));
     let started = std::time::Instant::now();
-    let (r, out) = crash_test(&s, &log, verify_check(), 200, 7);
+    let (r, out) = crash_test(&s, &log, verify_check(), 200, 7, 512);
     assert!(!r.failures.is_empty(), "the broken kvlog passed every state:\n{out}");
     assert!(started.elapsed() < Duration::from_secs(60), "caught, but only after {:?}", started.elapsed());
     let first = &r.failures[0];
@@ -154,10 +161,10 @@ fn trusting_an_unchecksummed_tail_is_caught() {
     let s = Scratch::new("tail");
     let (log, _) = record_load(&s, "copy", 60, 3000, 6, None);
     let check = format!("KVLOG_BROKEN=trust-tail {}", verify_check());
-    let (r, out) = crash_test(&s, &log, check, 300, 11);
+    let (r, out) = crash_test(&s, &log, check, 300, 11, 512);
     assert!(!r.failures.is_empty(), "recovery without checksums passed every state:\n{out}");
     assert!(out.contains("bad "), "kvlog names the bad key:\n{out}");
     // The same states pass with the checksum: the failures are the hook's.
-    let (r, out) = crash_test(&s, &log, verify_check(), 300, 11);
+    let (r, out) = crash_test(&s, &log, verify_check(), 300, 11, 512);
     assert!(r.failures.is_empty(), "{out}");
 }
