@@ -73,7 +73,7 @@ const POOL_SLICES: usize = 4;
 /// Client connections (tasks) of the end-to-end run.
 const CONNECTIONS: usize = 8;
 /// Requests per connection of the end-to-end run.
-const REQUESTS: usize = 64;
+const REQUESTS: usize = 32;
 const REQ_LEN: usize = 16;
 const STATUS_OK: u32 = 0;
 const STATUS_REFUSED: u32 = 1;
