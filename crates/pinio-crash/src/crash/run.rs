@@ -146,6 +146,7 @@ impl CrashTest {
         }
         let failures = Mutex::new(Vec::new());
         let mut img = DurableImage::base(&h, self.sector);
+        let (total, mut checked, mut reported) = (indices.len(), 0usize, 0usize);
         for (&k, states) in &by_epoch {
             while img.epoch() == usize::MAX || img.epoch() < k {
                 let next = if img.epoch() == usize::MAX { 0 } else { img.epoch() + 1 };
@@ -189,6 +190,19 @@ impl CrashTest {
                 Ok(())
             });
             result?;
+            // Progress in tenths, for long runs.
+            checked += states.len();
+            if total >= 1000 && checked * 10 / total > reported && checked < total {
+                reported = checked * 10 / total;
+                let failed = failures.lock().map_or(0, |f| f.len());
+                say(
+                    out,
+                    format!(
+                        "crash-test: {checked} of {total} states checked, {failed} failed so far ({:.1} s)",
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+            }
         }
         let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
         failures.sort_by_key(|f| f.state.index);
