@@ -134,7 +134,7 @@ impl Controller {
     }
 
     /// CC.EN = 0 and wait for CSTS.RDY = 0: every queue is gone afterwards.
-    fn disable(&self) -> Result<(), NvmeError> {
+    pub(crate) fn disable(&self) -> Result<(), NvmeError> {
         let bar = self.pci.bar0();
         let cc = bar.read32(regs::CC);
         if cc & regs::CC_EN != 0 {

@@ -131,6 +131,9 @@ impl NvmeDevice {
 
     /// A queue of the concrete type.
     pub fn nvme_queue(&self, depth: usize) -> Result<NvmeQueue> {
+        if self.shared.removal_requested() {
+            return Err(self.shared.removed_error().into());
+        }
         let depth = self.shared.core.queue_depth(depth)?;
         NvmeQueue::new(self.shared.clone(), depth)
     }
@@ -156,6 +159,55 @@ impl NvmeDevice {
         // The number of queues is set once per reset.
         set_queue_count(&self.shared.ctrl, self.shared.granted)?;
         Ok(())
+    }
+}
+
+impl NvmeDevice {
+    /// Resets the controller now, with I/O in flight on any queue (what a
+    /// driver does when a command times out or the controller reports a
+    /// fatal status, and what Linux's `reset_controller` does): CC.EN = 0,
+    /// and once CSTS.RDY = 0 the controller has deleted every I/O queue
+    /// pair and stopped every command, so it no longer touches their
+    /// memory; then it is enabled again with fresh admin queues and the
+    /// same number of I/O queue pairs.
+    ///
+    /// Queues made before the reset hand back every command still in
+    /// flight as a completion with [`NvmeError::Reset`] (those the
+    /// controller completed before it stopped keep their real result),
+    /// within one wait for an interrupt (100 ms) of their next `poll`,
+    /// `wait` or `flush`; they refuse new operations with the same error
+    /// and are to be dropped; new queues work at once. If the controller
+    /// does not stop within CAP.TO, the error says so and queues keep
+    /// their commands (the memory may still be written) until their own
+    /// timeout.
+    pub fn reset_controller(&self) -> Result<()> {
+        let s = &self.shared;
+        if s.removal_requested() {
+            return Err(s.removed_error().into());
+        }
+        let _busy = s.lifecycle();
+        s.ctrl.disable()?;
+        // The controller is stopped: queues may now hand their commands back.
+        s.resets.fetch_add(1, Ordering::AcqRel);
+        s.ctrl.reset()?;
+        set_queue_count(&s.ctrl, s.granted)?;
+        Ok(())
+    }
+
+    /// Whether the kernel has asked for the controller back (it is being
+    /// removed or unbound). Then the controller is stopped, every command
+    /// comes back with [`NvmeError::Removed`], no queue can be made, and
+    /// the removal waits until the device, its queues and its domain's
+    /// regions are dropped. Queues notice it by themselves while they wait
+    /// for completions.
+    pub fn removal_requested(&self) -> bool {
+        self.shared.removal_requested()
+    }
+
+    /// Controller resets since the device was opened
+    /// ([`NvmeDevice::reset_controller`]).
+    pub fn resets(&self) -> u64 {
+        self.shared.resets.load(Ordering::Acquire)
     }
 }
 
@@ -189,6 +241,9 @@ fn open_shared(domain: &Domain, bdf: &PciAddress, opts: NvmeOptions) -> Result<S
         .map(|_| EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(|e| VfioError::Os { what: "eventfd for MSI-X".into(), source: e }))
         .collect::<Result<Vec<_>, _>>()?;
     claim.enable_msix(&irqs)?;
+    // Told when the kernel wants the device back (removal, unbind); a
+    // kernel that cannot say leaves the driver without the warning.
+    let removal = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).ok().filter(|fd| claim.watch_removal_requests(fd).is_ok());
 
     let ctrl = Controller::bring_up(claim.pci().clone(), domain, page, Duration::from_millis(opts.admin_timeout_ms))?;
     let info = ControllerInfo::parse(&ctrl.identify(cns::CONTROLLER, 0)?)?;
@@ -250,6 +305,9 @@ fn open_shared(domain: &Domain, bdf: &PciAddress, opts: NvmeOptions) -> Result<S
         free_qids: Mutex::new((1..=granted).rev().collect()),
         granted,
         live_queues: AtomicUsize::new(0),
+        resets: std::sync::atomic::AtomicU64::new(0),
+        removal,
+        removed: std::sync::atomic::AtomicBool::new(false),
         lifecycle: Mutex::new(()),
         core: DeviceCore::new(domain.clone(), caps),
     })

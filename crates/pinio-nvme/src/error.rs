@@ -98,6 +98,25 @@ pub enum NvmeError {
         /// The earlier failure.
         reason: String,
     },
+    /// The controller was reset ([`crate::NvmeDevice::reset_controller`])
+    /// while the command was in flight, or the queue was made before the
+    /// reset: the reset deleted the queue's queue pair and aborted its
+    /// commands. The slice comes back with this error.
+    #[error("{bdf}: the controller was reset (reset number {reset}) while this queue's commands were in flight: they were aborted (a read's buffer holds undefined bytes; a write may or may not have reached the medium) and the queue's queue pair is gone; drop this queue and make a new one")]
+    Reset {
+        /// The address.
+        bdf: String,
+        /// How many resets the device has had since it was opened.
+        reset: u64,
+    },
+    /// The kernel asked for the controller back (vfio-pci's device
+    /// request: the device is being removed or unbound): the driver stopped
+    /// it and aborted every command; the slice comes back with this error.
+    #[error("{bdf}: the kernel asked for the controller back (the device is being removed or unbound): pinio stopped it and aborted every command (a read's buffer holds undefined bytes; a write may or may not have reached the medium); drop every queue, region and the device so that the removal can complete")]
+    Removed {
+        /// The address.
+        bdf: String,
+    },
     /// The driver's own DMA memory (queues, PRP lists) could not be
     /// allocated or mapped.
     #[error("allocating the driver's DMA memory (queues, PRP lists): {source}")]

@@ -54,6 +54,7 @@ mod options;
 pub mod prp;
 pub mod prp_chain;
 mod queue;
+mod removal;
 pub mod regs;
 pub mod ring;
 mod shared;

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+mod reset;
+
 /// How long a wait may see no completion at all before the controller is
 /// declared hung.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,6 +58,11 @@ pub struct NvmeQueue {
     /// Completion entries were consumed and the CQ head doorbell not yet
     /// written ([`NvmeQueue::ack_cq`]).
     cq_unacked: bool,
+    /// The device's reset count when the queue pair was made: a reset since
+    /// deleted it (`reset.rs`).
+    resets_seen: u64,
+    /// Commands were handed back after a reset; the queue takes no more.
+    dead: bool,
     // Memory last: dropped after the queue pair is deleted (in Drop).
     sq: Option<DmaMem>,
     cq: Option<DmaMem>,
@@ -89,6 +96,7 @@ impl NvmeQueue {
         };
         let irq = shared.mode == CompletionMode::Interrupt;
         let busy = shared.lifecycle();
+        let resets_seen = shared.resets.load(Ordering::Acquire);
         let ctrl = &shared.ctrl;
         let r = ctrl
             .admin_cmd(Sqe::create_cq(0, qid, entries, cq.iova(), irq, if irq { qid } else { 0 }), || format!("Create I/O Completion Queue {qid} ({entries} entries)"))
@@ -118,6 +126,8 @@ impl NvmeQueue {
             ready: Vec::new(),
             flushed: Vec::new(),
             cq_unacked: false,
+            resets_seen,
+            dead: false,
             sq: Some(sq),
             cq: Some(cq),
             lists: Some(lists),
@@ -138,6 +148,9 @@ impl NvmeQueue {
     /// queue, after the checks (without the device bounds check when
     /// `in_bounds` is false).
     fn push_inner(&mut self, op: Op, in_bounds: bool) -> Result<(), Rejected> {
+        if self.dead || self.was_reset() {
+            return Err(Rejected { error: self.reset_error(), op });
+        }
         let core = &self.shared.core;
         let op = if in_bounds {
             core.admit(op, Queue::in_flight(self), self.slots.len())?
@@ -236,6 +249,9 @@ impl NvmeQueue {
     /// may still post are those of commands in flight, at most the
     /// capacity, one less than the completion queue's entries.
     fn reap_unacked(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+        if !self.dead && self.was_reset() {
+            return Ok(self.abort_after_reset(out));
+        }
         let (mut n, mut consumed) = (0, 0);
         let mut bad_cid = None;
         loop {
@@ -308,6 +324,9 @@ impl NvmeQueue {
     /// Blocks until the completion queue may have something new: sleeps
     /// on the MSI-X eventfd, or spins (yielding) when polling.
     fn wait_for_event(&self) -> Result<()> {
+        // A removal request stops the controller; the next reap hands the
+        // commands back (within one wait: 100 ms with interrupts).
+        let _ = self.shared.removal_requested();
         match self.shared.mode {
             CompletionMode::Poll => {
                 std::thread::yield_now();
@@ -358,6 +377,9 @@ impl NvmeQueue {
     /// queue. So every command in flight on this queue completes first.
     fn drain_and_flush(&mut self, nsid: u32) -> Result<()> {
         self.drain()?;
+        if self.dead || self.was_reset() {
+            return Err(self.reset_error());
+        }
         // Nothing is in flight: any result kept is of an earlier flush that
         // gave up waiting (a timeout), not of the one issued now.
         self.flushed.clear();
@@ -377,6 +399,9 @@ impl NvmeQueue {
             self.ready = out;
             if got? > 0 {
                 last = Instant::now();
+            }
+            if self.dead {
+                return Err(self.reset_error());
             }
             if let Some(i) = self.flushed.iter().position(|&(s, _)| s == slot) {
                 let (_, status) = self.flushed.swap_remove(i);
@@ -443,6 +468,10 @@ impl Queue for NvmeQueue {
     }
 
     fn submit(&mut self) -> Result<usize> {
+        if self.dead || self.was_reset() {
+            // No queue pair to ring: the next poll hands the commands back.
+            return Ok(0);
+        }
         let n = self.unsubmitted;
         // One tail write for the whole batch (already written per command in
         // per-command mode).
@@ -511,9 +540,13 @@ impl Drop for NvmeQueue {
             }
         }
         let ctrl = &self.shared.ctrl;
+        // After a reset the queue pair no longer exists (and its commands
+        // were handed back by the reap above): nothing to delete.
+        let gone = self.dead || self.was_reset();
         let deleted = !hung
-            && ctrl.admin_cmd(Sqe::delete_sq(0, self.qid), String::new).is_ok()
-            && ctrl.admin_cmd(Sqe::delete_cq(0, self.qid), String::new).is_ok();
+            && (gone
+                || ctrl.admin_cmd(Sqe::delete_sq(0, self.qid), String::new).is_ok()
+                    && ctrl.admin_cmd(Sqe::delete_cq(0, self.qid), String::new).is_ok());
         if deleted {
             self.shared.return_qid(self.qid);
         } else {

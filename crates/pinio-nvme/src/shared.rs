@@ -7,7 +7,7 @@ use crate::CompletionMode;
 use crate::doorbell::{DoorbellCounters, DoorbellMode};
 use pinio_core::DeviceCore;
 use pinio_vfio::DeviceClaim;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -35,6 +35,14 @@ pub(crate) struct Shared {
     pub(crate) free_qids: Mutex<Vec<u16>>,
     pub(crate) granted: u16,
     pub(crate) live_queues: AtomicUsize,
+    /// Controller resets since open ([`crate::NvmeDevice::reset_controller`]):
+    /// a queue made under an older value has lost its queue pair.
+    pub(crate) resets: AtomicU64,
+    /// Signalled by vfio-pci when the kernel wants the device back
+    /// (`removal.rs`); None if this kernel cannot say.
+    pub(crate) removal: Option<EventFd>,
+    /// The removal request was seen and the controller stopped.
+    pub(crate) removed: AtomicBool,
     /// Held while a queue pair is created and while the controller is
     /// reset, so that a reset never races a queue being made.
     pub(crate) lifecycle: Mutex<()>,

@@ -14,7 +14,7 @@ use crate::{PciAddress, VfioError};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use vfio_bindings::bindings::vfio::{VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_REGION_INFO_FLAG_MMAP};
+use vfio_bindings::bindings::vfio::{VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_REQ_IRQ_INDEX, VFIO_REGION_INFO_FLAG_MMAP};
 use vfio_ioctls::{VfioContainer, VfioDevice};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -150,6 +150,18 @@ impl VfioPci {
             .map_err(|e| VfioError::vfio(format!("enabling {} MSI-X vectors of {} (VFIO_DEVICE_SET_IRQS)", fds.len(), self.bdf), e))?;
         *irqs = Irqs::Msix;
         Ok(())
+    }
+
+    /// Has the kernel signal `fd` when it wants the device back (vfio-pci's
+    /// device request, `VFIO_PCI_REQ_IRQ_INDEX`): when the device is being
+    /// removed (hot-unplug, or `remove` in sysfs) or unbound from
+    /// vfio-pci. The removal waits until the device file is closed; the
+    /// kernel repeats the request every 10 s meanwhile. Closing the device
+    /// file (dropping its domain) undoes this.
+    pub fn watch_removal_requests(&self, fd: &EventFd) -> Result<(), VfioError> {
+        self.device
+            .enable_irq(VFIO_PCI_REQ_IRQ_INDEX, vec![fd])
+            .map_err(|e| VfioError::vfio(format!("asking for the device request of {} (VFIO_DEVICE_SET_IRQS, VFIO_PCI_REQ_IRQ_INDEX)", self.bdf), e))
     }
 
     /// Leaves the device unable to disturb anyone: interrupts disabled, bus
