@@ -30,51 +30,26 @@ pub fn run(paths: &Paths, args: &SoakArgs) -> Result<ExitCode> {
     }
     let exe = build(paths)?;
     let repo = paths.repo.canonicalize()?;
-    let mut argv = vec![
-        exe.to_string_lossy().into_owned(),
-        "--minutes".into(),
-        args.minutes.to_string(),
-    ];
-    argv.extend([
-        "--threads".into(),
-        args.threads.to_string(),
-        "--report-secs".into(),
-        args.report_secs.to_string(),
-    ]);
+    let mut argv = vec![exe.to_string_lossy().into_owned(), "--minutes".into(), args.minutes.to_string()];
+    argv.extend(["--threads".into(), args.threads.to_string(), "--report-secs".into(), args.report_secs.to_string()]);
     if let Some(b) = &args.backends {
         argv.extend(["--backends".into(), b.clone()]);
     }
     if let Some(s) = &args.seed {
         argv.extend(["--seed".into(), s.clone()]);
     }
-    let script = format!(
-        "cd {} || exit 125\nexport PINIO_GUEST=1\n{}\n",
-        quote(&repo.to_string_lossy()),
-        join(&argv)
-    );
+    let script = format!("cd {} || exit 125\nexport PINIO_GUEST=1\n{}\n", quote(&repo.to_string_lossy()), join(&argv));
     let run_dir = crate::vm::new_run_dir(paths)?;
     let timeout = Duration::from_secs((args.minutes * 60.0).ceil() as u64 + MARGIN_SECS);
-    let outcome = crate::vm::boot(
-        paths,
-        &kernel,
-        &crate::vm::Job { script, modules },
-        &run_dir,
-        timeout,
-    )?;
+    let outcome = crate::vm::boot(paths, &kernel, &crate::vm::Job { script, modules }, &run_dir, timeout)?;
     outcome.print_verdict();
     let problems = outcome.problems();
     let code = outcome.exit_code.unwrap_or(1);
     if problems.is_empty() && code == 0 {
-        eprintln!(
-            "xtask: soak PASSED (console log kept: {})",
-            outcome.console_log.display()
-        );
+        eprintln!("xtask: soak PASSED (console log kept: {})", outcome.console_log.display());
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!(
-            "xtask: soak FAILED (exit {code}; console log {})",
-            outcome.console_log.display()
-        );
+        eprintln!("xtask: soak FAILED (exit {code}; console log {})", outcome.console_log.display());
         Ok(ExitCode::FAILURE)
     }
 }
@@ -103,10 +78,7 @@ fn build(paths: &Paths) -> Result<std::path::PathBuf> {
     if !status.success() {
         bail!("building pinio-soak failed ({status})");
     }
-    let exe = paths
-        .target_dir()?
-        .join(crate::guest_build::TARGET)
-        .join("release/pinio-soak");
+    let exe = paths.target_dir()?.join(crate::guest_build::TARGET).join("release/pinio-soak");
     if !exe.is_file() {
         bail!("cargo built pinio-soak but {} is missing", exe.display());
     }

@@ -52,57 +52,29 @@ fn lost_interrupts_complete_by_polling_and_hand_every_slice_back() {
     }
     // Then reads back, all with the interrupt lost.
     for i in 0..4usize {
-        q.push(Op::read(
-            dst.slice(i * 1024, 1024).unwrap(),
-            (i * 1024) as u64,
-            10 + i as u64,
-        ))
-        .map_err(|r| r.error)
-        .unwrap();
+        q.push(Op::read(dst.slice(i * 1024, 1024).unwrap(), (i * 1024) as u64, 10 + i as u64))
+            .map_err(|r| r.error)
+            .unwrap();
     }
     let mut back = Vec::new();
     while back.len() < 4 {
         q.wait(4 - back.len(), &mut back).unwrap();
     }
     let took = t.elapsed();
-    assert!(
-        took < NO_HANG,
-        "eight transfers with lost interrupts took {took:?}"
-    );
+    assert!(took < NO_HANG, "eight transfers with lost interrupts took {took:?}");
     for c in done.iter().chain(&back) {
-        assert_eq!(
-            c.result.as_ref().ok(),
-            Some(&1024),
-            "tag {}: {:?}",
-            c.tag,
-            c.result
-        );
+        assert_eq!(c.result.as_ref().ok(), Some(&1024), "tag {}: {:?}", c.tag, c.result);
     }
     for c in &back {
         let i = (c.tag - 10) as usize;
-        assert!(
-            c.slice
-                .iter()
-                .enumerate()
-                .all(|(j, &b)| b == (i * 31 + j * 7) as u8),
-            "chunk {i} read back wrong"
-        );
+        assert!(c.slice.iter().enumerate().all(|(j, &b)| b == (i * 31 + j * 7) as u8), "chunk {i} read back wrong");
     }
     let lost = stray.read().unwrap_or(0);
-    assert!(
-        lost >= 1,
-        "the interrupts went to the stray eventfd (lost to the driver): counted {lost}"
-    );
-    eprintln!(
-        "8 transfers, {lost} interrupt(s) lost to a stray eventfd, all completed by polling in {took:?}"
-    );
+    assert!(lost >= 1, "the interrupts went to the stray eventfd (lost to the driver): counted {lost}");
+    eprintln!("8 transfers, {lost} interrupt(s) lost to a stray eventfd, all completed by polling in {took:?}");
     drop(done);
     drop(back);
-    assert_eq!(
-        (src.live_slices(), dst.live_slices()),
-        (0, 0),
-        "every slice handed back"
-    );
+    assert_eq!((src.live_slices(), dst.live_slices()), (0, 0), "every slice handed back");
 
     // With the interrupt routed back, completions signal the driver's eventfd again.
     edu.restore_msi().unwrap();
@@ -117,10 +89,7 @@ fn lost_interrupts_complete_by_polling_and_hand_every_slice_back() {
         "the regions' IOMMU mappings are gone: {:?}",
         reg.vfio_stats()
     );
-    assert!(
-        stray.read().is_err(),
-        "no interrupt reached the stray eventfd after the restore"
-    );
+    assert!(stray.read().is_err(), "no interrupt reached the stray eventfd after the restore");
 }
 
 /// In poll mode there is no MSI to lose: redirecting it is refused with a
@@ -128,10 +97,7 @@ fn lost_interrupts_complete_by_polling_and_hand_every_slice_back() {
 #[test]
 fn redirecting_the_msi_of_a_polled_edu_is_refused() {
     let _g = edu_lock();
-    let edu = open_edu(EduOptions {
-        completion: pinio_edu::CompletionMode::Poll,
-        ..EduOptions::default()
-    });
+    let edu = open_edu(EduOptions { completion: pinio_edu::CompletionMode::Poll, ..EduOptions::default() });
     let stray = EventFd::new(libc::EFD_NONBLOCK).unwrap();
     let e = edu.redirect_msi(&stray).expect_err("poll mode has no MSI");
     assert!(matches!(e, pinio_core::Error::Unsupported { .. }), "{e}");

@@ -35,13 +35,7 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend, in report order.
-    pub const ALL: [Backend; 5] = [
-        Backend::Kmod,
-        Backend::Edu,
-        Backend::Nvme,
-        Backend::Copy,
-        Backend::Uring,
-    ];
+    pub const ALL: [Backend; 5] = [Backend::Kmod, Backend::Edu, Backend::Nvme, Backend::Copy, Backend::Uring];
 
     /// Its name on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -82,12 +76,7 @@ pub struct Plan {
 /// Keeps `plan.backend` busy with `plan.threads` worker threads until
 /// `stop`; `counters[0]` counts the backend (for NVMe: its userspace
 /// driver), `counters[1]` the kernel nvme driver + io_uring phases.
-pub fn drive(
-    plan: &Plan,
-    stop: &AtomicBool,
-    shared: &Shared,
-    counters: &[Counters; 2],
-) -> Result<(), String> {
+pub fn drive(plan: &Plan, stop: &AtomicBool, shared: &Shared, counters: &[Counters; 2]) -> Result<(), String> {
     match plan.backend {
         Backend::Nvme => drive_nvme(plan, stop, counters),
         b => {
@@ -111,15 +100,15 @@ fn open(b: Backend) -> Result<Box<dyn Device>, String> {
     let r = match b {
         Backend::Kmod => pinio::open("kmod:/dev/pinio"),
         Backend::Edu => {
-            let addr = find_pci("device", "0x11e8").ok_or("no edu (1234:11e8) on the PCI bus")?;
+            let addr = edu_addr().ok_or("no edu (1234:11e8) on the PCI bus")?;
             pinio::open(&format!("vfio:{addr}"))
         }
-        Backend::Copy => Builder::parse("copy:/tmp/pinio-soak-copy.dat")
-            .and_then(|b| b.create(FILE_BYTES).open()),
+        Backend::Copy => Builder::parse("copy:/tmp/pinio-soak-copy.dat").and_then(|b| b.create(FILE_BYTES).open()),
         // tmpfs has no direct IO: buffered, still with registered (pinned)
         // fixed buffers. O_DIRECT is soaked on the NVMe disk's kernel phase.
-        Backend::Uring => Builder::parse("uring:/tmp/pinio-soak-uring.dat")
-            .and_then(|b| b.create(FILE_BYTES).direct(false).open()),
+        Backend::Uring => {
+            Builder::parse("uring:/tmp/pinio-soak-uring.dat").and_then(|b| b.create(FILE_BYTES).direct(false).open())
+        }
         Backend::Nvme => unreachable!("drive_nvme opens NVMe"),
     };
     r.map_err(|e| format!("opening {}: {e}", b.name()))
@@ -140,17 +129,13 @@ fn check_kmod_unpinned(dev: &dyn Device) -> Result<(), String> {
 
 /// The module's INFO of the kmod device's open file.
 pub fn kmod_info(dev: &dyn Device) -> Option<pinio::kmod::abi::Info> {
-    dev.domain()
-        .registrar::<pinio::kmod::KmodRegistrar>()?
-        .info()
-        .ok()
+    dev.domain().registrar::<pinio::kmod::KmodRegistrar>()?.info().ok()
 }
 
 /// NVMe: the userspace driver for `switch_every`, then the kernel's driver
 /// with io_uring on /dev/nvme0n1 for as long, and so on until `stop`.
 fn drive_nvme(plan: &Plan, stop: &AtomicBool, counters: &[Counters; 2]) -> Result<(), String> {
-    let bdf = find_pci("class", "0x010802")
-        .ok_or("no NVMe controller (class 0x010802) on the PCI bus")?;
+    let bdf = nvme_addr().ok_or("no NVMe controller (class 0x010802) on the PCI bus")?;
     let mut phase = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let user = phase.is_multiple_of(2);
@@ -169,21 +154,13 @@ fn drive_nvme(plan: &Plan, stop: &AtomicBool, counters: &[Counters; 2]) -> Resul
         let deadline = Instant::now() + plan.switch_every;
         let r = std::thread::scope(|s| {
             let timer = s.spawn(|| {
-                while Instant::now() < deadline
-                    && !stop.load(Ordering::Relaxed)
-                    && !phase_stop.load(Ordering::Relaxed)
+                while Instant::now() < deadline && !stop.load(Ordering::Relaxed) && !phase_stop.load(Ordering::Relaxed)
                 {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 phase_stop.store(true, Ordering::Relaxed);
             });
-            let r = run_threads(
-                dev.as_ref(),
-                plan,
-                plan.seed ^ (phase << 40),
-                &phase_stop,
-                c,
-            );
+            let r = run_threads(dev.as_ref(), plan, plan.seed ^ (phase << 40), &phase_stop, c);
             phase_stop.store(true, Ordering::Relaxed);
             let _ = timer.join();
             r
@@ -201,13 +178,7 @@ fn drive_nvme(plan: &Plan, stop: &AtomicBool, counters: &[Counters; 2]) -> Resul
 }
 
 /// Runs the worker threads of one device until `stop`.
-fn run_threads(
-    dev: &dyn Device,
-    plan: &Plan,
-    seed: u64,
-    stop: &AtomicBool,
-    counters: &Counters,
-) -> Result<(), String> {
+fn run_threads(dev: &dyn Device, plan: &Plan, seed: u64, stop: &AtomicBool, counters: &Counters) -> Result<(), String> {
     let lanes = Lane::split(dev, plan.threads, MAX_CHUNK)?;
     let failed = AtomicBool::new(false);
     let results: Vec<Result<(), String>> = std::thread::scope(|s| {
@@ -218,15 +189,8 @@ fn run_threads(
                 let failed = &failed;
                 s.spawn(move || {
                     // A thread stops when told to or when another thread failed.
-                    let should_stop =
-                        || stop.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
-                    let r = worker::run(
-                        dev,
-                        lane,
-                        seed.wrapping_add(i as u64 * 0x1000_0001),
-                        &should_stop,
-                        counters,
-                    );
+                    let should_stop = || stop.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed);
+                    let r = worker::run(dev, lane, seed.wrapping_add(i as u64 * 0x1000_0001), &should_stop, counters);
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
@@ -234,20 +198,28 @@ fn run_threads(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a worker thread panicked".into()))
-            })
-            .collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a worker thread panicked".into()))).collect()
     });
     let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{}: {}", dev.describe(), errors.join("; ")))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(format!("{}: {}", dev.describe(), errors.join("; "))) }
+}
+
+/// The PCI addresses of edu and the NVMe controller, looked up once
+/// before any backend starts ([`discover`]): no sysfs directory listing
+/// while VFIO devices are in use (see [`kernel_block_device`]).
+static PCI: std::sync::OnceLock<(Option<String>, Option<String>)> = std::sync::OnceLock::new();
+
+/// Finds edu and the NVMe controller; call before the backends start.
+pub fn discover() {
+    PCI.get_or_init(|| (find_pci("device", "0x11e8"), find_pci("class", "0x010802")));
+}
+
+fn edu_addr() -> Option<String> {
+    PCI.get().and_then(|p| p.0.clone())
+}
+
+fn nvme_addr() -> Option<String> {
+    PCI.get().and_then(|p| p.1.clone())
 }
 
 /// The first PCI device (by address) whose sysfs attribute `attr` reads `value`.
@@ -262,33 +234,27 @@ fn find_pci(attr: &str, value: &str) -> Option<String> {
     found.into_iter().next()
 }
 
-/// The kernel's block device of namespace 1 of `bdf`, once the nvme driver shows it.
+/// The kernel's block device of namespace 1 of `bdf`, once the nvme driver
+/// shows it. Only `stat`s of names the driver gives (controller `nvmeC`,
+/// namespace `nvmeCn1`), no directory listing: a `getdents` of sysfs whose
+/// buffer faults while vfio-pci enables MSI-X and another thread faults
+/// on a BAR mapping is the lock cycle lockdep reported in the first
+/// 10-minute soak (docs/reliability.md), a kernel problem the soak does
+/// not need to provoke every 50 ms.
 fn kernel_block_device(bdf: &str) -> Result<PathBuf, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let dir = Path::new("/sys/bus/pci/devices").join(bdf).join("nvme");
     loop {
-        let dir = Path::new("/sys/bus/pci/devices").join(bdf).join("nvme");
-        let name = std::fs::read_dir(dir)
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find_map(|c| {
-                std::fs::read_dir(c.path())
-                    .ok()?
-                    .flatten()
-                    .map(|n| n.file_name().to_string_lossy().into_owned())
-                    .find(|n| n.starts_with("nvme") && n.ends_with("n1"))
-            });
-        if let Some(p) = name
-            .map(|n| Path::new("/dev").join(n))
-            .filter(|p| p.exists())
-        {
+        let found = (0..64).find_map(|c| {
+            let ns = format!("nvme{c}n1");
+            (dir.join(format!("nvme{c}")).join(&ns).exists() && Path::new("/dev").join(&ns).exists())
+                .then(|| Path::new("/dev").join(ns))
+        });
+        if let Some(p) = found {
             return Ok(p);
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "the kernel's nvme driver did not show namespace 1 of {bdf} within 60 s"
-            ));
+            return Err(format!("the kernel's nvme driver did not show namespace 1 of {bdf} within 60 s"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -53,12 +53,7 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => a.threads = num(value()?)? as usize,
             "--report-secs" => a.report = Duration::from_secs_f64(num(value()?)?),
             "--switch-secs" => a.switch_every = Duration::from_secs_f64(num(value()?)?),
-            "--backends" => {
-                a.backends = value()?
-                    .split(',')
-                    .map(Backend::parse)
-                    .collect::<Result<_, _>>()?
-            }
+            "--backends" => a.backends = value()?.split(',').map(Backend::parse).collect::<Result<_, _>>()?,
             "--seed" => {
                 let v = value()?;
                 a.seed = u64::from_str_radix(v.trim_start_matches("0x"), 16)
@@ -95,6 +90,7 @@ fn main() -> ExitCode {
 fn soak() -> Result<(), String> {
     let args = parse_args()?;
     let mut kmsg = KernelLog::start().map_err(|e| e.to_string())?;
+    backends::discover();
     let pins_before = PinCounters::read().map_err(|e| e.to_string())?;
     let names: Vec<&str> = args.backends.iter().map(|b| b.name()).collect();
     println!(
@@ -124,10 +120,7 @@ fn soak() -> Result<(), String> {
             let (stop, shared, counters, errors) = (&stop, &shared, &counters[i], &errors);
             s.spawn(move || {
                 if let Err(e) = backends::drive(&plan, stop, shared, counters) {
-                    errors
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(format!("{}: {e}", plan.backend.name()));
+                    errors.lock().unwrap_or_else(|p| p.into_inner()).push(format!("{}: {e}", plan.backend.name()));
                     stop.store(true, Ordering::Relaxed);
                 }
             });
@@ -165,9 +158,7 @@ fn soak() -> Result<(), String> {
     // worker, a moment after the close: give the counters a few seconds.
     let mut pins_after = PinCounters::read().map_err(|e| e.to_string())?;
     let settle = Instant::now();
-    while pins_after.outstanding() != pins_before.outstanding()
-        && settle.elapsed() < Duration::from_secs(10)
-    {
+    while pins_after.outstanding() != pins_before.outstanding() && settle.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
         pins_after = PinCounters::read().map_err(|e| e.to_string())?;
     }
@@ -188,19 +179,11 @@ fn soak() -> Result<(), String> {
             pins_before.outstanding()
         ));
     }
-    let total_ops: u64 = counters
-        .iter()
-        .flatten()
-        .map(|c| c.ops.load(Ordering::Relaxed))
-        .sum();
+    let total_ops: u64 = counters.iter().flatten().map(|c| c.ops.load(Ordering::Relaxed)).sum();
     if total_ops == 0 {
         errors.push("no operation completed".into());
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("\n  "))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n  ")) }
 }
 
 /// One line per backend and one of memory, prefixed with the elapsed time.
@@ -215,16 +198,7 @@ fn report(args: &Args, counters: &[[Counters; 2]], shared: &Shared, start: Insta
             b => println!("soak: t={t}s {} {}", b.name(), c[0].summary()),
         }
     }
-    let kmod = shared
-        .kmod
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let kmod_pinned = kmod
-        .and_then(|d| backends::kmod_info(d.as_ref()))
-        .map(|i| i.pinned_pages);
-    println!(
-        "soak: t={t}s memory {}",
-        Sample::take(kmod_pinned).describe()
-    );
+    let kmod = shared.kmod.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let kmod_pinned = kmod.and_then(|d| backends::kmod_info(d.as_ref())).map(|i| i.pinned_pages);
+    println!("soak: t={t}s memory {}", Sample::take(kmod_pinned).describe());
 }

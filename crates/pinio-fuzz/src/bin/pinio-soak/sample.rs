@@ -19,15 +19,8 @@ fn kib(path: &str, key: &str) -> u64 {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix(key)?
-                    .strip_prefix(':')?
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .ok()
-            })
+            t.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
 }
@@ -45,9 +38,7 @@ impl Sample {
 
     /// `RSS=… MiB MemAvailable=… MiB pinned=… pages (kmod …)`.
     pub fn describe(&self) -> String {
-        let kmod = self
-            .kmod_pinned_pages
-            .map_or(String::new(), |p| format!(" kmod_pinned={p}"));
+        let kmod = self.kmod_pinned_pages.map_or(String::new(), |p| format!(" kmod_pinned={p}"));
         format!(
             "RSS={:.1}MiB MemAvailable={}MiB pinned_pages={}{kmod}",
             self.rss_kib as f64 / 1024.0,

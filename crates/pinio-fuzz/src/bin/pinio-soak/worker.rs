@@ -26,10 +26,7 @@ impl Lane {
         let c = dev.capabilities();
         let align = c.offset_align.max(c.len_align).max(1);
         let span = pinio::align_down(dev.size() / threads as u64, align);
-        let chunk = pinio::align_down(
-            (span / DEPTH as u64).min(c.max_transfer).min(max_chunk),
-            align,
-        );
+        let chunk = pinio::align_down((span / DEPTH as u64).min(c.max_transfer).min(max_chunk), align);
         if chunk == 0 {
             return Err(format!(
                 "{}: {} bytes cannot hold {threads} lanes of {DEPTH} aligned chunks",
@@ -37,29 +34,16 @@ impl Lane {
                 dev.size()
             ));
         }
-        Ok((0..threads as u64)
-            .map(|i| Lane {
-                base: i * span,
-                span,
-                chunk: chunk as usize,
-            })
-            .collect())
+        Ok((0..threads as u64).map(|i| Lane { base: i * span, span, chunk: chunk as usize }).collect())
     }
 }
 
 /// A region of the pool, with the bytes it must be able to hold.
-fn fresh_region(
-    dev: &dyn Device,
-    rng: &mut Rng,
-    min: usize,
-    counters: &Counters,
-) -> Result<Region, String> {
+fn fresh_region(dev: &dyn Device, rng: &mut Rng, min: usize, counters: &Counters) -> Result<Region, String> {
     let page = pinio::page_size();
     // Between the minimum and a few pages more, so sizes (and pin counts) vary.
     let len = min + rng.below(4) as usize * page;
-    let r = dev
-        .alloc(len)
-        .map_err(|e| format!("registering {len} bytes: {e}"))?;
+    let r = dev.alloc(len).map_err(|e| format!("registering {len} bytes: {e}"))?;
     counters.registered.fetch_add(1, Ordering::Relaxed);
     Ok(r)
 }
@@ -88,16 +72,12 @@ pub fn run(
         let (w, r) = (rng.index(POOL), rng.index(POOL));
         let slots = lane.span / lane.chunk as u64;
         let first = rng.below(slots - DEPTH as u64 + 1);
-        let offsets: Vec<u64> = (0..DEPTH as u64)
-            .map(|i| lane.base + (first + i) * lane.chunk as u64)
-            .collect();
+        let offsets: Vec<u64> = (0..DEPTH as u64).map(|i| lane.base + (first + i) * lane.chunk as u64).collect();
         let tag = (seed << 20) ^ round;
         // Write: each chunk a pattern of (tag, chunk index, byte position).
         let mut ops = Vec::new();
         for (i, &off) in offsets.iter().enumerate() {
-            let mut s = pool[w]
-                .slice(i * lane.chunk, lane.chunk)
-                .map_err(|e| format!("write slice: {e}"))?;
+            let mut s = pool[w].slice(i * lane.chunk, lane.chunk).map_err(|e| format!("write slice: {e}"))?;
             for (j, b) in s.iter_mut().enumerate() {
                 *b = pattern(tag, i, j);
             }
@@ -108,20 +88,13 @@ pub fn run(
         // cleared first so that a read that moved nothing cannot pass.
         let mut ops = Vec::new();
         for (i, &off) in offsets.iter().enumerate() {
-            let mut s = pool[r]
-                .slice(i * lane.chunk, lane.chunk)
-                .map_err(|e| format!("read slice: {e}"))?;
+            let mut s = pool[r].slice(i * lane.chunk, lane.chunk).map_err(|e| format!("read slice: {e}"))?;
             s.fill(0);
             ops.push(Op::read(s, off, i as u64));
         }
         for c in exchange(q.as_mut(), ops, counters)? {
             let i = c.tag as usize;
-            if let Some(j) = c
-                .slice
-                .iter()
-                .enumerate()
-                .position(|(j, &b)| b != pattern(tag, i, j))
-            {
+            if let Some(j) = c.slice.iter().enumerate().position(|(j, &b)| b != pattern(tag, i, j)) {
                 return Err(format!(
                     "{}: round {round}: read back of chunk {i} at device offset {:#x} differs at byte {j}: {:#04x}, wrote {:#04x}",
                     dev.describe(),
@@ -130,41 +103,27 @@ pub fn run(
                     pattern(tag, i, j)
                 ));
             }
-            counters
-                .verified_bytes
-                .fetch_add(c.slice.len() as u64, Ordering::Relaxed);
+            counters.verified_bytes.fetch_add(c.slice.len() as u64, Ordering::Relaxed);
         }
         round += 1;
     }
     drop(q);
-    counters
-        .unregistered
-        .fetch_add(pool.len() as u64, Ordering::Relaxed);
+    counters.unregistered.fetch_add(pool.len() as u64, Ordering::Relaxed);
     Ok(())
 }
 
 /// Replaces one region of the pool: half the time dropped (unregistered)
 /// and a new one registered, half the time unregistered explicitly and the
 /// same buffer registered again.
-fn churn(
-    dev: &dyn Device,
-    pool: &mut [Region],
-    rng: &mut Rng,
-    need: usize,
-    counters: &Counters,
-) -> Result<(), String> {
+fn churn(dev: &dyn Device, pool: &mut [Region], rng: &mut Rng, need: usize, counters: &Counters) -> Result<(), String> {
     let i = rng.index(pool.len());
     if rng.chance(1, 2) {
         pool[i] = fresh_region(dev, rng, need, counters)?;
     } else {
         let old = std::mem::replace(&mut pool[i], fresh_region(dev, rng, need, counters)?);
-        let buf = old
-            .unregister()
-            .map_err(|e| format!("unregistering an idle region: {e}"))?;
+        let buf = old.unregister().map_err(|e| format!("unregistering an idle region: {e}"))?;
         counters.registered.fetch_add(1, Ordering::Relaxed);
-        let again = dev
-            .register(buf)
-            .map_err(|e| format!("registering a buffer again: {e}"))?;
+        let again = dev.register(buf).map_err(|e| format!("registering a buffer again: {e}"))?;
         drop(std::mem::replace(&mut pool[i], again));
         // The explicit unregister above; the fresh region's drop below.
         counters.unregistered.fetch_add(1, Ordering::Relaxed);
@@ -174,11 +133,7 @@ fn churn(
 }
 
 /// Pushes every op, waits for all, and returns the completions; any failure is fatal.
-fn exchange(
-    q: &mut dyn Queue,
-    ops: Vec<Op>,
-    counters: &Counters,
-) -> Result<Vec<Completion>, String> {
+fn exchange(q: &mut dyn Queue, ops: Vec<Op>, counters: &Counters) -> Result<Vec<Completion>, String> {
     let n = ops.len();
     for op in ops {
         q.push(op).map_err(|r| format!("push: {}", r.error))?;
@@ -192,21 +147,13 @@ fn exchange(
         match &c.result {
             Ok(len) if *len == c.slice.len() => {}
             Ok(len) => {
-                return Err(format!(
-                    "{:?} at {:#x}: short transfer {len} of {}",
-                    c.dir,
-                    c.dev_offset,
-                    c.slice.len()
-                ));
+                return Err(format!("{:?} at {:#x}: short transfer {len} of {}", c.dir, c.dev_offset, c.slice.len()));
             }
             Err(e) => return Err(format!("{:?} at {:#x}: {e}", c.dir, c.dev_offset)),
         }
     }
     counters.ops.fetch_add(n as u64, Ordering::Relaxed);
-    counters.bytes.fetch_add(
-        out.iter().map(|c| c.slice.len() as u64).sum::<u64>(),
-        Ordering::Relaxed,
-    );
+    counters.bytes.fetch_add(out.iter().map(|c| c.slice.len() as u64).sum::<u64>(), Ordering::Relaxed);
     Ok(out)
 }
 
