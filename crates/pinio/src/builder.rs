@@ -455,6 +455,22 @@ mod tests {
         assert!(e.to_string().contains("`strict`") && e.to_string().contains("uring"), "{e}");
     }
 
+    #[test]
+    fn passthrough_takes_its_own_options_and_refuses_others() {
+        let e = Builder::parse("nvme-uring:/dev/ng0n1").unwrap().sqpoll(Some(5)).open().err().unwrap();
+        let s = e.to_string();
+        assert!(s.contains("`sqpoll`") && s.contains("writable, fixed_buffers, ring_entries, iopoll"), "{s}");
+        let e = Builder::parse("uring:/var/tmp/x").unwrap().iopoll(true).open().err().unwrap();
+        assert!(e.to_string().contains("`iopoll`"), "{e}");
+        #[cfg(feature = "nvme-uring")]
+        {
+            // Its options pass the check; /dev/null is then refused by the backend, by name.
+            let e = Builder::parse("nvme-uring:/dev/null").unwrap().iopoll(true).fixed_buffers(false).open().err().unwrap();
+            let s = e.to_string();
+            assert!(s.contains("not an NVMe generic character device") && s.contains("not nvme-generic"), "{s}");
+        }
+    }
+
     fn scratch(name: &str) -> std::path::PathBuf {
         let p = std::env::temp_dir().join(format!("pinio-builder-{name}-{}", std::process::id()));
         let _ = std::fs::remove_file(&p);
