@@ -54,7 +54,14 @@ impl Buffer {
         let map_len = len + HUGE;
         // SAFETY: A fresh anonymous mapping; checked below.
         let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), map_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         assert_ne!(base, libc::MAP_FAILED, "mmap");
         let base = base.cast::<u8>();
@@ -140,7 +147,8 @@ fn gup_pin(buf: &Buffer, per_call: usize, reps: usize) -> Option<(f64, f64)> {
             ..GupTest::default()
         };
         // SAFETY: `g` is a valid struct gup_test for PIN_FAST_BENCHMARK.
-        let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&f), PIN_FAST_BENCHMARK as libc::c_ulong, &mut g) };
+        let r =
+            unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&f), PIN_FAST_BENCHMARK as libc::c_ulong, &mut g) };
         if r != 0 || g.size != buf.len as u64 {
             eprintln!("gup_test: ioctl {r}, size {} of {} ({})", g.size, buf.len, std::io::Error::last_os_error());
             return None;
@@ -190,7 +198,12 @@ fn gup_per_call_from_user(buf: &Buffer, per_call: usize, reps: usize) -> Option<
             // SAFETY: `g` is a valid struct gup_test for PIN_FAST_BENCHMARK.
             let r = unsafe { libc::ioctl(raw, PIN_FAST_BENCHMARK as libc::c_ulong, &mut g) };
             if r != 0 || g.size != (n * PAGE) as u64 {
-                eprintln!("gup_test per call: ioctl {r}, size {} of {} ({})", g.size, n * PAGE, std::io::Error::last_os_error());
+                eprintln!(
+                    "gup_test per call: ioctl {r}, size {} of {} ({})",
+                    g.size,
+                    n * PAGE,
+                    std::io::Error::last_os_error()
+                );
                 return None;
             }
         }
@@ -255,13 +268,25 @@ fn main() {
     let mut table = String::new();
     let size = 64 << 20;
     let reps = 3;
-    writeln!(table, "pin+unpin per page, {} MiB, gup flags FOLL_WRITE|FOLL_LONGTERM, median of {reps}", size >> 20).unwrap();
+    writeln!(table, "pin+unpin per page, {} MiB, gup flags FOLL_WRITE|FOLL_LONGTERM, median of {reps}", size >> 20)
+        .unwrap();
     let null_ns = null_ioctl_ns(&fd, 20_000);
     writeln!(table, "empty ioctl on /dev/pinio (ENOTTY): {null_ns:.0} ns").unwrap();
     writeln!(
         table,
         "{:>6} {:>9} {:>8} | {:>10} {:>10} | {:>10} {:>10} | {:>6} | {:>12} {:>8} | {:>12} {:>7}",
-        "thp", "anonhuge", "pages", "pinio pin", "unpin", "gup pin", "unpin", "ratio", "gup/call usr", "ratio2", "pinio kernel", "ratio3"
+        "thp",
+        "anonhuge",
+        "pages",
+        "pinio pin",
+        "unpin",
+        "gup pin",
+        "unpin",
+        "ratio",
+        "gup/call usr",
+        "ratio2",
+        "pinio kernel",
+        "ratio3"
     )
     .unwrap();
     let mut first = true;
@@ -311,7 +336,12 @@ fn main() {
     }
     json.push_str("\n  ],\n  \"echo\": [\n");
     writeln!(table, "\necho (write + read back), bytes moved = 2 x size").unwrap();
-    writeln!(table, "{:>8} | {:>12} {:>14} | {:>12} {:>14} | {:>9}", "size", "zc MB/s", "zc cpu ns/B", "copy MB/s", "copy cpu ns/B", "cpu ratio").unwrap();
+    writeln!(
+        table,
+        "{:>8} | {:>12} {:>14} | {:>12} {:>14} | {:>9}",
+        "size", "zc MB/s", "zc cpu ns/B", "copy MB/s", "copy cpu ns/B", "cpu ratio"
+    )
+    .unwrap();
     let src = Buffer::new(4 << 20, false);
     let dst = Buffer::new(4 << 20, false);
     first = true;
@@ -323,7 +353,12 @@ fn main() {
         let z = echo_zero_copy(&fd, &src, &dst, size, iters);
         let c = echo_copy(&fd, &src, &dst, size, iters);
         let ratio = z.cpu_ns_per_byte / c.cpu_ns_per_byte;
-        writeln!(table, "{:>8} | {:>12.1} {:>14.4} | {:>12.1} {:>14.4} | {:>9.3}", size, z.mb_s, z.cpu_ns_per_byte, c.mb_s, c.cpu_ns_per_byte, ratio).unwrap();
+        writeln!(
+            table,
+            "{:>8} | {:>12.1} {:>14.4} | {:>12.1} {:>14.4} | {:>9.3}",
+            size, z.mb_s, z.cpu_ns_per_byte, c.mb_s, c.cpu_ns_per_byte, ratio
+        )
+        .unwrap();
         if !first {
             json.push_str(",\n");
         }

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 const IO: usize = 4096;
 /// (direction, queue depth) of each measurement.
-const CASES: [(Direction, usize); 4] = [(Direction::Read, 1), (Direction::Read, 32), (Direction::Write, 1), (Direction::Write, 32)];
+const CASES: [(Direction, usize); 4] =
+    [(Direction::Read, 1), (Direction::Read, 32), (Direction::Write, 1), (Direction::Write, 32)];
 /// Writes go to the last this-many bytes of the namespace.
 const WRITE_WINDOW: u64 = 16 << 20;
 
@@ -83,7 +84,14 @@ fn run(dev: &dyn Device, dir: Direction, qd: usize, secs: f64, seed: u64) -> Res
 /// [`run`], each wait returning once at least `min_reap` completions (or
 /// all in flight) are in: the completions of one wait are replaced by one
 /// batch of pushes, handed over at the next wait's submit.
-fn run_batched(dev: &dyn Device, dir: Direction, qd: usize, min_reap: usize, secs: f64, seed: u64) -> Result<Sample, String> {
+fn run_batched(
+    dev: &dyn Device,
+    dir: Direction,
+    qd: usize,
+    min_reap: usize,
+    secs: f64,
+    seed: u64,
+) -> Result<Sample, String> {
     let size = dev.capabilities().device_size;
     let (base, span) = match dir {
         Direction::Read => (0, size),
@@ -157,7 +165,8 @@ fn restore(dev: &dyn Device, off: u64, data: &[u8]) -> Result<(), String> {
     for (i, piece) in data.chunks(chunk).enumerate() {
         let mut s = region.slice(0, piece.len()).map_err(|e| e.to_string())?;
         s.copy_from_slice(piece);
-        q.write_at(s, off + (i * chunk) as u64).map_err(|e| format!("restoring {:#x}: {e}", off + (i * chunk) as u64))?;
+        q.write_at(s, off + (i * chunk) as u64)
+            .map_err(|e| format!("restoring {:#x}: {e}", off + (i * chunk) as u64))?;
     }
     Ok(())
 }
@@ -175,7 +184,12 @@ fn phase(devs: &[(&str, &dyn Device)], results: &mut Vec<Value>) {
             for (k, &(dir, qd)) in CASES.iter().enumerate() {
                 match run(*dev, dir, qd, secs, (r * 100 + d * 10 + k) as u64) {
                     Ok(s) => {
-                        eprintln!("{name} {} qd{qd} repeat {r}: {:.0} IOPS, {:.1} us CPU/IO", dir_name(dir), s.iops(), s.cpu_us_per_io());
+                        eprintln!(
+                            "{name} {} qd{qd} repeat {r}: {:.0} IOPS, {:.1} us CPU/IO",
+                            dir_name(dir),
+                            s.iops(),
+                            s.cpu_us_per_io()
+                        );
                         samples[d * CASES.len() + k].push(s);
                     }
                     Err(e) => {
@@ -197,7 +211,10 @@ fn phase(devs: &[(&str, &dyn Device)], results: &mut Vec<Value>) {
             let cpu_us = median(ss.iter().map(Sample::cpu_us_per_io).collect());
             let user_us = median(ss.iter().map(|s| s.user / s.ops as f64 * 1e6).collect());
             let sys_us = median(ss.iter().map(|s| s.sys / s.ops as f64 * 1e6).collect());
-            println!("{name:<22} {:<5} qd{qd:<3} {iops:>9.0} IOPS  {cpu_us:>8.1} us CPU/IO (user {user_us:.1}, sys {sys_us:.1})", dir_name(dir));
+            println!(
+                "{name:<22} {:<5} qd{qd:<3} {iops:>9.0} IOPS  {cpu_us:>8.1} us CPU/IO (user {user_us:.1}, sys {sys_us:.1})",
+                dir_name(dir)
+            );
             results.push(json!({
                 "backend": name,
                 "describe": dev.describe(),
@@ -231,7 +248,12 @@ fn doorbell_phase(bdf: &pinio_vfio::PciAddress, results: &mut Vec<Value>) {
     for r in 0..reps {
         for (m, &(mname, mode)) in modes.iter().enumerate() {
             for (k, &min_reap) in reaps.iter().enumerate() {
-                let opts = NvmeOptions { take_from_driver: true, completion: CompletionMode::Poll, doorbells: mode, ..Default::default() };
+                let opts = NvmeOptions {
+                    take_from_driver: true,
+                    completion: CompletionMode::Poll,
+                    doorbells: mode,
+                    ..Default::default()
+                };
                 let dev = NvmeDevice::open(bdf, opts).expect("open the controller with pinio-nvme");
                 let before = dev.doorbells();
                 match run_batched(&dev, Direction::Read, QD, min_reap, secs, (r * 100 + m * 10 + k) as u64) {
@@ -249,7 +271,9 @@ fn doorbell_phase(bdf: &pinio_vfio::PciAddress, results: &mut Vec<Value>) {
                     }
                     Err(e) => {
                         eprintln!("doorbells {mname} reap>={min_reap} repeat {r}: FAILED: {e}");
-                        results.push(json!({ "bench": "doorbells", "doorbells": mname, "min_reap": min_reap, "error": e }));
+                        results.push(
+                            json!({ "bench": "doorbells", "doorbells": mname, "min_reap": min_reap, "error": e }),
+                        );
                     }
                 }
             }
@@ -265,8 +289,11 @@ fn doorbell_phase(bdf: &pinio_vfio::PciAddress, results: &mut Vec<Value>) {
             let cpu: Vec<f64> = ss.iter().map(|(s, _, _)| s.cpu_us_per_io()).collect();
             let sq: Vec<f64> = ss.iter().map(|(s, sq, _)| *sq as f64 / s.ops as f64).collect();
             let cq: Vec<f64> = ss.iter().map(|(s, _, cq)| *cq as f64 / s.ops as f64).collect();
-            let (iops_m, cpu_m, sq_m, cq_m) = (median(iops.clone()), median(cpu.clone()), median(sq.clone()), median(cq.clone()));
-            println!("pinio-nvme (poll) doorbells {mname:<11} read qd{QD} reap>={min_reap}: {iops_m:>9.0} IOPS  {cpu_m:>8.1} us CPU/IO  {sq_m:.3} SQ + {cq_m:.3} CQ doorbells/IO");
+            let (iops_m, cpu_m, sq_m, cq_m) =
+                (median(iops.clone()), median(cpu.clone()), median(sq.clone()), median(cq.clone()));
+            println!(
+                "pinio-nvme (poll) doorbells {mname:<11} read qd{QD} reap>={min_reap}: {iops_m:>9.0} IOPS  {cpu_m:>8.1} us CPU/IO  {sq_m:.3} SQ + {cq_m:.3} CQ doorbells/IO"
+            );
             results.push(json!({
                 "bench": "doorbells",
                 "backend": "pinio-nvme (poll)",
@@ -302,7 +329,9 @@ fn nvme_addr() -> pinio_vfio::PciAddress {
 }
 
 fn driver_of(bdf: &pinio_vfio::PciAddress) -> Option<String> {
-    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("driver")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("driver"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
 /// The block device of namespace 1, once the kernel's nvme driver shows it.
@@ -314,7 +343,11 @@ fn block_device(bdf: &pinio_vfio::PciAddress) -> PathBuf {
     loop {
         let dir = Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("nvme");
         let name = std::fs::read_dir(dir).ok().into_iter().flatten().flatten().find_map(|c| {
-            std::fs::read_dir(c.path()).ok()?.flatten().map(|n| n.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("nvme") && n.ends_with("n1"))
+            std::fs::read_dir(c.path())
+                .ok()?
+                .flatten()
+                .map(|n| n.file_name().to_string_lossy().into_owned())
+                .find(|n| n.starts_with("nvme") && n.ends_with("n1"))
         });
         if let Some(n) = name {
             let p = PathBuf::from("/dev").join(n);
@@ -335,13 +368,17 @@ fn main() {
     let disk = block_device(&bdf);
     eprintln!("phase 1: kernel nvme driver, {}", disk.display());
     {
-        let uring = pinio_uring::UringDevice::open(&disk, pinio_uring::UringOptions::default()).expect("uring on the block device");
-        let copy = pinio_copy::CopyDevice::open(&disk, pinio_copy::CopyOptions { direct: true, ..Default::default() }).expect("copy on the block device");
+        let uring = pinio_uring::UringDevice::open(&disk, pinio_uring::UringOptions::default())
+            .expect("uring on the block device");
+        let copy = pinio_copy::CopyDevice::open(&disk, pinio_copy::CopyOptions { direct: true, ..Default::default() })
+            .expect("copy on the block device");
         phase(&[("kernel-nvme+uring", &uring), ("kernel-nvme+copy", &copy)], &mut results);
     }
 
     eprintln!("phase 2: pinio's userspace driver on {bdf}");
-    for (name, completion) in [("pinio-nvme (poll)", CompletionMode::Poll), ("pinio-nvme (MSI-X)", CompletionMode::Interrupt)] {
+    for (name, completion) in
+        [("pinio-nvme (poll)", CompletionMode::Poll), ("pinio-nvme (MSI-X)", CompletionMode::Interrupt)]
+    {
         let opts = NvmeOptions { take_from_driver: true, completion, ..Default::default() };
         let dev = NvmeDevice::open(&bdf, opts).expect("open the controller with pinio-nvme");
         phase(&[(name, &dev)], &mut results);

@@ -29,6 +29,12 @@ pub struct NvmeOptions {
 
 impl Default for NvmeOptions {
     fn default() -> Self {
-        NvmeOptions { take_from_driver: false, completion: CompletionMode::Interrupt, io_queues: 16, admin_timeout_ms: 10_000, doorbells: DoorbellMode::PerBatch }
+        NvmeOptions {
+            take_from_driver: false,
+            completion: CompletionMode::Interrupt,
+            io_queues: 16,
+            admin_timeout_ms: 10_000,
+            doorbells: DoorbellMode::PerBatch,
+        }
     }
 }

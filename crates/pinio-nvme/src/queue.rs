@@ -236,7 +236,9 @@ impl NvmeQueue {
     /// Writes the CQ head doorbell if entries were consumed since the last
     /// write (per-batch mode; per-command mode wrote one per entry).
     fn ack_cq(&mut self) {
-        if self.cq_unacked {
+        // After a reset the queue pair no longer exists: no doorbell for it
+        // (`abort_after_reset`).
+        if self.cq_unacked && !self.dead {
             self.cq_unacked = false;
             self.ring_cq();
         }
