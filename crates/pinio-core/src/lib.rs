@@ -72,7 +72,7 @@ pub use domain::{Domain, DomainId, RegionKey, Registrar, Registration};
 pub use error::{Error, RegisterError, Result};
 pub use op::{Completion, Direction, Op};
 pub use pool::{SlicePool, TakeSlice};
-pub use queue::{FlushMode, OpError, Queue, Rejected};
+pub use queue::{FlushMode, FlushProgress, OpError, Queue, Rejected};
 pub use region::{Region, UnregisterError};
 pub use slice::Slice;
 pub use stats::{Stats, StatsSnapshot};

@@ -25,6 +25,17 @@ pub enum FlushMode {
     All,
 }
 
+/// How a flush started with [`Queue::start_flush`] is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlushProgress {
+    /// It finished successfully: [`Queue::flush`]'s contract holds for the
+    /// writes it covers.
+    Done,
+    /// It is still running: ask [`Queue::poll_flush`] again after the
+    /// queue's completion fd signals (at once, for a queue without one).
+    Running,
+}
+
 /// A submission/completion pair owned by one thread.
 ///
 /// Operations are pushed (validated, not yet visible to the device), then
@@ -71,6 +82,29 @@ pub trait Queue: Send {
     /// queue). An error means nothing: some, all or none of those writes may
     /// be durable; write them again and flush again.
     fn flush(&mut self, mode: FlushMode) -> Result<()>;
+
+    /// Starts a flush with [`Queue::flush`]'s contract (for the writes
+    /// completed before the call and those pushed to this queue before it)
+    /// and returns without waiting for it where the backend can: for event
+    /// loops and async code ([`crate::aio::AsyncQueue::flush`]). Its end is
+    /// reported by [`Queue::poll_flush`]; completions of other operations
+    /// found meanwhile wait for the next [`Queue::poll`] or [`Queue::wait`].
+    /// One started flush at a time: start the next after this one is done.
+    ///
+    /// The default runs [`Queue::flush`] here, blocking, and reports
+    /// [`FlushProgress::Done`]; the uring backend submits its `FSYNC` and
+    /// returns [`FlushProgress::Running`].
+    fn start_flush(&mut self, mode: FlushMode) -> Result<FlushProgress> {
+        self.flush(mode).map(|()| FlushProgress::Done)
+    }
+
+    /// Looks, without blocking, whether the flush started with
+    /// [`Queue::start_flush`] has finished: [`FlushProgress::Done`] (also
+    /// when none is running), [`FlushProgress::Running`], or its error
+    /// (then, as for [`Queue::flush`], nothing is promised).
+    fn poll_flush(&mut self) -> Result<FlushProgress> {
+        Ok(FlushProgress::Done)
+    }
 
     /// A file descriptor that becomes readable when completions are ready,
     /// for epoll, where the backend has one.

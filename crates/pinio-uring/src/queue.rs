@@ -1,5 +1,6 @@
 //! [`UringQueue`]: one ring, its in-flight table and its completions.
 
+mod started_flush;
 mod vectored;
 
 pub(crate) use vectored::mode as vectored_mode;
@@ -10,8 +11,8 @@ use crate::registry::Sharing;
 use crate::ring;
 use crate::shared::Shared;
 use crate::transfer::Transfer;
-use io_uring::{IoUring, opcode, squeue, types};
-use pinio_core::{Completion, Direction, Error, FlushMode, Op, OpError, Queue, Rejected, Result, Tally};
+use io_uring::IoUring;
+use pinio_core::{Completion, Direction, Error, FlushMode, FlushProgress, Op, OpError, Queue, Rejected, Result, Tally};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
@@ -35,6 +36,9 @@ pub struct UringQueue {
     sqpoll: bool,
     /// The result of the flush in flight, once its CQE is reaped.
     flush_result: Option<i32>,
+    /// The mode of the flush started with `start_flush` and not yet seen
+    /// done (`started_flush.rs`).
+    started_flush: Option<FlushMode>,
     /// The `user_data` of this queue's flushes ([`flush_user_data`]).
     flush_user_data: u64,
     /// Shared with the domain's registry, which refreshes its buffer table.
@@ -90,6 +94,7 @@ impl UringQueue {
             direct: shared.opts.direct,
             sqpoll: shared.opts.sqpoll.is_some(),
             flush_result: None,
+            started_flush: None,
             flush_user_data: flush_user_data(),
             vectored: vectored::Vectored::new(shared.core.capabilities().vectored),
             shared,
@@ -422,15 +427,8 @@ impl Queue for UringQueue {
     /// call as well as those completed anywhere. Their completions are kept
     /// for the next `poll`/`wait`.
     fn flush(&mut self, mode: FlushMode) -> Result<()> {
-        let flags = match mode {
-            FlushMode::Data => types::FsyncFlags::DATASYNC,
-            FlushMode::All => types::FsyncFlags::empty(),
-        };
-        let sqe = opcode::Fsync::new(types::Fixed(0))
-            .flags(flags)
-            .build()
-            .flags(squeue::Flags::IO_DRAIN)
-            .user_data(self.flush_user_data);
+        self.finish_started_flush()?;
+        let sqe = self.fsync_sqe(mode);
         self.flush_result = None;
         loop {
             // SAFETY: the entry names no memory; fixed file 0 is registered
@@ -453,19 +451,22 @@ impl Queue for UringQueue {
             }
             self.reap(&mut stash);
             if let Some(res) = self.flush_result.take() {
-                break if res < 0 {
-                    let what = if mode == FlushMode::Data { "FSYNC (DATASYNC)" } else { "FSYNC" };
-                    Err(Error::io(
-                        format!("{what} of {}", self.shared.target.path.display()),
-                        io::Error::from_raw_os_error(-res),
-                    ))
-                } else {
-                    Ok(())
-                };
+                break self.flush_outcome(mode, res);
             }
         };
         self.stash = stash;
         r
+    }
+
+    /// Submits the same `FSYNC` as [`Queue::flush`] and returns:
+    /// [`FlushProgress::Running`] until a reap finds its CQE
+    /// (`started_flush.rs`).
+    fn start_flush(&mut self, mode: FlushMode) -> Result<FlushProgress> {
+        self.start_flush_sqe(mode)
+    }
+
+    fn poll_flush(&mut self) -> Result<FlushProgress> {
+        self.poll_started_flush()
     }
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {

@@ -130,3 +130,39 @@ fn async_vectored_futures_and_flush_on_every_path() {
         conformance::async_vectored_and_flush(&dev, 0).unwrap_or_else(|e| panic!("{opts:?}: {e}"));
     }
 }
+
+/// The non-blocking flush: `start_flush` submits the FSYNC and returns,
+/// `poll_flush` reports it; a second start while one runs is refused; a
+/// blocking flush meanwhile waits for the started one first; the writes
+/// pushed before are complete once it is done.
+#[test]
+fn started_flush_runs_while_the_caller_goes_on() {
+    use pinio_core::{FlushMode, FlushProgress};
+    let f = Scratch::new("started-flush", FILE);
+    let dev = open(&f, UringOptions::default());
+    let r = dev.alloc(4 * 4096).unwrap();
+    let mut q = dev.queue(8).unwrap();
+    for i in 0..4 {
+        q.push(Op::write(r.slice(i * 4096, 4096).unwrap(), (i * 4096) as u64, i as u64)).unwrap();
+    }
+    let mut progress = q.start_flush(FlushMode::Data).unwrap();
+    if progress == FlushProgress::Running {
+        let e = q.start_flush(FlushMode::Data).expect_err("one started flush at a time");
+        assert!(matches!(e, pinio_core::Error::Unsupported { .. }), "{e}");
+    }
+    let mut polls = 0u64;
+    while progress == FlushProgress::Running {
+        progress = q.poll_flush().unwrap();
+        polls += 1;
+        assert!(polls < 10_000_000, "the FSYNC never completed");
+    }
+    let mut out = Vec::new();
+    q.poll(&mut out).unwrap();
+    assert_eq!(out.len(), 4, "the writes pushed before the flush completed before it");
+    assert!(out.iter().all(|c| c.result.is_ok()));
+    // Started, then a blocking flush: it waits for the started one.
+    let _ = q.start_flush(FlushMode::All).unwrap();
+    q.flush(FlushMode::Data).unwrap();
+    assert_eq!(q.poll_flush().unwrap(), FlushProgress::Done, "nothing runs after the blocking flush");
+    assert_eq!(q.in_flight(), 0);
+}

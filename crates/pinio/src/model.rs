@@ -505,6 +505,28 @@ pub use pinio_core::TakeSlice;
 #[doc(inline)]
 pub use pinio_core::FlushMode;
 
+/// How a flush started without waiting ([`Queue::start_flush`]) is going.
+///
+/// # Example
+///
+/// ```
+/// use pinio::{Device, FlushMode, FlushProgress, Queue};
+/// # let path = std::path::PathBuf::from(format!("/var/tmp/pinio-doc-{}-flush-progress", std::process::id()));
+/// let dev = pinio::Builder::parse(&format!("uring:{}", path.display()))?.create(1 << 20).open()?;
+/// let region = dev.alloc(4096)?;
+/// let mut q = dev.queue(4)?;
+/// let (_, _s) = q.write_at(region.slice_all()?, 0)?;
+/// // An event loop starts the flush and goes on with other work...
+/// let mut progress = q.start_flush(FlushMode::Data)?;
+/// while progress == FlushProgress::Running {
+///     progress = q.poll_flush()?; // ...looking again when the completion fd signals
+/// }
+/// # drop((q, dev)); std::fs::remove_file(&path).ok();
+/// # Ok::<(), pinio::Error>(())
+/// ```
+#[doc(inline)]
+pub use pinio_core::FlushProgress;
+
 /// A failed operation, with its slices handed back.
 ///
 /// # Example

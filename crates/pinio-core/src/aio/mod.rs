@@ -118,6 +118,8 @@ struct State {
     /// Tags pushed whose completion has not been collected yet (what a
     /// [`Flush`] waits for).
     pending: BTreeSet<u64>,
+    /// The flushes of [`Flush`] futures (`flush.rs`).
+    flushes: flush::Flushes,
     out: Vec<Completion>,
 }
 
@@ -201,6 +203,7 @@ impl AsyncQueue {
             tasks: HashMap::new(),
             abandoned: HashSet::new(),
             pending: BTreeSet::new(),
+            flushes: flush::Flushes::default(),
             out: Vec::new(),
         };
         AsyncQueue { shared: Arc::new(Shared { state: Mutex::new(state), readiness }) }
