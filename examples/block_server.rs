@@ -155,7 +155,12 @@ fn give_back(pool: &SlicePool, head: Slice, rest: Option<Slice>) {
 }
 
 /// Serves one connection until the client closes it.
-async fn serve_connection(dev: Arc<dyn Device>, pool: Arc<SlicePool>, stream: TcpStream, stats: Arc<Mutex<ServerStats>>) -> Result<(), BoxError> {
+async fn serve_connection(
+    dev: Arc<dyn Device>,
+    pool: Arc<SlicePool>,
+    stream: TcpStream,
+    stats: Arc<Mutex<ServerStats>>,
+) -> Result<(), BoxError> {
     // The socket twice: tokio's for requests and reply headers, the
     // sender's for SEND_ZC (one open socket; a header is in the socket's
     // buffer before its block's send starts, so they stay in order).
@@ -317,7 +322,13 @@ async fn client_connection(addr: std::net::SocketAddr, seed: u64, requests: usiz
         }
         s.read_exact(&mut buf[..len]).await?;
         if let Some(i) = (0..len).find(|&i| buf[i] != expected(offset + i as u64)) {
-            return Err(format!("byte {} of the file: got {:#04x}, expected {:#04x}", offset + i as u64, buf[i], expected(offset + i as u64)).into());
+            return Err(format!(
+                "byte {} of the file: got {:#04x}, expected {:#04x}",
+                offset + i as u64,
+                buf[i],
+                expected(offset + i as u64)
+            )
+            .into());
         }
         blocks += 1;
         bytes += len as u64;
@@ -336,7 +347,8 @@ async fn client_connection(addr: std::net::SocketAddr, seed: u64, requests: usiz
 
 /// `connections` concurrent client tasks; returns (blocks, bytes) verified.
 async fn client(addr: std::net::SocketAddr, connections: usize, requests: usize) -> Result<(u64, u64), BoxError> {
-    let tasks: Vec<_> = (0..connections).map(|c| tokio::spawn(client_connection(addr, c as u64 + 1, requests))).collect();
+    let tasks: Vec<_> =
+        (0..connections).map(|c| tokio::spawn(client_connection(addr, c as u64 + 1, requests))).collect();
     let (mut blocks, mut bytes) = (0, 0);
     for t in tasks {
         let (b, n) = t.await??;
@@ -375,7 +387,12 @@ async fn end_to_end() -> Result<(), BoxError> {
     let stats = Arc::new(Mutex::new(ServerStats::default()));
     let conns = Arc::new(Mutex::new(Vec::new()));
     let server = tokio::spawn(serve(dev.clone(), pool.clone(), listener, stats.clone(), conns.clone()));
-    println!("serving {} ({} bytes) on {addr}: {} pool slices of {BLOCK} bytes, one registration", scratch.0.display(), FILE_SIZE, pool.capacity());
+    println!(
+        "serving {} ({} bytes) on {addr}: {} pool slices of {BLOCK} bytes, one registration",
+        scratch.0.display(),
+        FILE_SIZE,
+        pool.capacity()
+    );
     let (blocks, bytes) = client(addr, CONNECTIONS, REQUESTS).await?;
     server.abort();
     // The client closed its connections: their tasks end, each ZcSender
@@ -389,7 +406,12 @@ async fn end_to_end() -> Result<(), BoxError> {
         return Err(format!("the server sent {} blocks, the client verified {blocks}", st.blocks).into());
     }
     if pool.available() != pool.capacity() {
-        return Err(format!("{} of {} pool slices did not come back", pool.capacity() - pool.available(), pool.capacity()).into());
+        return Err(format!(
+            "{} of {} pool slices did not come back",
+            pool.capacity() - pool.available(),
+            pool.capacity()
+        )
+        .into());
     }
     let z = st.zc;
     println!("{}\n  {}", dev.describe(), dev.stats());
@@ -399,7 +421,10 @@ async fn end_to_end() -> Result<(), BoxError> {
     );
     println!("requests refused {} (bad input, answered with a typed refusal)", st.refused);
     println!("pool slices back {}/{}", pool.available(), pool.capacity());
-    println!("blocks {blocks} verified ({bytes} bytes over {CONNECTIONS} connections), bytes_copied {}", dev.stats().bytes_copied);
+    println!(
+        "blocks {blocks} verified ({bytes} bytes over {CONNECTIONS} connections), bytes_copied {}",
+        dev.stats().bytes_copied
+    );
     Ok(())
 }
 

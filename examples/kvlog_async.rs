@@ -47,7 +47,9 @@
 #[path = "kvlog.rs"]
 mod kvlog;
 
-use kvlog::{BATCH_HDR, BatchHeader, Cmd, FLAG_CLOSE, KvError, Params, Result, Store, derive_value, record_header, say};
+use kvlog::{
+    BATCH_HDR, BatchHeader, Cmd, FLAG_CLOSE, KvError, Params, Result, Store, derive_value, record_header, say,
+};
 use pinio::aio::AsyncQueue;
 use pinio::{Device, FlushMode, SlicePool};
 use std::io::Write;
@@ -159,10 +161,16 @@ impl Committer {
             }
         }
         if let Some(e) = failed {
-            return Err(KvError::Device { context: self.dev.describe(), error: pinio::Error::Unsupported { what: e, hint: "the log's write failed".into() } });
+            return Err(KvError::Device {
+                context: self.dev.describe(),
+                error: pinio::Error::Unsupported { what: e, hint: "the log's write failed".into() },
+            });
         }
         // One flush for the whole batch: the group commit.
-        self.q.flush(FlushMode::Data).await.map_err(|error| KvError::Device { context: format!("flushing {}", self.dev.describe()), error })?;
+        self.q
+            .flush(FlushMode::Data)
+            .await
+            .map_err(|error| KvError::Device { context: format!("flushing {}", self.dev.describe()), error })?;
         self.commits += 1;
         self.next_block += blocks;
         self.next_batch += 1;
@@ -172,12 +180,21 @@ impl Committer {
 }
 
 fn internal(what: &str) -> KvError {
-    KvError::Device { context: "kvlog_async".into(), error: pinio::Error::Unsupported { what: what.into(), hint: "a bug in kvlog_async".into() } }
+    KvError::Device {
+        context: "kvlog_async".into(),
+        error: pinio::Error::Unsupported { what: what.into(), hint: "a bug in kvlog_async".into() },
+    }
 }
 
 /// The committer's loop: receives puts, orders them by key, commits a batch
 /// of `batch` records (or the last ones) at a time and acknowledges it.
-async fn commit_loop(mut c: Committer, mut rx: mpsc::Receiver<Put>, keys: u64, batch: u64, out: &mut dyn Write) -> Result<Committer> {
+async fn commit_loop(
+    mut c: Committer,
+    mut rx: mpsc::Receiver<Put>,
+    keys: u64,
+    batch: u64,
+    out: &mut dyn Write,
+) -> Result<Committer> {
     let mut waiting = std::collections::BTreeMap::new();
     let mut open: Vec<Put> = Vec::new();
     let mut next_key = 0u64;
@@ -189,7 +206,8 @@ async fn commit_loop(mut c: Committer, mut rx: mpsc::Receiver<Put>, keys: u64, b
             next_key += 1;
             if open.len() as u64 == batch || next_key == keys {
                 let keys_of: Vec<Vec<u8>> = open.iter().map(|p| p.key.to_string().into_bytes()).collect();
-                let records: Vec<(Vec<u8>, &[u8])> = keys_of.into_iter().zip(open.iter().map(|p| p.value.as_slice())).collect();
+                let records: Vec<(Vec<u8>, &[u8])> =
+                    keys_of.into_iter().zip(open.iter().map(|p| p.value.as_slice())).collect();
                 let r = c.commit(&records, 0).await;
                 drop(records);
                 let ack = r.as_ref().map(drop).map_err(|e| e.to_string());
@@ -218,11 +236,13 @@ async fn load(spec: &str, p: Params, tasks: u64, out: &mut dyn Write) -> Result<
         let ctx = format!("{what} on {}", dev.describe());
         move |error| KvError::Device { context: ctx, error }
     };
-    let q = pinio::tokio::async_queue(dev.queue(WRITE_SLOTS).map_err(err("making a queue"))?).map_err(err("making an async queue"))?;
+    let q = pinio::tokio::async_queue(dev.queue(WRITE_SLOTS).map_err(err("making a queue"))?)
+        .map_err(err("making an async queue"))?;
     let caps = dev.capabilities();
     let chunk = ((MAX_CHUNK as u64).min(caps.max_transfer) / geo.block * geo.block).max(geo.block) as usize;
     let pool = Arc::new(
-        SlicePool::new(dev.alloc(WRITE_SLOTS * chunk).map_err(err("registering the write buffers"))?, chunk).map_err(err("cutting the write buffers"))?,
+        SlicePool::new(dev.alloc(WRITE_SLOTS * chunk).map_err(err("registering the write buffers"))?, chunk)
+            .map_err(err("cutting the write buffers"))?,
     );
     let committer = Committer {
         dev: dev.clone(),
@@ -339,7 +359,11 @@ fn main() -> ExitCode {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "kvlog_async: {e}");
             if matches!(e, KvError::Usage(_)) {
-                let _ = writeln!(err, "{}\n  (kvlog_async load also takes --tasks T: writer tasks, default 2 * K)", kvlog::USAGE);
+                let _ = writeln!(
+                    err,
+                    "{}\n  (kvlog_async load also takes --tasks T: writer tasks, default 2 * K)",
+                    kvlog::USAGE
+                );
             }
             ExitCode::from(e.exit_code())
         }

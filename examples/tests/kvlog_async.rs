@@ -31,7 +31,12 @@ fn run(name: &str, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("status {}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn durable(o: &Output) -> Vec<u64> {
@@ -43,7 +48,10 @@ fn async_load_then_sync_verify_on_uring_and_copy() {
     for backend in ["uring", "copy"] {
         let f = Scratch::new(backend);
         let spec = format!("{backend}:{}", f.0.display());
-        let o = run("kvlog_async", &["load", &spec, "--keys", "3000", "--value-size", "100", "--batch", "50", "--tasks", "64"]);
+        let o = run(
+            "kvlog_async",
+            &["load", &spec, "--keys", "3000", "--value-size", "100", "--batch", "50", "--tasks", "64"],
+        );
         assert!(o.status.success(), "{}", text(&o));
         // 64 tasks fill batches of 50: one flush acknowledges 50 puts.
         let expected: Vec<u64> = (1..=60).map(|b| b * 50 - 1).collect();
@@ -58,7 +66,8 @@ fn async_load_then_sync_verify_on_uring_and_copy() {
 fn fewer_tasks_than_the_batch_make_batches_of_the_tasks() {
     let f = Scratch::new("few-tasks");
     let spec = format!("uring:{}", f.0.display());
-    let o = run("kvlog_async", &["load", &spec, "--keys", "100", "--value-size", "300", "--batch", "64", "--tasks", "8"]);
+    let o =
+        run("kvlog_async", &["load", &spec, "--keys", "100", "--value-size", "300", "--batch", "64", "--tasks", "8"]);
     assert!(o.status.success(), "{}", text(&o));
     let expected: Vec<u64> = (1..=13).map(|b| (b * 8).min(100) - 1).collect();
     assert_eq!(durable(&o), expected, "{}", text(&o));
@@ -85,7 +94,10 @@ fn a_corrupted_byte_of_an_async_load_fails_verify() {
 
 #[test]
 fn bad_options_are_usage_errors_and_other_commands_are_kvlogs() {
-    let o = run("kvlog_async", &["load", "uring:/var/tmp/x", "--keys", "10", "--value-size", "1", "--batch", "2", "--tasks", "0"]);
+    let o = run(
+        "kvlog_async",
+        &["load", "uring:/var/tmp/x", "--keys", "10", "--value-size", "1", "--batch", "2", "--tasks", "0"],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--tasks"), "{}", text(&o));
     let o = run("kvlog_async", &["verify", "uring:/var/tmp/x", "--tasks", "3"]);
@@ -124,7 +136,10 @@ fn killed_load_keeps_every_durable_key(backend: &str, after: usize) {
     let last = last.expect("at least one durable line before the kill");
     let v = run("kvlog", &["verify", &spec]);
     assert!(v.status.success(), "verify after a SIGKILL at durable {last}:\n{}", text(&v));
-    let n: u64 = String::from_utf8_lossy(&v.stdout).lines().find_map(|l| l.strip_prefix("recovered ")?.parse().ok()).expect("recovered n");
+    let n: u64 = String::from_utf8_lossy(&v.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("recovered ")?.parse().ok())
+        .expect("recovered n");
     assert!(n > last, "durable {last} printed, but only {n} keys recovered:\n{}", text(&v));
 }
 

@@ -15,8 +15,10 @@ use common::{edu_lock, open_edu};
 use pinio_core::Device;
 use pinio_edu::{CompletionMode, EduOptions};
 
-const MODES: [EduOptions; 2] =
-    [EduOptions { take_from_driver: false, completion: CompletionMode::Interrupt }, EduOptions { take_from_driver: false, completion: CompletionMode::Poll }];
+const MODES: [EduOptions; 2] = [
+    EduOptions { take_from_driver: false, completion: CompletionMode::Interrupt },
+    EduOptions { take_from_driver: false, completion: CompletionMode::Poll },
+];
 
 #[test]
 fn many_tasks_on_a_multi_threaded_runtime_in_both_completion_modes() {

@@ -87,7 +87,16 @@ impl ZcSender {
             Some(r) => Some(r.subscribe(Arc::clone(&ring))?),
             None => None,
         };
-        Ok(ZcSender { domain: domain.clone(), registry, ring, subscription, stream, next: 1, stats: ZcStats::default(), pending: None })
+        Ok(ZcSender {
+            domain: domain.clone(),
+            registry,
+            ring,
+            subscription,
+            stream,
+            next: 1,
+            stats: ZcStats::default(),
+            pending: None,
+        })
     }
 
     /// The socket.
@@ -169,7 +178,11 @@ impl ZcSender {
                 };
                 let sent = p.sent;
                 let slice = self.pending.take().map(|p| p.slice);
-                return Some(Err(OpError { error: UringError::SendZc { len, sent, source }.into(), slice, rest: Vec::new() }));
+                return Some(Err(OpError {
+                    error: UringError::SendZc { len, sent, source }.into(),
+                    slice,
+                    rest: Vec::new(),
+                }));
             }
             let n = res as u64;
             self.stats.sends += 1;

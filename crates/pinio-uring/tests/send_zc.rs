@@ -134,7 +134,11 @@ fn start_and_poll_sent_without_blocking() {
             if let Some(r) = tx.poll_sent() {
                 break r.unwrap();
             }
-            let mut pfd = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&tx.completion_fd()), events: libc::POLLIN, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&tx.completion_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd on the stack.
             let n = unsafe { libc::poll(&mut pfd, 1, 20_000) };
             assert_eq!(n, 1, "the ring fd never became readable");

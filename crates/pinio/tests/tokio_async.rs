@@ -120,7 +120,10 @@ async fn zero_copy_sends_awaited_in_tokio_and_a_dropped_send() {
     expect.extend_from_slice(&big);
     {
         let fut = tx.send(big);
-        assert!(tokio::time::timeout(Duration::from_millis(50), fut).await.is_err(), "32 MiB sent with nobody reading?");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), fut).await.is_err(),
+            "32 MiB sent with nobody reading?"
+        );
     }
     assert_eq!(region.live_slices(), 1, "the dropped send's slice stays with the sender");
     go.send(()).unwrap();
@@ -130,7 +133,11 @@ async fn zero_copy_sends_awaited_in_tokio_and_a_dropped_send() {
         expect.extend_from_slice(&s);
         let sent = tx.send(s).await.unwrap();
         assert!(sent.bytes == len && sent.fixed, "{sent:?}");
-        assert_eq!(region.live_slices(), 1, "only the slice just sent is alive: the abandoned one was released after its notification");
+        assert_eq!(
+            region.live_slices(),
+            1,
+            "only the slice just sent is alive: the abandoned one was released after its notification"
+        );
     }
     let st = tx.sender().stats();
     assert_eq!(st.notifications, st.sends, "{st:?}");

@@ -34,7 +34,10 @@ pub fn pins_outstanding() -> i64 {
     let _ = std::fs::write("/proc/sys/vm/stat_refresh", "1");
     let s = std::fs::read_to_string("/proc/vmstat").expect("read /proc/vmstat");
     let get = |k: &str| -> i64 {
-        s.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("{k} missing from /proc/vmstat"))
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{k} missing from /proc/vmstat"))
     };
     get("nr_foll_pin_acquired ") - get("nr_foll_pin_released ")
 }
@@ -44,7 +47,15 @@ pub fn pins_outstanding() -> i64 {
 /// `[base + i * len, base + (i + 1) * len)` and a slice of the same place in
 /// one shared region; each round it writes a pattern of its own, reads it
 /// back into the zeroed slice and compares every byte.
-pub fn many_tasks(dev: &dyn Device, base: u64, len: usize, queues: usize, per_queue: usize, rounds: u64, workers: usize) {
+pub fn many_tasks(
+    dev: &dyn Device,
+    base: u64,
+    len: usize,
+    queues: usize,
+    per_queue: usize,
+    rounds: u64,
+    workers: usize,
+) {
     let tasks = queues * per_queue;
     let region = dev.alloc(tasks * len).expect("a region for every task");
     let rt = runtime(workers);
@@ -62,14 +73,21 @@ pub fn many_tasks(dev: &dyn Device, base: u64, len: usize, queues: usize, per_qu
                         let want = pattern((i as u64) << 16 | round, len);
                         let mut s = region.slice(i * len, len).expect("the task's slice");
                         s.copy_from_slice(&want);
-                        let (n, mut s) = queue.write_at(s, at).await.unwrap_or_else(|e| panic!("task {i} write: {}", e.error));
+                        let (n, mut s) =
+                            queue.write_at(s, at).await.unwrap_or_else(|e| panic!("task {i} write: {}", e.error));
                         assert_eq!(n, len, "task {i}: short write");
                         threads.insert(format!("{:?}", std::thread::current().id()));
                         s.fill(0);
-                        let (n, s) = queue.read_at(s, at).await.unwrap_or_else(|e| panic!("task {i} read: {}", e.error));
+                        let (n, s) =
+                            queue.read_at(s, at).await.unwrap_or_else(|e| panic!("task {i} read: {}", e.error));
                         assert_eq!(n, len, "task {i}: short read");
                         if let Some(b) = (0..len).find(|&b| s[b] != want[b]) {
-                            panic!("task {i} round {round}: byte {b} at {:#x} read {:#04x}, wrote {:#04x}", at + b as u64, s[b], want[b]);
+                            panic!(
+                                "task {i} round {round}: byte {b} at {:#x} read {:#04x}, wrote {:#04x}",
+                                at + b as u64,
+                                s[b],
+                                want[b]
+                            );
                         }
                     }
                     threads.len()
@@ -153,7 +171,8 @@ pub fn drop_mid_flight(dev: &dyn Device, at: u64, len: usize) {
     rt.block_on(async {
         while big.live_slices() > 0 {
             assert!(Instant::now() < deadline, "the abandoned slice never came back");
-            let (_, s) = q.read_at(small.slice_all().unwrap(), 0).await.unwrap_or_else(|e| panic!("a later read: {}", e.error));
+            let (_, s) =
+                q.read_at(small.slice_all().unwrap(), 0).await.unwrap_or_else(|e| panic!("a later read: {}", e.error));
             drop(s);
         }
     });

@@ -42,11 +42,15 @@ impl AsyncZcSender {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Unsupported {
                 what: "pinio::tokio::AsyncZcSender outside a tokio runtime".into(),
-                hint: "call it from within the runtime (a task or Runtime::enter), or use pinio::uring::net::ZcSender".into(),
+                hint: "call it from within the runtime (a task or Runtime::enter), or use pinio::uring::net::ZcSender"
+                    .into(),
             });
         }
         let sender = ZcSender::new(domain, stream)?;
-        let fd = sender.completion_fd().try_clone_to_owned().map_err(|e| Error::io("duplicating the sender's ring fd", e))?;
+        let fd = sender
+            .completion_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("duplicating the sender's ring fd", e))?;
         // SAFETY: `fd` is an `OwnedFd` moved into the `AsyncFd`: it stays open
         // and names the same ring until the `AsyncFd` drops, and `as_raw_fd`
         // of an `OwnedFd` always returns that one descriptor.
