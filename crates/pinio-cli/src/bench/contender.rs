@@ -80,6 +80,26 @@ const FIO_URING_BUF_HOT: Contender = Contender {
     },
     cache: Cache::Hot,
 };
+/// [`FIO_URING_BUF_HOT`] with fio's submit and reap batching on: by default
+/// fio enters the kernel once per IO (`iodepth_batch_submit=1`), a library
+/// submits what was pushed since its last wait in one call; this peer shows
+/// fio doing the same.
+const FIO_URING_BUF_HOT_BATCHED: Contender = Contender {
+    label: "fio uring buf hot batched",
+    engine: Engine::Fio {
+        args: &[
+            "--ioengine=io_uring",
+            "--direct=0",
+            "--fixedbufs=1",
+            "--registerfiles=1",
+            "--iodepth_batch_submit=32",
+            "--iodepth_batch_complete_min=1",
+            "--iodepth_batch_complete_max=32",
+        ],
+        honours_depth: true,
+    },
+    cache: Cache::Hot,
+};
 const FIO_PSYNC_DIRECT: Contender = Contender {
     label: "fio psync dio",
     engine: Engine::Fio { args: &["--ioengine=psync", "--direct=1"], honours_depth: false },
@@ -112,7 +132,13 @@ impl Contender {
         }
         v.extend([COPY_COLD, COPY_HOT]);
         if with_fio {
-            v.extend([FIO_URING_FIXED, FIO_URING_BUF_HOT, FIO_PSYNC_DIRECT, FIO_PSYNC_BUFFERED]);
+            v.extend([
+                FIO_URING_FIXED,
+                FIO_URING_BUF_HOT,
+                FIO_URING_BUF_HOT_BATCHED,
+                FIO_PSYNC_DIRECT,
+                FIO_PSYNC_BUFFERED,
+            ]);
         }
         v
     }
@@ -122,7 +148,7 @@ impl Contender {
     /// next runs), and workloads of several threads run only on the
     /// io_uring configurations, whose scaling they measure.
     pub fn runs(&self, w: &Workload) -> bool {
-        let hot_uring = matches!(self.label, "uring buf hot" | "fio uring buf hot");
+        let hot_uring = matches!(self.label, "uring buf hot" | "fio uring buf hot" | "fio uring buf hot batched");
         if hot_uring && w.dir == pinio::Direction::Write {
             return false;
         }

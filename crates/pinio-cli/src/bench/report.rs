@@ -248,12 +248,25 @@ impl Results {
     /// The comparisons pinio's goals are stated in, each taken within one
     /// repeat (both sides ran back to back), then summarised over repeats.
     pub fn ratios(&self) -> Vec<Ratio> {
-        let pairs: [Comparison; 8] = [
+        let pairs: [Comparison; 11] = [
             ("uring fixed", "fio uring fixed", "IOPS, uring fixed / fio uring fixed", Sample::iops),
             ("uring buf hot", "fio uring buf hot", "IOPS, uring buf hot / fio uring buf hot", Sample::iops),
             ("uring buf hot", "fio uring buf hot", "IOPS per CPU-second, uring buf hot / fio", Sample::ios_per_cpu_sec),
             ("uring buf hot", "fio uring buf hot", "user CPU per IO, uring buf hot / fio", Sample::user_us_per_io),
             ("uring buf hot", "fio uring buf hot", "system CPU per IO, uring buf hot / fio", Sample::sys_us_per_io),
+            ("uring buf hot", "fio uring buf hot batched", "IOPS, uring buf hot / fio batched", Sample::iops),
+            (
+                "uring buf hot",
+                "fio uring buf hot batched",
+                "IOPS per CPU-second, uring buf hot / fio batched",
+                Sample::ios_per_cpu_sec,
+            ),
+            (
+                "uring buf hot",
+                "fio uring buf hot batched",
+                "user CPU per IO, uring buf hot / fio batched",
+                Sample::user_us_per_io,
+            ),
             ("uring fixed", "uring plain", "IOPS, uring fixed / uring plain", Sample::iops),
             ("uring fixed", "copy cold", "CPU per byte, uring fixed / copy cold", Sample::cpu_ns_per_byte),
             ("uring fixed", "copy hot", "CPU per byte, uring fixed / copy hot", Sample::cpu_ns_per_byte),
