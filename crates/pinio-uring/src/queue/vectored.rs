@@ -225,6 +225,12 @@ impl UringQueue {
                 (sqes, Box::default(), how)
             }
         };
+        // Unregistered slices although fixed buffers are on: regions the
+        // fallback policy let through (counted once per operation, as the
+        // one-slice path counts each of its operations).
+        if self.fixed_buffers && op.segments().any(|s| matches!(s.key().registration, Registration::None)) {
+            self.shared.core.stats().unregistered_fallback();
+        }
         let key = self.vectored.key();
         let total = sqes.len();
         // In the table before the kernel can see any SQE of it.
