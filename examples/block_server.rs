@@ -4,6 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release -p pinio-examples --example block_server                 # server + client end to end, scratch file in /var/tmp
+//! cargo run --release -p pinio-examples --example block_server -- make-file /var/tmp/blocks.dat 16777216
 //! cargo run --release -p pinio-examples --example block_server -- serve /var/tmp/blocks.dat 127.0.0.1:7878
 //! cargo run --release -p pinio-examples --example block_server -- client 127.0.0.1:7878 [REQUESTS]
 //! ```
@@ -55,7 +56,7 @@
 //!
 //! The file holds a pattern of its offsets: 8-byte word `i` is
 //! `splitmix64(i)`, so the client checks every byte it receives against the
-//! offset it asked for.
+//! offset it asked for (`make-file` writes such a file for `serve`).
 use pinio::aio::AsyncQueue;
 use pinio::tokio::AsyncZcSender;
 use pinio::uring::net::ZcStats;
@@ -431,6 +432,12 @@ async fn end_to_end() -> Result<(), BoxError> {
 async fn run(args: &[String]) -> Result<(), BoxError> {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] => end_to_end().await,
+        ["make-file", path, size] => {
+            let size: u64 = size.parse().map_err(|_| format!("SIZE must be a number of bytes, got {size:?}"))?;
+            make_file(std::path::Path::new(path), size / 4096 * 4096)?;
+            println!("{path}: {} bytes of the offset pattern", size / 4096 * 4096);
+            Ok(())
+        }
         ["serve", path, addr] => {
             let (dev, pool) = open(std::path::Path::new(path))?;
             let listener = TcpListener::bind(addr).await?;
@@ -449,7 +456,7 @@ async fn run(args: &[String]) -> Result<(), BoxError> {
             println!("blocks {blocks} verified ({bytes} bytes)");
             Ok(())
         }
-        _ => Err("usage: block_server [serve PATH ADDR | client ADDR [REQUESTS]]".into()),
+        _ => Err("usage: block_server [make-file PATH SIZE | serve PATH ADDR | client ADDR [REQUESTS]]".into()),
     }
 }
 
