@@ -2,7 +2,10 @@
 
 use crate::log::{LogHeader, LogWriter, RESULT_OTHER, RESULT_REJECTED, result_code};
 use crate::tags::TagTable;
-use pinio_core::{Completion, Device, DeviceCore, Direction, FlushMode, Op, Persistence, Queue, Rejected, Result};
+use pinio_core::{
+    Completion, Device, DeviceCore, Direction, Error, FlushMode, FlushProgress, Op, Persistence, Queue, Rejected,
+    Result,
+};
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::sync::Arc;
@@ -102,7 +105,14 @@ impl Device for RecordDevice {
     fn queue(&self, depth: usize) -> Result<Box<dyn Queue>> {
         let inner = self.inner.queue(depth)?;
         let id = self.shared.next_queue.fetch_add(1, Ordering::Relaxed);
-        Ok(Box::new(RecordQueue { inner, shared: self.shared.clone(), id, ops: TagTable::new(), done: Vec::new() }))
+        Ok(Box::new(RecordQueue {
+            inner,
+            shared: self.shared.clone(),
+            id,
+            ops: TagTable::new(),
+            done: Vec::new(),
+            started: None,
+        }))
     }
 }
 
@@ -121,6 +131,20 @@ struct RecordQueue {
     id: u32,
     ops: TagTable<Pending>,
     done: Vec<(u64, i64)>,
+    /// The id of a flush started with `start_flush` and not yet seen done.
+    started: Option<u64>,
+}
+
+/// The result code of a flush's outcome.
+fn flush_code(r: &Result<impl Sized>) -> i64 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => error_code(e),
+    }
+}
+
+fn error_code(e: &Error) -> i64 {
+    e.raw_os_error().map_or(RESULT_OTHER, |errno| -(errno as i64))
 }
 
 impl RecordQueue {
@@ -199,13 +223,31 @@ impl Queue for RecordQueue {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         self.shared.log.flush_start(id, self.id, if mode == FlushMode::All { 1 } else { 0 })?;
         let r = self.inner.flush(mode);
-        let code = match &r {
-            Ok(()) => 0,
-            Err(e) => e.raw_os_error().map_or(RESULT_OTHER, |errno| -(errno as i64)),
-        };
-        let logged = self.shared.log.flushed(id, code);
+        let logged = self.shared.log.flushed(id, flush_code(&r));
         r?;
         logged
+    }
+
+    fn start_flush(&mut self, mode: FlushMode) -> Result<FlushProgress> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        self.shared.log.flush_start(id, self.id, if mode == FlushMode::All { 1 } else { 0 })?;
+        let r = self.inner.start_flush(mode);
+        match &r {
+            Ok(FlushProgress::Running) => self.started = Some(id),
+            Ok(FlushProgress::Done) | Err(_) => self.shared.log.flushed(id, flush_code(&r))?,
+        }
+        r
+    }
+
+    fn poll_flush(&mut self) -> Result<FlushProgress> {
+        let r = self.inner.poll_flush();
+        if let Some(id) = self.started
+            && !matches!(r, Ok(FlushProgress::Running))
+        {
+            self.started = None;
+            self.shared.log.flushed(id, flush_code(&r))?;
+        }
+        r
     }
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {

@@ -3,7 +3,7 @@
 use super::device::FaultState;
 use super::rules::Fault;
 use crate::tags::TagTable;
-use pinio_core::{Completion, Device, Error, FlushMode, Op, Queue, Rejected, Result, Slice, align_down};
+use pinio_core::{Completion, Device, Error, FlushMode, FlushProgress, Op, Queue, Rejected, Result, Slice, align_down};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -249,5 +249,16 @@ impl Queue for FaultQueue {
             return Err(injected(desc, f.errno().unwrap_or(libc::EIO)));
         }
         self.inner.flush(mode)
+    }
+
+    fn start_flush(&mut self, mode: FlushMode) -> Result<FlushProgress> {
+        if let Some((f, desc)) = self.state.decide(None) {
+            return Err(injected(desc, f.errno().unwrap_or(libc::EIO)));
+        }
+        self.inner.start_flush(mode)
+    }
+
+    fn poll_flush(&mut self) -> Result<FlushProgress> {
+        self.inner.poll_flush()
     }
 }
