@@ -81,14 +81,27 @@ for name in $loaded; do
 done
 
 # Pins held by exiting processes may be released asynchronously (io_uring ring
-# teardown runs in a workqueue): give the counters up to 5 s to settle.
-pins() { grep -E "^nr_foll_pin_$1 " /proc/vmstat | cut -d' ' -f2; }
+# teardown runs in a workqueue): give the counters up to 5 s to settle. The
+# counters are per-CPU and folded into /proc/vmstat lazily, so each look first
+# asks the kernel to fold them (vm.stat_refresh) and reads both from one pass.
+pins() {
+    echo 1 > /proc/sys/vm/stat_refresh 2>/dev/null
+    acq=; rel=
+    while read -r key value; do
+        case $key in
+            nr_foll_pin_acquired) acq=$value ;;
+            nr_foll_pin_released) rel=$value ;;
+        esac
+    done < /proc/vmstat
+}
+pins
 i=0
-while [ "$(pins acquired)" != "$(pins released)" ] && [ $i -lt 50 ]; do
+while [ "$acq" != "$rel" ] && [ $i -lt 50 ]; do
     sleep 0.1
     i=$((i + 1))
+    pins
 done
-say "VMSTAT nr_foll_pin_acquired $(pins acquired)"
-say "VMSTAT nr_foll_pin_released $(pins released)"
+say "VMSTAT nr_foll_pin_acquired $acq"
+say "VMSTAT nr_foll_pin_released $rel"
 sync
 finish "$rc"
