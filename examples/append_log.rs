@@ -46,20 +46,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Append: pack records into the current block; write it when full.
     let (mut block, mut used, mut next_block) = (free.pop().ok_or("no slice")?, 0usize, 0u64);
-    let mut flush = |block: Slice, q: &mut Box<dyn Queue>, free: &mut Vec<Slice>, next: &mut u64| -> pinio::Result<()> {
-        q.push(Op::write(block, *next * BLOCK as u64, *next)).map_err(|r| r.error)?;
-        *next += 1;
-        q.submit()?;
-        if free.is_empty() {
-            done.clear();
-            q.wait(1, &mut done)?;
-            for c in done.drain(..) {
-                c.result?;
-                free.push(c.slice);
+    let mut flush =
+        |block: Slice, q: &mut Box<dyn Queue>, free: &mut Vec<Slice>, next: &mut u64| -> pinio::Result<()> {
+            q.push(Op::write(block, *next * BLOCK as u64, *next)).map_err(|r| r.error)?;
+            *next += 1;
+            q.submit()?;
+            if free.is_empty() {
+                done.clear();
+                q.wait(1, &mut done)?;
+                for c in done.drain(..) {
+                    c.result?;
+                    free.push(c.slice);
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     for i in 0..n {
         let rec = record(i);
         if used + 8 + rec.len() > BLOCK {

@@ -153,7 +153,10 @@ impl fmt::Display for KvError {
             KvError::Usage(m) => write!(f, "{m}"),
             KvError::Spec { spec, error } => write!(f, "selection string {spec:?}: {error}"),
             KvError::TooSmall { spec, need, have } => {
-                write!(f, "{spec} holds {have} bytes but the store needs {need}; use a larger device or fewer/smaller keys")
+                write!(
+                    f,
+                    "{spec} holds {have} bytes but the store needs {need}; use a larger device or fewer/smaller keys"
+                )
             }
             KvError::Device { context, error } => write!(f, "{context}: {error}"),
             KvError::File { context, error } => write!(f, "{context}: {error}"),
@@ -161,7 +164,10 @@ impl fmt::Display for KvError {
             KvError::NotAStore { spec, reason } => write!(f, "no kvlog store on {spec}: {reason}"),
             KvError::Corrupt { key, seq, offset, reason } => {
                 let key = key.as_deref().map_or_else(|| "unreadable".to_string(), |k| format!("{k:?}"));
-                write!(f, "corrupt record #{seq} (key {key}) at byte {offset}: {reason}; later batches are intact, so this is damage, not a torn tail")
+                write!(
+                    f,
+                    "corrupt record #{seq} (key {key}) at byte {offset}: {reason}; later batches are intact, so this is damage, not a torn tail"
+                )
             }
             KvError::BadValue { key, reason } => write!(f, "key {key}: {reason}"),
         }
@@ -227,8 +233,12 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Cmd> {
             if cmd == "verify" {
                 return usage(format!("verify takes no options (got --{name}): the store describes itself"));
             }
-            let Some(v) = inline.or_else(|| it.next().cloned()) else { return usage(format!("--{name} needs a value")) };
-            let Ok(n) = v.parse::<u64>() else { return usage(format!("--{name} expects a non-negative integer, got {v:?}")) };
+            let Some(v) = inline.or_else(|| it.next().cloned()) else {
+                return usage(format!("--{name} needs a value"));
+            };
+            let Ok(n) = v.parse::<u64>() else {
+                return usage(format!("--{name} expects a non-negative integer, got {v:?}"));
+            };
             if slot.replace(n).is_some() {
                 return usage(format!("--{name} given twice"));
             }
@@ -247,7 +257,11 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Cmd> {
             None if defaults => Ok(default),
             None => Err(KvError::Usage(format!("{cmd} needs --{name}"))),
         };
-        let p = Params { keys: need(keys, "keys", 100_000)?, value_size: need(value_size, "value-size", 100)?, batch: need(batch, "batch", 64)? };
+        let p = Params {
+            keys: need(keys, "keys", 100_000)?,
+            value_size: need(value_size, "value-size", 100)?,
+            batch: need(batch, "batch", 64)?,
+        };
         check_params(&p)?;
         Ok(p)
     };
@@ -271,7 +285,11 @@ pub(crate) fn check_params(p: &Params) -> Result<()> {
     }
     let bytes = batch_bytes(p.batch.min(p.keys), rec_max(p.keys, p.value_size));
     if bytes > MAX_BATCH_BYTES {
-        return usage(format!("a batch of {} records of up to {} bytes is {bytes} bytes; keep --batch * record size under {MAX_BATCH_BYTES}", p.batch, rec_max(p.keys, p.value_size)));
+        return usage(format!(
+            "a batch of {} records of up to {} bytes is {bytes} bytes; keep --batch * record size under {MAX_BATCH_BYTES}",
+            p.batch,
+            rec_max(p.keys, p.value_size)
+        ));
     }
     Ok(())
 }
@@ -340,7 +358,8 @@ pub(crate) fn derive_value(key: u64, len: usize, out: &mut Vec<u8>) {
 /// A random, non-zero store identity.
 fn new_epoch() -> u64 {
     let mut b = [0u8; 8];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_ok();
+    let random =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).is_ok();
     let mut e = u64::from_le_bytes(b);
     if !random {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
@@ -403,7 +422,9 @@ impl Geometry {
 
     fn decode(b: &[u8]) -> std::result::Result<Geometry, String> {
         if b.len() < SUPER_LEN || &b[0..8] != SUPER_MAGIC {
-            return Err("no superblock magic at byte 0 (not made by kvlog load, or its first flush never completed)".into());
+            return Err(
+                "no superblock magic at byte 0 (not made by kvlog load, or its first flush never completed)".into()
+            );
         }
         if crc32(&b[..56]) != u32_at(b, 56) {
             return Err("the superblock's checksum does not match: it is damaged".into());
@@ -528,7 +549,9 @@ fn file_path(spec: &str) -> Result<Option<String>> {
 
 fn open_device(spec: &str) -> Result<Box<dyn Device>> {
     pinio::open(spec).map_err(|error| match error {
-        pinio::Error::InvalidTarget { .. } | pinio::Error::Unsupported { .. } => KvError::Spec { spec: spec.into(), error },
+        pinio::Error::InvalidTarget { .. } | pinio::Error::Unsupported { .. } => {
+            KvError::Spec { spec: spec.into(), error }
+        }
         error => KvError::Device { context: format!("opening {spec}"), error },
     })
 }
@@ -542,10 +565,16 @@ fn size_file(path: &str, size: u64) -> Result<bool> {
     {
         return Ok(false);
     }
-    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(file(format!("creating {path}")))?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(file(format!("creating {path}")))?;
     f.set_len(size).map_err(file(format!("sizing {path} to {size} bytes")))?;
     f.sync_all().map_err(file(format!("fsync of {path}")))?;
-    let parent = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let parent =
+        std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     if let Ok(d) = std::fs::File::open(parent) {
         d.sync_all().map_err(file(format!("fsync of directory {}", parent.display())))?;
     }
@@ -653,10 +682,18 @@ impl Writer {
             match c.result {
                 Ok(n) if n == want => {}
                 Ok(n) => {
-                    let error = pinio::Error::Unsupported { what: format!("a short write ({n} of {want} bytes at {})", c.dev_offset), hint: "the device ended early".into() };
+                    let error = pinio::Error::Unsupported {
+                        what: format!("a short write ({n} of {want} bytes at {})", c.dev_offset),
+                        hint: "the device ended early".into(),
+                    };
                     return Err(KvError::Device { context: "writing the log".into(), error });
                 }
-                Err(error) => return Err(KvError::Device { context: format!("writing {want} bytes at {}", c.dev_offset), error }),
+                Err(error) => {
+                    return Err(KvError::Device {
+                        context: format!("writing {want} bytes at {}", c.dev_offset),
+                        error,
+                    });
+                }
             }
             self.free.push(c.tag as usize);
         }
@@ -696,7 +733,8 @@ impl Writer {
         } else {
             slice
         };
-        q.push(Op::write(slice, dev_off, slot as u64)).map_err(|r| KvError::Device { context: format!("writing {len} bytes at {dev_off}"), error: r.error })?;
+        q.push(Op::write(slice, dev_off, slot as u64))
+            .map_err(|r| KvError::Device { context: format!("writing {len} bytes at {dev_off}"), error: r.error })?;
         q.submit().map_err(dev_err("submitting writes"))?;
         self.counters.writes += 1;
         self.counters.bytes_written += len as u64;
@@ -766,7 +804,9 @@ impl Writer {
         if self.batch.is_none() {
             self.begin(q)?;
         }
-        let (Some(b), Some(mut cur)) = (self.batch.take(), self.cur.take()) else { return Err(internal("commit without a batch")) };
+        let (Some(b), Some(mut cur)) = (self.batch.take(), self.cur.take()) else {
+            return Err(internal("commit without a batch"));
+        };
         let total = b.pos - b.start;
         let blocks = total.div_ceil(self.block);
         let limit = if flags & FLAG_CLOSE != 0 { self.capacity } else { self.data_end };
@@ -815,7 +855,10 @@ fn broken(hook: &str) -> bool {
 }
 
 fn internal(what: &str) -> KvError {
-    KvError::Device { context: "kvlog".into(), error: pinio::Error::Unsupported { what: what.into(), hint: "a bug in kvlog".into() } }
+    KvError::Device {
+        context: "kvlog".into(),
+        error: pinio::Error::Unsupported { what: what.into(), hint: "a bug in kvlog".into() },
+    }
 }
 
 fn dev_err_of(d: &dyn Device, what: &str) -> impl FnOnce(pinio::Error) -> KvError {
@@ -839,12 +882,22 @@ impl Reader {
         let size = align_up((MIN_WINDOW as u64).max(rec_max as u64 + 2 * block), block) as usize;
         let region = dev.alloc(size).map_err(dev_err_of(dev, "registering the read window"))?;
         let max = (MAX_CHUNK as u64).min(dev.capabilities().max_transfer) / block * block;
-        Ok(Reader { region, win: None, start: 0, block, end, piece: max.max(block) as usize, done: Vec::new(), reads: 0 })
+        Ok(Reader {
+            region,
+            win: None,
+            start: 0,
+            block,
+            end,
+            piece: max.max(block) as usize,
+            done: Vec::new(),
+            reads: 0,
+        })
     }
 
     /// `len` bytes of the device at `off` (within the store).
     fn get(&mut self, q: &mut dyn Queue, off: u64, len: usize) -> Result<&[u8]> {
-        let hit = self.win.as_ref().is_some_and(|w| off >= self.start && off + len as u64 <= self.start + w.len() as u64);
+        let hit =
+            self.win.as_ref().is_some_and(|w| off >= self.start && off + len as u64 <= self.start + w.len() as u64);
         if !hit {
             self.fill(q, off / self.block * self.block)?;
         }
@@ -864,7 +917,10 @@ impl Reader {
             while off < total && q.in_flight() < q.capacity() {
                 let n = self.piece.min(total - off);
                 let s = self.region.slice(off, n).map_err(dev_err("leasing the read window"))?;
-                q.push(Op::read(s, start + off as u64, 0)).map_err(|r| KvError::Device { context: format!("reading {n} bytes at {}", start + off as u64), error: r.error })?;
+                q.push(Op::read(s, start + off as u64, 0)).map_err(|r| KvError::Device {
+                    context: format!("reading {n} bytes at {}", start + off as u64),
+                    error: r.error,
+                })?;
                 self.reads += 1;
                 off += n;
             }
@@ -879,10 +935,18 @@ impl Reader {
                 match c.result {
                     Ok(n) if n == want => {}
                     Ok(n) => {
-                        let error = pinio::Error::Unsupported { what: format!("a short read ({n} of {want} bytes at {})", c.dev_offset), hint: "the device is smaller than the store".into() };
+                        let error = pinio::Error::Unsupported {
+                            what: format!("a short read ({n} of {want} bytes at {})", c.dev_offset),
+                            hint: "the device is smaller than the store".into(),
+                        };
                         return Err(KvError::Device { context: "reading the log".into(), error });
                     }
-                    Err(error) => return Err(KvError::Device { context: format!("reading {want} bytes at {}", c.dev_offset), error }),
+                    Err(error) => {
+                        return Err(KvError::Device {
+                            context: format!("reading {want} bytes at {}", c.dev_offset),
+                            error,
+                        });
+                    }
                 }
             }
         }
@@ -962,7 +1026,11 @@ impl Store {
         let (slot, mut s) = w.slot(&mut *q)?;
         s.fill(0);
         geo.encode(&mut s);
-        let s = if (geo.block as usize) < s.len() { s.split_at(geo.block as usize).map_or_else(|w| w, |(h, _)| h) } else { s };
+        let s = if (geo.block as usize) < s.len() {
+            s.split_at(geo.block as usize).map_or_else(|w| w, |(h, _)| h)
+        } else {
+            s
+        };
         q.write_at(s, 0).map_err(|e| KvError::Device { context: "writing the superblock".into(), error: e.error })?;
         w.free.push(slot);
         q.flush(FlushMode::All).map_err(dev_err_of(&*dev, "flushing the superblock"))?;
@@ -984,7 +1052,9 @@ impl Store {
         w.commit(&mut *self.q, flags)?;
         let t = Instant::now();
         if !broken("ack-before-flush") {
-            self.q.flush(FlushMode::Data).map_err(|error| KvError::Device { context: format!("flushing {}", self.dev.describe()), error })?;
+            self.q
+                .flush(FlushMode::Data)
+                .map_err(|error| KvError::Device { context: format!("flushing {}", self.dev.describe()), error })?;
         }
         let took = t.elapsed();
         // The flush drained this queue; its completions carry each write's
@@ -1004,18 +1074,32 @@ impl Store {
         let bs = block_size(&*dev)?;
         let size = dev.capabilities().device_size;
         if size < bs {
-            return Err(KvError::NotAStore { spec: spec.into(), reason: format!("the device holds only {size} bytes") });
+            return Err(KvError::NotAStore {
+                spec: spec.into(),
+                reason: format!("the device holds only {size} bytes"),
+            });
         }
         let region = dev.alloc(bs as usize).map_err(dev_err_of(&*dev, "registering a buffer"))?;
         let s = region.slice(0, bs as usize).map_err(dev_err("leasing a buffer"))?;
-        let (_, s) = q.read_at(s, 0).map_err(|e| KvError::Device { context: "reading the superblock".into(), error: e.error })?;
+        let (_, s) = q
+            .read_at(s, 0)
+            .map_err(|e| KvError::Device { context: "reading the superblock".into(), error: e.error })?;
         let geo = Geometry::decode(&s).map_err(|reason| KvError::NotAStore { spec: spec.into(), reason })?;
         drop((s, region));
         if geo.block % bs != 0 {
-            return Err(KvError::NotAStore { spec: spec.into(), reason: format!("its {}-byte blocks do not suit this device's {bs}-byte alignment", geo.block) });
+            return Err(KvError::NotAStore {
+                spec: spec.into(),
+                reason: format!("its {}-byte blocks do not suit this device's {bs}-byte alignment", geo.block),
+            });
         }
         if geo.capacity_bytes() > size {
-            return Err(KvError::NotAStore { spec: spec.into(), reason: format!("truncated: the superblock says {} bytes, the device holds {size}", geo.capacity_bytes()) });
+            return Err(KvError::NotAStore {
+                spec: spec.into(),
+                reason: format!(
+                    "truncated: the superblock says {} bytes, the device holds {size}",
+                    geo.capacity_bytes()
+                ),
+            });
         }
         let reader = Reader::new(&*dev, geo.block, geo.capacity_bytes(), geo.rec_max())?;
         let mut store = Store { dev, q, geo, index: HashMap::new(), writer: None, reader: Some(reader) };
@@ -1040,7 +1124,9 @@ impl Store {
                 break;
             };
             let end = start + BATCH_HDR as u64 + h.payload;
-            let fits = h.blocks > 0 && block + h.blocks as u64 <= geo.capacity_blocks && end <= start + h.blocks as u64 * geo.block;
+            let fits = h.blocks > 0
+                && block + h.blocks as u64 <= geo.capacity_blocks
+                && end <= start + h.blocks as u64 * geo.block;
             if h.seq != seq || h.first_rec != next_rec || !fits {
                 report.torn = Some(format!("batch header at block {block} does not continue the chain"));
                 break;
@@ -1049,13 +1135,16 @@ impl Store {
             let mut defect = None;
             for i in 0..h.records as u64 {
                 let want = next_rec + i;
-                let bad = |reason: String, key: Option<String>| Some(Defect { batch: seq, seq: want, offset: off, key, reason });
+                let bad = |reason: String, key: Option<String>| {
+                    Some(Defect { batch: seq, seq: want, offset: off, key, reason })
+                };
                 if off + REC_HDR as u64 > end {
                     defect = bad("the record runs past its batch".into(), None);
                     break;
                 }
                 let rh = r.get(q, off, REC_HDR)?;
-                let (magic_ok, key_len, val_len) = (&rh[0..4] == REC_MAGIC, u16_at(rh, 6) as usize, u32_at(rh, 8) as usize);
+                let (magic_ok, key_len, val_len) =
+                    (&rh[0..4] == REC_MAGIC, u16_at(rh, 6) as usize, u32_at(rh, 8) as usize);
                 let (crc, epoch, rseq) = (u32_at(rh, 12), u64_at(rh, 16), u64_at(rh, 24));
                 let total = REC_HDR + key_len + val_len;
                 let sane = magic_ok && total <= rec_limit && off + total as u64 <= end;
@@ -1089,7 +1178,13 @@ impl Store {
                 off += total as u64;
             }
             if defect.is_none() && off != end {
-                defect = Some(Defect { batch: seq, seq: next_rec + h.records as u64, offset: off, key: None, reason: "the batch's payload length does not match its records".into() });
+                defect = Some(Defect {
+                    batch: seq,
+                    seq: next_rec + h.records as u64,
+                    offset: off,
+                    key: None,
+                    reason: "the batch's payload length does not match its records".into(),
+                });
             }
             if let Some(d) = defect
                 && first_defect.is_none()
@@ -1119,12 +1214,14 @@ impl Store {
             (Some(d), _) => {
                 // The last batch was torn by a crash: keep its valid prefix
                 // (the records after the defect were not applied).
-                report.torn = Some(format!("batch {} torn at record #{} (byte {}): {}", d.batch, d.seq, d.offset, d.reason));
+                report.torn =
+                    Some(format!("batch {} torn at record #{} (byte {}): {}", d.batch, d.seq, d.offset, d.reason));
             }
             (None, Some((b, s))) => {
                 let why = report.torn.take().unwrap_or_default();
                 let reason = format!("{why}, but batch {s} at block {b} was written after it");
-                report.corruption = Some(Defect { batch: seq, seq: next_rec, offset: block * geo.block, key: None, reason });
+                report.corruption =
+                    Some(Defect { batch: seq, seq: next_rec, offset: block * geo.block, key: None, reason });
             }
             (None, None) => {}
         }
@@ -1187,18 +1284,33 @@ fn verify(spec: &str, out: &mut dyn Write) -> Result<(u64, ScanReport)> {
     }
     let (keys, vsize) = (store.geo.params.keys, store.geo.params.value_size as usize);
     if n > keys {
-        return Err(KvError::BadValue { key: format!("#{n}"), reason: format!("{n} keys recovered, the store was made for {keys}") });
+        return Err(KvError::BadValue {
+            key: format!("#{n}"),
+            reason: format!("{n} keys recovered, the store was made for {keys}"),
+        });
     }
     let mut want = Vec::with_capacity(vsize);
     for k in 0..n {
         derive_value(k, vsize, &mut want);
         let key = k.to_string();
         match store.get(key.as_bytes())? {
-            None => return Err(KvError::BadValue { key, reason: format!("missing, although {n} keys were recovered (load puts keys in order, so they must be 0..{n})") }),
-            Some(v) if v.len() != vsize => return Err(KvError::BadValue { key, reason: format!("value of {} bytes, expected {vsize}", v.len()) }),
+            None => {
+                return Err(KvError::BadValue {
+                    key,
+                    reason: format!(
+                        "missing, although {n} keys were recovered (load puts keys in order, so they must be 0..{n})"
+                    ),
+                });
+            }
+            Some(v) if v.len() != vsize => {
+                return Err(KvError::BadValue { key, reason: format!("value of {} bytes, expected {vsize}", v.len()) });
+            }
             Some(v) if v != want.as_slice() => {
                 let at = v.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
-                return Err(KvError::BadValue { key, reason: format!("value differs from the derived one at byte {at}") });
+                return Err(KvError::BadValue {
+                    key,
+                    reason: format!("value differs from the derived one at byte {at}"),
+                });
             }
             Some(_) => {}
         }
@@ -1215,15 +1327,51 @@ fn bench(spec: &str, p: Params, out: &mut dyn Write) -> Result<()> {
     let secs = took.as_secs_f64().max(1e-9);
     let commits = p.keys.div_ceil(p.batch);
     say(out, format_args!("kvlog bench on {desc}"))?;
-    say(out, format_args!("  {} puts of {}-byte values, one flush (FlushMode::Data) per {} puts; {block}-byte blocks, writes of up to {chunk} bytes, up to {} in flight", p.keys, p.value_size, p.batch, c.max_in_flight))?;
-    say(out, format_args!("puts/s     {:>12.0}   ({} puts in {secs:.3} s: wall time from the first put to the last durable flush, flushes included)", p.keys as f64 / secs, p.keys))?;
+    say(
+        out,
+        format_args!(
+            "  {} puts of {}-byte values, one flush (FlushMode::Data) per {} puts; {block}-byte blocks, writes of up to {chunk} bytes, up to {} in flight",
+            p.keys, p.value_size, p.batch, c.max_in_flight
+        ),
+    )?;
+    say(
+        out,
+        format_args!(
+            "puts/s     {:>12.0}   ({} puts in {secs:.3} s: wall time from the first put to the last durable flush, flushes included)",
+            p.keys as f64 / secs,
+            p.keys
+        ),
+    )?;
     let mean = c.flush_time.as_secs_f64() * 1e3 / c.flushes.max(1) as f64;
-    say(out, format_args!("flushes/s  {:>12.0}   ({commits} group commits in the same {secs:.3} s; mean flush {mean:.3} ms, slowest {:.3} ms)", commits as f64 / secs, c.flush_max.as_secs_f64() * 1e3))?;
-    say(out, format_args!("log        {:>12.1}   MB/s written ({} writes, {} bytes, superblock and closing batch included)", c.bytes_written as f64 / secs / 1e6, c.writes, c.bytes_written))?;
+    say(
+        out,
+        format_args!(
+            "flushes/s  {:>12.0}   ({commits} group commits in the same {secs:.3} s; mean flush {mean:.3} ms, slowest {:.3} ms)",
+            commits as f64 / secs,
+            c.flush_max.as_secs_f64() * 1e3
+        ),
+    )?;
+    say(
+        out,
+        format_args!(
+            "log        {:>12.1}   MB/s written ({} writes, {} bytes, superblock and closing batch included)",
+            c.bytes_written as f64 / secs / 1e6,
+            c.writes,
+            c.bytes_written
+        ),
+    )?;
     let t = Instant::now();
     let (n, report) = verify(spec, &mut std::io::sink())?;
     let rs = t.elapsed().as_secs_f64().max(1e-9);
-    say(out, format_args!("recovery   {:>12.0}   keys/s ({n} keys in {} batches: open, scan and every value read back and checked in {rs:.3} s; closed: {})", n as f64 / rs, report.batches, report.closed))
+    say(
+        out,
+        format_args!(
+            "recovery   {:>12.0}   keys/s ({n} keys in {} batches: open, scan and every value read back and checked in {rs:.3} s; closed: {})",
+            n as f64 / rs,
+            report.batches,
+            report.closed
+        ),
+    )
 }
 
 fn run(args: &[String]) -> Result<()> {
@@ -1233,13 +1381,28 @@ fn run(args: &[String]) -> Result<()> {
         Cmd::Help => say(&mut out, format_args!("{USAGE}")),
         Cmd::Load(spec, p) => {
             let (store, took) = load(&spec, p, &mut out)?;
-            let _ = writeln!(std::io::stderr(), "kvlog: loaded {} keys into {} in {:.3} s", p.keys, store.dev.describe(), took.as_secs_f64());
+            let _ = writeln!(
+                std::io::stderr(),
+                "kvlog: loaded {} keys into {} in {:.3} s",
+                p.keys,
+                store.dev.describe(),
+                took.as_secs_f64()
+            );
             Ok(())
         }
         Cmd::Verify(spec) => {
             let (n, report) = verify(&spec, &mut out)?;
-            let end = if report.closed { "closed cleanly".to_string() } else { report.torn.unwrap_or_else(|| "ends at the store's end".into()) };
-            let _ = writeln!(std::io::stderr(), "kvlog: {n} keys verified ({} records in {} batches; log {end})", report.records, report.batches);
+            let end = if report.closed {
+                "closed cleanly".to_string()
+            } else {
+                report.torn.unwrap_or_else(|| "ends at the store's end".into())
+            };
+            let _ = writeln!(
+                std::io::stderr(),
+                "kvlog: {n} keys verified ({} records in {} batches; log {end})",
+                report.records,
+                report.batches
+            );
             Ok(())
         }
         Cmd::Bench(spec, p) => bench(&spec, p, &mut out),

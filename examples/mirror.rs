@@ -39,7 +39,10 @@ fn run_all(q: &mut dyn Queue, ops: Vec<Op>) -> pinio::Result<Vec<Slice>> {
         for c in done.drain(..) {
             let moved = c.result?;
             if moved != c.slice.len() {
-                return Err(pinio::Error::Unsupported { what: format!("a short transfer ({moved} of {} bytes)", c.slice.len()), hint: "the files must be at least BLOCK * BLOCKS bytes".into() });
+                return Err(pinio::Error::Unsupported {
+                    what: format!("a short transfer ({moved} of {} bytes)", c.slice.len()),
+                    hint: "the files must be at least BLOCK * BLOCKS bytes".into(),
+                });
             }
             slices[c.tag as usize] = Some(c.slice);
             finished += 1;
@@ -113,7 +116,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}\n  {s}", dev.describe());
         copied += s.bytes_copied;
     }
-    println!("both files verified: {} bytes each, from one registration ({} pins in the domain)", BLOCK * BLOCKS, first.domain().stats().pins);
+    println!(
+        "both files verified: {} bytes each, from one registration ({} pins in the domain)",
+        BLOCK * BLOCKS,
+        first.domain().stats().pins
+    );
     println!("bytes_copied {copied}");
     Ok(())
 }

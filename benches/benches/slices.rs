@@ -14,7 +14,9 @@ fn slices(c: &mut Criterion) {
     // Live neighbours, so the lease table is not trivially empty.
     let _held: Vec<_> = (0..8).map(|i| region.slice((i + 1) * 65536, 4096).unwrap()).collect();
     let mut g = c.benchmark_group("slice");
-    g.bench_function("pinio Region::slice + drop", |b| b.iter(|| drop(black_box(region.slice(black_box(0), 4096).unwrap()))));
+    g.bench_function("pinio Region::slice + drop", |b| {
+        b.iter(|| drop(black_box(region.slice(black_box(0), 4096).unwrap())))
+    });
     g.bench_function("raw bounds check", |b| {
         b.iter(|| {
             let (off, len, size) = (black_box(0usize), black_box(4096usize), black_box(region.len()));
@@ -32,7 +34,8 @@ fn slices(c: &mut Criterion) {
     });
     g.bench_function("raw alignment + bounds arithmetic", |b| {
         b.iter(|| {
-            let (off, len, size, align) = (black_box(8192u64), black_box(4096u64), black_box(1u64 << 20), black_box(512u64));
+            let (off, len, size, align) =
+                (black_box(8192u64), black_box(4096u64), black_box(1u64 << 20), black_box(512u64));
             black_box(off % align == 0 && len % align == 0 && off.checked_add(len).is_some_and(|e| e <= size))
         })
     });

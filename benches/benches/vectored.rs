@@ -16,7 +16,8 @@ const N: usize = 16;
 const SEG: usize = 4096;
 
 fn open(file: &Scratch, vectored_fixed: bool) -> UringDevice {
-    UringDevice::open(&file.path, UringOptions { arena_bytes: 1 << 20, vectored_fixed, ..UringOptions::default() }).unwrap()
+    UringDevice::open(&file.path, UringOptions { arena_bytes: 1 << 20, vectored_fixed, ..UringOptions::default() })
+        .unwrap()
 }
 
 /// 16 slices of 4 KiB, every other page of a 128 KiB arena region (so they
@@ -30,7 +31,10 @@ fn slices(dev: &UringDevice) -> (pinio::Region, Vec<Slice>) {
 fn vectored(c: &mut Criterion) {
     let file = Scratch::new("vectored", 1 << 20);
     let mut g = c.benchmark_group("64 KiB O_DIRECT read as 16 x 4 KiB slices");
-    for (name, fixed) in [("pinio uring: one READV_FIXED SQE", true), ("pinio uring: one READ_FIXED SQE per slice (vectored_fixed off)", false)] {
+    for (name, fixed) in [
+        ("pinio uring: one READV_FIXED SQE", true),
+        ("pinio uring: one READ_FIXED SQE per slice (vectored_fixed off)", false),
+    ] {
         let dev = open(&file, fixed);
         let (_r, s) = slices(&dev);
         let mut q = dev.queue(N).unwrap();
@@ -63,7 +67,8 @@ fn vectored(c: &mut Criterion) {
     });
     let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&file.path).unwrap();
     let mut s = slot.take().unwrap();
-    let iov: Vec<libc::iovec> = s.iter_mut().map(|s| libc::iovec { iov_base: s.as_mut_ptr().cast(), iov_len: SEG }).collect();
+    let iov: Vec<libc::iovec> =
+        s.iter_mut().map(|s| libc::iovec { iov_base: s.as_mut_ptr().cast(), iov_len: SEG }).collect();
     g.bench_function("raw preadv (O_DIRECT, same memory)", |b| {
         b.iter(|| {
             // SAFETY: every iovec names 4 KiB of a live slice nothing else touches meanwhile.

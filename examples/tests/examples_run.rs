@@ -45,7 +45,11 @@ fn mirror_writes_one_registration_to_two_files_with_no_cpu_copy() {
 fn mirror_runs_on_the_copy_baseline_and_counts_its_copies() {
     let (out, _) = run("mirror", &["copy"]);
     assert!(out.contains("both files verified"), "{out}");
-    let copied: u64 = out.lines().find_map(|l| l.strip_prefix("bytes_copied ")).and_then(|v| v.parse().ok()).expect("a bytes_copied line");
+    let copied: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("bytes_copied "))
+        .and_then(|v| v.parse().ok())
+        .expect("a bytes_copied line");
     assert!(copied > 0, "the copy backend copies every byte:\n{out}");
 }
 
@@ -53,7 +57,8 @@ fn mirror_runs_on_the_copy_baseline_and_counts_its_copies() {
 fn block_server_serves_pooled_blocks_with_send_zc_and_the_client_checks_every_byte() {
     let (out, pid) = run("block_server", &[]);
     let summary = out.lines().find(|l| l.starts_with("blocks ")).unwrap_or_else(|| panic!("no summary line:\n{out}"));
-    let blocks: u64 = summary.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{summary}"));
+    let blocks: u64 =
+        summary.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{summary}"));
     assert_eq!(blocks, 8 * 32, "every request of 8 connections x 32 verified:\n{out}");
     assert!(summary.contains("verified") && summary.ends_with("bytes_copied 0"), "no CPU copy in pinio's path:\n{out}");
     // Every block went out with SEND_ZC from the registered buffer, and each
@@ -69,5 +74,8 @@ fn block_server_serves_pooled_blocks_with_send_zc_and_the_client_checks_every_by
     assert_eq!(field("notifications"), field("sends"), "{zc}");
     assert!(out.contains("pool slices back 4/4"), "{out}");
     assert!(out.contains("requests refused 16"), "two bad requests per connection, refused:\n{out}");
-    assert!(!std::path::Path::new(&format!("/var/tmp/pinio-block-server-{pid}.dat")).exists(), "scratch file left behind");
+    assert!(
+        !std::path::Path::new(&format!("/var/tmp/pinio-block-server-{pid}.dat")).exists(),
+        "scratch file left behind"
+    );
 }

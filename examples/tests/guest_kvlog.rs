@@ -66,7 +66,9 @@ fn nvme_addr() -> PciAddress {
 }
 
 fn driver_of(bdf: &PciAddress) -> Option<String> {
-    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("driver")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("driver"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
 /// Hands the controller back to the kernel and waits until nvme has it.
@@ -88,7 +90,11 @@ fn kernel_block_device(bdf: &PciAddress) -> PathBuf {
     loop {
         let dir = Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("nvme");
         let name = std::fs::read_dir(dir).ok().into_iter().flatten().flatten().find_map(|c| {
-            std::fs::read_dir(c.path()).ok()?.flatten().map(|n| n.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("nvme") && n.ends_with("n1"))
+            std::fs::read_dir(c.path())
+                .ok()?
+                .flatten()
+                .map(|n| n.file_name().to_string_lossy().into_owned())
+                .find(|n| n.starts_with("nvme") && n.ends_with("n1"))
         });
         if let Some(n) = name {
             let p = Path::new("/dev").join(n);
@@ -151,7 +157,8 @@ impl Disk {
     /// pinio while the controller is still on vfio-pci.
     fn check_untouched_past_the_store(&self) {
         let from = store_bytes(KEYS, VALUE_SIZE, BATCH) as usize;
-        let dev = NvmeDevice::open(&self.bdf, NvmeOptions::default()).unwrap_or_else(|e| panic!("opening {}: {e}", self.bdf));
+        let dev =
+            NvmeDevice::open(&self.bdf, NvmeOptions::default()).unwrap_or_else(|e| panic!("opening {}: {e}", self.bdf));
         let max = dev.capabilities().max_transfer as usize;
         let region = dev.alloc(max).unwrap();
         let mut q = dev.queue(1).unwrap();
@@ -159,7 +166,8 @@ impl Disk {
         while at < self.saved.len() {
             let n = max.min(self.saved.len() - at);
             let s = region.slice(0, n).unwrap();
-            let (_, s) = q.read_at(s, at as u64).unwrap_or_else(|e| panic!("reading {n} bytes at {at} past the store: {e}"));
+            let (_, s) =
+                q.read_at(s, at as u64).unwrap_or_else(|e| panic!("reading {n} bytes at {at} past the store: {e}"));
             if let Some(i) = (0..n).find(|&i| s[i] != self.saved[at + i]) {
                 panic!("kvlog wrote byte {} of the namespace, past its store of {from} bytes", at + i);
             }
@@ -192,16 +200,31 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("status {}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn params() -> [String; 6] {
-    ["--keys".into(), KEYS.to_string(), "--value-size".into(), VALUE_SIZE.to_string(), "--batch".into(), BATCH.to_string()]
+    [
+        "--keys".into(),
+        KEYS.to_string(),
+        "--value-size".into(),
+        VALUE_SIZE.to_string(),
+        "--batch".into(),
+        BATCH.to_string(),
+    ]
 }
 
 /// The `recovered n` of a verify run.
 fn recovered(o: &Output) -> u64 {
-    String::from_utf8_lossy(&o.stdout).lines().find_map(|l| l.strip_prefix("recovered ")?.parse().ok()).unwrap_or_else(|| panic!("no `recovered n` line:\n{}", text(o)))
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("recovered ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no `recovered n` line:\n{}", text(o)))
 }
 
 /// splitmix64: the seeded generator of kill points.
@@ -234,7 +257,12 @@ fn seed() -> u64 {
 fn load_and_kill(spec: &str, kill_after: u64, rng: &mut Rng) -> (Option<u64>, bool) {
     let mut args = vec!["load".to_string(), spec.to_string()];
     args.extend(params());
-    let mut child = Command::new(KVLOG).args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("starting kvlog load");
+    let mut child = Command::new(KVLOG)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting kvlog load");
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     let (mut last, mut seen, mut killed) = (None, 0, false);
     while let Some(Ok(line)) = lines.next() {
@@ -270,7 +298,8 @@ fn kvlog_on_nvme_loads_verifies_and_recovers_after_kill_9() {
     args.extend(p.iter().map(String::as_str));
     let o = run(&args);
     assert!(o.status.success(), "load {spec}:\n{}", text(&o));
-    let durable: Vec<u64> = String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.strip_prefix("durable ")?.parse().ok()).collect();
+    let durable: Vec<u64> =
+        String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.strip_prefix("durable ")?.parse().ok()).collect();
     let expected: Vec<u64> = (1..=KEYS / BATCH).map(|b| b * BATCH - 1).collect();
     assert_eq!(durable, expected, "one `durable` line per batch:\n{}", text(&o));
     let v = run(&["verify", &spec]);
@@ -288,9 +317,17 @@ fn kvlog_on_nvme_loads_verifies_and_recovers_after_kill_9() {
         let last = last.unwrap_or_else(|| panic!("seed {seed}, round {round}: no durable line before the kill"));
         killed_mid_load += killed as u32;
         let v = run(&["verify", &spec]);
-        assert!(v.status.success(), "seed {seed}, round {round} (killed after durable line {kill_after}, last durable key {last}):\n{}", text(&v));
+        assert!(
+            v.status.success(),
+            "seed {seed}, round {round} (killed after durable line {kill_after}, last durable key {last}):\n{}",
+            text(&v)
+        );
         let n = recovered(&v);
-        assert!(n > last, "seed {seed}, round {round}: recovered {n} keys but key {last} was reported durable:\n{}", text(&v));
+        assert!(
+            n > last,
+            "seed {seed}, round {round}: recovered {n} keys but key {last} was reported durable:\n{}",
+            text(&v)
+        );
         assert!(n <= KEYS, "{}", text(&v));
         eprintln!("round {round}: killed after durable line {kill_after} (last durable key {last}); recovered {n}");
     }

@@ -43,7 +43,12 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("status {}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn stdout_lines(o: &Output) -> Vec<String> {
@@ -52,11 +57,23 @@ fn stdout_lines(o: &Output) -> Vec<String> {
 
 /// The `recovered n` of a verify run.
 fn recovered(o: &Output) -> u64 {
-    stdout_lines(o).iter().find_map(|l| l.strip_prefix("recovered ").and_then(|n| n.parse().ok())).unwrap_or_else(|| panic!("no `recovered n` line:\n{}", text(o)))
+    stdout_lines(o)
+        .iter()
+        .find_map(|l| l.strip_prefix("recovered ").and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| panic!("no `recovered n` line:\n{}", text(o)))
 }
 
 fn load(spec: &str, keys: u64, value_size: u64, batch: u64) -> Output {
-    let o = run(&["load", spec, "--keys", &keys.to_string(), "--value-size", &value_size.to_string(), "--batch", &batch.to_string()]);
+    let o = run(&[
+        "load",
+        spec,
+        "--keys",
+        &keys.to_string(),
+        "--value-size",
+        &value_size.to_string(),
+        "--batch",
+        &batch.to_string(),
+    ]);
     assert!(o.status.success(), "load {spec}:\n{}", text(&o));
     o
 }
@@ -93,7 +110,8 @@ fn load_then_verify_on_uring_and_copy() {
         let f = Scratch::new(&format!("basic-{backend}"));
         let spec = f.spec(backend);
         let o = load(&spec, 2000, 100, 50);
-        let durable: Vec<u64> = stdout_lines(&o).iter().filter_map(|l| l.strip_prefix("durable ")?.parse().ok()).collect();
+        let durable: Vec<u64> =
+            stdout_lines(&o).iter().filter_map(|l| l.strip_prefix("durable ")?.parse().ok()).collect();
         let expected: Vec<u64> = (1..=40).map(|b| b * 50 - 1).collect();
         assert_eq!(durable, expected, "one `durable` line per batch of 50, the last one 1999:\n{}", text(&o));
         let v = verify(&spec);
@@ -152,10 +170,20 @@ fn crash_rounds(backend: &str, rounds: u32) {
         killed_mid_load += killed as u32;
         let v = verify(&spec);
         let n = recovered(&v);
-        assert!(v.status.success(), "seed {seed}, {backend} round {round} (killed after durable line {kill_after}, last durable {last}):\n{}", text(&v));
-        assert!(n > last, "seed {seed}, {backend} round {round}: recovered {n} keys but key {last} was reported durable:\n{}", text(&v));
+        assert!(
+            v.status.success(),
+            "seed {seed}, {backend} round {round} (killed after durable line {kill_after}, last durable {last}):\n{}",
+            text(&v)
+        );
+        assert!(
+            n > last,
+            "seed {seed}, {backend} round {round}: recovered {n} keys but key {last} was reported durable:\n{}",
+            text(&v)
+        );
         assert!(n <= keys, "{}", text(&v));
-        eprintln!("{backend} round {round}: killed after durable line {kill_after} (last durable key {last}); recovered {n}");
+        eprintln!(
+            "{backend} round {round}: killed after durable line {kill_after} (last durable key {last}); recovered {n}"
+        );
     }
     assert!(killed_mid_load > 0, "seed {seed}: no round killed the load before it finished");
 }
@@ -277,7 +305,11 @@ fn power_loss_after_any_flush_keeps_every_flushed_key() {
         let durable = (j as u64 + 1) * batch; // keys 0..durable were flushed
         assert!(v.status.success(), "seed {seed}, round {round} (flushed through batch {j}):\n{}", text(&v));
         let n = recovered(&v);
-        assert!(n >= durable && n <= durable + batch, "seed {seed}, round {round}: recovered {n}, flushed {durable}:\n{}", text(&v));
+        assert!(
+            n >= durable && n <= durable + batch,
+            "seed {seed}, round {round}: recovered {n}, flushed {durable}:\n{}",
+            text(&v)
+        );
     }
 }
 
@@ -311,7 +343,11 @@ fn records_of_a_previous_store_on_the_same_file_are_not_recovered() {
     assert!(n > last, "seed {seed}: key {last} was durable:\n{}", text(&v));
     // Old blocks put back where the new store's last (unflushed) batch may
     // have left zero padding can only shorten that torn tail, never extend it.
-    assert!(n <= n_new, "seed {seed}: the old store's records (another epoch) must not extend the new one ({n} > {n_new}):\n{}", text(&v));
+    assert!(
+        n <= n_new,
+        "seed {seed}: the old store's records (another epoch) must not extend the new one ({n} > {n_new}):\n{}",
+        text(&v)
+    );
     assert!(n < keys, "{}", text(&v));
 }
 

@@ -68,7 +68,10 @@ pub fn run(paths: &Paths, args: &BenchArgs) -> Result<ExitCode> {
     }
     for b in &benches {
         let path = out_dir.join(json_name(b));
-        match fs::read_to_string(&path).map_err(anyhow::Error::from).and_then(|t| Ok(serde_json::from_str::<Value>(&t)?)) {
+        match fs::read_to_string(&path)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok(serde_json::from_str::<Value>(&t)?))
+        {
             Ok(_) => results.push(path),
             Err(e) => failures.push(format!("{} wrote no valid JSON to {}: {e}", b.name, path.display())),
         }

@@ -9,7 +9,10 @@ use anyhow::Result;
 pub enum Kind<'a> {
     Dir,
     File(&'a [u8]),
-    CharDev { major: u32, minor: u32 },
+    CharDev {
+        major: u32,
+        minor: u32,
+    },
     /// A symbolic link to the given target.
     Symlink(&'a str),
 }

@@ -45,9 +45,7 @@ pub fn opted_in(paths: &Paths, feature: &str, kind: &str) -> Result<Vec<(String,
             .into_iter()
             .flatten()
             .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == kind)))
-            .filter(|t| {
-                t["required-features"].as_array().is_some_and(|f| f.iter().any(|f| f == feature))
-            })
+            .filter(|t| t["required-features"].as_array().is_some_and(|f| f.iter().any(|f| f == feature)))
             .filter_map(|t| t["name"].as_str().map(str::to_string))
             .collect();
         if targets.is_empty() {

@@ -148,7 +148,13 @@ fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<GuestRes
     let script = runner_script(&repo, &tests);
     let run_dir = crate::vm::new_run_dir(paths)?;
     eprintln!("xtask: {} guest tests, one boot", tests.len());
-    let outcome = crate::vm::boot(paths, &kernel, &crate::vm::Job { script, modules }, &run_dir, Duration::from_secs(args.timeout))?;
+    let outcome = crate::vm::boot(
+        paths,
+        &kernel,
+        &crate::vm::Job { script, modules },
+        &run_dir,
+        Duration::from_secs(args.timeout),
+    )?;
     outcome.print_verdict();
     stages.done("guest boot and tests");
     let (passed, failed) = verdicts(&tests, &outcome);
@@ -226,7 +232,9 @@ fn verdicts(tests: &[GuestTest], outcome: &Outcome) -> (usize, usize) {
             (name == t.name).then(|| (i, rc.trim().parse::<i32>().ok()))
         });
         let took = match (begin, end) {
-            (Some(b), Some((e, _))) => format!(" ({:.1} s)", outcome.times[e].saturating_sub(outcome.times[b]).as_secs_f64()),
+            (Some(b), Some((e, _))) => {
+                format!(" ({:.1} s)", outcome.times[e].saturating_sub(outcome.times[b]).as_secs_f64())
+            }
             _ => String::new(),
         };
         let verdict = match (begin, end) {
@@ -322,7 +330,8 @@ mod tests {
         let host = crate::test_count::Counts { passed: 812, failed: 0, ok: true };
         let g = GuestResult { passed: 40, failed: 1, fuzz_calls: Some(100000), kernel_reports: 0 };
         let line = summary(Some(&host), true, &g);
-        let want = "xtask: FAIL: host 812 passed, 0 failed; guest 40 passed, 1 failed; fuzz 100000 calls; 0 kernel reports";
+        let want =
+            "xtask: FAIL: host 812 passed, 0 failed; guest 40 passed, 1 failed; fuzz 100000 calls; 0 kernel reports";
         assert_eq!(line, want);
         assert!(!line.contains('\n'));
     }

@@ -17,8 +17,8 @@ const BUSYBOX: &str = "/bin/busybox";
 pub fn ensure(paths: &Paths) -> Result<PathBuf> {
     let init_path = paths.repo.join("xtask/guest/init.sh");
     let init = fs::read(&init_path).with_context(|| format!("cannot read {}", init_path.display()))?;
-    let busybox = fs::read(BUSYBOX)
-        .with_context(|| format!("cannot read {BUSYBOX}: install Debian's busybox-static"))?;
+    let busybox =
+        fs::read(BUSYBOX).with_context(|| format!("cannot read {BUSYBOX}: install Debian's busybox-static"))?;
     let mut hasher = Sha256::new();
     // Bump when the archive's layout changes (not only its inputs).
     hasher.update(b"pinio-initramfs-v2\n");
@@ -34,7 +34,9 @@ pub fn ensure(paths: &Paths) -> Result<PathBuf> {
     let tmp = dir.join(format!(".initramfs-{hash}.{}", std::process::id()));
     let file = fs::File::create(&tmp)?;
     let mut w = Writer::new(BufWriter::new(file));
-    for d in ["bin", "sbin", "dev", "etc", "mnt", "proc", "root", "run", "sys", "tmp", "usr", "usr/bin", "usr/sbin", "work"] {
+    for d in
+        ["bin", "sbin", "dev", "etc", "mnt", "proc", "root", "run", "sys", "tmp", "usr", "usr/bin", "usr/sbin", "work"]
+    {
         w.add(d, 0o755, Kind::Dir)?;
     }
     w.add("dev/console", 0o600, Kind::CharDev { major: 5, minor: 1 })?;

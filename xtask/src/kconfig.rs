@@ -32,8 +32,7 @@ pub fn requests(fragments: &[(String, String)]) -> Vec<Request> {
                     .filter(|name| name.starts_with("CONFIG_"))
                     .map(|name| (name.to_string(), Want::Off))
             } else if line.starts_with("CONFIG_") {
-                line.split_once('=')
-                    .map(|(name, value)| (name.to_string(), Want::Value(value.to_string())))
+                line.split_once('=').map(|(name, value)| (name.to_string(), Want::Value(value.to_string())))
             } else {
                 None
             };

@@ -118,7 +118,9 @@ fn source_package_version() -> Result<String> {
     let pkg = format!("linux-source-{SERIES}");
     let out = Command::new("dpkg-query").args(["-W", "-f=${Version}", &pkg]).output();
     match out {
-        Ok(o) if o.status.success() && !o.stdout.is_empty() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        Ok(o) if o.status.success() && !o.stdout.is_empty() => {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        }
         _ => bail!("Debian package {pkg} is not installed: run `cargo xtask kernel` (it installs it)"),
     }
 }
@@ -126,8 +128,7 @@ fn source_package_version() -> Result<String> {
 /// Builds the kernel for `variant` unless the cache already holds it.
 pub fn ensure_built(paths: &Paths, variant: Variant) -> Result<Kernel> {
     let kernel = Kernel::locate(paths, variant)?;
-    fs::create_dir_all(&kernel.cache_root)
-        .with_context(|| format!("cannot create {}", kernel.cache_root.display()))?;
+    fs::create_dir_all(&kernel.cache_root).with_context(|| format!("cannot create {}", kernel.cache_root.display()))?;
     let lock_path = kernel.cache_root.join(format!("{}.lock", dir_name(&kernel.dir)));
     let lock = File::create(&lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
     if lock.try_lock().is_err() {
@@ -232,14 +233,7 @@ fn extract(kernel: &Kernel) -> Result<()> {
     }
     fs::create_dir_all(&partial)?;
     eprintln!("xtask: extracting {} (about a minute)", tarball.display());
-    crate::cmd::run(
-        Command::new("tar")
-            .arg("-xf")
-            .arg(&tarball)
-            .arg("--strip-components=1")
-            .arg("-C")
-            .arg(&partial),
-    )?;
+    crate::cmd::run(Command::new("tar").arg("-xf").arg(&tarball).arg("--strip-components=1").arg("-C").arg(&partial))?;
     File::create(partial.join(EXTRACTED))?;
     fs::rename(&partial, &kernel.dir)
         .with_context(|| format!("cannot rename {} to {}", partial.display(), kernel.dir.display()))?;
@@ -271,8 +265,7 @@ fn configure(kernel: &Kernel) -> Result<()> {
         crate::kconfig::check(&requests, &text)?;
         File::create(kernel.dir.join(CONFIGURED))?;
     } else {
-        let text = fs::read_to_string(&dot_config)
-            .with_context(|| format!("cannot read {}", dot_config.display()))?;
+        let text = fs::read_to_string(&dot_config).with_context(|| format!("cannot read {}", dot_config.display()))?;
         crate::kconfig::check(&requests, &text)?;
     }
     eprintln!("xtask: kernel config: all {} requested options present", requests.len());

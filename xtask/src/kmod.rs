@@ -180,7 +180,11 @@ fn lock_dir(paths: &Paths, label: &str) -> Result<File> {
 
 fn make_modules_locked(paths: &Paths, kernel: &Kernel, dir: &Path, label: &str) -> Result<()> {
     if !kernel.is_built() {
-        bail!("the {} kernel is not built: run `cargo xtask kernel --variant {}`", kernel.variant.name(), kernel.variant.name());
+        bail!(
+            "the {} kernel is not built: run `cargo xtask kernel --variant {}`",
+            kernel.variant.name(),
+            kernel.variant.name()
+        );
     }
     let mut make = kernel.make()?;
     make.arg(format!("M={}", dir.display())).arg("modules");

@@ -31,9 +31,8 @@ pub fn kernel_message(line: &str) -> Option<&str> {
         let rest = &line[start + 1..];
         let close = rest.find("] ")?;
         let stamp = rest[..close].trim();
-        let is_stamp = !stamp.is_empty()
-            && stamp.contains('.')
-            && stamp.chars().all(|c| c.is_ascii_digit() || c == '.');
+        let is_stamp =
+            !stamp.is_empty() && stamp.contains('.') && stamp.chars().all(|c| c.is_ascii_digit() || c == '.');
         is_stamp.then(|| &rest[close + 2..])
     })
 }
@@ -164,7 +163,11 @@ mod tests {
 
     #[test]
     fn boot_noise_is_not_a_report() {
-        for msg in ["kasan: KernelAddressSanitizer initialized (generic)", "DMAR: [Firmware Bug]: x", "Run /init as init process"] {
+        for msg in [
+            "kasan: KernelAddressSanitizer initialized (generic)",
+            "DMAR: [Firmware Bug]: x",
+            "Run /init as init process",
+        ] {
             assert_eq!(trigger(msg), None, "{msg}");
         }
     }

@@ -17,10 +17,8 @@ impl Paths {
     /// Finds the repository from this crate's location and the cache from the
     /// environment.
     pub fn discover() -> Result<Self> {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .context("xtask has no parent directory")?
-            .to_path_buf();
+        let repo =
+            Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask has no parent directory")?.to_path_buf();
         let cache = match std::env::var_os("PINIO_CACHE") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
             _ => {
@@ -38,9 +36,7 @@ impl Paths {
     /// Cargo's target directory, as `cargo metadata` reports it.
     pub fn target_dir(&self) -> Result<PathBuf> {
         let meta = crate::guest_build::metadata(self)?;
-        let dir = meta["target_directory"]
-            .as_str()
-            .context("cargo metadata has no target_directory")?;
+        let dir = meta["target_directory"].as_str().context("cargo metadata has no target_directory")?;
         Ok(PathBuf::from(dir))
     }
 

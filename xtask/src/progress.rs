@@ -35,8 +35,7 @@ pub fn run_logged(cmd: &mut Command, what: &str, log: &Path) -> Result<()> {
     let bar = if tty {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix} {wide_msg}")
-                .expect("static template"),
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix} {wide_msg}").expect("static template"),
         );
         bar.set_prefix(what.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));

@@ -65,10 +65,8 @@ impl Machine {
             .arg(format!("file={},if=none,id=nvme0,format=raw,cache=unsafe", self.nvme_image.display()))
             .args(["-device", "nvme,drive=nvme0,serial=pinio0001"]);
         for (tag, dir) in &self.shares {
-            cmd.arg("-virtfs").arg(format!(
-                "local,path={},mount_tag={tag},security_model=none,id={tag}",
-                dir.display()
-            ));
+            cmd.arg("-virtfs")
+                .arg(format!("local,path={},mount_tag={tag},security_model=none,id={tag}", dir.display()));
         }
         if let Some(bios) = &self.bios {
             cmd.arg("-bios").arg(bios);
@@ -126,7 +124,11 @@ impl Machine {
     }
 }
 
-fn reader(src: impl Read + Send + 'static, is_stderr: bool, tx: mpsc::Sender<(bool, String)>) -> std::thread::JoinHandle<()> {
+fn reader(
+    src: impl Read + Send + 'static,
+    is_stderr: bool,
+    tx: mpsc::Sender<(bool, String)>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut r = BufReader::new(src);
         let mut buf = Vec::new();

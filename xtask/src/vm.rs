@@ -68,7 +68,10 @@ impl Outcome {
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.timed_out {
-            out.push(format!("the guest did not finish within {} s (hung or too slow; raise --timeout)", self.timeout.as_secs()));
+            out.push(format!(
+                "the guest did not finish within {} s (hung or too slow; raise --timeout)",
+                self.timeout.as_secs()
+            ));
         } else if self.exit_code.is_none() {
             out.push("the guest stopped without reporting the command's exit status (crash or panic?)".into());
         }
@@ -133,7 +136,8 @@ pub fn run_command(paths: &Paths, args: &RunArgs) -> Result<ExitCode> {
     let run_dir = new_run_dir(paths)?;
     bring_in_binary(&mut cmd, &shares, &run_dir)?;
     let cwd = guest_cwd(paths, &shares)?;
-    let path = cli_dir.map_or(String::new(), |d| format!("export PATH={}:$PATH\n", crate::shell::quote(&d.to_string_lossy())));
+    let path =
+        cli_dir.map_or(String::new(), |d| format!("export PATH={}:$PATH\n", crate::shell::quote(&d.to_string_lossy())));
     let script = format!(
         "cd {} || exit 125\nexport PINIO_GUEST=1\n{path}exec {}\n",
         crate::shell::quote(&cwd.to_string_lossy()),
@@ -210,11 +214,7 @@ fn prune_run_dirs(vm_dir: &Path) {
 
 fn guest_cwd(paths: &Paths, shares: &[(String, PathBuf)]) -> Result<PathBuf> {
     let cwd = std::env::current_dir()?.canonicalize()?;
-    if shares.iter().any(|(_, d)| cwd.starts_with(d)) {
-        Ok(cwd)
-    } else {
-        Ok(paths.repo.canonicalize()?)
-    }
+    if shares.iter().any(|(_, d)| cwd.starts_with(d)) { Ok(cwd) } else { Ok(paths.repo.canonicalize()?) }
 }
 
 /// If the command names a host file the guest cannot see, copy it into the run dir.
@@ -299,8 +299,11 @@ fn parse(boot: crate::qemu::Boot, timeout: Duration, console_log: PathBuf, run_d
                 boot_to_cmd = Some(boot.times[i]);
                 guest_uptime_at_cmd = words.next().and_then(|u| u.parse().ok());
             }
-            Some("INSMOD-FAIL") => guest_errors.push(format!("module failed to load in the guest: {}", rest["INSMOD-FAIL ".len()..].trim())),
-            Some("RMMOD-FAIL") => guest_errors.push(format!("module failed to unload: {}", rest["RMMOD-FAIL ".len()..].trim())),
+            Some("INSMOD-FAIL") => guest_errors
+                .push(format!("module failed to load in the guest: {}", rest["INSMOD-FAIL ".len()..].trim())),
+            Some("RMMOD-FAIL") => {
+                guest_errors.push(format!("module failed to unload: {}", rest["RMMOD-FAIL ".len()..].trim()))
+            }
             Some("ERROR") => guest_errors.push(format!("guest init: {}", rest["ERROR ".len()..].trim())),
             Some("VMSTAT") => {
                 let key = words.next();
@@ -332,7 +335,10 @@ fn parse(boot: crate::qemu::Boot, timeout: Duration, console_log: PathBuf, run_d
 
 /// The integer at the start of `word` (kernel output may follow on the same line).
 fn leading_int(word: &str) -> Option<i32> {
-    let end = word.char_indices().find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-'))).map_or(word.len(), |(i, _)| i);
+    let end = word
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+        .map_or(word.len(), |(i, _)| i);
     word[..end].parse().ok()
 }
 

@@ -191,7 +191,13 @@ fn no_debian_source_is_a_clear_error() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "succeeded with {files:?}");
         assert!(out.stdout.is_empty(), "printed a file: {}", String::from_utf8_lossy(&out.stdout));
-        for what in ["found no apt source for Debian's main archive", "suite bookworm", "component main", "URIs:", "Suites: bookworm"] {
+        for what in [
+            "found no apt source for Debian's main archive",
+            "suite bookworm",
+            "component main",
+            "URIs:",
+            "Suites: bookworm",
+        ] {
             assert!(stderr.contains(what), "{what:?} missing from: {stderr}");
         }
     }

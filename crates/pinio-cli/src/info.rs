@@ -67,7 +67,9 @@ impl Machine {
                     vendor: read("vendor"),
                     device: read("device"),
                     class: read("class"),
-                    driver: std::fs::read_link(p.join("driver")).ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())),
+                    driver: std::fs::read_link(p.join("driver"))
+                        .ok()
+                        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())),
                 }
             })
             .collect();
@@ -115,8 +117,12 @@ impl Verdict {
 /// One line on what a backend is.
 fn what_it_is(kind: BackendKind) -> &'static str {
     match kind {
-        BackendKind::Copy => "plain reads and writes through a bounce buffer: the baseline the others are measured against",
-        BackendKind::Uring => "io_uring with registered (pinned) buffers and O_DIRECT: the disk moves data straight into your buffers",
+        BackendKind::Copy => {
+            "plain reads and writes through a bounce buffer: the baseline the others are measured against"
+        }
+        BackendKind::Uring => {
+            "io_uring with registered (pinned) buffers and O_DIRECT: the disk moves data straight into your buffers"
+        }
         BackendKind::Kmod => "pinio's kernel module: pins your buffers and runs an echo DMA engine on them",
         BackendKind::Vfio => "a userspace driver for QEMU's edu DMA device, through VFIO and the IOMMU",
         BackendKind::Nvme => "a userspace NVMe driver, through VFIO and the IOMMU (no kernel block layer)",
@@ -184,8 +190,12 @@ fn diagnose(kind: BackendKind, m: &Machine, probe: &Path) -> Verdict {
                     "edu is a QEMU device: start QEMU with -device edu (`cargo xtask vm run` does)".into(),
                 ),
                 None => v.problem(
-                    format!("no NVMe device: no PCI device has the NVMe controller class {} (QEMU's is {QEMU_NVME_IDS})", &NVME_CLASS[2..]),
-                    "add an NVMe controller (in QEMU: -device nvme,serial=...,drive=...; `cargo xtask vm run` has one)".into(),
+                    format!(
+                        "no NVMe device: no PCI device has the NVMe controller class {} (QEMU's is {QEMU_NVME_IDS})",
+                        &NVME_CLASS[2..]
+                    ),
+                    "add an NVMe controller (in QEMU: -device nvme,serial=...,drive=...; `cargo xtask vm run` has one)"
+                        .into(),
                 ),
                 Some(d) => {
                     match d.driver.as_deref() {
@@ -229,7 +239,9 @@ fn generic_nvme_devices(m: &Machine) -> Vec<String> {
     let mut v: Vec<String> = rd
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.strip_prefix("ng").is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()) && r.contains('n')))
+        .filter(|n| {
+            n.strip_prefix("ng").is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()) && r.contains('n'))
+        })
         .collect();
     v.sort();
     v
@@ -248,7 +260,10 @@ fn diagnose_nvme_uring(m: &Machine, v: &mut Verdict) {
         ),
     }
     if std::fs::read_to_string(m.path("/proc/sys/kernel/io_uring_disabled")).unwrap_or_default().trim() == "2" {
-        v.problem("the kernel has io_uring switched off (kernel.io_uring_disabled = 2)".into(), "allow it as root: sysctl kernel.io_uring_disabled=0".into());
+        v.problem(
+            "the kernel has io_uring switched off (kernel.io_uring_disabled = 2)".into(),
+            "allow it as root: sysctl kernel.io_uring_disabled=0".into(),
+        );
     }
     if !m.is_root {
         v.problem(
@@ -262,7 +277,11 @@ fn bytes(n: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (size, unit) in UNITS {
         if n >= size {
-            return if n.is_multiple_of(size) { format!("{} {unit}", n / size) } else { format!("{:.1} {unit}", n as f64 / size as f64) };
+            return if n.is_multiple_of(size) {
+                format!("{} {unit}", n / size)
+            } else {
+                format!("{:.1} {unit}", n as f64 / size as f64)
+            };
         }
     }
     format!("{n} B")
@@ -286,7 +305,9 @@ fn plain_capabilities(c: &Capabilities) -> Vec<String> {
         "zero-copy: the device reads and writes your buffers itself; the CPU copies nothing".to_string()
     });
     l.push(match c.completion {
-        CompletionMode::Synchronous => "each operation is finished when it is submitted: nothing to wait for".to_string(),
+        CompletionMode::Synchronous => {
+            "each operation is finished when it is submitted: nothing to wait for".to_string()
+        }
         CompletionMode::Interrupt => "the device signals completions (interrupts): waiting for one sleeps".to_string(),
         CompletionMode::Poll => "completions are found by polling: waiting for one keeps a CPU busy".to_string(),
     });
@@ -335,7 +356,9 @@ fn probe(spec: &str) -> Result<(), String> {
     }
     let reach = match c.sharing {
         pinio::RegistrationSharing::Domain => "one registration serves every device of the domain",
-        pinio::RegistrationSharing::PerQueue => "every device of the domain accepts its regions, but each queue pins them again",
+        pinio::RegistrationSharing::PerQueue => {
+            "every device of the domain accepts its regions, but each queue pins them again"
+        }
     };
     println!("  domain: {}; {reach}", dev.domain().describe());
     Ok(())
@@ -368,7 +391,8 @@ pub fn run(a: InfoArgs) -> CliResult {
     }
     // /var/tmp, like the bench: the temp dir may be tmpfs, which has no O_DIRECT.
     let probe_file = ProbeFile(Path::new("/var/tmp").join(format!("pinio-info-{}", std::process::id())));
-    std::fs::write(&probe_file.0, vec![0u8; 1 << 20]).map_err(|e| format!("writing the probe file {}: {e}", probe_file.0.display()))?;
+    std::fs::write(&probe_file.0, vec![0u8; 1 << 20])
+        .map_err(|e| format!("writing the probe file {}: {e}", probe_file.0.display()))?;
     let mut usable = Vec::new();
     for kind in BackendKind::ALL {
         println!();
@@ -387,7 +411,9 @@ pub fn run(a: InfoArgs) -> CliResult {
                     usable.push(kind.name());
                     continue;
                 }
-                Err(e) => v.problem(format!("opening {spec} failed: {e}"), "see the error above for what it needs".into()),
+                Err(e) => {
+                    v.problem(format!("opening {spec} failed: {e}"), "see the error above for what it needs".into())
+                }
             }
         }
         println!("  not usable here:");
@@ -425,9 +451,18 @@ mod tests {
     }
 
     /// A fake root with these PCI devices `(address, vendor, device, class, driver)`.
-    fn machine(iommu_groups: usize, devices: &[(&str, &str, &str, &str, Option<&str>)], files: &[&str], is_root: bool) -> Fake {
+    fn machine(
+        iommu_groups: usize,
+        devices: &[(&str, &str, &str, &str, Option<&str>)],
+        files: &[&str],
+        is_root: bool,
+    ) -> Fake {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let root = std::env::temp_dir().join(format!("pinio-info-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let root = std::env::temp_dir().join(format!(
+            "pinio-info-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("sys/kernel/iommu_groups")).unwrap();
         for g in 0..iommu_groups {
@@ -487,14 +522,22 @@ mod tests {
         let v = diag(BackendKind::Nvme, &m);
         assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
         assert!(v.problems[0].contains("bound to the kernel's nvme driver, not to vfio-pci"), "{:?}", v.problems);
-        assert!(v.remedies[0].contains("driver_override") && v.remedies[0].contains("take_from_driver"), "{:?}", v.remedies);
+        assert!(
+            v.remedies[0].contains("driver_override") && v.remedies[0].contains("take_from_driver"),
+            "{:?}",
+            v.remedies
+        );
     }
 
     #[test]
     fn vfio_pci_needed_for_an_unbound_device_and_preferred_when_bound() {
         let m = machine(1, &[EDU], &[], true);
         let v = diag(BackendKind::Vfio, &m);
-        assert!(v.problems.iter().any(|p| p.contains("vfio-pci driver that pinio would bind it to is not loaded")), "{:?}", v.problems);
+        assert!(
+            v.problems.iter().any(|p| p.contains("vfio-pci driver that pinio would bind it to is not loaded")),
+            "{:?}",
+            v.problems
+        );
         assert!(v.remedies.iter().any(|r| r.contains("modprobe vfio-pci")));
         let bound = ("0000:00:05.0", "0x1b36", "0x0010", "0x010802", Some("vfio-pci"));
         let m = machine(1, &[NVME, bound], &[], true);
@@ -553,7 +596,10 @@ mod tests {
         assert!(l.contains("at most 8 MiB may be pinned"), "{l}");
         assert!(l.contains("buffers in memory at multiples of 4 KiB, device offsets at multiples of 512 B"), "{l}");
         assert!(l.contains("up to 1024 buffers to or from one device range, as one device command"), "{l}");
-        assert!(!l.contains("Interrupt") && !l.contains("true") && !l.contains("false") && !l.contains("Native"), "no jargon: {l}");
+        assert!(
+            !l.contains("Interrupt") && !l.contains("true") && !l.contains("false") && !l.contains("Native"),
+            "no jargon: {l}"
+        );
         let c = Capabilities {
             completion: CompletionMode::Synchronous,
             cpu_copies: true,
@@ -564,7 +610,10 @@ mod tests {
             ..c
         };
         let l = plain_capabilities(&c).join("\n");
-        assert!(l.contains("buffers in memory anywhere") && l.contains("not zero-copy") && l.contains("pins nothing"), "{l}");
+        assert!(
+            l.contains("buffers in memory anywhere") && l.contains("not zero-copy") && l.contains("pins nothing"),
+            "{l}"
+        );
         assert!(l.contains("one buffer per operation"), "{l}");
         assert_eq!(bytes(4096), "4 KiB");
         assert_eq!(bytes(u32::MAX as u64), "4.0 GiB");

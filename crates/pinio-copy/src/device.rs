@@ -3,7 +3,10 @@
 use crate::domain::CopyRegistrar;
 use crate::queue::CopyQueue;
 use crate::shared::Shared;
-use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Error, Persistence, RegistrationSharing, Result, align_down};
+use pinio_core::{
+    Capabilities, CompletionMode, Device, DeviceCore, Domain, Error, Persistence, RegistrationSharing, Result,
+    align_down,
+};
 use pinio_file::{DioAlign, FileOpen, FileTarget};
 use std::path::Path;
 use std::sync::Arc;
@@ -73,7 +76,11 @@ impl CopyDevice {
         let target = FileTarget::open_with(path.as_ref(), &how)?;
         let align = target.dio.map_or(1, |d| d.offset);
         if opts.bounce_bytes == 0 || !(opts.bounce_bytes as u64).is_multiple_of(align) {
-            return Err(Error::Misaligned { what: "bounce buffer size", value: opts.bounce_bytes as u64, required: align });
+            return Err(Error::Misaligned {
+                what: "bounce buffer size",
+                value: opts.bounce_bytes as u64,
+                required: align,
+            });
         }
         let strict = if opts.strict {
             Some(match target.dio_align() {
@@ -120,7 +127,8 @@ impl CopyDevice {
             // IOV_MAX, as pwritev/preadv and the uring backend take.
             max_segments: MAX_SEGMENTS,
         };
-        let shared = Shared { core: DeviceCore::new(domain.clone(), caps), target, bounce_bytes: opts.bounce_bytes, strict };
+        let shared =
+            Shared { core: DeviceCore::new(domain.clone(), caps), target, bounce_bytes: opts.bounce_bytes, strict };
         Ok(CopyDevice { shared: Arc::new(shared) })
     }
 
@@ -148,10 +156,14 @@ impl Device for CopyDevice {
 
     fn describe(&self) -> String {
         let t = &self.shared.target;
-        let mut parts = vec![if t.direct { "O_DIRECT + bounce copy".to_string() } else { "page cache + bounce copy".to_string() }];
+        let mut parts =
+            vec![if t.direct { "O_DIRECT + bounce copy".to_string() } else { "page cache + bounce copy".to_string() }];
         parts.push(format!("{} bytes", self.shared.core.size()));
         if let Some(s) = self.shared.strict {
-            parts.push(format!("strict: uring O_DIRECT alignment, memory {} B, offsets and lengths {} B", s.mem, s.offset));
+            parts.push(format!(
+                "strict: uring O_DIRECT alignment, memory {} B, offsets and lengths {} B",
+                s.mem, s.offset
+            ));
         }
         format!("copy:{} ({})", t.path.display(), parts.join(", "))
     }

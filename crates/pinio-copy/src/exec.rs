@@ -119,7 +119,10 @@ fn execute_vectored(shared: &Shared, bounce: &mut DmaBuf, op: &mut Op) -> Result
                 // SAFETY: the bounce buffer holds at least n valid bytes.
                 let r = unsafe { libc::pwrite(fd, bounce.as_ptr().cast(), n, off as libc::off_t) };
                 if r < 0 {
-                    return Err(Error::last_os(format!("pwrite of {n} bytes (gathered from {} slices) at {off:#x}", segs.len())));
+                    return Err(Error::last_os(format!(
+                        "pwrite of {n} bytes (gathered from {} slices) at {off:#x}",
+                        segs.len()
+                    )));
                 }
                 r as usize
             }
@@ -128,7 +131,10 @@ fn execute_vectored(shared: &Shared, bounce: &mut DmaBuf, op: &mut Op) -> Result
                 // and no reference to it is alive.
                 let r = unsafe { libc::pread(fd, bounce.as_mut_ptr().cast(), n, off as libc::off_t) };
                 if r < 0 {
-                    return Err(Error::last_os(format!("pread of {n} bytes (scattered to {} slices) at {off:#x}", segs.len())));
+                    return Err(Error::last_os(format!(
+                        "pread of {n} bytes (scattered to {} slices) at {off:#x}",
+                        segs.len()
+                    )));
                 }
                 let r = r as usize;
                 cursor.copy(&mut segs, &mut bounce[..r], false);

@@ -88,7 +88,13 @@ impl Pool {
     pub(crate) fn new(shared: Arc<Shared>, depth: usize) -> Result<Pool> {
         let max_workers = if depth <= 1 { 0 } else { depth.min(MAX_WORKERS) };
         let bounce = if max_workers == 0 { Some(DmaBuf::new(shared.bounce_bytes)?) } else { None };
-        let inner = Inner { shared, state: Mutex::default(), work: Condvar::new(), finished: Condvar::new(), event: OnceLock::new() };
+        let inner = Inner {
+            shared,
+            state: Mutex::default(),
+            work: Condvar::new(),
+            finished: Condvar::new(),
+            event: OnceLock::new(),
+        };
         Ok(Pool { inner: Arc::new(inner), workers: Vec::new(), max_workers, bounce })
     }
 

@@ -14,7 +14,8 @@ fn path(name: &str) -> PathBuf {
 #[test]
 fn create_write_grow_and_write_past_the_old_end() {
     let p = path("grow");
-    let dev = CopyDevice::open(&p, CopyOptions { create: Some(64 << 10), strict: true, ..CopyOptions::default() }).unwrap();
+    let dev =
+        CopyDevice::open(&p, CopyOptions { create: Some(64 << 10), strict: true, ..CopyOptions::default() }).unwrap();
     assert!(dev.created());
     assert_eq!((dev.size(), dev.capabilities().device_size), (64 << 10, 64 << 10));
     let region = dev.alloc(8192).unwrap();
@@ -87,7 +88,9 @@ fn a_read_only_device_is_not_resized() {
     let dev = CopyDevice::open(&p, CopyOptions { writable: false, ..CopyOptions::default() }).unwrap();
     assert!(matches!(dev.set_len(1 << 20), Err(Error::ReadOnly)));
     assert!(matches!(dev.allocate(0, 1 << 20), Err(Error::ReadOnly)));
-    let e = CopyDevice::open(&p, CopyOptions { writable: false, create: Some(1 << 20), ..CopyOptions::default() }).err().unwrap();
+    let e = CopyDevice::open(&p, CopyOptions { writable: false, create: Some(1 << 20), ..CopyOptions::default() })
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::Unsupported { .. }), "{e}");
     assert_eq!(std::fs::metadata(&p).unwrap().len(), 8192);
     std::fs::remove_file(p).unwrap();

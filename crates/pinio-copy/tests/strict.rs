@@ -15,7 +15,10 @@ fn scratch(name: &str, len: usize) -> PathBuf {
 #[test]
 fn strict_mode_takes_the_direct_io_alignment_of_the_file() {
     let p = scratch("caps", 1 << 20);
-    let dio = FileTarget::open(&p, true, false).expect("the cargo target dir must be on a file system with O_DIRECT").dio.unwrap();
+    let dio = FileTarget::open(&p, true, false)
+        .expect("the cargo target dir must be on a file system with O_DIRECT")
+        .dio
+        .unwrap();
     for direct in [false, true] {
         let dev = CopyDevice::open(&p, CopyOptions { strict: true, direct, ..CopyOptions::default() }).unwrap();
         let c = dev.capabilities();
@@ -50,7 +53,8 @@ fn strict_mode_refuses_misaligned_memory_offsets_and_lengths() {
         let r = qs.push(op).expect_err(what);
         assert!(matches!(r.error, Error::Misaligned { what: w, .. } if w == what), "{what}: {}", r.error);
         // The permissive copy device takes the same operation.
-        let (n, _s) = ql.run(r.op).map(|c| (c.result.unwrap(), c.slice)).unwrap_or_else(|e| panic!("{what}: {}", e.error));
+        let (n, _s) =
+            ql.run(r.op).map(|c| (c.result.unwrap(), c.slice)).unwrap_or_else(|e| panic!("{what}: {}", e.error));
         assert_eq!(n, len, "{what}");
     }
     // Aligned: fine in both.

@@ -24,7 +24,8 @@ fn vectored_conformance_every_mode() {
                 let opts = CopyOptions { strict, direct, bounce_bytes, ..CopyOptions::default() };
                 let dev = CopyDevice::open(&p, opts).unwrap();
                 assert_eq!(dev.capabilities().vectored, VectoredIo::Native);
-                conformance::vectored(&dev).unwrap_or_else(|e| panic!("strict={strict} direct={direct} bounce={bounce_bytes}: {e}"));
+                conformance::vectored(&dev)
+                    .unwrap_or_else(|e| panic!("strict={strict} direct={direct} bounce={bounce_bytes}: {e}"));
             }
         }
     }

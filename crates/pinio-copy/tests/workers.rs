@@ -78,8 +78,13 @@ fn watch_missing(start: *mut u8, len: usize) -> OwnedFd {
     // SAFETY: a fresh descriptor owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let mut api = UffdioApi { api: 0xAA, features: 0, ioctls: 0 };
-    // SAFETY: UFFDIO_API reads and writes one UffdioApi.
-    assert_eq!(unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_API as _, &mut api) }, 0, "UFFDIO_API: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        // SAFETY: UFFDIO_API reads and writes one UffdioApi.
+        unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_API as _, &mut api) },
+        0,
+        "UFFDIO_API: {}",
+        std::io::Error::last_os_error()
+    );
     let mut reg = UffdioRegister { start: start as u64, len: len as u64, mode: 1, ioctls: 0 };
     // SAFETY: UFFDIO_REGISTER reads and writes one UffdioRegister.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_REGISTER as _, &mut reg) };
@@ -110,7 +115,11 @@ fn resolve(fd: &OwnedFd, page: u64, zeros: &[u8]) {
     // SAFETY: UFFDIO_COPY reads one UffdioCopy, copies a page from `zeros`
     // (valid for PAGE bytes) to the registered, missing page `page`.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_COPY as _, &mut c) };
-    assert!(r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EEXIST), "UFFDIO_COPY: {}", std::io::Error::last_os_error());
+    assert!(
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EEXIST),
+        "UFFDIO_COPY: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 #[test]

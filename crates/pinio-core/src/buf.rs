@@ -101,13 +101,10 @@ impl DmaBuf {
             return Err(Error::ZeroLength { what: "DmaBuf" });
         }
         let page = page_size() as u64;
-        let too_big = || Error::OutOfBounds {
-            what: "DmaBuf length",
-            offset: 0,
-            len: len as u64,
-            limit: isize::MAX as u64,
-        };
-        let len_pages = align_up(len as u64, page).filter(|&l| l <= isize::MAX as u64 / 2).ok_or_else(too_big)? as usize;
+        let too_big =
+            || Error::OutOfBounds { what: "DmaBuf length", offset: 0, len: len as u64, limit: isize::MAX as u64 };
+        let len_pages =
+            align_up(len as u64, page).filter(|&l| l <= isize::MAX as u64 / 2).ok_or_else(too_big)? as usize;
         let align = if huge == HugePages::Transparent { HUGE_PAGE } else { page as usize };
         let rounded = if huge == HugePages::Transparent {
             align_up(len_pages as u64, HUGE_PAGE as u64).ok_or_else(too_big)? as usize
@@ -335,7 +332,12 @@ mod tests {
         let mut backing = vec![0u8; 64].into_boxed_slice();
         let ptr = NonNull::new(backing.as_mut_ptr()).unwrap();
         // SAFETY: `backing` outlives the DmaBuf and is not touched meanwhile.
-        let b = unsafe { DmaBuf::from_raw_parts(ptr, 64, |_, _| { RELEASED.fetch_add(1, Ordering::SeqCst); }) }.unwrap();
+        let b = unsafe {
+            DmaBuf::from_raw_parts(ptr, 64, |_, _| {
+                RELEASED.fetch_add(1, Ordering::SeqCst);
+            })
+        }
+        .unwrap();
         drop(b);
         assert_eq!(RELEASED.load(Ordering::SeqCst), 1);
         drop(backing);

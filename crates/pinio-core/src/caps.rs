@@ -141,7 +141,11 @@ impl Capabilities {
     /// `device_size` bytes (the device's current size,
     /// [`crate::DeviceCore::size`]) instead of the size at open.
     pub fn check_at_size(&self, domain: DomainId, op: &Op, device_size: u64) -> Result<()> {
-        let len = if op.is_vectored() { self.check_segments(domain, op)? } else { self.check_segment(domain, &op.slice, op, false)? };
+        let len = if op.is_vectored() {
+            self.check_segments(domain, op)?
+        } else {
+            self.check_segment(domain, &op.slice, op, false)?
+        };
         if !is_aligned(op.dev_offset, self.offset_align) {
             return Err(Error::Misaligned { what: "device offset", value: op.dev_offset, required: self.offset_align });
         }
@@ -154,13 +158,12 @@ impl Capabilities {
         match op.dev_offset.checked_add(len) {
             Some(end) if end <= device_size => Ok(()),
             // A read that starts inside completes short at the end.
-            Some(_) if self.short_reads_at_end && op.dir == crate::Direction::Read && op.dev_offset < device_size => Ok(()),
-            _ => Err(Error::OutOfBounds {
-                what: "device address space",
-                offset: op.dev_offset,
-                len,
-                limit: device_size,
-            }),
+            Some(_) if self.short_reads_at_end && op.dir == crate::Direction::Read && op.dev_offset < device_size => {
+                Ok(())
+            }
+            _ => {
+                Err(Error::OutOfBounds { what: "device address space", offset: op.dev_offset, len, limit: device_size })
+            }
         }
     }
 
@@ -174,7 +177,9 @@ impl Capabilities {
         }
         let len = slice.len() as u64;
         if len == 0 {
-            return Err(Error::ZeroLength { what: if segment { "segment of a vectored transfer" } else { "transfer" } });
+            return Err(Error::ZeroLength {
+                what: if segment { "segment of a vectored transfer" } else { "transfer" },
+            });
         }
         if op.dir == crate::Direction::Write && !self.writable {
             return Err(Error::ReadOnly);

@@ -91,7 +91,10 @@ pub fn round_trips(dev: &dyn Device, plan: &Plan) -> Check<Report> {
         rng.fill_bytes(&mut w);
         let expect = w.to_vec();
         let chunk = (caps.max_transfer as usize).min(len);
-        let what = format!("size {size} (len {len}, memory offset {mem_off}, device offset {dev_off:#x}, seed {:#x})", plan.seed);
+        let what = format!(
+            "size {size} (len {len}, memory offset {mem_off}, device offset {dev_off:#x}, seed {:#x})",
+            plan.seed
+        );
         let w = transfer(&mut *q, w, dev_off, chunk, plan.depth, true).map_err(|e| format!("write of {what}: {e}"))?;
         let r = ctx(dst.slice(mem_off, len), || "slice".into())?;
         let r = transfer(&mut *q, r, dev_off, chunk, plan.depth, false).map_err(|e| format!("read of {what}: {e}"))?;
@@ -111,7 +114,14 @@ pub fn round_trips(dev: &dyn Device, plan: &Plan) -> Check<Report> {
 
 /// Moves `slice` to or from `dev_off` in chunks of `chunk` bytes, batches of
 /// `depth`; returns the slice reassembled.
-fn transfer(q: &mut dyn crate::Queue, slice: Slice, dev_off: u64, chunk: usize, depth: usize, write: bool) -> Check<Slice> {
+fn transfer(
+    q: &mut dyn crate::Queue,
+    slice: Slice,
+    dev_off: u64,
+    chunk: usize,
+    depth: usize,
+    write: bool,
+) -> Check<Slice> {
     let total = slice.len();
     let mut pieces = Vec::new();
     let mut rest = slice;
@@ -196,23 +206,31 @@ pub fn bad_inputs(dev: &dyn Device) -> Check<()> {
     let s = ctx(region.slice(0, unit), || "slice".into())?;
     expect_err("overlapping slice", region.slice(unit - 1, 2), |e| matches!(e, Error::SliceOverlap { .. }))?;
     let mut q = ctx(dev.queue(4), || "queue".into())?;
-    let s = rejected("device offset at the end", &mut *q, Op::read(s, caps.device_size, 1), |e| matches!(e, Error::OutOfBounds { .. }))?;
+    let s = rejected("device offset at the end", &mut *q, Op::read(s, caps.device_size, 1), |e| {
+        matches!(e, Error::OutOfBounds { .. })
+    })?;
     let s = rejected("overflowing device offset", &mut *q, Op::write(s, u64::MAX - 1, 2), |e| {
         matches!(e, Error::OutOfBounds { .. } | Error::Misaligned { .. })
     })?;
     let s = if caps.offset_align > 1 {
-        rejected("misaligned device offset", &mut *q, Op::read(s, caps.offset_align / 2, 3), |e| matches!(e, Error::Misaligned { what: "device offset", .. }))?
+        rejected("misaligned device offset", &mut *q, Op::read(s, caps.offset_align / 2, 3), |e| {
+            matches!(e, Error::Misaligned { what: "device offset", .. })
+        })?
     } else {
         s
     };
     drop(s);
     if caps.len_align > 1 {
         let s = ctx(region.slice(0, caps.len_align as usize / 2), || "slice".into())?;
-        rejected("misaligned length", &mut *q, Op::read(s, 0, 4), |e| matches!(e, Error::Misaligned { what: "length", .. }))?;
+        rejected("misaligned length", &mut *q, Op::read(s, 0, 4), |e| {
+            matches!(e, Error::Misaligned { what: "length", .. })
+        })?;
     }
     if caps.mem_align > 1 {
         let s = ctx(region.slice(caps.mem_align as usize / 2, caps.len_align.max(1) as usize), || "slice".into())?;
-        rejected("misaligned buffer address", &mut *q, Op::read(s, 0, 5), |e| matches!(e, Error::Misaligned { what: "buffer address", .. }))?;
+        rejected("misaligned buffer address", &mut *q, Op::read(s, 0, 5), |e| {
+            matches!(e, Error::Misaligned { what: "buffer address", .. })
+        })?;
     }
     // A live slice keeps the region registered.
     let live = ctx(region.slice(0, unit), || "slice".into())?;
@@ -256,7 +274,9 @@ pub fn foreign_region(a: &dyn Device, b: &dyn Device) -> Check<()> {
     let region = ctx(a.alloc(unit), || "alloc".into())?;
     let mut q = ctx(b.queue(2), || "queue".into())?;
     let s = ctx(region.slice(0, unit), || "slice".into())?;
-    let s = rejected("slice of another domain's region", &mut *q, Op::read(s, 0, 0), |e| matches!(e, Error::ForeignRegion { .. }))?;
+    let s = rejected("slice of another domain's region", &mut *q, Op::read(s, 0, 0), |e| {
+        matches!(e, Error::ForeignRegion { .. })
+    })?;
     if s.len() != unit {
         return Err("the refused slice came back changed".into());
     }
@@ -287,7 +307,11 @@ fn run_one(dev: &dyn Device, op: Op, what: &str) -> Check<Slice> {
 pub fn shared_domain(a: &dyn Device, b: &dyn Device) -> Check<()> {
     let domain = a.domain();
     if domain.id() != b.domain().id() {
-        return Err(format!("shared_domain needs two devices of one domain, got {} and {}", domain.id(), b.domain().id()));
+        return Err(format!(
+            "shared_domain needs two devices of one domain, got {} and {}",
+            domain.id(),
+            b.domain().id()
+        ));
     }
     let (ca, cb) = (a.capabilities(), b.capabilities());
     let unit = [ca.len_align, cb.len_align, ca.offset_align, cb.offset_align, ca.mem_align, cb.mem_align, 512]
@@ -303,7 +327,8 @@ pub fn shared_domain(a: &dyn Device, b: &dyn Device) -> Check<()> {
     let (copied_a, copied_b) = (a.stats().bytes_copied, b.stats().bytes_copied);
     let src = ctx(domain.alloc(unit), || "alloc in the domain".into())?;
     let dst = ctx(b.alloc(2 * unit), || "alloc through the second device".into())?;
-    let own = [&src, &dst].iter().filter(|r| matches!(r.key().registration, crate::Registration::Own(_))).count() as u64;
+    let own =
+        [&src, &dst].iter().filter(|r| matches!(r.key().registration, crate::Registration::Own(_))).count() as u64;
     if domain.stats().pins - before.pins != own {
         return Err(format!("domain counted {} pins for {own} registrations", domain.stats().pins - before.pins));
     }
@@ -331,7 +356,10 @@ pub fn shared_domain(a: &dyn Device, b: &dyn Device) -> Check<()> {
     }
     for (dev, before, name) in [(a, copied_a, "first"), (b, copied_b, "second")] {
         if !dev.capabilities().cpu_copies && dev.stats().bytes_copied != before {
-            return Err(format!("the {name} device is zero-copy but its CPU copied {} bytes", dev.stats().bytes_copied - before));
+            return Err(format!(
+                "the {name} device is zero-copy but its CPU copied {} bytes",
+                dev.stats().bytes_copied - before
+            ));
         }
     }
     drop((s, ra, rb));
@@ -435,7 +463,11 @@ pub fn flush_drains(dev: &dyn Device) -> Check<()> {
     let mut out = Vec::new();
     ctx(q.poll(&mut out), || "poll after the flush".into())?;
     if out.len() != n || q.in_flight() != 0 {
-        return Err(format!("after the flush, {} of {n} write completions were ready and {} still in flight", out.len(), q.in_flight()));
+        return Err(format!(
+            "after the flush, {} of {n} write completions were ready and {} still in flight",
+            out.len(),
+            q.in_flight()
+        ));
     }
     for c in out.drain(..) {
         ctx(c.result, || format!("write {}", c.tag))?;

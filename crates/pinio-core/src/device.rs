@@ -2,7 +2,10 @@
 //! of every device that is the same for all backends.
 
 use crate::caps::Admission;
-use crate::{Capabilities, Direction, DmaBuf, Domain, DomainId, Error, Op, Queue, RegisterError, Region, Rejected, Result, Stats, StatsSnapshot, is_aligned};
+use crate::{
+    Capabilities, Direction, DmaBuf, Domain, DomainId, Error, Op, Queue, Region, RegisterError, Rejected, Result,
+    Stats, StatsSnapshot, is_aligned,
+};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -196,7 +199,9 @@ impl Tally {
     pub fn add(&mut self, dir: Direction, result: &Result<usize>) {
         match (result, dir) {
             (Ok(n), Direction::Read) => (self.reads, self.read_bytes) = (self.reads + 1, self.read_bytes + *n as u64),
-            (Ok(n), Direction::Write) => (self.writes, self.written_bytes) = (self.writes + 1, self.written_bytes + *n as u64),
+            (Ok(n), Direction::Write) => {
+                (self.writes, self.written_bytes) = (self.writes + 1, self.written_bytes + *n as u64)
+            }
             (Err(_), _) => self.failures += 1,
         }
     }

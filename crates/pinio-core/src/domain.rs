@@ -27,7 +27,7 @@
 //! is all `VFIO_IOMMU_MAP_DMA` itself needs): it is what lets Rust code
 //! hold `&mut [u8]` to mapped memory without a data race.
 
-use crate::{DmaBuf, Error, RegisterError, Region, Result, Stats, StatsSnapshot, is_aligned};
+use crate::{DmaBuf, Error, Region, RegisterError, Result, Stats, StatsSnapshot, is_aligned};
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
@@ -255,7 +255,8 @@ impl Domain {
     /// Like [`Domain::registrar`], but a domain of another backend is a
     /// typed error naming both backends.
     pub fn require<R: Registrar>(&self, backend: &'static str) -> Result<&R> {
-        self.registrar::<R>().ok_or_else(|| Error::WrongDomain { device_backend: backend, domain_backend: self.backend() })
+        self.registrar::<R>()
+            .ok_or_else(|| Error::WrongDomain { device_backend: backend, domain_backend: self.backend() })
     }
 
     /// Registration counters: pins, unpins, bytes registered now, failed
@@ -318,7 +319,8 @@ impl Domain {
             return Ok(unsafe { Region::new(Arc::clone(&self.inner), key, buf) });
         }
         let align = self.inner.registrar.register_align().max(1);
-        let rounded = crate::align_up(len as u64, align).ok_or(Error::TooLarge { len: len as u64, max: u64::MAX - align })?;
+        let rounded =
+            crate::align_up(len as u64, align).ok_or(Error::TooLarge { len: len as u64, max: u64::MAX - align })?;
         Ok(self.register(DmaBuf::new(rounded as usize)?)?)
     }
 }

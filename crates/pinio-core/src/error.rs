@@ -12,7 +12,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// An address, offset or length is not a multiple of what the device needs.
-    #[error("{what} {value:#x} is not aligned to {required} bytes, which this device requires; align it (DmaBuf memory is page-aligned, see Capabilities)")]
+    #[error(
+        "{what} {value:#x} is not aligned to {required} bytes, which this device requires; align it (DmaBuf memory is page-aligned, see Capabilities)"
+    )]
     Misaligned {
         /// What was misaligned ("buffer address", "device offset", "length").
         what: &'static str,
@@ -48,7 +50,9 @@ pub enum Error {
         max: u64,
     },
     /// A vectored operation with more segments than the device takes at once.
-    #[error("vectored operation of {count} slices exceeds this device's maximum of {max} per operation (Capabilities::max_segments); split it into several operations")]
+    #[error(
+        "vectored operation of {count} slices exceeds this device's maximum of {max} per operation (Capabilities::max_segments); split it into several operations"
+    )]
     TooManySegments {
         /// Segments in the operation.
         count: usize,
@@ -56,7 +60,9 @@ pub enum Error {
         max: usize,
     },
     /// A slice of a region registered in another domain.
-    #[error("slice belongs to a region of {region_domain}, but this device is in {domain}; register the buffer in this device's domain, or open the device in the region's domain (pinio::open_in)")]
+    #[error(
+        "slice belongs to a region of {region_domain}, but this device is in {domain}; register the buffer in this device's domain, or open the device in the region's domain (pinio::open_in)"
+    )]
     ForeignRegion {
         /// The domain the slice's region is registered in.
         region_domain: DomainId,
@@ -64,7 +70,9 @@ pub enum Error {
         domain: DomainId,
     },
     /// A device opened in a domain of another backend.
-    #[error("a {device_backend} device cannot be opened in a {domain_backend} domain: its registrations are not reachable by a {device_backend} device; open it in a {device_backend} domain (pinio::open makes one)")]
+    #[error(
+        "a {device_backend} device cannot be opened in a {domain_backend} domain: its registrations are not reachable by a {device_backend} device; open it in a {device_backend} domain (pinio::open makes one)"
+    )]
     WrongDomain {
         /// The backend of the device being opened.
         device_backend: &'static str,
@@ -75,7 +83,9 @@ pub enum Error {
     #[error("write to a device opened read-only; open it writable (Builder::writable(true), the default) to write")]
     ReadOnly,
     /// A queue deeper than the device can hold.
-    #[error("queue depth {depth} exceeds this device's maximum of {max}; ask for at most {max} (Capabilities::max_queue_depth)")]
+    #[error(
+        "queue depth {depth} exceeds this device's maximum of {max}; ask for at most {max} (Capabilities::max_queue_depth)"
+    )]
     QueueTooDeep {
         /// The depth asked for.
         depth: usize,
@@ -83,7 +93,9 @@ pub enum Error {
         max: usize,
     },
     /// A slice that would overlap a live slice of the same region.
-    #[error("slice [{offset:#x}, +{len:#x}) overlaps a live slice of the same region; drop or wait for the other slice first")]
+    #[error(
+        "slice [{offset:#x}, +{len:#x}) overlaps a live slice of the same region; drop or wait for the other slice first"
+    )]
     SliceOverlap {
         /// Start of the rejected slice within the region.
         offset: usize,
@@ -91,7 +103,9 @@ pub enum Error {
         len: usize,
     },
     /// A region that still has live slices (in the application or in flight).
-    #[error("region still has {outstanding} live slice(s), some possibly in flight; wait for their completions and drop them before unregistering")]
+    #[error(
+        "region still has {outstanding} live slice(s), some possibly in flight; wait for their completions and drop them before unregistering"
+    )]
     RegionBusy {
         /// How many slices are still alive.
         outstanding: usize,
@@ -117,7 +131,9 @@ pub enum Error {
         locked: u64,
     },
     /// A cap on pinned memory set by the backend (module parameter, IOMMU limit).
-    #[error("registering {requested} bytes exceeds {what} of {limit} bytes ({pinned} already pinned); unregister something or raise the limit")]
+    #[error(
+        "registering {requested} bytes exceeds {what} of {limit} bytes ({pinned} already pinned); unregister something or raise the limit"
+    )]
     PinLimit {
         /// Which limit.
         what: &'static str,
@@ -137,7 +153,9 @@ pub enum Error {
         hint: String,
     },
     /// A backend selection string that does not parse.
-    #[error("invalid target {spec:?}: {reason}; expected BACKEND:LOCATION, e.g. uring:/var/tmp/data or copy:/dev/loop0")]
+    #[error(
+        "invalid target {spec:?}: {reason}; expected BACKEND:LOCATION, e.g. uring:/var/tmp/data or copy:/dev/loop0"
+    )]
     InvalidTarget {
         /// The string given.
         spec: String,

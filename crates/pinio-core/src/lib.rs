@@ -48,8 +48,8 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod align;
 pub mod aio;
+mod align;
 mod buf;
 mod caps;
 #[cfg(feature = "conformance")]

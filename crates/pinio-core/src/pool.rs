@@ -55,7 +55,12 @@ impl SlicePool {
         }
         let count = region.len() / slice_len;
         if count == 0 {
-            return Err(Error::OutOfBounds { what: "region", offset: 0, len: slice_len as u64, limit: region.len() as u64 });
+            return Err(Error::OutOfBounds {
+                what: "region",
+                offset: 0,
+                len: slice_len as u64,
+                limit: region.len() as u64,
+            });
         }
         let ready = ArrayQueue::new(count);
         for i in 0..count {

@@ -128,7 +128,15 @@ impl Region {
     /// from now on.
     pub(crate) unsafe fn new(domain: Arc<DomainInner>, key: RegionKey, buf: DmaBuf) -> Region {
         let (ptr, len) = (buf.raw(), buf.len());
-        let inner = RegionInner { buf: Some(buf), ptr, len, key, domain_id: domain.id(), domain, leases: Mutex::new(Leases::default()) };
+        let inner = RegionInner {
+            buf: Some(buf),
+            ptr,
+            len,
+            key,
+            domain_id: domain.id(),
+            domain,
+            leases: Mutex::new(Leases::default()),
+        };
         Region { inner: Arc::new(inner) }
     }
 
@@ -218,7 +226,9 @@ impl Region {
 #[derive(thiserror::Error)]
 pub enum UnregisterError {
     /// Other handles or slices are alive; the region is handed back.
-    #[error("region still has {outstanding} other handle(s) or live slice(s), some possibly in flight; wait for their completions and drop them first")]
+    #[error(
+        "region still has {outstanding} other handle(s) or live slice(s), some possibly in flight; wait for their completions and drop them first"
+    )]
     Busy {
         /// The region, still registered.
         region: Region,

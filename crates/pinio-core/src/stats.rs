@@ -173,7 +173,14 @@ impl fmt::Display for StatsSnapshot {
         write!(
             f,
             "pins {} (unpins {}, {} B pinned now), ops {} ({} failed), read {} B, written {} B, CPU-copied {} B",
-            self.pins, self.unpins, self.bytes_pinned, self.ops, self.errors, self.bytes_read, self.bytes_written, self.bytes_copied
+            self.pins,
+            self.unpins,
+            self.bytes_pinned,
+            self.ops,
+            self.errors,
+            self.bytes_read,
+            self.bytes_written,
+            self.bytes_copied
         )?;
         if self.unregistered_fallbacks > 0 {
             write!(f, ", {} ops unregistered (fallback)", self.unregistered_fallbacks)?;

@@ -4,7 +4,9 @@
 //! the size at open.
 
 use pinio_core::conformance::CountingRegistrar;
-use pinio_core::{Capabilities, CompletionMode, DeviceCore, DmaBuf, Error, Op, Persistence, Region, RegistrationSharing};
+use pinio_core::{
+    Capabilities, CompletionMode, DeviceCore, DmaBuf, Error, Op, Persistence, Region, RegistrationSharing,
+};
 
 fn core(size: u64, offset_align: u64) -> (DeviceCore, Region) {
     let caps = Capabilities {

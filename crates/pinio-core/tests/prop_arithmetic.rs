@@ -2,7 +2,9 @@
 //! `Capabilities::check` (and the fast admission of `DeviceCore::check`) against a reference model.
 
 use pinio_core::conformance::CountingRegistrar;
-use pinio_core::{Capabilities, CompletionMode, DeviceCore, DmaBuf, Error, Op, RegistrationSharing, align_down, align_up, is_aligned};
+use pinio_core::{
+    Capabilities, CompletionMode, DeviceCore, DmaBuf, Error, Op, RegistrationSharing, align_down, align_up, is_aligned,
+};
 use proptest::prelude::*;
 
 proptest! {

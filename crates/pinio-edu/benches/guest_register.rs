@@ -13,7 +13,8 @@ use serde_json::json;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 use vfio_bindings::bindings::vfio::{
-    VFIO_BASE, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_TYPE, vfio_iommu_type1_dma_map, vfio_iommu_type1_dma_unmap,
+    VFIO_BASE, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_TYPE, vfio_iommu_type1_dma_map,
+    vfio_iommu_type1_dma_unmap,
 };
 
 /// `_IO(VFIO_TYPE, VFIO_BASE + 13)` and `+ 14` (include/uapi/linux/vfio.h).
@@ -134,7 +135,8 @@ fn main() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .expect("no edu (1234:11e8): run in the guest with cargo xtask vm bench");
     let pci: pinio_vfio::PciAddress = addr.parse().expect("sysfs lists PCI addresses");
-    let edu = EduDevice::open(&pci, EduOptions { take_from_driver: false, completion: CompletionMode::Poll }).expect("open edu");
+    let edu = EduDevice::open(&pci, EduOptions { take_from_driver: false, completion: CompletionMode::Poll })
+        .expect("open edu");
     let cases = vec![
         case(&edu, "8 MiB, 4 KiB pages (prefaulted)", 8 << 20, HugePages::Never, 161),
         case(&edu, "8 MiB, transparent huge pages (prefaulted)", 8 << 20, HugePages::Transparent, 161),

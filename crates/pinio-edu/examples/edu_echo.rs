@@ -30,7 +30,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let message = args.next().unwrap_or_else(|| "hello from pinio, through the IOMMU and back".into());
     let addr: pinio_vfio::PciAddress = match args.next().or_else(find_edu) {
         Some(a) => a.parse()?,
-        None => return Err("no edu device (1234:11e8) on the PCI bus; run this in the guest: cargo xtask vm run -- ...".into()),
+        None => {
+            return Err(
+                "no edu device (1234:11e8) on the PCI bus; run this in the guest: cargo xtask vm run -- ...".into()
+            );
+        }
     };
     if message.is_empty() || message.len() > 4096 {
         return Err(format!("the message must be 1..=4096 bytes (edu's buffer is 4 KiB); got {}", message.len()).into());
@@ -43,7 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let edu = EduDevice::open(&addr, EduOptions::default())?;
     println!("opened {}", edu.describe());
     let info = edu.iommu_info()?;
-    println!("IOMMU: page sizes {:#x}, usable IOVA ranges {:x?}, {:?} mappings allowed", info.page_sizes, info.iova_ranges, info.dma_avail);
+    println!(
+        "IOMMU: page sizes {:#x}, usable IOVA ranges {:x?}, {:?} mappings allowed",
+        info.page_sizes, info.iova_ranges, info.dma_avail
+    );
 
     // Registering maps each buffer into that address space with
     // VFIO_IOMMU_MAP_DMA, once, for every device of the domain. The kernel pins the pages (they can no longer be
@@ -77,7 +84,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     q.wait(1, &mut done)?;
     let pinio_core::Completion { result, slice, .. } = done.pop().ok_or("no completion")?;
     let written = result?;
-    println!("edu read {written} bytes from IOVA {:#x} into its buffer ({:?}, MSI completion)", slice.device_addr(), t.elapsed());
+    println!(
+        "edu read {written} bytes from IOVA {:#x} into its buffer ({:?}, MSI completion)",
+        slice.device_addr(),
+        t.elapsed()
+    );
     drop(slice);
 
     // The way back: edu writes its buffer to the return buffer's IOVA. Had

@@ -6,7 +6,9 @@ use crate::regs;
 use crate::shared::EduShared;
 use crate::{CompletionMode, EduOptions};
 use pinio_core::{Capabilities, Device, DeviceCore, Domain, Persistence, Queue, RegistrationSharing, Result};
-use pinio_vfio::{DeviceClaim, IommuInfo, PCI_COMMAND_MASTER, PciAddress, Sysfs, VfioDomainOptions, VfioError, VfioRegistrar};
+use pinio_vfio::{
+    DeviceClaim, IommuInfo, PCI_COMMAND_MASTER, PciAddress, Sysfs, VfioDomainOptions, VfioError, VfioRegistrar,
+};
 use std::sync::Arc;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -82,7 +84,8 @@ impl EduDevice {
         claim.set_command_bits(PCI_COMMAND_MASTER, true)?;
         let irq = match opts.completion {
             CompletionMode::Interrupt => {
-                let fd = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(|e| VfioError::Os { what: "eventfd for MSI".into(), source: e })?;
+                let fd = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+                    .map_err(|e| VfioError::Os { what: "eventfd for MSI".into(), source: e })?;
                 claim.enable_msi(&fd)?;
                 Some(fd)
             }
@@ -175,7 +178,10 @@ impl EduDevice {
     #[cfg(feature = "raw-dma")]
     pub fn redirect_msi(&self, fd: &EventFd) -> Result<()> {
         if self.shared.engine.irq().is_none() {
-            return Err(pinio_core::Error::Unsupported { what: "redirecting the MSI of a polled edu".into(), hint: "open it with CompletionMode::Interrupt".into() });
+            return Err(pinio_core::Error::Unsupported {
+                what: "redirecting the MSI of a polled edu".into(),
+                hint: "open it with CompletionMode::Interrupt".into(),
+            });
         }
         Ok(self.shared.claim.enable_msi(fd)?)
     }
@@ -197,14 +203,30 @@ fn check_identity(claim: &DeviceClaim) -> Result<(), VfioError> {
     let bdf = claim.bdf().to_string();
     let id = bar.read32(regs::REG_ID);
     if id != regs::ID_VALUE {
-        return Err(VfioError::Identity { bdf, device: "QEMU edu", register: "identification (0x00)", found: id, expected: regs::ID_VALUE });
+        return Err(VfioError::Identity {
+            bdf,
+            device: "QEMU edu",
+            register: "identification (0x00)",
+            found: id,
+            expected: regs::ID_VALUE,
+        });
     }
     // A value that changes from open to open, so a stale latch cannot pass.
-    let probe = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0x5a5a_1234) | 1;
+    let probe = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0x5a5a_1234)
+        | 1;
     bar.write32(regs::REG_LIVENESS, probe);
     let back = bar.read32(regs::REG_LIVENESS);
     if !regs::alive(probe, back) {
-        return Err(VfioError::Identity { bdf, device: "QEMU edu", register: "liveness (0x04)", found: back, expected: !probe });
+        return Err(VfioError::Identity {
+            bdf,
+            device: "QEMU edu",
+            register: "liveness (0x04)",
+            found: back,
+            expected: !probe,
+        });
     }
     Ok(())
 }
@@ -220,7 +242,11 @@ impl Device for EduDevice {
             CompletionMode::Poll => "polled completions",
         };
         let stopped = if self.shared.engine.stopped() { ", STOPPED after a DMA timeout" } else { "" };
-        format!("vfio:{} (QEMU edu, 4 KiB buffer, IOMMU-mapped regions of {}, {mode}{stopped})", self.pci_address(), self.domain().id())
+        format!(
+            "vfio:{} (QEMU edu, 4 KiB buffer, IOMMU-mapped regions of {}, {mode}{stopped})",
+            self.pci_address(),
+            self.domain().id()
+        )
     }
 
     fn queue(&self, depth: usize) -> Result<Box<dyn Queue>> {

@@ -153,7 +153,8 @@ impl Drop for EduQueue {
         // finish before its slice may be freed. A stuck engine times out,
         // which switches bus mastering off, so this loop ends.
         while !self.inflight.is_empty() {
-            let done: Vec<u64> = self.inflight.keys().copied().filter(|&t| self.shared.engine.take(t).is_some()).collect();
+            let done: Vec<u64> =
+                self.inflight.keys().copied().filter(|&t| self.shared.engine.take(t).is_some()).collect();
             for t in &done {
                 self.inflight.remove(t);
             }

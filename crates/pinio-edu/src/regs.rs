@@ -72,7 +72,14 @@ impl DmaProgram {
         }
         match iova.checked_add(len) {
             Some(end) if end <= 1 << DMA_BITS => {}
-            _ => return Err(Error::OutOfBounds { what: "edu DMA mask (28-bit IOVA)", offset: iova, len, limit: 1 << DMA_BITS }),
+            _ => {
+                return Err(Error::OutOfBounds {
+                    what: "edu DMA mask (28-bit IOVA)",
+                    offset: iova,
+                    len,
+                    limit: 1 << DMA_BITS,
+                });
+            }
         }
         let dev = BUF_BASE + dev_offset;
         let irq = if irq { CMD_IRQ } else { 0 };
@@ -106,9 +113,15 @@ mod tests {
 
     #[test]
     fn refuses_what_edu_would_get_wrong() {
-        assert!(matches!(DmaProgram::new(Direction::Read, 0x1000, 4095, 2, true), Err(Error::OutOfBounds { what: "edu buffer", .. })));
+        assert!(matches!(
+            DmaProgram::new(Direction::Read, 0x1000, 4095, 2, true),
+            Err(Error::OutOfBounds { what: "edu buffer", .. })
+        ));
         assert!(matches!(DmaProgram::new(Direction::Read, 0x1000, u64::MAX, 2, true), Err(Error::OutOfBounds { .. })));
-        assert!(matches!(DmaProgram::new(Direction::Write, (1 << 28) - 10, 0, 11, true), Err(Error::OutOfBounds { limit: 0x1000_0000, .. })));
+        assert!(matches!(
+            DmaProgram::new(Direction::Write, (1 << 28) - 10, 0, 11, true),
+            Err(Error::OutOfBounds { limit: 0x1000_0000, .. })
+        ));
         assert!(matches!(DmaProgram::new(Direction::Write, 0, 0, 0, true), Err(Error::ZeroLength { .. })));
         assert!(DmaProgram::new(Direction::Write, (1 << 28) - 10, 0, 10, true).is_ok());
     }

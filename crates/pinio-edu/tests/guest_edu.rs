@@ -250,7 +250,8 @@ fn one_driver_per_device_in_a_domain_and_reopening_in_it() {
     s.fill(0x3c);
     let (_, s) = q.write_at(s, 0).unwrap();
     drop((q, s, edu));
-    let again = EduDevice::open_in(&domain, &edu_addr(), POLL).unwrap_or_else(|e| panic!("reopening in the domain: {e}"));
+    let again =
+        EduDevice::open_in(&domain, &edu_addr(), POLL).unwrap_or_else(|e| panic!("reopening in the domain: {e}"));
     assert_eq!(VfioRegistrar::of(&domain, "vfio").unwrap().devices(), vec![edu_addr()], "the device joined once");
     let mut q = again.queue(1).unwrap();
     let (_, s) = q.read_at(region.slice(64, 64).unwrap(), 0).unwrap();
@@ -265,7 +266,10 @@ fn a_domain_wider_than_edus_mask_is_refused() {
     common::require_guest();
     let wide = VfioRegistrar::domain(pinio_vfio::VfioDomainOptions { dma_bits: 39 }).unwrap();
     let e = EduDevice::open_in(&wide, &edu_addr(), EduOptions::default()).unwrap_err();
-    assert!(matches!(VfioError::find(&e), Some(VfioError::DmaMaskTooSmall { device_bits: 28, domain_bits: 39, .. })), "{e}");
+    assert!(
+        matches!(VfioError::find(&e), Some(VfioError::DmaMaskTooSmall { device_bits: 28, domain_bits: 39, .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("dma_bits: 28"), "{e}");
     assert_eq!(VfioRegistrar::of(&wide, "vfio").unwrap().devices(), vec![], "nothing joined");
     // Registering in a domain with no device is refused too.

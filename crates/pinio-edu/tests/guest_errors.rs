@@ -45,7 +45,11 @@ fn device_bound_to_another_driver() {
         Some("nvme") => (nvme, "nvme".to_string()),
         other => {
             eprintln!("NVMe {nvme} is bound to {other:?}; using another device with a kernel driver");
-            let mut all: Vec<_> = std::fs::read_dir("/sys/bus/pci/devices").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            let mut all: Vec<_> = std::fs::read_dir("/sys/bus/pci/devices")
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
             all.sort();
             all.into_iter()
                 .find_map(|b| driver_of(&addr(&b)).filter(|d| d != "vfio-pci").map(|d| (addr(&b), d)))
@@ -183,7 +187,8 @@ fn drop_order_is_clean() {
 fn an_edu_in_a_kmod_or_copy_domain_is_wrong_domain() {
     let _g = edu_lock();
     require_guest();
-    let kmod = pinio_kmod::KmodRegistrar::open("/dev/pinio").unwrap_or_else(|e| panic!("a kmod domain (pinio.ko is loaded in the guest): {e}"));
+    let kmod = pinio_kmod::KmodRegistrar::open("/dev/pinio")
+        .unwrap_or_else(|e| panic!("a kmod domain (pinio.ko is loaded in the guest): {e}"));
     let copy = pinio_copy::CopyRegistrar::domain();
     for (domain, backend) in [(&kmod, "kmod"), (&copy, "copy")] {
         let r = EduDevice::open_in(domain, &edu_addr(), EduOptions::default());

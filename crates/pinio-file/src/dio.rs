@@ -36,7 +36,8 @@ pub(crate) fn dio_align(file: &File, kind: TargetKind, path: &Path) -> Result<Di
     let empty = c"";
     // SAFETY: AT_EMPTY_PATH with an empty string stats the fd itself; `stx`
     // is a valid out-pointer.
-    let r = unsafe { libc::statx(file.as_raw_fd(), empty.as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut stx) };
+    let r =
+        unsafe { libc::statx(file.as_raw_fd(), empty.as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut stx) };
     if r < 0 {
         return Err(Error::last_os(format!("statx {}", path.display())));
     }

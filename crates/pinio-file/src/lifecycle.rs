@@ -29,8 +29,14 @@ impl FileTarget {
     /// device), without publishing it.
     pub fn current_size(&self) -> Result<u64> {
         match self.kind {
-            TargetKind::File => self.file.metadata().map(|m| m.len()).map_err(|e| Error::io(format!("fstat {}", self.path.display()), e)),
-            TargetKind::Block => block_size64(&self.file).map_err(|e| Error::io(format!("BLKGETSIZE64 on {}", self.path.display()), e)),
+            TargetKind::File => self
+                .file
+                .metadata()
+                .map(|m| m.len())
+                .map_err(|e| Error::io(format!("fstat {}", self.path.display()), e)),
+            TargetKind::Block => {
+                block_size64(&self.file).map_err(|e| Error::io(format!("BLKGETSIZE64 on {}", self.path.display()), e))
+            }
         }
     }
 
@@ -103,7 +109,10 @@ impl FileTarget {
         if self.kind == TargetKind::Block {
             let size = self.current_size()?;
             if end > size {
-                return Err(block_resize(&self.path, &format!("allocating [{offset:#x}, +{len:#x}) beyond its {size} bytes")));
+                return Err(block_resize(
+                    &self.path,
+                    &format!("allocating [{offset:#x}, +{len:#x}) beyond its {size} bytes"),
+                ));
             }
             core.set_size(size);
             return Ok(size);

@@ -57,7 +57,8 @@ impl FileTarget {
         };
         let mut size = match kind {
             TargetKind::File => meta.len(),
-            TargetKind::Block => lifecycle::block_size64(&file).map_err(|e| Error::io(format!("BLKGETSIZE64 on {}", path.display()), e))?,
+            TargetKind::Block => lifecycle::block_size64(&file)
+                .map_err(|e| Error::io(format!("BLKGETSIZE64 on {}", path.display()), e))?,
         };
         let mut grown = false;
         match (how.create, kind) {
@@ -71,7 +72,8 @@ impl FileTarget {
             _ => {}
         }
         if created || grown {
-            file.sync_data().map_err(|e| Error::io(format!("fdatasync {} after creating or sizing it", path.display()), e))?;
+            file.sync_data()
+                .map_err(|e| Error::io(format!("fdatasync {} after creating or sizing it", path.display()), e))?;
         }
         if created {
             sync_parent(path)?;
@@ -115,7 +117,10 @@ fn open_fd(c: &CStr, path: &Path, how: &FileOpen) -> Result<(File, bool)> {
             Err(e) => return Err(open_error(path, how.direct, e)),
         }
     }
-    Err(Error::io(format!("open {} (removed and re-created while opening)", path.display()), std::io::Error::from_raw_os_error(libc::ENOENT)))
+    Err(Error::io(
+        format!("open {} (removed and re-created while opening)", path.display()),
+        std::io::Error::from_raw_os_error(libc::ENOENT),
+    ))
 }
 
 fn raw_open(c: &CStr, flags: libc::c_int) -> std::io::Result<File> {
@@ -146,6 +151,7 @@ fn sync_parent(path: &Path) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let d = File::open(dir).map_err(|e| Error::io(format!("open directory {} to fsync the new entry", dir.display()), e))?;
+    let d = File::open(dir)
+        .map_err(|e| Error::io(format!("open directory {} to fsync the new entry", dir.display()), e))?;
     d.sync_all().map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))
 }

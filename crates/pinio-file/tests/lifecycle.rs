@@ -100,7 +100,11 @@ fn a_read_only_target_is_not_resized() {
     let p = scratch("ro", 8192);
     let t = FileTarget::open(&p, false, false).unwrap();
     let core = core_of(&t);
-    for e in [t.set_len(1 << 20, &core).unwrap_err(), t.grow(1 << 20, &core).unwrap_err(), t.allocate(0, 1 << 20, &core).unwrap_err()] {
+    for e in [
+        t.set_len(1 << 20, &core).unwrap_err(),
+        t.grow(1 << 20, &core).unwrap_err(),
+        t.allocate(0, 1 << 20, &core).unwrap_err(),
+    ] {
         assert!(matches!(e, Error::ReadOnly), "{e}");
     }
     assert_eq!((std::fs::metadata(&p).unwrap().len(), core.size()), (8192, 8192));
@@ -145,5 +149,8 @@ fn a_block_device_refuses_resizing_with_the_reason() {
     }
     // create with a size beyond the device is refused at open.
     let e = FileTarget::open_with(&t.path, &FileOpen { create: Some(size + 1), ..FileOpen::default() }).unwrap_err();
-    assert!(is_resize_refusal(&e) || e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EROFS), "{e}");
+    assert!(
+        is_resize_refusal(&e) || e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EROFS),
+        "{e}"
+    );
 }

@@ -73,10 +73,13 @@ fn create_makes_a_missing_file_of_the_size_asked() {
 #[test]
 fn create_needs_a_writable_open_and_an_existing_directory() {
     let p = scratch("create-ro");
-    let e = FileTarget::open_with(&p, &FileOpen { create: Some(4096), writable: false, ..FileOpen::default() }).unwrap_err();
+    let e = FileTarget::open_with(&p, &FileOpen { create: Some(4096), writable: false, ..FileOpen::default() })
+        .unwrap_err();
     assert!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains("read-only"), "{e}");
     assert!(!p.exists(), "nothing was created");
-    let e = FileTarget::open_with(Path::new("/nonexistent/dir/f"), &FileOpen { create: Some(1), ..FileOpen::default() }).unwrap_err();
+    let e =
+        FileTarget::open_with(Path::new("/nonexistent/dir/f"), &FileOpen { create: Some(1), ..FileOpen::default() })
+            .unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
 }
 
@@ -93,7 +96,8 @@ fn dio_alignment_is_known_without_o_direct() {
     let p = scratch("dio");
     std::fs::write(&p, vec![0u8; 4096]).unwrap();
     let buffered = FileTarget::open(&p, false, false).unwrap();
-    let direct = FileTarget::open(&p, true, false).expect("the cargo target dir must be on a file system with O_DIRECT");
+    let direct =
+        FileTarget::open(&p, true, false).expect("the cargo target dir must be on a file system with O_DIRECT");
     assert_eq!(buffered.dio, None);
     assert_eq!(buffered.dio_align().unwrap(), direct.dio.unwrap());
     std::fs::remove_file(&p).unwrap();

@@ -47,8 +47,10 @@ pub fn checked(body: impl FnOnce() -> Result<(), FuzzError>) -> Result<(), FuzzE
 /// and returns failure if any failed.
 pub fn run(binary: &str, scenarios: &[Scenario]) -> ExitCode {
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let chosen: Vec<&Scenario> =
-        scenarios.iter().filter(|s| filters.is_empty() || filters.iter().any(|f| s.name.contains(f.as_str()))).collect();
+    let chosen: Vec<&Scenario> = scenarios
+        .iter()
+        .filter(|s| filters.is_empty() || filters.iter().any(|f| s.name.contains(f.as_str())))
+        .collect();
     println!("{binary}: running {} scenario(s)", chosen.len());
     let (mut passed, mut failed) = (0, 0);
     for s in chosen {

@@ -89,7 +89,11 @@ impl Mapping {
     /// Byte range check shared by the methods below.
     fn span(&self, offset: usize, len: usize) -> Result<*mut libc::c_void, FuzzError> {
         let page = page_size();
-        if !offset.is_multiple_of(page) || !len.is_multiple_of(page) || len == 0 || offset.checked_add(len).is_none_or(|e| e > self.len) {
+        if !offset.is_multiple_of(page)
+            || !len.is_multiple_of(page)
+            || len == 0
+            || offset.checked_add(len).is_none_or(|e| e > self.len)
+        {
             return Err(FuzzError::Check(format!(
                 "mapping range {offset:#x}+{len:#x} is not page-aligned inside {:#x} bytes",
                 self.len
@@ -159,7 +163,10 @@ impl Mapping {
                 // SAFETY: An old kernel ignored the flag and mapped elsewhere: undo that mapping.
                 unsafe { libc::munmap(r, len) };
             }
-            return Err(FuzzError::setup(format!("mmap MAP_FIXED_NOREPLACE {p:?}+{len:#x}"), "the range was taken meanwhile"));
+            return Err(FuzzError::setup(
+                format!("mmap MAP_FIXED_NOREPLACE {p:?}+{len:#x}"),
+                "the range was taken meanwhile",
+            ));
         }
         Ok(())
     }

@@ -108,7 +108,9 @@ pub fn poll(fd: i32, timeout_ms: i32) -> Answer {
 /// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset)`; unmaps at once on success.
 pub fn mmap_shared(fd: i32, len: usize, offset: i64) -> Answer {
     // SAFETY: A new mapping at an address the kernel chooses; unmapped right away.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, offset) };
+    let p = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, offset)
+    };
     if p == libc::MAP_FAILED {
         return Err(Errno::last());
     }

@@ -15,7 +15,8 @@ impl Rng {
 
     /// A seed from the clock and the process id, for runs without `PINIO_FUZZ_SEED`.
     pub fn fresh_seed() -> u64 {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let mut r = Rng::new(nanos ^ (u64::from(std::process::id()) << 32));
         r.next_u64()
     }

@@ -24,9 +24,15 @@ fn main() -> ExitCode {
     run(
         "guest_scenarios",
         &[
-            Scenario { name: "register_charges_the_callers_address_space", run: register_charges_the_callers_address_space },
+            Scenario {
+                name: "register_charges_the_callers_address_space",
+                run: register_charges_the_callers_address_space,
+            },
             Scenario { name: "fork_while_pinned_keeps_device_and_child_views_apart", run: fork_while_pinned },
-            Scenario { name: "fork_child_closing_inherited_fd_keeps_parent_regions", run: fork_child_closing_inherited_fd },
+            Scenario {
+                name: "fork_child_closing_inherited_fd_keeps_parent_regions",
+                run: fork_child_closing_inherited_fd,
+            },
             Scenario { name: "munmap_of_registered_range_keeps_pages_until_unregister", run: munmap_registered_range },
             Scenario { name: "sigkill_during_dma_releases_everything", run: sigkill_during_dma },
             Scenario { name: "memlock_limit_gives_enomem_and_pins_nothing", run: memlock_limit },
@@ -75,7 +81,8 @@ fn desc(region: u32, dir: u32, region_offset: u64, dev_offset: u64, len: u64) ->
 
 /// `VmLck` of /proc/self/status in kB.
 fn vm_locked_kb() -> Result<u64, FuzzError> {
-    let s = std::fs::read_to_string("/proc/self/status").map_err(|e| FuzzError::Check(format!("/proc/self/status: {e}")))?;
+    let s = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| FuzzError::Check(format!("/proc/self/status: {e}")))?;
     s.lines()
         .find_map(|l| l.strip_prefix("VmLck:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
@@ -123,7 +130,10 @@ fn fork_while_pinned() -> Result<(), FuzzError> {
             mine.fill(b'C'); // the child's copy-on-write pages
             to_parent.send(1)?;
             to_child.recv()?; // the parent wrote and the device wrote the parent's pages
-            ensure!(mine.iter().all(|&b| b == b'C'), "child: its pages changed after the parent and the device wrote theirs");
+            ensure!(
+                mine.iter().all(|&b| b == b'C'),
+                "child: its pages changed after the parent and the device wrote theirs"
+            );
             Ok(())
         })?;
         ensure!(to_parent.recv()? == Some(1), "child did not write its pages");
@@ -137,7 +147,10 @@ fn fork_while_pinned() -> Result<(), FuzzError> {
         (unsafe { m.bytes() })[..page].fill(b'P');
         run_dma(&fd, &[desc(id, abi::DIR_TO_DEVICE, 0, 0, page as u64)])?;
         k("pread", fd.pread(&mut dev[..page], 0))?;
-        ensure!(dev[..page].iter().all(|&b| b == b'P'), "access {access}: the device does not see the parent's new bytes");
+        ensure!(
+            dev[..page].iter().all(|&b| b == b'P'),
+            "access {access}: the device does not see the parent's new bytes"
+        );
         if access & abi::ACCESS_DEVICE_WRITE != 0 {
             // The device writes the pinned pages: the parent sees it.
             k("pwrite", fd.pwrite(&vec![b'D'; page], 1 << 20))?;
@@ -265,7 +278,8 @@ fn memlock_limit() -> Result<(), FuzzError> {
             ensure!(libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534) == 0, "setresgid: {}", Errno::last());
             ensure!(libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) == 0, "setresuid: {}", Errno::last());
         }
-        let e = errno_of("REGISTER of 17 pages over a 16-page limit", fd.register(m.addr(), 17 * page, abi::ACCESS_ALL))?;
+        let e =
+            errno_of("REGISTER of 17 pages over a 16-page limit", fd.register(m.addr(), 17 * page, abi::ACCESS_ALL))?;
         ensure!(e == libc::ENOMEM, "REGISTER over RLIMIT_MEMLOCK: {} (expected ENOMEM)", Errno(e));
         ensure!(vm_locked_kb()? == 0, "VmLck not 0 after a refused REGISTER");
         let a = k("REGISTER of 10 pages", fd.register(m.addr(), 10 * page, abi::ACCESS_ALL))?;
@@ -314,7 +328,11 @@ fn per_open_cap() -> Result<(), FuzzError> {
 /// again from kmod/pinio.ko so later tests find it.
 fn rmmod_refused_while_open() -> Result<(), FuzzError> {
     let ko = std::path::Path::new("kmod/pinio.ko");
-    ensure!(ko.exists(), "kmod/pinio.ko not found from {:?} (the guest runs tests from the repository root)", std::env::current_dir());
+    ensure!(
+        ko.exists(),
+        "kmod/pinio.ko not found from {:?} (the guest runs tests from the repository root)",
+        std::env::current_dir()
+    );
     let delete = || -> i64 {
         // SAFETY: delete_module with a NUL-terminated name and O_NONBLOCK.
         unsafe { libc::syscall(libc::SYS_delete_module, c"pinio".as_ptr(), libc::O_NONBLOCK) }
@@ -377,7 +395,11 @@ fn reap_read_only_argument() -> Result<(), FuzzError> {
     let r = unsafe { pinio_fuzz::raw::ioctl(fd.as_fd().as_raw_fd(), abi::PINIO_IOC_REAP, arg_page.addr()) };
     ensure!(r == Err(Errno(libc::EFAULT)), "REAP with a read-only argument: {r:?} (expected EFAULT)");
     let info = k("INFO", fd.info())?;
-    ensure!(info.outstanding == 3, "after the failed REAP {} of 3 records are left: the others were lost", info.outstanding);
+    ensure!(
+        info.outstanding == 3,
+        "after the failed REAP {} of 3 records are left: the others were lost",
+        info.outstanding
+    );
     let mut out = Vec::with_capacity(3);
     k("REAP", fd.reap(&mut out, 3))?;
     ensure!(out.len() == 3, "REAP got {} of the 3 records", out.len());
@@ -429,7 +451,10 @@ fn concurrent_reapers() -> Result<(), FuzzError> {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let got = waiter.join().map_err(|_| FuzzError::Check("waiter panicked".into()))?;
-            ensure!(!hung, "round {round}: REAP(min 2) still waited 10 s after both descriptors completed and one record was taken by another REAP ({got:?} after SIGUSR1)");
+            ensure!(
+                !hung,
+                "round {round}: REAP(min 2) still waited 10 s after both descriptors completed and one record was taken by another REAP ({got:?} after SIGUSR1)"
+            );
             let n = got.map_err(|e| FuzzError::Check(format!("REAP(min 2): {e}")))?;
             ensure!(n + one.len() == 2, "round {round}: the two REAPs got {n} + {} of 2 records", one.len());
             Ok(())

@@ -5,11 +5,11 @@
 //! the public APIs of pinio-vfio and pinio-edu only.
 
 use pinio_core::{Device, Op};
+use pinio_edu::{EduDevice, EduOptions};
 use pinio_fuzz::harness::{Scenario, run};
 use pinio_fuzz::proc::{Exit, Pipe, fork};
 use pinio_fuzz::vmstat::PinGuard;
 use pinio_fuzz::{FuzzError, ensure};
-use pinio_edu::{EduDevice, EduOptions};
 use pinio_vfio::{PciAddress, VfioDomainOptions, VfioRegistrar};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,9 +22,15 @@ fn main() -> ExitCode {
     run(
         "guest_vfio_scenarios",
         &[
-            Scenario { name: "vfio_sigkill_with_mappings_and_dma_in_flight_releases_every_pin", run: sigkill_with_mappings },
+            Scenario {
+                name: "vfio_sigkill_with_mappings_and_dma_in_flight_releases_every_pin",
+                run: sigkill_with_mappings,
+            },
             Scenario { name: "vfio_drop_in_any_order_releases_every_pin", run: drop_in_any_order },
-            Scenario { name: "vfio_domain_outliving_its_device_keeps_its_mappings_then_releases_every_pin", run: domain_outlives_device },
+            Scenario {
+                name: "vfio_domain_outliving_its_device_keeps_its_mappings_then_releases_every_pin",
+                run: domain_outlives_device,
+            },
         ],
     )
 }
@@ -41,7 +47,10 @@ fn edu_addr() -> Result<PciAddress, FuzzError> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     found.sort();
-    let a = found.into_iter().next().ok_or_else(|| FuzzError::Check("no edu (1234:11e8) on the PCI bus; QEMU needs -device edu".into()))?;
+    let a = found
+        .into_iter()
+        .next()
+        .ok_or_else(|| FuzzError::Check("no edu (1234:11e8) on the PCI bus; QEMU needs -device edu".into()))?;
     c("parsing the address sysfs lists", a.parse())
 }
 

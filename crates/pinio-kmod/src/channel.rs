@@ -115,7 +115,10 @@ fn parse_size(location: &str, what: &str, s: &str) -> Result<u64> {
         None => (digits, 10),
     };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(invalid(location, format!("{what} {s:?} is not a number (decimal or 0x hex, optional K/M/G suffix)")));
+        return Err(invalid(
+            location,
+            format!("{what} {s:?} is not a number (decimal or 0x hex, optional K/M/G suffix)"),
+        ));
     }
     u64::from_str_radix(digits, radix)
         .ok()
@@ -318,7 +321,9 @@ mod tests {
         assert_eq!(w("/dev/pinio#1/2").unwrap(), Window { base: MEM / 2, len: MEM / 2 });
         assert_eq!(w("/dev/pinio#2/3").unwrap(), Window { base: 2 * (MEM / 3), len: MEM / 3 });
         assert_eq!(w("/dev/pinio@15M+1M").unwrap(), Window { base: 15 << 20, len: 1 << 20 });
-        assert!(matches!(w("/dev/pinio@15M+2M"), Err(Error::OutOfBounds { offset, len, limit, .. }) if offset == 15 << 20 && len == 2 << 20 && limit == MEM));
+        assert!(
+            matches!(w("/dev/pinio@15M+2M"), Err(Error::OutOfBounds { offset, len, limit, .. }) if offset == 15 << 20 && len == 2 << 20 && limit == MEM)
+        );
         assert!(matches!(w("/dev/pinio@16M+1"), Err(Error::OutOfBounds { .. })));
         assert!(matches!(w("/dev/pinio@0xffffffffffffffff+2"), Err(Error::OutOfBounds { .. })), "overflowing end");
         assert!(matches!(w("/dev/pinio@0+0"), Err(Error::ZeroLength { what: "channel" })));
@@ -341,7 +346,11 @@ mod tests {
         let (a, b) = (Window { base: 0, len: 8 }, Window { base: 8, len: 8 });
         t.claim(a).unwrap();
         t.claim(b).unwrap();
-        assert_eq!(t.claim(Window { base: 7, len: 2 }), Err(b), "reaches into both: the last one starting before its end");
+        assert_eq!(
+            t.claim(Window { base: 7, len: 2 }),
+            Err(b),
+            "reaches into both: the last one starting before its end"
+        );
         assert_eq!(t.claim(Window { base: 7, len: 1 }), Err(a));
         assert_eq!(t.claim(Window { base: 15, len: 100 }), Err(b));
         assert_eq!(t.claim(Window { base: 0, len: 16 }), Err(b));
@@ -358,7 +367,9 @@ mod tests {
             Just(Span::Whole),
             (any::<u64>(), any::<u64>()).prop_map(|(base, len)| Span::Range { base, len }),
             (0u64..64, 0u32..20).prop_map(|(k, s)| Span::Range { base: k << s, len: (k + 1) << s }),
-            (1u64..1000).prop_flat_map(|count| (0..count, Just(count))).prop_map(|(index, count)| Span::Part { index, count }),
+            (1u64..1000)
+                .prop_flat_map(|count| (0..count, Just(count)))
+                .prop_map(|(index, count)| Span::Part { index, count }),
         ]
     }
 

@@ -65,7 +65,9 @@ pub enum KmodError {
         source: io::Error,
     },
     /// The module speaks another ABI version than this crate.
-    #[error("pinio.ko speaks ABI version {kernel}, this crate version {user}; rebuild the module and the crate from the same tree")]
+    #[error(
+        "pinio.ko speaks ABI version {kernel}, this crate version {user}; rebuild the module and the crate from the same tree"
+    )]
     AbiMismatch {
         /// The module's version.
         kernel: u32,
@@ -73,7 +75,9 @@ pub enum KmodError {
         user: u32,
     },
     /// A channel overlapping a channel already open in the same session.
-    #[error("channel {asked} of device memory overlaps channel {open}, open in the same session; channels of one session are disjoint: drop that device or pick another window")]
+    #[error(
+        "channel {asked} of device memory overlaps channel {open}, open in the same session; channels of one session are disjoint: drop that device or pick another window"
+    )]
     ChannelOverlap {
         /// The window asked for.
         asked: Window,
@@ -81,7 +85,9 @@ pub enum KmodError {
         open: Window,
     },
     /// A channel of another device node than its session's.
-    #[error("a channel of {asked} was asked of a session of {session}; a session's channels are windows of its own device: open {asked} in a new session instead")]
+    #[error(
+        "a channel of {asked} was asked of a session of {session}; a session's channels are windows of its own device: open {asked} in a new session instead"
+    )]
     OtherNode {
         /// The session's device node.
         session: PathBuf,
@@ -152,8 +158,12 @@ fn meaning(call: Call, errno: i32) -> &'static str {
         (Register, libc::EINVAL) => "zero length or unknown access bits",
         (Register, libc::EOVERFLOW) => "address + length wraps around",
         (Register, libc::EFAULT) => "the range is not mapped, or is read-only while device writes were asked for",
-        (Register, libc::ENOSPC) => "the per-open cap of pinned pages (module parameter max_pinned_pages) would be exceeded; unregister something",
-        (Register, libc::ENOMEM) => "RLIMIT_MEMLOCK would be exceeded (raise ulimit -l or grant CAP_IPC_LOCK), or the kernel is out of memory",
+        (Register, libc::ENOSPC) => {
+            "the per-open cap of pinned pages (module parameter max_pinned_pages) would be exceeded; unregister something"
+        }
+        (Register, libc::ENOMEM) => {
+            "RLIMIT_MEMLOCK would be exceeded (raise ulimit -l or grant CAP_IPC_LOCK), or the kernel is out of memory"
+        }
         (Unregister, libc::ENOENT) => "no region with this id in this open file",
         (Unregister, libc::EBUSY) => "DMA on this region is in flight; reap its completions first",
         (Unregister, libc::EINVAL) => "reserved field not zero",

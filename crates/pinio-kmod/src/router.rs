@@ -7,9 +7,9 @@
 //! queue reaps the kernel's records files them into per-queue mailboxes, and the others are woken
 //! to collect theirs. Only one thread reaps from the kernel at a time.
 
+use crate::KmodError;
 use crate::abi::CompletionRecord;
 use crate::sys::PinioFd;
-use crate::KmodError;
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -66,7 +66,13 @@ impl Router {
 
     /// Moves records of `queue` into `out` until it holds at least `min` of them (0: never
     /// blocks). Returns early with fewer only if the kernel has nothing outstanding at all.
-    pub(crate) fn collect(&self, fd: &PinioFd, queue: u32, min: usize, out: &mut Vec<CompletionRecord>) -> Result<(), KmodError> {
+    pub(crate) fn collect(
+        &self,
+        fd: &PinioFd,
+        queue: u32,
+        min: usize,
+        out: &mut Vec<CompletionRecord>,
+    ) -> Result<(), KmodError> {
         let mut st = self.lock();
         loop {
             if let Some(mine) = st.boxes.get_mut(&queue) {

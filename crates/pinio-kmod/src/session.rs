@@ -101,7 +101,8 @@ impl Session {
             Some(libc::ENOMEM) => {
                 let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
                 // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
-                let limit = if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0 { lim.rlim_cur } else { 0 };
+                let limit =
+                    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0 { lim.rlim_cur } else { 0 };
                 Error::MemlockLimit { requested: len, limit, locked: pinned }
             }
             _ => backend(e),
@@ -180,7 +181,8 @@ unsafe impl Registrar for KmodRegistrar {
         };
         let s = &self.session;
         // Region ids are u32 in the ABI; a key this registrar made always fits.
-        let id = u32::try_from(id).map_err(|_| backend(KmodError::from_errno(crate::Call::Unregister, libc::ENOENT)))?;
+        let id =
+            u32::try_from(id).map_err(|_| backend(KmodError::from_errno(crate::Call::Unregister, libc::ENOENT)))?;
         s.fd.unregister(id).map_err(backend)?;
         s.pinned_bytes.fetch_sub(buf.len() as u64, Ordering::Relaxed);
         Ok(())

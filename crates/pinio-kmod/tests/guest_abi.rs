@@ -189,14 +189,26 @@ fn every_bad_input_gets_its_errno() {
     let hole = Mapping::new(PAGE, libc::PROT_NONE);
     let unmapped = hole.addr();
     assert_eq!(errno(fd.register(unmapped, PAGE as u64, abi::ACCESS_DEVICE_READ)), libc::EFAULT, "unmapped address");
-    assert_eq!(errno(fd.register(ro_map.addr(), PAGE as u64, abi::ACCESS_DEVICE_WRITE)), libc::EFAULT, "read-only mapping for device writes");
+    assert_eq!(
+        errno(fd.register(ro_map.addr(), PAGE as u64, abi::ACCESS_DEVICE_WRITE)),
+        libc::EFAULT,
+        "read-only mapping for device writes"
+    );
     assert_eq!(errno(fd.register(m.addr(), 0, abi::ACCESS_DEVICE_READ)), libc::EINVAL, "zero length");
-    assert_eq!(errno(fd.register(m.addr(), u64::MAX - 10, abi::ACCESS_DEVICE_READ)), libc::EOVERFLOW, "length overflow");
+    assert_eq!(
+        errno(fd.register(m.addr(), u64::MAX - 10, abi::ACCESS_DEVICE_READ)),
+        libc::EOVERFLOW,
+        "length overflow"
+    );
     assert_eq!(errno(fd.register(m.addr(), PAGE as u64, 0)), libc::EINVAL, "no access bits");
     assert_eq!(errno(fd.register(m.addr(), PAGE as u64, 0x80)), libc::EINVAL, "unknown access bits");
     let over_cap = (info.max_pinned_pages + 1) * PAGE as u64;
     assert_eq!(errno(fd.register(m.addr(), over_cap, abi::ACCESS_DEVICE_READ)), libc::ENOSPC, "beyond the cap");
-    assert_eq!(errno(fd.register(0xffff_8000_0000_0000, PAGE as u64, abi::ACCESS_DEVICE_READ)), libc::EFAULT, "kernel address");
+    assert_eq!(
+        errno(fd.register(0xffff_8000_0000_0000, PAGE as u64, abi::ACCESS_DEVICE_READ)),
+        libc::EFAULT,
+        "kernel address"
+    );
     // A read-only mapping may be registered for device reads.
     let ok = fd.register(ro_map.addr(), PAGE as u64, abi::ACCESS_DEVICE_READ).unwrap();
     fd.unregister(ok).unwrap();
@@ -241,12 +253,22 @@ fn every_bad_input_gets_its_errno() {
     // REAP
     let mut args = abi::ReapArgs { records: m.addr(), max: 0, min: 0, count: 0, reserved: 0 };
     // SAFETY: `args` is a valid ReapArgs; the kernel validates it.
-    let rc = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&fd)), abi::PINIO_IOC_REAP as _, &mut args) };
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&fd)),
+            abi::PINIO_IOC_REAP as _,
+            &mut args,
+        )
+    };
     assert_eq!((rc, std::io::Error::last_os_error().raw_os_error()), (-1, Some(libc::EINVAL)), "reap max 0");
 
     // Unknown ioctls, and known numbers with the wrong size.
     assert_eq!(errno(fd.raw_ioctl(abi::ioc(abi::IOC_NONE, abi::IOC_MAGIC, 0x7f, 0), 0)), libc::ENOTTY, "unknown ioctl");
-    assert_eq!(errno(fd.raw_ioctl(abi::ioc(abi::IOC_READ, abi::IOC_MAGIC, 1, 8), m.addr())), libc::ENOTTY, "INFO with a wrong size");
+    assert_eq!(
+        errno(fd.raw_ioctl(abi::ioc(abi::IOC_READ, abi::IOC_MAGIC, 1, 8), m.addr())),
+        libc::ENOTTY,
+        "INFO with a wrong size"
+    );
     assert_eq!(errno(fd.raw_ioctl(abi::ioc(abi::IOC_WRITE, b'T' as u32, 1, 4), 0)), libc::ENOTTY, "foreign ioctl");
     // Bad argument addresses of known ioctls.
     assert_eq!(errno(fd.raw_ioctl(abi::PINIO_IOC_INFO, 0)), libc::EFAULT, "INFO to NULL");
@@ -404,7 +426,9 @@ fn registration_is_charged_to_rlimit_memlock() {
                 libc::_exit(10);
             }
             let before = vm_lck_kb();
-            if libc::ioctl(raw, abi::PINIO_IOC_REGISTER as _, &mut big) != -1 || *libc::__errno_location() != libc::ENOMEM {
+            if libc::ioctl(raw, abi::PINIO_IOC_REGISTER as _, &mut big) != -1
+                || *libc::__errno_location() != libc::ENOMEM
+            {
                 libc::_exit(11); // 1 MiB over a 64 KiB limit must be ENOMEM
             }
             if vm_lck_kb() != before {

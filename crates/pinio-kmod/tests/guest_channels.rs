@@ -20,7 +20,8 @@ fn open(location: &str) -> KmodDevice {
 }
 
 fn open_in(dev: &KmodDevice, location: &str) -> KmodDevice {
-    KmodDevice::open_in(dev.domain(), location).unwrap_or_else(|e| panic!("open kmod:{location} in {}: {e}", dev.domain().describe()))
+    KmodDevice::open_in(dev.domain(), location)
+        .unwrap_or_else(|e| panic!("open kmod:{location} in {}: {e}", dev.domain().describe()))
 }
 
 fn mem_size(dev: &KmodDevice) -> u64 {
@@ -95,7 +96,9 @@ fn a_channel_enforces_its_own_bounds() {
     assert_eq!(n, PAGE);
     let r = q.push(Op::read(s, len - PAGE as u64 + 1, 1)).unwrap_err();
     match r.error {
-        Error::OutOfBounds { offset, len: l, limit, .. } => assert_eq!((offset, l, limit), (len - PAGE as u64 + 1, PAGE as u64, len)),
+        Error::OutOfBounds { offset, len: l, limit, .. } => {
+            assert_eq!((offset, l, limit), (len - PAGE as u64 + 1, PAGE as u64, len))
+        }
         e => panic!("wrong error past the channel's end: {e}"),
     }
     let r = q.push(Op::write(r.op.slice, len, 2)).unwrap_err();
@@ -150,7 +153,9 @@ fn bad_channels_get_typed_errors() {
     let size = mem_size(&dev);
     let domain = dev.domain();
     match KmodDevice::open_in(domain, format!("{DEV}@15M+2M")) {
-        Err(Error::OutOfBounds { offset, len, limit, .. }) => assert_eq!((offset, len, limit), (15 * MIB, 2 * MIB, size)),
+        Err(Error::OutOfBounds { offset, len, limit, .. }) => {
+            assert_eq!((offset, len, limit), (15 * MIB, 2 * MIB, size))
+        }
         Err(e) => panic!("past the memory: wrong error {e}"),
         Ok(_) => panic!("a channel past the memory was opened"),
     }

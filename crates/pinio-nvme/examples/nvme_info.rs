@@ -16,7 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let nvme = NvmeDevice::open(&addr, opts)?;
         println!("{}", nvme.describe());
         let (c, ns, cap) = (nvme.controller_info(), nvme.namespace_info(), nvme.cap());
-        println!("model {:?}, serial {:?}, firmware {:?}, MDTS {}, {} namespace(s)", c.model, c.serial, c.firmware, c.mdts, c.namespaces);
+        println!(
+            "model {:?}, serial {:?}, firmware {:?}, MDTS {}, {} namespace(s)",
+            c.model, c.serial, c.firmware, c.mdts, c.namespaces
+        );
         println!("namespace 1: {} blocks of {} B = {} MiB", ns.blocks, ns.block_size, ns.bytes() >> 20);
         println!("CAP: {cap:?}");
         let region = nvme.alloc(4096)?;

@@ -62,7 +62,12 @@ pub struct Report {
 pub fn move_block(nvme: &NvmeDevice, edu: &EduDevice, offset: u64) -> Result<Report, Box<dyn Error>> {
     let domain = nvme.domain();
     if edu.domain().id() != domain.id() {
-        return Err(format!("the devices are in two domains ({} and {}): open edu with EduDevice::open_in(nvme.domain(), ..)", domain.id(), edu.domain().id()).into());
+        return Err(format!(
+            "the devices are in two domains ({} and {}): open edu with EduDevice::open_in(nvme.domain(), ..)",
+            domain.id(),
+            edu.domain().id()
+        )
+        .into());
     }
     let vfio = VfioRegistrar::of(domain, "nvme")?;
     // Queues first: an NVMe queue pair maps its rings (the driver's own
@@ -133,8 +138,16 @@ fn find_pci(attr: &str, value: &str) -> Option<String> {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
-    let nvme_pci: PciAddress = args.next().or_else(|| find_pci("class", "0x010802")).ok_or("no NVMe controller on the PCI bus; run this in the guest")?.parse()?;
-    let edu_pci: PciAddress = args.next().or_else(|| find_pci("device", "0x11e8")).ok_or("no edu (1234:11e8) on the PCI bus; run this in the guest")?.parse()?;
+    let nvme_pci: PciAddress = args
+        .next()
+        .or_else(|| find_pci("class", "0x010802"))
+        .ok_or("no NVMe controller on the PCI bus; run this in the guest")?
+        .parse()?;
+    let edu_pci: PciAddress = args
+        .next()
+        .or_else(|| find_pci("device", "0x11e8"))
+        .ok_or("no edu (1234:11e8) on the PCI bus; run this in the guest")?
+        .parse()?;
     let outcome = (|| -> Result<(), Box<dyn Error>> {
         // The controller opens a new domain; edu joins it: its IOMMU group
         // goes into the same container.
@@ -154,7 +167,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("nvme bytes_copied {}", r.nvme.bytes_copied);
         println!("edu bytes_copied {}", r.edu.bytes_copied);
         println!("domain pins for the region {}", r.domain_pins);
-        println!("VFIO_IOMMU_MAP_DMA calls for the region {} (kernel mappings {}), VFIO_IOMMU_UNMAP_DMA {}", r.map_dma_calls, r.kernel_mappings, r.unmap_dma_calls);
+        println!(
+            "VFIO_IOMMU_MAP_DMA calls for the region {} (kernel mappings {}), VFIO_IOMMU_UNMAP_DMA {}",
+            r.map_dma_calls, r.kernel_mappings, r.unmap_dma_calls
+        );
         if r.echoed != r.block {
             return Err("edu gave back other bytes than the NVMe controller wrote".into());
         }

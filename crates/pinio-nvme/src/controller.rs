@@ -42,18 +42,29 @@ impl Controller {
     /// Resets the controller, sets up the admin queue pair in memory mapped
     /// into `domain`'s container, and enables it with memory pages of
     /// `page` bytes.
-    pub(crate) fn bring_up(pci: Arc<VfioPci>, domain: &Domain, page: u64, admin_timeout: Duration) -> Result<Controller, NvmeError> {
+    pub(crate) fn bring_up(
+        pci: Arc<VfioPci>,
+        domain: &Domain,
+        page: u64,
+        admin_timeout: Duration,
+    ) -> Result<Controller, NvmeError> {
         let bdf = pci.bdf().to_string();
         let bar = pci.bar0();
         if bar.size() < regs::DOORBELL_BASE + 8 {
-            return Err(NvmeError::Unsupported { bdf, what: format!("BAR0 is only {:#x} bytes, too small for the admin doorbells", bar.size()) });
+            return Err(NvmeError::Unsupported {
+                bdf,
+                what: format!("BAR0 is only {:#x} bytes, too small for the admin doorbells", bar.size()),
+            });
         }
         let cap = Cap::decode(bar.read64(regs::CAP));
         if !cap.nvm_command_set {
             return Err(NvmeError::Unsupported { bdf, what: "CAP.CSS does not list the NVM command set".into() });
         }
         if page < cap.min_page || page > cap.max_page {
-            let what = format!("the host page size {page} is outside the controller's memory page sizes {}..={}", cap.min_page, cap.max_page);
+            let what = format!(
+                "the host page size {page} is outside the controller's memory page sizes {}..={}",
+                cap.min_page, cap.max_page
+            );
             return Err(NvmeError::Unsupported { bdf, what });
         }
         let entries = ADMIN_ENTRIES.min(cap.max_queue_entries.min(4096) as u16);
@@ -183,7 +194,11 @@ impl Controller {
         let Some(slot) = a.sq_ring.push() else {
             // Only one command is ever outstanding under the lock, so the
             // ring cannot fill; a misbehaving controller could make it.
-            return Err(NvmeError::AdminTimeout { bdf: self.bdf.clone(), command: "submission (admin queue full)", ms: 0 });
+            return Err(NvmeError::AdminTimeout {
+                bdf: self.bdf.clone(),
+                command: "submission (admin queue full)",
+                ms: 0,
+            });
         };
         a.sq.write_sqe(slot, &sqe);
         self.doorbell(regs::sq_tail_doorbell(0, self.cap.dstrd), a.sq_ring.tail());
@@ -207,7 +222,11 @@ impl Controller {
             }
             if Instant::now() > deadline {
                 let command = admin_name(sqe.opcode());
-                return Err(NvmeError::AdminTimeout { bdf: self.bdf.clone(), command, ms: self.admin_timeout.as_millis() as u64 });
+                return Err(NvmeError::AdminTimeout {
+                    bdf: self.bdf.clone(),
+                    command,
+                    ms: self.admin_timeout.as_millis() as u64,
+                });
             }
             spins += 1;
             if spins < 200 {
@@ -221,7 +240,11 @@ impl Controller {
     /// Runs Identify with `cns` for `nsid` and returns the 4096 bytes.
     pub(crate) fn identify(&self, cns: u32, nsid: u32) -> Result<Vec<u8>, NvmeError> {
         let buf_iova = self.admin().buf.iova();
-        let what = if cns == crate::cmd::cns::CONTROLLER { "Identify Controller".to_string() } else { format!("Identify Namespace {nsid}") };
+        let what = if cns == crate::cmd::cns::CONTROLLER {
+            "Identify Controller".to_string()
+        } else {
+            format!("Identify Namespace {nsid}")
+        };
         self.admin_cmd(Sqe::identify(0, cns, nsid, buf_iova), || what)?;
         Ok(self.admin().buf.copy_out(0, 4096))
     }

@@ -7,7 +7,9 @@ use crate::identify::{ControllerInfo, NamespaceInfo};
 use crate::queue::NvmeQueue;
 use crate::shared::{NSID, Shared};
 use crate::{CompletionMode, DoorbellCounts, DoorbellMode, NvmeOptions, prp};
-use pinio_core::{Capabilities, Device, DeviceCore, Domain, FlushMode, Persistence, Queue, Registrar, RegistrationSharing, Result};
+use pinio_core::{
+    Capabilities, Device, DeviceCore, Domain, FlushMode, Persistence, Queue, Registrar, RegistrationSharing, Result,
+};
 use pinio_vfio::{PCI_COMMAND_MASTER, PciAddress, Sysfs, VfioDomainOptions, VfioError, VfioRegistrar};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -231,19 +233,25 @@ fn open_shared(domain: &Domain, bdf: &PciAddress, opts: NvmeOptions) -> Result<S
     // on the INTx line.
     let table = claim.msix_vectors();
     if table == 0 {
-        return Err(NvmeError::Unsupported { bdf: bdf.to_string(), what: "the device has no MSI-X capability".into() }.into());
+        return Err(
+            NvmeError::Unsupported { bdf: bdf.to_string(), what: "the device has no MSI-X capability".into() }.into()
+        );
     }
     let want = match opts.completion {
         CompletionMode::Interrupt => (opts.io_queues.max(1) as u32 + 1).min(table),
         CompletionMode::Poll => 1,
     };
     let irqs = (0..want)
-        .map(|_| EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(|e| VfioError::Os { what: "eventfd for MSI-X".into(), source: e }))
+        .map(|_| {
+            EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+                .map_err(|e| VfioError::Os { what: "eventfd for MSI-X".into(), source: e })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     claim.enable_msix(&irqs)?;
     // Told when the kernel wants the device back (removal, unbind); a
     // kernel that cannot say leaves the driver without the warning.
-    let removal = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).ok().filter(|fd| claim.watch_removal_requests(fd).is_ok());
+    let removal =
+        EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).ok().filter(|fd| claim.watch_removal_requests(fd).is_ok());
 
     let ctrl = Controller::bring_up(claim.pci().clone(), domain, page, Duration::from_millis(opts.admin_timeout_ms))?;
     let info = ControllerInfo::parse(&ctrl.identify(cns::CONTROLLER, 0)?)?;
@@ -252,7 +260,10 @@ fn open_shared(domain: &Domain, bdf: &PciAddress, opts: NvmeOptions) -> Result<S
     }
     let ns = NamespaceInfo::parse(&ctrl.identify(cns::NAMESPACE, NSID)?)?;
     if ns.metadata != 0 {
-        let what = format!("namespace {NSID} is formatted with {} metadata bytes per block (extended LBAs); reformat it without metadata", ns.metadata);
+        let what = format!(
+            "namespace {NSID} is formatted with {} metadata bytes per block (extended LBAs); reformat it without metadata",
+            ns.metadata
+        );
         return Err(NvmeError::Unsupported { bdf: bdf.to_string(), what }.into());
     }
     let mut ask = opts.io_queues.max(1);
@@ -264,7 +275,11 @@ fn open_shared(domain: &Domain, bdf: &PciAddress, opts: NvmeOptions) -> Result<S
         granted -= 1;
     }
     if granted == 0 {
-        return Err(NvmeError::Unsupported { bdf: bdf.to_string(), what: "the controller granted no I/O queue pair".into() }.into());
+        return Err(NvmeError::Unsupported {
+            bdf: bdf.to_string(),
+            what: "the controller granted no I/O queue pair".into(),
+        }
+        .into());
     }
     let bs = ns.block_size as u64;
     let mdts = info.max_transfer(ctrl.cap().min_page).unwrap_or(u64::MAX);

@@ -64,7 +64,11 @@ impl DmaMem {
 
     fn at<T>(&self, off: usize) -> *mut T {
         // Offsets come from ring indices the driver bounds itself.
-        assert!(off.is_multiple_of(std::mem::align_of::<T>()) && off + std::mem::size_of::<T>() <= self.len, "DMA memory access at {off:#x} outside {:#x} bytes", self.len);
+        assert!(
+            off.is_multiple_of(std::mem::align_of::<T>()) && off + std::mem::size_of::<T>() <= self.len,
+            "DMA memory access at {off:#x} outside {:#x} bytes",
+            self.len
+        );
         // SAFETY: inside the allocation (checked above).
         unsafe { self.ptr.as_ptr().add(off).cast() }
     }

@@ -17,7 +17,9 @@ pub enum NvmeError {
     #[error(transparent)]
     Vfio(#[from] VfioError),
     /// The PCI device is not an NVMe controller.
-    #[error("PCI device {bdf} has class {class:#08x}, not an NVMe controller (0x010802); give the address of an NVMe controller (lspci -D -d ::0108)")]
+    #[error(
+        "PCI device {bdf} has class {class:#08x}, not an NVMe controller (0x010802); give the address of an NVMe controller (lspci -D -d ::0108)"
+    )]
     NotNvme {
         /// The address.
         bdf: String,
@@ -33,7 +35,9 @@ pub enum NvmeError {
         what: String,
     },
     /// The controller did not reach a state in time.
-    #[error("{bdf}: the controller did not {what} within {ms} ms (CSTS = {csts:#x}); it may be hung: check dmesg, reset the device (echo 1 > /sys/bus/pci/devices/{bdf}/reset) and reopen")]
+    #[error(
+        "{bdf}: the controller did not {what} within {ms} ms (CSTS = {csts:#x}); it may be hung: check dmesg, reset the device (echo 1 > /sys/bus/pci/devices/{bdf}/reset) and reopen"
+    )]
     Timeout {
         /// The address.
         bdf: String,
@@ -45,7 +49,9 @@ pub enum NvmeError {
         csts: u32,
     },
     /// The controller reported a fatal error (CSTS.CFS).
-    #[error("{bdf}: the controller reports a fatal status (CSTS.CFS set, CSTS = {csts:#x}); reset it by reopening the device")]
+    #[error(
+        "{bdf}: the controller reports a fatal status (CSTS.CFS set, CSTS = {csts:#x}); reset it by reopening the device"
+    )]
     Fatal {
         /// The address.
         bdf: String,
@@ -53,7 +59,9 @@ pub enum NvmeError {
         csts: u32,
     },
     /// An admin command did not complete in time.
-    #[error("{bdf}: admin command {command} did not complete within {ms} ms; the controller may be hung: reopen the device")]
+    #[error(
+        "{bdf}: admin command {command} did not complete within {ms} ms; the controller may be hung: reopen the device"
+    )]
     AdminTimeout {
         /// The address.
         bdf: String,
@@ -79,7 +87,9 @@ pub enum NvmeError {
         reason: String,
     },
     /// Every I/O queue pair the controller granted is in use.
-    #[error("all {granted} I/O queue pairs the controller granted are in use by other pinio queues; drop a queue first")]
+    #[error(
+        "all {granted} I/O queue pairs the controller granted are in use by other pinio queues; drop a queue first"
+    )]
     NoQueuePair {
         /// How many the controller granted.
         granted: u16,
@@ -102,7 +112,9 @@ pub enum NvmeError {
     /// while the command was in flight, or the queue was made before the
     /// reset: the reset deleted the queue's queue pair and aborted its
     /// commands. The slice comes back with this error.
-    #[error("{bdf}: the controller was reset (reset number {reset}) while this queue's commands were in flight: they were aborted (a read's buffer holds undefined bytes; a write may or may not have reached the medium) and the queue's queue pair is gone; drop this queue and make a new one")]
+    #[error(
+        "{bdf}: the controller was reset (reset number {reset}) while this queue's commands were in flight: they were aborted (a read's buffer holds undefined bytes; a write may or may not have reached the medium) and the queue's queue pair is gone; drop this queue and make a new one"
+    )]
     Reset {
         /// The address.
         bdf: String,
@@ -112,7 +124,9 @@ pub enum NvmeError {
     /// The kernel asked for the controller back (vfio-pci's device
     /// request: the device is being removed or unbound): the driver stopped
     /// it and aborted every command; the slice comes back with this error.
-    #[error("{bdf}: the kernel asked for the controller back (the device is being removed or unbound): pinio stopped it and aborted every command (a read's buffer holds undefined bytes; a write may or may not have reached the medium); drop every queue, region and the device so that the removal can complete")]
+    #[error(
+        "{bdf}: the kernel asked for the controller back (the device is being removed or unbound): pinio stopped it and aborted every command (a read's buffer holds undefined bytes; a write may or may not have reached the medium); drop every queue, region and the device so that the removal can complete"
+    )]
     Removed {
         /// The address.
         bdf: String,
@@ -162,7 +176,8 @@ mod tests {
     #[test]
     fn command_errors_name_the_status_and_come_back() {
         let status = Status::from_dw3(0x80 << 17).unwrap();
-        let e: pinio_core::Error = NvmeError::Command { command: "read of 8 blocks at LBA 0x100000".into(), status }.into();
+        let e: pinio_core::Error =
+            NvmeError::Command { command: "read of 8 blocks at LBA 0x100000".into(), status }.into();
         let s = e.to_string();
         assert!(s.starts_with("nvme backend: read of 8 blocks") && s.contains("LBA Out of Range"), "{s}");
         assert_eq!(NvmeError::status(&e).map(|s| s.sc), Some(0x80));

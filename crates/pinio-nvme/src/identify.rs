@@ -29,7 +29,10 @@ impl ControllerInfo {
     /// Parses the 4096-byte structure.
     pub fn parse(b: &[u8]) -> Result<ControllerInfo, NvmeError> {
         if b.len() < 4096 {
-            return Err(NvmeError::Identify { what: "controller", reason: format!("{} bytes, expected 4096", b.len()) });
+            return Err(NvmeError::Identify {
+                what: "controller",
+                reason: format!("{} bytes, expected 4096", b.len()),
+            });
         }
         Ok(ControllerInfo {
             vid: u16::from_le_bytes([b[0], b[1]]),
@@ -156,7 +159,10 @@ mod tests {
         b[77] = 7;
         b[516..520].copy_from_slice(&256u32.to_le_bytes());
         let c = ControllerInfo::parse(&b).unwrap();
-        assert_eq!((c.vid, c.serial.as_str(), c.firmware.as_str(), c.mdts, c.namespaces), (0x1b36, "pinio0001", "10.0.2", 7, 256));
+        assert_eq!(
+            (c.vid, c.serial.as_str(), c.firmware.as_str(), c.mdts, c.namespaces),
+            (0x1b36, "pinio0001", "10.0.2", 7, 256)
+        );
         assert_eq!(c.model.len(), 40);
         assert_eq!(c.max_transfer(4096), Some(512 << 10));
         b[77] = 0;

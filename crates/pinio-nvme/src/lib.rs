@@ -46,24 +46,24 @@
 pub mod cmd;
 mod controller;
 mod device;
-mod doorbell;
 mod dma;
+mod doorbell;
 mod error;
 mod identify;
 mod options;
 pub mod prp;
 pub mod prp_chain;
 mod queue;
-mod removal;
 pub mod regs;
+mod removal;
 pub mod ring;
 mod shared;
 mod status;
 
 pub use device::{DMA_BITS, NvmeDevice, release_to_kernel};
+pub use doorbell::{DoorbellCounts, DoorbellMode};
 pub use error::NvmeError;
 pub use identify::{ControllerInfo, NamespaceInfo};
-pub use doorbell::{DoorbellCounts, DoorbellMode};
 pub use options::{CompletionMode, NvmeOptions};
 pub use queue::NvmeQueue;
 pub use status::Status;

@@ -67,7 +67,9 @@ impl fmt::Display for PrpError {
         match self {
             PrpError::Misaligned { addr } => write!(f, "PRP address {addr:#x} is not dword (4-byte) aligned"),
             PrpError::Empty => f.write_str("a PRP transfer of zero bytes"),
-            PrpError::TooLong { entries, max } => write!(f, "{entries} PRP list entries exceed the {max} one list page holds"),
+            PrpError::TooLong { entries, max } => {
+                write!(f, "{entries} PRP list entries exceed the {max} one list page holds")
+            }
             PrpError::Overflow => f.write_str("the transfer runs past the end of the IOVA space"),
         }
     }

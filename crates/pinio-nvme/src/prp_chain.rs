@@ -174,7 +174,10 @@ impl CommandPrps {
 
 /// The error of a transfer no PRP list can describe.
 fn too_long(e: PrpError) -> Error {
-    Error::Unsupported { what: format!("this transfer ({e})"), hint: "keep transfers within Capabilities::max_transfer".into() }
+    Error::Unsupported {
+        what: format!("this transfer ({e})"),
+        hint: "keep transfers within Capabilities::max_transfer".into(),
+    }
 }
 
 #[cfg(test)]
@@ -186,7 +189,9 @@ mod tests {
 
     #[test]
     fn one_slice_matches_the_contiguous_prps() {
-        for (addr, len) in [(0x20_0000, 512), (0x20_0000, P), (0x20_0000, P + 1), (0x20_0004, 3 * P), (0x20_0000, 8 * P)] {
+        for (addr, len) in
+            [(0x20_0000, 512), (0x20_0000, P), (0x20_0000, P + 1), (0x20_0004, 3 * P), (0x20_0000, 8 * P)]
+        {
             let c = PrpChain::new([(addr, len)], P).unwrap();
             let p = Prps::new(addr, len, P).unwrap();
             assert_eq!(c.prp1, p.prp1);
@@ -209,8 +214,14 @@ mod tests {
 
     #[test]
     fn misplaced_boundaries_and_bad_slices_are_refused() {
-        assert_eq!(PrpChain::new([(0x10_0000, 0x200), (0x30_0000, P)], P), Err(ChainError::Boundary { segment: 0, addr: 0x10_0200 }));
-        assert_eq!(PrpChain::new([(0x10_0000, P), (0x30_0200, P)], P), Err(ChainError::Boundary { segment: 1, addr: 0x30_0200 }));
+        assert_eq!(
+            PrpChain::new([(0x10_0000, 0x200), (0x30_0000, P)], P),
+            Err(ChainError::Boundary { segment: 0, addr: 0x10_0200 })
+        );
+        assert_eq!(
+            PrpChain::new([(0x10_0000, P), (0x30_0200, P)], P),
+            Err(ChainError::Boundary { segment: 1, addr: 0x30_0200 })
+        );
         assert_eq!(PrpChain::new([(0x10_0000, P), (0x30_0000, 0)], P), Err(ChainError::Prp(PrpError::Empty)));
         assert_eq!(PrpChain::new([(0x10_0002, P)], P), Err(ChainError::Prp(PrpError::Misaligned { addr: 0x10_0002 })));
         assert_eq!(PrpChain::new(Vec::new(), P), Err(ChainError::Prp(PrpError::Empty)));

@@ -99,9 +99,14 @@ impl NvmeQueue {
         let resets_seen = shared.resets.load(Ordering::Acquire);
         let ctrl = &shared.ctrl;
         let r = ctrl
-            .admin_cmd(Sqe::create_cq(0, qid, entries, cq.iova(), irq, if irq { qid } else { 0 }), || format!("Create I/O Completion Queue {qid} ({entries} entries)"))
+            .admin_cmd(Sqe::create_cq(0, qid, entries, cq.iova(), irq, if irq { qid } else { 0 }), || {
+                format!("Create I/O Completion Queue {qid} ({entries} entries)")
+            })
             .and_then(|_| {
-                ctrl.admin_cmd(Sqe::create_sq(0, qid, entries, sq.iova(), qid), || format!("Create I/O Submission Queue {qid} ({entries} entries)")).inspect_err(|_| {
+                ctrl.admin_cmd(Sqe::create_sq(0, qid, entries, sq.iova(), qid), || {
+                    format!("Create I/O Submission Queue {qid} ({entries} entries)")
+                })
+                .inspect_err(|_| {
                     let _ = ctrl.admin_cmd(Sqe::delete_cq(0, qid), String::new);
                 })
             });
@@ -285,7 +290,10 @@ impl NvmeQueue {
         }
         match bad_cid {
             Some(cid) => Err(Error::Unsupported {
-                what: format!("a completion for command identifier {cid} of queue pair {}, which has no such command in flight", self.qid),
+                what: format!(
+                    "a completion for command identifier {cid} of queue pair {}, which has no such command in flight",
+                    self.qid
+                ),
                 hint: "the controller misbehaves; reopen the device".into(),
             }),
             None => Ok(n),
@@ -315,7 +323,11 @@ impl NvmeQueue {
             Some(status) => {
                 let bs = self.shared.ns.block_size as u64;
                 let verb = if op.dir == Direction::Read { "read" } else { "write" };
-                let command = format!("{verb} of {} block(s) at LBA {:#x} of namespace {NSID}", len as u64 / bs, op.dev_offset / bs);
+                let command = format!(
+                    "{verb} of {} block(s) at LBA {:#x} of namespace {NSID}",
+                    len as u64 / bs,
+                    op.dev_offset / bs
+                );
                 Err(NvmeError::Command { command, status }.into())
             }
         };
@@ -409,7 +421,9 @@ impl NvmeQueue {
                 let (_, status) = self.flushed.swap_remove(i);
                 return match status {
                     None => Ok(()),
-                    Some(status) => Err(NvmeError::Command { command: format!("flush of namespace {nsid}"), status }.into()),
+                    Some(status) => {
+                        Err(NvmeError::Command { command: format!("flush of namespace {nsid}"), status }.into())
+                    }
                 };
             }
             self.check_hung(last)?;
@@ -428,7 +442,12 @@ impl NvmeQueue {
     fn check_hung(&self, last: Instant) -> Result<()> {
         if last.elapsed() > IO_TIMEOUT {
             let csts = self.shared.ctrl.read32(regs::CSTS);
-            let e = NvmeError::Timeout { bdf: self.shared.ctrl.bdf().to_string(), what: "complete any I/O command", ms: IO_TIMEOUT.as_millis() as u64, csts };
+            let e = NvmeError::Timeout {
+                bdf: self.shared.ctrl.bdf().to_string(),
+                what: "complete any I/O command",
+                ms: IO_TIMEOUT.as_millis() as u64,
+                csts,
+            };
             return Err(e.into());
         }
         Ok(())
@@ -513,8 +532,10 @@ impl Queue for NvmeQueue {
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {
         match self.shared.mode {
-            // SAFETY: the eventfd lives in `shared`, which outlives the borrow of `self`.
-            CompletionMode::Interrupt => Some(unsafe { BorrowedFd::borrow_raw(self.shared.irqs[self.qid as usize].as_raw_fd()) }),
+            CompletionMode::Interrupt => {
+                // SAFETY: the eventfd lives in `shared`, which outlives the borrow of `self`.
+                Some(unsafe { BorrowedFd::borrow_raw(self.shared.irqs[self.qid as usize].as_raw_fd()) })
+            }
             CompletionMode::Poll => None,
         }
     }

@@ -1,10 +1,10 @@
 //! What an NVMe device and its queues share.
 
+use crate::CompletionMode;
 use crate::controller::Controller;
+use crate::doorbell::{DoorbellCounters, DoorbellMode};
 use crate::error::NvmeError;
 use crate::identify::{ControllerInfo, NamespaceInfo};
-use crate::CompletionMode;
-use crate::doorbell::{DoorbellCounters, DoorbellMode};
 use pinio_core::DeviceCore;
 use pinio_vfio::DeviceClaim;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};

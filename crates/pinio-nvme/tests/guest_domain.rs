@@ -26,7 +26,8 @@ fn nvme_and_edu_in_one_domain_share_registrations() {
     let mut t = Taken::new(TAKE_POLL);
     t.save(0, 4096);
     let nvme = t.dev();
-    let edu = EduDevice::open_in(nvme.domain(), &edu_addr(), EduOptions::default()).unwrap_or_else(|e| panic!("edu in the NVMe domain: {e}"));
+    let edu = EduDevice::open_in(nvme.domain(), &edu_addr(), EduOptions::default())
+        .unwrap_or_else(|e| panic!("edu in the NVMe domain: {e}"));
     assert_eq!(edu.domain().id(), nvme.domain().id());
     let reg = VfioRegistrar::of(nvme.domain(), "nvme").unwrap();
     assert_eq!(reg.devices(), vec![t.bdf, edu_addr()], "both groups in one container");
@@ -38,7 +39,11 @@ fn nvme_and_edu_in_one_domain_share_registrations() {
     assert_eq!(nvme.domain().stats().pins - pins, 4, "{}", nvme.domain().stats());
     assert_eq!(after.mappings, calls.mappings, "every mapping made was released: {after:?}");
     let (s, e) = (nvme.stats(), edu.stats());
-    assert_eq!((s.pins, s.unpins, s.bytes_pinned), (e.pins, e.unpins, e.bytes_pinned), "one domain, one set of registrations");
+    assert_eq!(
+        (s.pins, s.unpins, s.bytes_pinned),
+        (e.pins, e.unpins, e.bytes_pinned),
+        "one domain, one set of registrations"
+    );
     assert_eq!((s.bytes_copied, e.bytes_copied), (0, 0));
     drop(edu);
 }
@@ -72,7 +77,9 @@ fn nvme_to_edu_moves_a_block_with_one_mapping() {
         let _g = common::lock();
         let disk = kernel_block_device(&common::nvme_addr());
         let mut b = vec![0u8; nvme_to_edu::BLOCK];
-        std::fs::File::open(&disk).and_then(|mut f| f.read_exact(&mut b)).unwrap_or_else(|e| panic!("reading {}: {e}", disk.display()));
+        std::fs::File::open(&disk)
+            .and_then(|mut f| f.read_exact(&mut b))
+            .unwrap_or_else(|e| panic!("reading {}: {e}", disk.display()));
         b
     };
     let t = Taken::new(TAKE_IRQ);

@@ -375,7 +375,13 @@ fn conformance_in_both_completion_modes() {
         std::thread::scope(|s| {
             let hs: Vec<_> = (0..2u64)
                 .map(|i| {
-                    let plan = conformance::Plan { sizes: vec![512, 4096, 65536, 1 << 20], seed: 50 + i, depth: 8, window: (window.0 + i * half, half), unaligned: true };
+                    let plan = conformance::Plan {
+                        sizes: vec![512, 4096, 65536, 1 << 20],
+                        seed: 50 + i,
+                        depth: 8,
+                        window: (window.0 + i * half, half),
+                        unaligned: true,
+                    };
                     s.spawn(move || conformance::round_trips(dev, &plan))
                 })
                 .collect();
@@ -523,7 +529,11 @@ fn doorbells_ring_once_per_batch_or_once_per_command() {
             DoorbellMode::PerBatch => {
                 assert_eq!(pushed, before, "push rings nothing");
                 assert_eq!(submitted.sq - before.sq, 1, "one tail write for 32 commands");
-                assert_eq!(reaped.cq - submitted.cq, reaps_with_entries, "one head write per reap that consumed entries");
+                assert_eq!(
+                    reaped.cq - submitted.cq,
+                    reaps_with_entries,
+                    "one head write per reap that consumed entries"
+                );
                 assert!(reaps_with_entries <= 32);
             }
             DoorbellMode::PerCommand => {
@@ -534,7 +544,11 @@ fn doorbells_ring_once_per_batch_or_once_per_command() {
         }
         assert_eq!(reaped.sq, submitted.sq, "reaping rings no submission doorbell");
         let described = dev.describe();
-        assert!(described.contains(&format!("doorbells_sq {}", reaped.sq)) && described.contains(&format!("doorbells_cq {}", reaped.cq)), "{described}");
+        assert!(
+            described.contains(&format!("doorbells_sq {}", reaped.sq))
+                && described.contains(&format!("doorbells_cq {}", reaped.cq)),
+            "{described}"
+        );
         drop(q);
     }
 }

@@ -20,7 +20,8 @@ fn an_absent_device_is_named_with_its_sysfs_path() {
     assert!(e.to_string().contains("/sys/bus/pci/devices/0000:fe:1f.7"), "{e}");
     // Opening needs /dev/vfio/vfio for the new domain, which the host lacks.
     if std::path::Path::new("/dev/vfio/vfio").exists() {
-        let e = NvmeDevice::open(&bdf, NvmeOptions { take_from_driver: true, ..Default::default() }).expect_err("absent");
+        let e =
+            NvmeDevice::open(&bdf, NvmeOptions { take_from_driver: true, ..Default::default() }).expect_err("absent");
         assert!(matches!(VfioError::find(&e), Some(VfioError::DeviceAbsent { .. })), "{e}");
     } else {
         let e = NvmeDevice::open(&bdf, NvmeOptions::default()).expect_err("no VFIO on this machine");

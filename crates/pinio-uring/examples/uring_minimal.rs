@@ -5,7 +5,8 @@ use pinio_core::{Device, DmaBuf};
 use pinio_uring::{UringDevice, UringOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).map(Into::into).unwrap_or_else(|| std::env::temp_dir().join("pinio-uring-minimal"));
+    let path =
+        std::env::args().nth(1).map(Into::into).unwrap_or_else(|| std::env::temp_dir().join("pinio-uring-minimal"));
     std::fs::write(&path, vec![0u8; 1 << 20])?; // a 1 MiB target made of written blocks
     let dev = UringDevice::open(&path, UringOptions::default())?; // O_DIRECT, fixed buffers
     let region = dev.register(DmaBuf::new(2 * 4096)?)?; // pinned once, slot in the fixed-buffer table

@@ -5,7 +5,10 @@ use crate::queue::UringQueue;
 use crate::ring::MAX_ENTRIES;
 use crate::shared::Shared;
 use crate::{UringOptions, UringRegistrar};
-use pinio_core::{Capabilities, CompletionMode, Device, DeviceCore, Domain, Persistence, Queue, RegistrationSharing, Result, align_down};
+use pinio_core::{
+    Capabilities, CompletionMode, Device, DeviceCore, Domain, Persistence, Queue, RegistrationSharing, Result,
+    align_down,
+};
 use pinio_file::{FileOpen, FileTarget};
 use std::path::Path;
 use std::sync::Arc;

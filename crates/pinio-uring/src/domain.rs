@@ -49,7 +49,8 @@ impl UringRegistrar {
     pub fn domain(opts: UringDomainOptions) -> Result<Domain> {
         let registry = if opts.fixed_buffers { Some(Arc::new(Registry::new()?)) } else { None };
         let max_pinned = if opts.fixed_buffers { memlock::max_pinned_bytes() } else { None };
-        let mut registrar = UringRegistrar { opts, registry, arena: None, max_pinned, late_release: Default::default() };
+        let mut registrar =
+            UringRegistrar { opts, registry, arena: None, max_pinned, late_release: Default::default() };
         if opts.arena_bytes > 0 {
             let mut buf = DmaBuf::builder(opts.arena_bytes).populate(true).build()?;
             // the arena's memory lives inside `Arena`, owned by the

@@ -10,7 +10,9 @@ use std::io;
 #[non_exhaustive]
 pub enum UringError {
     /// `io_uring_setup` failed.
-    #[error("creating an io_uring with {entries} entries failed: {source}; check /proc/sys/kernel/io_uring_disabled and that the kernel has CONFIG_IO_URING")]
+    #[error(
+        "creating an io_uring with {entries} entries failed: {source}; check /proc/sys/kernel/io_uring_disabled and that the kernel has CONFIG_IO_URING"
+    )]
     Setup {
         /// Entries asked for.
         entries: u32,
@@ -19,7 +21,9 @@ pub enum UringError {
         source: io::Error,
     },
     /// Registering a buffer failed for a reason other than the memory limit.
-    #[error("registering a buffer of {len} bytes at {addr:#x} failed: {source}; buffers must be anonymous memory of at most 1 GiB each")]
+    #[error(
+        "registering a buffer of {len} bytes at {addr:#x} failed: {source}; buffers must be anonymous memory of at most 1 GiB each"
+    )]
     RegisterBuffer {
         /// Its address.
         addr: u64,
@@ -39,13 +43,17 @@ pub enum UringError {
         source: io::Error,
     },
     /// Every slot of the registered-buffer table is in use.
-    #[error("all {slots} registered-buffer slots of the domain are in use; unregister regions, or use an arena (UringDomainOptions::arena_bytes) and Domain::alloc or Device::alloc to share one registration")]
+    #[error(
+        "all {slots} registered-buffer slots of the domain are in use; unregister regions, or use an arena (UringDomainOptions::arena_bytes) and Domain::alloc or Device::alloc to share one registration"
+    )]
     SlotsExhausted {
         /// The table size.
         slots: u32,
     },
     /// Copying the domain's registered-buffer table into a ring failed.
-    #[error("cloning the registered-buffer table into a queue's ring failed: {source}; all rings of a domain must be created by threads with the same CAP_IPC_LOCK state as the one that made the domain (make domains and queues on threads that did not change capabilities)")]
+    #[error(
+        "cloning the registered-buffer table into a queue's ring failed: {source}; all rings of a domain must be created by threads with the same CAP_IPC_LOCK state as the one that made the domain (make domains and queues on threads that did not change capabilities)"
+    )]
     CloneBuffers {
         /// The OS error.
         #[source]
@@ -75,7 +83,9 @@ pub enum UringError {
     /// A single-issuer queue ([`crate::UringOptions::single_issuer`]) was
     /// used on a thread other than the one that first entered the kernel
     /// with it (`EEXIST` from the kernel).
-    #[error("this queue's ring is single-issuer (UringOptions::single_issuer) and belongs to the thread that first submitted on it; use the queue on that thread only, or open the device without single_issuer to move queues between threads")]
+    #[error(
+        "this queue's ring is single-issuer (UringOptions::single_issuer) and belongs to the thread that first submitted on it; use the queue on that thread only, or open the device without single_issuer to move queues between threads"
+    )]
     NotOwner,
     /// A zero-copy send failed.
     #[error("SEND_ZC of {len} bytes failed after {sent} bytes: {source}")]

@@ -72,9 +72,9 @@ mod transfer;
 
 pub use device::UringDevice;
 pub use domain::{TableSubscription, UringRegistrar};
-/// The file lifecycle (`set_len`, `grow`, `allocate`, `refresh_size`) of this backend's devices.
-pub use pinio_file::FileDevice;
 pub use error::UringError;
 pub use options::{RegistrationPolicy, UringDomainOptions, UringOptions};
+/// The file lifecycle (`set_len`, `grow`, `allocate`, `refresh_size`) of this backend's devices.
+pub use pinio_file::FileDevice;
 pub use queue::UringQueue;
 pub use registry::{SLOTS, TableRing};

@@ -187,11 +187,13 @@ mod tests {
         assert!(took >= LATE_RELEASE_WAIT && took < LATE_RELEASE_WAIT * 3, "{took:?}");
         let mut calls = 0;
         let start = Instant::now();
-        assert!(late.register(4096, Some(1 << 20), || {
-            calls += 1;
-            refused(0)
-        })
-        .is_err());
+        assert!(
+            late.register(4096, Some(1 << 20), || {
+                calls += 1;
+                refused(0)
+            })
+            .is_err()
+        );
         assert_eq!(calls, 1);
         assert!(start.elapsed() < Duration::from_millis(50));
         // A success ends the quiet period.

@@ -103,11 +103,13 @@ impl Registry {
     /// Makes the table ring with an empty sparse table, and finds out
     /// whether the kernel can clone it.
     pub(crate) fn new() -> Result<Registry, UringError> {
-        let table = IoUring::builder().dontfork().build(1).map_err(|source| UringError::Setup { entries: 1, source })?;
-        table
-            .submitter()
-            .register_buffers_sparse(SLOTS)
-            .map_err(|source| UringError::RegisterBuffer { addr: 0, len: 0, source })?;
+        let table =
+            IoUring::builder().dontfork().build(1).map_err(|source| UringError::Setup { entries: 1, source })?;
+        table.submitter().register_buffers_sparse(SLOTS).map_err(|source| UringError::RegisterBuffer {
+            addr: 0,
+            len: 0,
+            source,
+        })?;
         let forced = std::env::var_os("PINIO_URING_NO_CLONE").is_some_and(|v| v == "1");
         let sharing = if forced || !can_clone(&table) { Sharing::PerRing } else { Sharing::Clone };
         let state = State {
@@ -204,10 +206,12 @@ impl Registry {
         for (_, ring) in &st.subscribers {
             match self.sharing {
                 Sharing::Clone => self.copy_into(&**ring).map_err(PublishError::Clone)?,
-                // SAFETY: the slot's buffer (if any) is the table's, which
-                // the caller of `register` keeps mapped while it is held
-                // (the DMA ownership rule, pinio_core::domain).
-                Sharing::PerRing => unsafe { update(&**ring, slot, st.slots[slot as usize]) }.map_err(PublishError::Update)?,
+                Sharing::PerRing => {
+                    // SAFETY: the slot's buffer (if any) is the table's, which
+                    // the caller of `register` keeps mapped while it is held
+                    // (the DMA ownership rule, pinio_core::domain).
+                    unsafe { update(&**ring, slot, st.slots[slot as usize]) }.map_err(PublishError::Update)?
+                }
             }
         }
         Ok(())
@@ -293,8 +297,5 @@ fn can_clone(table: &IoUring) -> bool {
     if probe.submitter().register_buffers_sparse(1).is_err() {
         return false;
     }
-    probe
-        .submitter()
-        .register_buffers_clone_offset(table.as_raw_fd(), 0, 0, 0, CloneBuffersFlags::DST_REPLACE)
-        .is_ok()
+    probe.submitter().register_buffers_clone_offset(table.as_raw_fd(), 0, 0, 0, CloneBuffersFlags::DST_REPLACE).is_ok()
 }

@@ -13,7 +13,13 @@ const FILE: usize = 1 << 20;
 /// Pushes `op` and compares the outcome with `check`; returns the slice.
 fn push_agrees(dev: &UringDevice, q: &mut dyn Queue, op: Op) -> Slice {
     let expected = dev.capabilities().check(dev.domain().id(), &op).map_err(|e| e.to_string());
-    let what = format!("{:?} of {} bytes at buffer {:#x}, device offset {:#x}", op.dir, op.slice.len(), op.slice.as_ptr() as u64, op.dev_offset);
+    let what = format!(
+        "{:?} of {} bytes at buffer {:#x}, device offset {:#x}",
+        op.dir,
+        op.slice.len(),
+        op.slice.as_ptr() as u64,
+        op.dev_offset
+    );
     match q.push(op) {
         Ok(()) => {
             assert_eq!(expected, Ok(()), "push admitted {what}, which check refuses");
@@ -45,7 +51,9 @@ fn push_admits_what_check_admits() {
     // boundary of the check: alignment, zero length, the device's end.
     for start in [0, 1, mem / 2, mem] {
         for len in [1, off as usize - 1, off as usize, off as usize + 1, 2 * off as usize] {
-            for dev_off in [0, 1, off / 2, off, size - 2 * off, size - off, size - off + 1, size, size + off, u64::MAX - off + 1] {
+            for dev_off in
+                [0, 1, off / 2, off, size - 2 * off, size - off, size - off + 1, size, size + off, u64::MAX - off + 1]
+            {
                 let Ok(s) = region.slice(start, len) else { continue };
                 // A read, then a write of what it read to the same place (the
                 // file keeps its data; the check does not depend on the

@@ -215,7 +215,11 @@ fn two_targets_share_registered_regions() {
     // The arena (one pin for the domain's life) and the region of its own.
     assert_eq!((rs.pins, rs.unpins, ws.pins, ws.unpins), (2, 1, 2, 1), "the domain's registrations: {rs} / {ws}");
     assert_eq!(rs.bytes_pinned, 2 << 20, "the arena stays registered: {rs}");
-    assert_ne!(src.capabilities().sharing, RegistrationSharing::PerQueue, "this binary does not force per-ring registration");
+    assert_ne!(
+        src.capabilities().sharing,
+        RegistrationSharing::PerQueue,
+        "this binary does not force per-ring registration"
+    );
 }
 
 #[test]
@@ -266,7 +270,11 @@ fn a_read_straddling_the_end_of_the_file_completes_short() {
 #[test]
 fn flush_drains_pushed_writes() {
     let f = Scratch::new("flush", 1 << 20);
-    for opts in [UringOptions::default(), UringOptions { direct: false, ..UringOptions::default() }, UringOptions { fixed_buffers: false, ..UringOptions::default() }] {
+    for opts in [
+        UringOptions::default(),
+        UringOptions { direct: false, ..UringOptions::default() },
+        UringOptions { fixed_buffers: false, ..UringOptions::default() },
+    ] {
         let dev = open(&f, opts.clone());
         conformance::flush_drains(&dev).unwrap_or_else(|e| panic!("{opts:?}: {e}"));
     }

@@ -17,7 +17,8 @@ fn domain(opts: UringDomainOptions) -> Domain {
 }
 
 fn open_in(domain: &Domain, file: &Scratch, opts: UringOptions) -> UringDevice {
-    UringDevice::open_in(domain, &file.path, opts).unwrap_or_else(|e| panic!("open {} in {domain:?}: {e}", file.path.display()))
+    UringDevice::open_in(domain, &file.path, opts)
+        .unwrap_or_else(|e| panic!("open {} in {domain:?}: {e}", file.path.display()))
 }
 
 fn registrar(domain: &Domain) -> &UringRegistrar {
@@ -170,7 +171,11 @@ fn the_fallback_policy_changes_nothing_while_registration_succeeds() {
     // 8 MiB limit); here the arena fits, so it is registered and its pieces
     // are registered pieces.
     let f = Scratch::new("dom-policy", 1 << 20);
-    let d = domain(UringDomainOptions { registration: RegistrationPolicy::Fallback, arena_bytes: 1 << 20, ..Default::default() });
+    let d = domain(UringDomainOptions {
+        registration: RegistrationPolicy::Fallback,
+        arena_bytes: 1 << 20,
+        ..Default::default()
+    });
     let dev = open_in(&d, &f, UringOptions::default());
     assert_eq!(dev.options().registration, RegistrationPolicy::Fallback);
     let piece = dev.alloc(4096).unwrap();

@@ -80,7 +80,10 @@ fn run_child(policy: &str) {
     let out = child_command(policy).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "child ({policy}) failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains(&format!("MEMLOCK-CHILD-OK {policy}")), "child ({policy}) did not finish:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("MEMLOCK-CHILD-OK {policy}")),
+        "child ({policy}) did not finish:\n{stdout}\n{stderr}"
+    );
     if policy == "fallback" {
         assert_eq!(stderr.matches("pinio-uring: warning").count(), 1, "warned exactly once:\n{stderr}");
     }
@@ -153,7 +156,10 @@ fn hold(scenario: &str) {
 fn after_exit() {
     for round in 0..10 {
         let out = child_command("hold-exit").output().unwrap();
-        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("HELD"), "holder failed: {out:?}");
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("HELD"),
+            "holder failed: {out:?}"
+        );
         let start = Instant::now();
         let (_domain, r) = register_hold();
         let took = start.elapsed();
@@ -172,7 +178,8 @@ fn held_elsewhere() {
     // fails the test instead of hanging it.
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = holder.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let reader =
+        std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| drop(tx.send(l))));
     let held = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(30)).ok()).any(|l| l.ends_with("HELD"));
     if !held {
         let _ = holder.kill();
@@ -188,7 +195,11 @@ fn held_elsewhere() {
     assert!(took >= Duration::from_millis(150), "waited {took:?} for a late release first");
     let start = Instant::now();
     let e = domain.register(DmaBuf::new(HOLD).unwrap()).expect_err("still held");
-    assert!(start.elapsed() < Duration::from_millis(100), "a refusal right after a fruitless wait does not wait again: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "a refusal right after a fruitless wait does not wait again: {:?}",
+        start.elapsed()
+    );
     assert!(matches!(e.error, Error::MemlockLimit { .. }), "{}", e.error);
     drop(holder.stdin.take());
     assert!(holder.wait().unwrap().success());
@@ -249,7 +260,11 @@ fn policies(policy: &str) {
             assert_eq!(again.key().registration, Registration::None);
             let arena_dev = UringDevice::open(&file.path, UringOptions { arena_bytes: BIG, ..opts }).unwrap();
             let piece = arena_dev.alloc(4096).unwrap();
-            assert_eq!(piece.key().registration, Registration::None, "the arena fell back: its pieces are unregistered");
+            assert_eq!(
+                piece.key().registration,
+                Registration::None,
+                "the arena fell back: its pieces are unregistered"
+            );
             let mut q2 = arena_dev.queue(2).unwrap();
             q2.read_at(piece.slice(0, 4096).unwrap(), 0).unwrap();
             assert_eq!(arena_dev.stats().unregistered_fallbacks, 1);

@@ -46,16 +46,24 @@ fn per_ring_registration_round_trips_and_reuses_slots() {
     // both.
     let g = Scratch::new("per-ring-b", 4 << 20);
     for arena_bytes in [0, 1 << 20] {
-        let domain = UringRegistrar::domain(UringDomainOptions { arena_bytes, ..UringDomainOptions::default() }).unwrap();
+        let domain =
+            UringRegistrar::domain(UringDomainOptions { arena_bytes, ..UringDomainOptions::default() }).unwrap();
         let a = UringDevice::open_in(&domain, &f.path, UringOptions::default()).unwrap();
         let b = UringDevice::open_in(&domain, &g.path, UringOptions::default()).unwrap();
-        assert_eq!((a.capabilities().sharing, b.capabilities().sharing), (RegistrationSharing::PerQueue, RegistrationSharing::PerQueue));
+        assert_eq!(
+            (a.capabilities().sharing, b.capabilities().sharing),
+            (RegistrationSharing::PerQueue, RegistrationSharing::PerQueue)
+        );
         let _idle = (a.queue(2).unwrap(), b.queue(2).unwrap()); // rings that exist before the registrations
         conformance::shared_domain(&a, &b).unwrap_or_else(|e| panic!("arena {arena_bytes}: {e}"));
         for d in [&a, &b] {
             let s = d.stats();
             // The arena is registered once with the domain and stays registered.
-            assert_eq!((s.bytes_copied, s.errors, s.bytes_pinned), (0, 0, arena_bytes as u64), "arena {arena_bytes}: {s}");
+            assert_eq!(
+                (s.bytes_copied, s.errors, s.bytes_pinned),
+                (0, 0, arena_bytes as u64),
+                "arena {arena_bytes}: {s}"
+            );
         }
         let other = UringDevice::open(&g.path, UringOptions::default()).unwrap();
         conformance::foreign_region(&a, &other).unwrap();

@@ -33,7 +33,10 @@ fn queues_made_before_and_after_see_each_region_and_a_reused_slot_is_fresh() {
         for (i, q) in [&mut before, &mut after].into_iter().enumerate() {
             let off = 8192 + round * 8192 + i * 4096;
             let (n, s) = q.read_at(r2.slice(off, 4096).unwrap(), off as u64).unwrap();
-            assert!(n == 4096 && s[..] == expect[off..off + 4096], "round {round}: queue {i} reads into the new buffer");
+            assert!(
+                n == 4096 && s[..] == expect[off..off + 4096],
+                "round {round}: queue {i} reads into the new buffer"
+            );
         }
         r2.unregister().unwrap();
     }

@@ -52,7 +52,11 @@ fn strict_copy_admits_exactly_what_uring_admits() {
                         assert_eq!(kind(&eu.error), kind(&ec.error), "{what}");
                         agreed.1 += 1;
                     }
-                    (u, c) => panic!("{what}: uring {:?}, strict copy {:?}", u.err().map(|r| r.error), c.err().map(|r| r.error)),
+                    (u, c) => panic!(
+                        "{what}: uring {:?}, strict copy {:?}",
+                        u.err().map(|r| r.error),
+                        c.err().map(|r| r.error)
+                    ),
                 }
             }
         }

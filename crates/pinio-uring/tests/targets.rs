@@ -6,8 +6,8 @@ mod common;
 
 use common::Scratch;
 use pinio_core::conformance::{self, Plan};
-use pinio_file::FileTarget;
 use pinio_core::{Device, Error};
+use pinio_file::FileTarget;
 use pinio_uring::{FileDevice, UringDevice, UringOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -98,10 +98,16 @@ fn loop_device_with_direct_io() {
     assert!(refused(dev.set_len(16 << 20).unwrap_err()));
     assert!(refused(dev.grow(64 << 20).unwrap_err()));
     assert!(refused(dev.allocate(32 << 20, 4096).unwrap_err()));
-    assert_eq!((dev.allocate(0, 4096).unwrap(), dev.grow(4096).unwrap(), dev.refresh_size().unwrap()), (32 << 20, 32 << 20, 32 << 20));
-    assert!(refused(UringDevice::open(&lo.dev, UringOptions { create: Some(64 << 20), ..UringOptions::default() }).unwrap_err()));
+    assert_eq!(
+        (dev.allocate(0, 4096).unwrap(), dev.grow(4096).unwrap(), dev.refresh_size().unwrap()),
+        (32 << 20, 32 << 20, 32 << 20)
+    );
+    assert!(refused(
+        UringDevice::open(&lo.dev, UringOptions { create: Some(64 << 20), ..UringOptions::default() }).unwrap_err()
+    ));
     // Strict copy on the block device requires what uring does.
-    let copy = pinio_copy::CopyDevice::open(&lo.dev, pinio_copy::CopyOptions { strict: true, ..Default::default() }).unwrap();
+    let copy =
+        pinio_copy::CopyDevice::open(&lo.dev, pinio_copy::CopyOptions { strict: true, ..Default::default() }).unwrap();
     let c = copy.capabilities();
     assert_eq!((c.mem_align, c.offset_align, c.len_align), (caps.mem_align, caps.offset_align, caps.len_align));
     drop(copy);

@@ -23,7 +23,12 @@ fn open(file: &Scratch, opts: UringOptions) -> UringDevice {
 fn capabilities_follow_the_kernel_and_the_option() {
     let f = Scratch::new("vec-caps", FILE);
     let dev = open(&f, UringOptions::default());
-    assert_eq!(dev.capabilities().vectored, VectoredIo::Native, "Linux 6.15+ has READV_FIXED: {:?}", dev.capabilities());
+    assert_eq!(
+        dev.capabilities().vectored,
+        VectoredIo::Native,
+        "Linux 6.15+ has READV_FIXED: {:?}",
+        dev.capabilities()
+    );
     assert_eq!(dev.capabilities().max_segments, 1024);
     let dev = open(&f, UringOptions { vectored_fixed: false, ..UringOptions::default() });
     assert_eq!(dev.capabilities().vectored, VectoredIo::Emulated);

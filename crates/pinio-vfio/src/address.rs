@@ -74,7 +74,9 @@ impl FromStr for PciAddress {
         }
         let field = |r: std::ops::Range<usize>| s.get(r.clone()).and_then(|t| hex(t, r.len()));
         match (field(0..4), field(5..7), field(8..10), field(11..12)) {
-            (Some(d), Some(b), Some(dev), Some(f)) => PciAddress::new(d as u16, b as u8, dev as u8, f as u8).ok_or_else(invalid),
+            (Some(d), Some(b), Some(dev), Some(f)) => {
+                PciAddress::new(d as u16, b as u8, dev as u8, f as u8).ok_or_else(invalid)
+            }
             _ => Err(invalid()),
         }
     }

@@ -31,19 +31,34 @@ impl Bar {
         // SAFETY: a fresh shared mapping chosen by the kernel: it aliases no
         // Rust object; the result is checked.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, offset as libc::off_t)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                offset as libc::off_t,
+            )
         };
         if p == libc::MAP_FAILED {
-            return Err(VfioError::os(format!("mmap of BAR ({len:#x} bytes at region offset {offset:#x})"), std::io::Error::last_os_error()));
+            return Err(VfioError::os(
+                format!("mmap of BAR ({len:#x} bytes at region offset {offset:#x})"),
+                std::io::Error::last_os_error(),
+            ));
         }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| VfioError::os("mmap of BAR", std::io::Error::other("null mapping")))?;
+        let ptr = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| VfioError::os("mmap of BAR", std::io::Error::other("null mapping")))?;
         Ok(Bar { ptr, len })
     }
 
     fn at<T>(&self, off: usize) -> *mut T {
         let size = std::mem::size_of::<T>();
         // Offsets are driver constants; a bad one is a bug in this crate.
-        assert!(off.is_multiple_of(size) && off + size <= self.len, "register {off:#x} outside the {:#x}-byte BAR", self.len);
+        assert!(
+            off.is_multiple_of(size) && off + size <= self.len,
+            "register {off:#x} outside the {:#x}-byte BAR",
+            self.len
+        );
         // SAFETY: inside the mapping (checked just above).
         unsafe { self.ptr.as_ptr().add(off).cast::<T>() }
     }

@@ -11,13 +11,17 @@ use std::io;
 #[non_exhaustive]
 pub enum VfioError {
     /// The string is not a PCI address.
-    #[error("{given:?} is not a PCI address; give DDDD:BB:DD.F (hex domain, bus, device < 0x20, function < 8), e.g. 0000:00:03.0")]
+    #[error(
+        "{given:?} is not a PCI address; give DDDD:BB:DD.F (hex domain, bus, device < 0x20, function < 8), e.g. 0000:00:03.0"
+    )]
     InvalidAddress {
         /// What was given.
         given: String,
     },
     /// No PCI device at that address.
-    #[error("no PCI device at {bdf} ({path} does not exist); list the devices with `ls /sys/bus/pci/devices` or `lspci -D`")]
+    #[error(
+        "no PCI device at {bdf} ({path} does not exist); list the devices with `ls /sys/bus/pci/devices` or `lspci -D`"
+    )]
     DeviceAbsent {
         /// The address.
         bdf: String,
@@ -25,7 +29,9 @@ pub enum VfioError {
         path: String,
     },
     /// The device is not the one this driver drives.
-    #[error("PCI device {bdf} is {vendor:04x}:{device:04x}, not {expected} ({want_vendor:04x}:{want_device:04x}); give the address of a {expected}")]
+    #[error(
+        "PCI device {bdf} is {vendor:04x}:{device:04x}, not {expected} ({want_vendor:04x}:{want_device:04x}); give the address of a {expected}"
+    )]
     WrongDevice {
         /// The address.
         bdf: String,
@@ -41,7 +47,9 @@ pub enum VfioError {
         want_device: u16,
     },
     /// The device is bound to another kernel driver.
-    #[error("PCI device {bdf} is bound to the kernel driver {driver:?}; pinio will not take it silently: unbind it (echo {bdf} > /sys/bus/pci/devices/{bdf}/driver/unbind) or set VfioOptions::take_from_driver")]
+    #[error(
+        "PCI device {bdf} is bound to the kernel driver {driver:?}; pinio will not take it silently: unbind it (echo {bdf} > /sys/bus/pci/devices/{bdf}/driver/unbind) or set VfioOptions::take_from_driver"
+    )]
     BoundToOtherDriver {
         /// The address.
         bdf: String,
@@ -49,13 +57,17 @@ pub enum VfioError {
         driver: String,
     },
     /// The vfio-pci driver is not there.
-    #[error("the vfio-pci driver is not available ({path} is missing); load it (modprobe vfio-pci) or use a kernel with CONFIG_VFIO_PCI")]
+    #[error(
+        "the vfio-pci driver is not available ({path} is missing); load it (modprobe vfio-pci) or use a kernel with CONFIG_VFIO_PCI"
+    )]
     VfioPciMissing {
         /// The sysfs path that was looked for.
         path: String,
     },
     /// Binding to vfio-pci did not take.
-    #[error("PCI device {bdf} did not bind to vfio-pci (its driver is now {driver}); check dmesg, and that no other driver claims it")]
+    #[error(
+        "PCI device {bdf} did not bind to vfio-pci (its driver is now {driver}); check dmesg, and that no other driver claims it"
+    )]
     BindDidNotTake {
         /// The address.
         bdf: String,
@@ -74,13 +86,17 @@ pub enum VfioError {
         source: io::Error,
     },
     /// The device has no IOMMU group, so VFIO cannot isolate it.
-    #[error("PCI device {bdf} has no IOMMU group; enable the IOMMU (boot with intel_iommu=on; in QEMU add -device intel-iommu)")]
+    #[error(
+        "PCI device {bdf} has no IOMMU group; enable the IOMMU (boot with intel_iommu=on; in QEMU add -device intel-iommu)"
+    )]
     NoIommuGroup {
         /// The address.
         bdf: String,
     },
     /// The IOMMU group is already open (in this or another process).
-    #[error("IOMMU group {group} of {bdf} is already in use (by another VFIO domain of this process, or another process); close the other user first: a device stays in its domain until the domain's last device, region and handle are gone")]
+    #[error(
+        "IOMMU group {group} of {bdf} is already in use (by another VFIO domain of this process, or another process); close the other user first: a device stays in its domain until the domain's last device, region and handle are gone"
+    )]
     GroupBusy {
         /// The address.
         bdf: String,
@@ -112,7 +128,9 @@ pub enum VfioError {
         reason: String,
     },
     /// A BAR that cannot be mapped into this process.
-    #[error("BAR{index} of {bdf} cannot be mmapped (size {size:#x}, flags {flags:#x}); the device or kernel does not allow direct register access")]
+    #[error(
+        "BAR{index} of {bdf} cannot be mmapped (size {size:#x}, flags {flags:#x}); the device or kernel does not allow direct register access"
+    )]
     BarNotMappable {
         /// The address.
         bdf: String,
@@ -124,7 +142,9 @@ pub enum VfioError {
         flags: u32,
     },
     /// A register read back something the device would never return.
-    #[error("{bdf}: {register} register reads {found:#010x}, expected {expected:#010x}; the device is not a working {device}")]
+    #[error(
+        "{bdf}: {register} register reads {found:#010x}, expected {expected:#010x}; the device is not a working {device}"
+    )]
     Identity {
         /// The address.
         bdf: String,
@@ -138,7 +158,9 @@ pub enum VfioError {
         expected: u32,
     },
     /// No free IOVA range is large enough.
-    #[error("no free IOVA range of {len:#x} bytes (aligned to {align:#x}) is left below the domain's DMA limit {limit:#x} (largest free range {largest_free:#x} bytes); register less memory or unregister regions")]
+    #[error(
+        "no free IOVA range of {len:#x} bytes (aligned to {align:#x}) is left below the domain's DMA limit {limit:#x} (largest free range {largest_free:#x} bytes); register less memory or unregister regions"
+    )]
     IovaExhausted {
         /// The length asked for.
         len: u64,
@@ -150,7 +172,9 @@ pub enum VfioError {
         largest_free: u64,
     },
     /// The IOMMU driver refuses more mappings.
-    #[error("the IOMMU allows {limit} DMA mappings per container and all are in use; unregister regions, register fewer larger ones, or raise vfio_iommu_type1.dma_entry_limit")]
+    #[error(
+        "the IOMMU allows {limit} DMA mappings per container and all are in use; unregister regions, register fewer larger ones, or raise vfio_iommu_type1.dma_entry_limit"
+    )]
     MappingLimit {
         /// The limit.
         limit: u64,
@@ -179,10 +203,14 @@ pub enum VfioError {
     },
     /// The domain has no device yet, so its IOMMU address space does not
     /// exist.
-    #[error("this VFIO domain has no device yet: a container gets its IOMMU address space only when a device's group joins it; open a device in the domain before registering memory")]
+    #[error(
+        "this VFIO domain has no device yet: a container gets its IOMMU address space only when a device's group joins it; open a device in the domain before registering memory"
+    )]
     NoDevice,
     /// The device cannot reach every IOVA the domain hands out.
-    #[error("PCI device {bdf} reaches only {device_bits}-bit IOVAs, but this domain hands out IOVAs below 2^{domain_bits}; open it in a domain made with VfioDomainOptions {{ dma_bits: {device_bits} }} or less")]
+    #[error(
+        "PCI device {bdf} reaches only {device_bits}-bit IOVAs, but this domain hands out IOVAs below 2^{domain_bits}; open it in a domain made with VfioDomainOptions {{ dma_bits: {device_bits} }} or less"
+    )]
     DmaMaskTooSmall {
         /// The address.
         bdf: String,
@@ -192,7 +220,9 @@ pub enum VfioError {
         domain_bits: u32,
     },
     /// The device is already open in this domain.
-    #[error("PCI device {bdf} is already open in this VFIO domain; use that device (it is Send + Sync) or drop it first")]
+    #[error(
+        "PCI device {bdf} is already open in this VFIO domain; use that device (it is Send + Sync) or drop it first"
+    )]
     DeviceInUse {
         /// The address.
         bdf: String,
@@ -204,7 +234,9 @@ pub enum VfioError {
         bits: u32,
     },
     /// A DMA did not finish in time; bus mastering was switched off.
-    #[error("{bdf}: DMA did not complete within {ms} ms; bus mastering was switched off so the device can no longer touch memory; reopen the device")]
+    #[error(
+        "{bdf}: DMA did not complete within {ms} ms; bus mastering was switched off so the device can no longer touch memory; reopen the device"
+    )]
     DmaTimeout {
         /// The address.
         bdf: String,
@@ -251,11 +283,20 @@ mod tests {
     fn messages_say_what_and_what_to_do() {
         let e = VfioError::BoundToOtherDriver { bdf: "0000:00:04.0".into(), driver: "nvme".into() };
         let s = e.to_string();
-        assert!(s.contains("\"nvme\"") && s.contains("take_from_driver") && s.contains("0000:00:04.0/driver/unbind"), "{s}");
+        assert!(
+            s.contains("\"nvme\"") && s.contains("take_from_driver") && s.contains("0000:00:04.0/driver/unbind"),
+            "{s}"
+        );
         let e = VfioError::IovaExhausted { len: 1 << 29, align: 4096, limit: 1 << 28, largest_free: 0xff0_0000 };
         let s = e.to_string();
         assert!(s.contains("0x20000000") && s.contains("0x10000000") && s.contains("unregister"), "{s}");
-        let e = VfioError::Identity { bdf: "b".into(), device: "edu", register: "ID", found: 0xffff_ffff, expected: 0x0100_00ed };
+        let e = VfioError::Identity {
+            bdf: "b".into(),
+            device: "edu",
+            register: "ID",
+            found: 0xffff_ffff,
+            expected: 0x0100_00ed,
+        };
         assert!(e.to_string().contains("0x010000ed"), "{e}");
     }
 

@@ -65,13 +65,16 @@ pub(crate) fn parse(b: &[u8]) -> Result<IommuInfo, VfioError> {
                     let at = off + 16 + 16 * i;
                     match (u64_at(b, at), u64_at(b, at + 8)) {
                         (Some(s), Some(e)) if s <= e => info.iova_ranges.push((s, e)),
-                        (Some(s), Some(e)) => return Err(bad(format!("IOVA range {i} runs backwards ({s:#x} > {e:#x})"))),
+                        (Some(s), Some(e)) => {
+                            return Err(bad(format!("IOVA range {i} runs backwards ({s:#x} > {e:#x})")));
+                        }
                         _ => return Err(bad(format!("IOVA range {i} of {n} is outside the buffer"))),
                     }
                 }
             }
             VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL => {
-                info.dma_avail = Some(u32_at(b, off + 8).ok_or_else(|| bad("truncated DMA-available capability".into()))?);
+                info.dma_avail =
+                    Some(u32_at(b, off + 8).ok_or_else(|| bad("truncated DMA-available capability".into()))?);
             }
             _ => {} // Migration and future capabilities: not needed here.
         }

@@ -29,7 +29,9 @@ impl IovaAllocator {
         for &(first, last) in ranges {
             let start = first.max(base);
             let end = last.saturating_add(1).min(limit);
-            let (Some(start), end) = (pinio_core::align_up(start, page), pinio_core::align_down(end, page)) else { continue };
+            let (Some(start), end) = (pinio_core::align_up(start, page), pinio_core::align_down(end, page)) else {
+                continue;
+            };
             if start < end {
                 free.insert(start, end);
                 total += end - start;
@@ -115,7 +117,11 @@ impl IovaAllocator {
             for &(first, last) in ranges {
                 let start = s.max(first);
                 let end = e.min(last.saturating_add(1));
-                let (Some(start), end) = (pinio_core::align_up(start, self.page), pinio_core::align_down(end, self.page)) else { continue };
+                let (Some(start), end) =
+                    (pinio_core::align_up(start, self.page), pinio_core::align_down(end, self.page))
+                else {
+                    continue;
+                };
                 if start < end {
                     self.insert(start, end);
                 }

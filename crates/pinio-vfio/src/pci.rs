@@ -42,11 +42,19 @@ impl Sysfs {
     }
 
     fn read(&self, path: &Path) -> Result<String, VfioError> {
-        std::fs::read_to_string(path).map_err(|source| VfioError::Sysfs { action: "read", path: path.display().to_string(), source })
+        std::fs::read_to_string(path).map_err(|source| VfioError::Sysfs {
+            action: "read",
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     fn write(&self, path: &Path, value: &str, action: &'static str) -> Result<(), VfioError> {
-        std::fs::write(path, value).map_err(|source| VfioError::Sysfs { action, path: path.display().to_string(), source })
+        std::fs::write(path, value).map_err(|source| VfioError::Sysfs {
+            action,
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// Fails with [`VfioError::DeviceAbsent`] unless the device exists.
@@ -150,7 +158,9 @@ impl Sysfs {
     pub fn bind_vfio_pci(&self, bdf: &PciAddress, take: bool) -> Result<(), VfioError> {
         match self.binding(bdf) {
             Binding::VfioPci => return Ok(()),
-            Binding::Other(driver) if !take => return Err(VfioError::BoundToOtherDriver { bdf: bdf.to_string(), driver }),
+            Binding::Other(driver) if !take => {
+                return Err(VfioError::BoundToOtherDriver { bdf: bdf.to_string(), driver });
+            }
             Binding::Other(_) => {
                 let unbind = self.device_dir(bdf).join("driver/unbind");
                 self.write(&unbind, &bdf.to_string(), "write the address to")?;

@@ -72,7 +72,8 @@ impl VfioRegistrar {
         if !(21..=64).contains(&opts.dma_bits) {
             return Err(VfioError::DmaBits { bits: opts.dma_bits }.into());
         }
-        let container = VfioContainer::new(None).map_err(|e| VfioError::vfio("opening the VFIO container /dev/vfio/vfio", e))?;
+        let container =
+            VfioContainer::new(None).map_err(|e| VfioError::vfio("opening the VFIO container /dev/vfio/vfio", e))?;
         Ok(Domain::new(VfioRegistrar {
             members: Mutex::new(Vec::new()),
             container: Arc::new(container),

@@ -88,7 +88,12 @@ impl Space {
         }
         let align = iova_align(vaddr, len, self.info.page_sizes).max(page);
         let Some(iova) = self.iova.alloc(len, align) else {
-            let e = VfioError::IovaExhausted { len, align, limit: self.iova.limit(), largest_free: self.iova.largest_free() };
+            let e = VfioError::IovaExhausted {
+                len,
+                align,
+                limit: self.iova.limit(),
+                largest_free: self.iova.largest_free(),
+            };
             return Err(e.into());
         };
         self.mappings += 1;
@@ -115,7 +120,11 @@ mod tests {
     use super::*;
 
     fn info(avail: Option<u32>) -> IommuInfo {
-        IommuInfo { page_sizes: 0x4020_1000, iova_ranges: vec![(0, 0xfedf_ffff), (0xfef0_0000, (1 << 48) - 1)], dma_avail: avail }
+        IommuInfo {
+            page_sizes: 0x4020_1000,
+            iova_ranges: vec![(0, 0xfedf_ffff), (0xfef0_0000, (1 << 48) - 1)],
+            dma_avail: avail,
+        }
     }
 
     #[test]

@@ -14,7 +14,10 @@ use crate::{PciAddress, VfioError};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use vfio_bindings::bindings::vfio::{VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_REQ_IRQ_INDEX, VFIO_REGION_INFO_FLAG_MMAP};
+use vfio_bindings::bindings::vfio::{
+    VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_REQ_IRQ_INDEX,
+    VFIO_REGION_INFO_FLAG_MMAP,
+};
 use vfio_ioctls::{VfioContainer, VfioDevice};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -61,7 +64,8 @@ impl VfioPci {
             }
             e => VfioError::vfio(format!("opening {bdf} (IOMMU group {group}) through VFIO"), e),
         })?;
-        let (flags, size) = (device.get_region_flags(VFIO_PCI_BAR0_REGION_INDEX), device.get_region_size(VFIO_PCI_BAR0_REGION_INDEX));
+        let (flags, size) =
+            (device.get_region_flags(VFIO_PCI_BAR0_REGION_INDEX), device.get_region_size(VFIO_PCI_BAR0_REGION_INDEX));
         if flags & VFIO_REGION_INFO_FLAG_MMAP == 0 || size == 0 {
             return Err(VfioError::BarNotMappable { bdf: bdf.to_string(), index: 0, size, flags });
         }
@@ -90,9 +94,14 @@ impl VfioPci {
     pub fn config_read16(&self, off: u64) -> Result<u16, VfioError> {
         let mut b = [0u8; 2];
         // SAFETY: pread into a 2-byte buffer we own; the result is checked.
-        let n = unsafe { libc::pread(self.device.as_raw_fd(), b.as_mut_ptr().cast(), 2, (self.config_offset() + off) as libc::off_t) };
+        let n = unsafe {
+            libc::pread(self.device.as_raw_fd(), b.as_mut_ptr().cast(), 2, (self.config_offset() + off) as libc::off_t)
+        };
         if n != 2 {
-            return Err(VfioError::os(format!("reading config space of {} at {off:#x}", self.bdf), std::io::Error::last_os_error()));
+            return Err(VfioError::os(
+                format!("reading config space of {} at {off:#x}", self.bdf),
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(u16::from_le_bytes(b))
     }
@@ -101,9 +110,14 @@ impl VfioPci {
     pub fn config_write16(&self, off: u64, v: u16) -> Result<(), VfioError> {
         let b = v.to_le_bytes();
         // SAFETY: pwrite from a 2-byte buffer we own; the result is checked.
-        let n = unsafe { libc::pwrite(self.device.as_raw_fd(), b.as_ptr().cast(), 2, (self.config_offset() + off) as libc::off_t) };
+        let n = unsafe {
+            libc::pwrite(self.device.as_raw_fd(), b.as_ptr().cast(), 2, (self.config_offset() + off) as libc::off_t)
+        };
         if n != 2 {
-            return Err(VfioError::os(format!("writing config space of {} at {off:#x}", self.bdf), std::io::Error::last_os_error()));
+            return Err(VfioError::os(
+                format!("writing config space of {} at {off:#x}", self.bdf),
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
@@ -132,7 +146,9 @@ impl VfioPci {
     /// Routes the device's first MSI vector to `fd`.
     pub fn enable_msi(&self, fd: &EventFd) -> Result<(), VfioError> {
         let mut irqs = self.irqs();
-        self.device.enable_msi(vec![fd]).map_err(|e| VfioError::vfio(format!("enabling MSI of {} (VFIO_DEVICE_SET_IRQS)", self.bdf), e))?;
+        self.device
+            .enable_msi(vec![fd])
+            .map_err(|e| VfioError::vfio(format!("enabling MSI of {} (VFIO_DEVICE_SET_IRQS)", self.bdf), e))?;
         *irqs = Irqs::Msi;
         Ok(())
     }
@@ -145,9 +161,9 @@ impl VfioPci {
     /// Routes MSI-X vector `i` to `fds[i]`.
     pub fn enable_msix(&self, fds: &[EventFd]) -> Result<(), VfioError> {
         let mut irqs = self.irqs();
-        self.device
-            .enable_msix(fds.iter().collect())
-            .map_err(|e| VfioError::vfio(format!("enabling {} MSI-X vectors of {} (VFIO_DEVICE_SET_IRQS)", fds.len(), self.bdf), e))?;
+        self.device.enable_msix(fds.iter().collect()).map_err(|e| {
+            VfioError::vfio(format!("enabling {} MSI-X vectors of {} (VFIO_DEVICE_SET_IRQS)", fds.len(), self.bdf), e)
+        })?;
         *irqs = Irqs::Msix;
         Ok(())
     }
@@ -159,9 +175,12 @@ impl VfioPci {
     /// kernel repeats the request every 10 s meanwhile. Closing the device
     /// file (dropping its domain) undoes this.
     pub fn watch_removal_requests(&self, fd: &EventFd) -> Result<(), VfioError> {
-        self.device
-            .enable_irq(VFIO_PCI_REQ_IRQ_INDEX, vec![fd])
-            .map_err(|e| VfioError::vfio(format!("asking for the device request of {} (VFIO_DEVICE_SET_IRQS, VFIO_PCI_REQ_IRQ_INDEX)", self.bdf), e))
+        self.device.enable_irq(VFIO_PCI_REQ_IRQ_INDEX, vec![fd]).map_err(|e| {
+            VfioError::vfio(
+                format!("asking for the device request of {} (VFIO_DEVICE_SET_IRQS, VFIO_PCI_REQ_IRQ_INDEX)", self.bdf),
+                e,
+            )
+        })
     }
 
     /// Leaves the device unable to disturb anyone: interrupts disabled, bus

@@ -354,7 +354,8 @@ impl Builder {
             }),
             #[cfg(feature = "vfio")]
             BackendKind::Vfio => {
-                let opts = pinio_edu::EduOptions { take_from_driver: self.take_from_driver, completion: self.completion() };
+                let opts =
+                    pinio_edu::EduOptions { take_from_driver: self.take_from_driver, completion: self.completion() };
                 let pci = pci_address(loc)?;
                 Ok(match domain {
                     Some(d) => Box::new(pinio_edu::EduDevice::open_in(d, &pci, opts)?),
@@ -465,7 +466,8 @@ mod tests {
         #[cfg(feature = "nvme-uring")]
         {
             // Its options pass the check; /dev/null is then refused by the backend, by name.
-            let e = Builder::parse("nvme-uring:/dev/null").unwrap().iopoll(true).fixed_buffers(false).open().err().unwrap();
+            let e =
+                Builder::parse("nvme-uring:/dev/null").unwrap().iopoll(true).fixed_buffers(false).open().err().unwrap();
             let s = e.to_string();
             assert!(s.contains("not an NVMe generic character device") && s.contains("not nvme-generic"), "{s}");
         }
@@ -480,20 +482,35 @@ mod tests {
     #[test]
     fn create_makes_the_file_with_its_size() {
         let p = scratch("create-copy");
-        let dev = Builder::parse(&format!("copy:{}", p.display())).unwrap().create(1 << 20).strict(true).open().unwrap();
+        let dev =
+            Builder::parse(&format!("copy:{}", p.display())).unwrap().create(1 << 20).strict(true).open().unwrap();
         assert_eq!((dev.size(), std::fs::metadata(&p).unwrap().len()), (1 << 20, 1 << 20));
-        assert!(dev.capabilities().offset_align > 1 && dev.capabilities().mem_align > 1, "strict: {:?}", dev.capabilities());
+        assert!(
+            dev.capabilities().offset_align > 1 && dev.capabilities().mem_align > 1,
+            "strict: {:?}",
+            dev.capabilities()
+        );
         drop(dev);
         std::fs::remove_file(&p).unwrap();
         #[cfg(feature = "uring")]
         {
             let p = scratch("create-uring");
             // Buffered: the temporary directory may be a tmpfs.
-            let dev = Builder::parse(&format!("uring:{}", p.display())).unwrap().create(2 << 20).direct(false).open().unwrap();
+            let dev = Builder::parse(&format!("uring:{}", p.display()))
+                .unwrap()
+                .create(2 << 20)
+                .direct(false)
+                .open()
+                .unwrap();
             assert_eq!((dev.size(), std::fs::metadata(&p).unwrap().len()), (2 << 20, 2 << 20));
             let domain = dev.domain().clone();
             let q = scratch("create-uring-2");
-            let other = Builder::parse(&format!("uring:{}", q.display())).unwrap().create(4096).direct(false).open_in(&domain).unwrap();
+            let other = Builder::parse(&format!("uring:{}", q.display()))
+                .unwrap()
+                .create(4096)
+                .direct(false)
+                .open_in(&domain)
+                .unwrap();
             assert_eq!(other.size(), 4096, "create is the device's own option, allowed when joining a domain");
             drop((dev, other));
             std::fs::remove_file(&p).unwrap();

@@ -36,28 +36,27 @@
 //! Which backends this build has is up to its cargo features; [`open`]
 //! explains what to enable or load when a backend is missing.
 #![deny(missing_docs)]
-
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backends;
 mod builder;
 mod model;
 mod target;
-mod wrappers;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
+mod wrappers;
 
 pub use backends::*;
 pub use builder::{Builder, OnRegistrationRefused, available_backends};
 pub use model::*;
-pub use target::{BackendKind, Target};
-pub use wrappers::Wrapper;
 /// Crash consistency and fault injection: the `record:<log>:` and
 /// `fault:<rules>:` wrappers of selection strings, and the crash-state
 /// generator behind `pinio crash-test` (docs/reliability.md).
 #[doc(inline)]
 pub use pinio_crash as crash;
+pub use target::{BackendKind, Target};
+pub use wrappers::Wrapper;
 
 /// Opens a device from a selection string such as `uring:/var/tmp/data`,
 /// with each backend's default options, in a new domain of its own. See

@@ -40,8 +40,14 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every backend, in the order `pinio info` lists them.
-    pub const ALL: [BackendKind; 6] =
-        [BackendKind::Copy, BackendKind::Uring, BackendKind::Kmod, BackendKind::Vfio, BackendKind::Nvme, BackendKind::NvmeUring];
+    pub const ALL: [BackendKind; 6] = [
+        BackendKind::Copy,
+        BackendKind::Uring,
+        BackendKind::Kmod,
+        BackendKind::Vfio,
+        BackendKind::Nvme,
+        BackendKind::NvmeUring,
+    ];
 
     /// The prefix used in selection strings.
     pub fn name(self) -> &'static str {
@@ -109,11 +115,11 @@ impl Target {
     pub fn parse(spec: &str) -> Result<Target> {
         let (wrappers, inner) = crate::wrappers::split(spec)?;
         let bad = |reason: String| Error::InvalidTarget { spec: spec.to_string(), reason };
-        let (name, location) = inner.split_once(':').ok_or_else(|| bad("no ':' separates backend and location".into()))?;
-        let backend = BackendKind::ALL
-            .into_iter()
-            .find(|b| b.name() == name)
-            .ok_or_else(|| bad(format!("unknown backend {name:?} (known: copy, uring, kmod, vfio, nvme, nvme-uring)")))?;
+        let (name, location) =
+            inner.split_once(':').ok_or_else(|| bad("no ':' separates backend and location".into()))?;
+        let backend = BackendKind::ALL.into_iter().find(|b| b.name() == name).ok_or_else(|| {
+            bad(format!("unknown backend {name:?} (known: copy, uring, kmod, vfio, nvme, nvme-uring)"))
+        })?;
         if location.is_empty() {
             return Err(bad(format!("empty location; {} needs {}", backend, backend.location_hint())));
         }

@@ -83,7 +83,8 @@ pub fn async_queue(queue: Box<dyn Queue>) -> Result<AsyncQueue> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::Unsupported {
             what: "pinio::tokio::async_queue outside a tokio runtime".into(),
-            hint: "call it from within the runtime (a task or Runtime::enter), or use pinio::aio::AsyncQueue::new".into(),
+            hint: "call it from within the runtime (a task or Runtime::enter), or use pinio::aio::AsyncQueue::new"
+                .into(),
         });
     }
     let Some(fd) = queue.event_fd() else { return AsyncQueue::new(queue) };

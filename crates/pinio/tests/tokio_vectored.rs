@@ -34,7 +34,10 @@ async fn many_tasks(dev: Arc<dyn Device>) {
                         queue.flush(FlushMode::Data).await.unwrap();
                     }
                     // Back into one slice of b and one of a, the other way round.
-                    let (n, r) = queue.readv_at(vec![b.slice(i * 8192, 4096).unwrap(), a.slice(i * 8192 + 4096, 4096).unwrap()], off).await.unwrap();
+                    let (n, r) = queue
+                        .readv_at(vec![b.slice(i * 8192, 4096).unwrap(), a.slice(i * 8192 + 4096, 4096).unwrap()], off)
+                        .await
+                        .unwrap();
                     assert_eq!(n, 8192);
                     assert!(r[0].iter().all(|&v| v == round ^ i as u8), "task {i} round {round}: first half");
                     assert!(r[1].iter().all(|&v| v == !(round ^ i as u8)), "task {i} round {round}: second half");

@@ -73,10 +73,40 @@ fn marker(o: &mut String, shape: Shape, x: f64, y: f64, color: &str) {
     let attrs = format!(r##"fill="{color}" stroke="#ffffff" stroke-width="1""##);
     let _ = match shape {
         Shape::Circle => writeln!(o, r#"<circle cx="{x:.1}" cy="{y:.1}" r="{r}" {attrs}/>"#),
-        Shape::Square => writeln!(o, r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" {attrs}/>"#, x - r * 0.9, y - r * 0.9, r * 1.8, r * 1.8),
-        Shape::Triangle => writeln!(o, r#"<path d="M{x:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} Z" {attrs}/>"#, y - r * 1.2, x + r * 1.1, y + r * 0.8, x - r * 1.1, y + r * 0.8),
-        Shape::TriangleDown => writeln!(o, r#"<path d="M{x:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} Z" {attrs}/>"#, y + r * 1.2, x + r * 1.1, y - r * 0.8, x - r * 1.1, y - r * 0.8),
-        Shape::Diamond => writeln!(o, r#"<path d="M{x:.1},{:.1} L{:.1},{y:.1} L{x:.1},{:.1} L{:.1},{y:.1} Z" {attrs}/>"#, y - r * 1.3, x + r * 1.3, y + r * 1.3, x - r * 1.3),
+        Shape::Square => writeln!(
+            o,
+            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" {attrs}/>"#,
+            x - r * 0.9,
+            y - r * 0.9,
+            r * 1.8,
+            r * 1.8
+        ),
+        Shape::Triangle => writeln!(
+            o,
+            r#"<path d="M{x:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} Z" {attrs}/>"#,
+            y - r * 1.2,
+            x + r * 1.1,
+            y + r * 0.8,
+            x - r * 1.1,
+            y + r * 0.8
+        ),
+        Shape::TriangleDown => writeln!(
+            o,
+            r#"<path d="M{x:.1},{:.1} L{:.1},{:.1} L{:.1},{:.1} Z" {attrs}/>"#,
+            y + r * 1.2,
+            x + r * 1.1,
+            y - r * 0.8,
+            x - r * 1.1,
+            y - r * 0.8
+        ),
+        Shape::Diamond => writeln!(
+            o,
+            r#"<path d="M{x:.1},{:.1} L{:.1},{y:.1} L{x:.1},{:.1} L{:.1},{y:.1} Z" {attrs}/>"#,
+            y - r * 1.3,
+            x + r * 1.3,
+            y + r * 1.3,
+            x - r * 1.3
+        ),
     };
 }
 
@@ -198,7 +228,10 @@ pub fn svg(results: &Results) -> String {
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="12" fill="#222222">"##
     );
     let repeats = results.repeats();
-    let _ = writeln!(o, "<title>pinio bench: median of {repeats} repeats per workload and configuration, whiskers from min to max</title>");
+    let _ = writeln!(
+        o,
+        "<title>pinio bench: median of {repeats} repeats per workload and configuration, whiskers from min to max</title>"
+    );
     let _ = writeln!(o, r##"<rect x="0" y="0" width="{width:.0}" height="{height:.0}" fill="#ffffff"/>"##);
     let _ = writeln!(
         o,
@@ -207,7 +240,12 @@ pub fn svg(results: &Results) -> String {
     );
     for (i, x, y, label) in &legend {
         let (color, shape) = style(*i);
-        let _ = writeln!(o, r#"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="{color}" stroke-width="1.5"/>"#, y - 9.0, y + 3.0);
+        let _ = writeln!(
+            o,
+            r#"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="{color}" stroke-width="1.5"/>"#,
+            y - 9.0,
+            y + 3.0
+        );
         marker(&mut o, shape, *x, y - 3.0, color);
         let _ = writeln!(o, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, x + 12.0, y + 1.0, esc(label));
     }
@@ -217,13 +255,23 @@ pub fn svg(results: &Results) -> String {
         let plot_top = top + PANEL_TITLE;
         let plot_bottom = plot_top + PLOT_H;
         let _ = writeln!(o, r#"<g class="panel">"#);
-        let _ = writeln!(o, r#"<text x="{LEFT}" y="{:.1}" font-size="14" font-weight="bold">{}</text>"#, top + 20.0, esc(metric.title));
+        let _ = writeln!(
+            o,
+            r#"<text x="{LEFT}" y="{:.1}" font-size="14" font-weight="bold">{}</text>"#,
+            top + 20.0,
+            esc(metric.title)
+        );
         // Per workload and configuration: the spread of the positive values.
         let spreads: Vec<Vec<Option<(Spread, usize)>>> = (0..workloads.len())
             .map(|wi| {
                 (0..contenders.len())
                     .map(|ci| {
-                        let v: Vec<f64> = results.samples(wi, ci).iter().map(metric.value).filter(|v| v.is_finite() && *v > 0.0).collect();
+                        let v: Vec<f64> = results
+                            .samples(wi, ci)
+                            .iter()
+                            .map(metric.value)
+                            .filter(|v| v.is_finite() && *v > 0.0)
+                            .collect();
                         let dropped = results.samples(wi, ci).len() - v.len();
                         (!v.is_empty()).then(|| (Spread::of(v), dropped))
                     })
@@ -232,33 +280,72 @@ pub fn svg(results: &Results) -> String {
             .collect();
         let all = spreads.iter().flatten().flatten().flat_map(|(s, _)| [s.min, s.max]);
         let Some(axis) = LogAxis::fit(all, plot_top, PLOT_H) else {
-            let _ = writeln!(o, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">no positive values to plot</text>"#, width / 2.0, plot_top + PLOT_H / 2.0);
+            let _ = writeln!(
+                o,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">no positive values to plot</text>"#,
+                width / 2.0,
+                plot_top + PLOT_H / 2.0
+            );
             let _ = writeln!(o, "</g>");
             continue;
         };
         // Grid and y ticks.
         for t in axis.ticks() {
             let y = axis.y(t);
-            let _ = writeln!(o, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e3e3e3" stroke-width="1"/>"##, width - RIGHT);
-            let _ = writeln!(o, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 6.0, y + 4.0, tick_label(t));
+            let _ = writeln!(
+                o,
+                r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e3e3e3" stroke-width="1"/>"##,
+                width - RIGHT
+            );
+            let _ = writeln!(
+                o,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                LEFT - 6.0,
+                y + 4.0,
+                tick_label(t)
+            );
         }
         // Workload groups: separators and two-line labels.
         for (wi, w) in workloads.iter().enumerate() {
             let x0 = LEFT + group_w * wi as f64;
             if wi > 0 {
-                let _ = writeln!(o, r##"<line x1="{x0:.1}" y1="{plot_top:.1}" x2="{x0:.1}" y2="{plot_bottom:.1}" stroke="#bbbbbb" stroke-width="1" stroke-dasharray="3,3"/>"##);
+                let _ = writeln!(
+                    o,
+                    r##"<line x1="{x0:.1}" y1="{plot_top:.1}" x2="{x0:.1}" y2="{plot_bottom:.1}" stroke="#bbbbbb" stroke-width="1" stroke-dasharray="3,3"/>"##
+                );
             }
             let label = workload_label(w);
             let (first, depth) = label.rsplit_once(' ').unwrap_or((label.as_str(), ""));
             let cx = x0 + group_w / 2.0;
-            let _ = writeln!(o, r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, plot_bottom + 17.0, esc(first));
-            let _ = writeln!(o, r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, plot_bottom + 32.0, esc(depth));
+            let _ = writeln!(
+                o,
+                r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                plot_bottom + 17.0,
+                esc(first)
+            );
+            let _ = writeln!(
+                o,
+                r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                plot_bottom + 32.0,
+                esc(depth)
+            );
         }
         // Axes.
-        let _ = writeln!(o, r##"<line x1="{LEFT}" y1="{plot_top:.1}" x2="{LEFT}" y2="{plot_bottom:.1}" stroke="#444444" stroke-width="1"/>"##);
-        let _ = writeln!(o, r##"<line x1="{LEFT}" y1="{plot_bottom:.1}" x2="{:.1}" y2="{plot_bottom:.1}" stroke="#444444" stroke-width="1"/>"##, width - RIGHT);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{LEFT}" y1="{plot_top:.1}" x2="{LEFT}" y2="{plot_bottom:.1}" stroke="#444444" stroke-width="1"/>"##
+        );
+        let _ = writeln!(
+            o,
+            r##"<line x1="{LEFT}" y1="{plot_bottom:.1}" x2="{:.1}" y2="{plot_bottom:.1}" stroke="#444444" stroke-width="1"/>"##,
+            width - RIGHT
+        );
         let ymid = plot_top + PLOT_H / 2.0;
-        let _ = writeln!(o, r#"<text x="18" y="{ymid:.1}" text-anchor="middle" transform="rotate(-90 18 {ymid:.1})">{}</text>"#, esc(metric.axis));
+        let _ = writeln!(
+            o,
+            r#"<text x="18" y="{ymid:.1}" text-anchor="middle" transform="rotate(-90 18 {ymid:.1})">{}</text>"#,
+            esc(metric.axis)
+        );
         // Whiskers and medians.
         let step = ((group_w - 24.0) / m as f64).min(30.0);
         for (wi, row) in spreads.iter().enumerate() {
@@ -268,7 +355,11 @@ pub fn svg(results: &Results) -> String {
                 let (color, shape) = style(ci);
                 let x = cx + (ci as f64 - (m as f64 - 1.0) / 2.0) * step;
                 let (y_min, y_med, y_max) = (axis.y(s.min), axis.y(s.median), axis.y(s.max));
-                let note = if *dropped > 0 { format!("; {dropped} repeat(s) without a positive value left out") } else { String::new() };
+                let note = if *dropped > 0 {
+                    format!("; {dropped} repeat(s) without a positive value left out")
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     o,
                     "<g><title>{} — {}: median {} {unit}, min {}, max {}{note}</title>",
@@ -279,9 +370,17 @@ pub fn svg(results: &Results) -> String {
                     value_label(s.max),
                     unit = esc(metric.unit),
                 );
-                let _ = writeln!(o, r#"<line x1="{x:.1}" y1="{y_min:.1}" x2="{x:.1}" y2="{y_max:.1}" stroke="{color}" stroke-width="1.5"/>"#);
+                let _ = writeln!(
+                    o,
+                    r#"<line x1="{x:.1}" y1="{y_min:.1}" x2="{x:.1}" y2="{y_max:.1}" stroke="{color}" stroke-width="1.5"/>"#
+                );
                 for y in [y_min, y_max] {
-                    let _ = writeln!(o, r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-width="1.5"/>"#, x - 4.0, x + 4.0);
+                    let _ = writeln!(
+                        o,
+                        r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-width="1.5"/>"#,
+                        x - 4.0,
+                        x + 4.0
+                    );
                 }
                 marker(&mut o, shape, x, y_med, color);
                 let _ = writeln!(o, "</g>");
@@ -327,7 +426,8 @@ mod tests {
         assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/2000/svg"));
         let panels: Vec<_> = root.children().filter(|n| n.attribute("class") == Some("panel")).collect();
         assert_eq!(panels.len(), METRICS.len());
-        let texts: Vec<String> = doc.descendants().filter(|n| n.is_text()).map(|n| n.text().unwrap().to_string()).collect();
+        let texts: Vec<String> =
+            doc.descendants().filter(|n| n.is_text()).map(|n| n.text().unwrap().to_string()).collect();
         for (wi, w) in r.workloads().iter().enumerate() {
             let label = workload_label(w);
             let (first, depth) = label.rsplit_once(' ').unwrap();

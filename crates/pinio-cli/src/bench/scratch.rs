@@ -17,7 +17,12 @@ pub fn ensure(dir: &Path, size: u64, progress: &indicatif::ProgressBar) -> CliRe
     }
     progress.set_message(format!("writing scratch file {} ({} MiB of random data)", path.display(), size >> 20));
     let tmp = path.with_extension("partial");
-    let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
     let mut rng = StdRng::seed_from_u64(0x91a10);
     let mut block = vec![0u8; 1 << 20];
     let mut written = 0u64;

@@ -52,7 +52,10 @@ struct Waiter {
 
 fn waiter() -> Result<&'static Waiter> {
     static WAITER: OnceLock<std::result::Result<Waiter, String>> = OnceLock::new();
-    WAITER.get_or_init(start).as_ref().map_err(|e| Error::Unsupported { what: "the completion waiter thread".into(), hint: e.clone() })
+    WAITER
+        .get_or_init(start)
+        .as_ref()
+        .map_err(|e| Error::Unsupported { what: "the completion waiter thread".into(), hint: e.clone() })
 }
 
 fn start() -> std::result::Result<Waiter, String> {
@@ -124,7 +127,9 @@ impl Drop for Watch {
     fn drop(&mut self) {
         if let Ok(w) = waiter() {
             // SAFETY: both fds are open; a null event is allowed for DEL.
-            unsafe { libc::epoll_ctl(w.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, self.fd.as_raw_fd(), std::ptr::null_mut()) };
+            unsafe {
+                libc::epoll_ctl(w.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, self.fd.as_raw_fd(), std::ptr::null_mut())
+            };
             w.watched.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
         }
     }

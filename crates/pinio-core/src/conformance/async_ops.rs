@@ -33,7 +33,12 @@ pub fn async_vectored_and_flush(dev: &dyn Device, base: u64) -> Check<()> {
     let b = ctx(dev.alloc(4 * page), || "alloc".into())?;
     if caps.vectored == VectoredIo::Unsupported {
         let e = match block_on(q.readv_at(vec![slice(&a, 0, page)?, slice(&b, 0, page)?], base)) {
-            Ok(_) => return Err(format!("readv_at future succeeded on {}, whose capabilities say Unsupported", caps.backend)),
+            Ok(_) => {
+                return Err(format!(
+                    "readv_at future succeeded on {}, whose capabilities say Unsupported",
+                    caps.backend
+                ));
+            }
             Err(e) => e,
         };
         if !matches!(e.error, Error::Unsupported { .. }) {
@@ -105,13 +110,18 @@ fn flush_covers_what_was_pushed(dev: &dyn Device, q: &AsyncQueue, at: u64, unit:
             Poll::Ready(r) => r,
             Poll::Pending => match poll_once(f.as_mut()) {
                 Poll::Ready(r) => r,
-                Poll::Pending => return Err(format!("write {i}, pushed before the flush, is still pending after the flush resolved")),
+                Poll::Pending => {
+                    return Err(format!(
+                        "write {i}, pushed before the flush, is still pending after the flush resolved"
+                    ));
+                }
             },
         };
         r.map_err(|e| format!("write {i}: {e}"))?;
     }
     let back = ctx(dev.alloc(n * unit), || "alloc".into())?;
-    let (_, s) = block_on(q.read_at(slice(&back, 0, n * unit)?, at)).map_err(|e| format!("read back after the flush: {e}"))?;
+    let (_, s) =
+        block_on(q.read_at(slice(&back, 0, n * unit)?, at)).map_err(|e| format!("read back after the flush: {e}"))?;
     if s[..] != data[..] {
         return Err("bytes read back after the flush differ from those written".into());
     }
@@ -162,7 +172,9 @@ fn dropped_vectored_future_keeps_its_slices(dev: &dyn Device, q: &AsyncQueue, at
         drop(f);
         let b = match b.unregister() {
             Err(UnregisterError::Busy { region, .. }) => region,
-            Ok(_) => return Err("a region whose slice is in a dropped, unfinished vectored read was unregistered".into()),
+            Ok(_) => {
+                return Err("a region whose slice is in a dropped, unfinished vectored read was unregistered".into());
+            }
             Err(e) => return Err(format!("unregister during the dropped read: {e}")),
         };
         // A later flush collects the completion (the device is done then)

@@ -54,7 +54,8 @@ pub fn vectored(dev: &dyn Device) -> Check<()> {
     // Write: a[0, 2p), b[p, 2p), a[3p, 4p + unit), in that order.
     let mut w = vec![slice(&a, 0, 2 * page)?, slice(&b, page, page)?, slice(&a, 3 * page, page + unit)?];
     fill(&mut w, &data);
-    let (n, w) = q.writev_at(w, dev_off).map_err(|e| format!("writev_at of 3 slices ({total} bytes at {dev_off:#x}): {e}"))?;
+    let (n, w) =
+        q.writev_at(w, dev_off).map_err(|e| format!("writev_at of 3 slices ({total} bytes at {dev_off:#x}): {e}"))?;
     if n != total || w.len() != 3 {
         return Err(format!("writev_at moved {n} of {total} bytes and handed back {} of 3 slices", w.len()));
     }
@@ -66,7 +67,8 @@ pub fn vectored(dev: &dyn Device) -> Check<()> {
 
     // The bytes landed back to back: one plain read sees them.
     let plain = ctx(dev.alloc(total), || "alloc".into())?;
-    let (n, s) = q.read_at(slice(&plain, 0, total)?, dev_off).map_err(|e| format!("plain read of the vectored write: {e}"))?;
+    let (n, s) =
+        q.read_at(slice(&plain, 0, total)?, dev_off).map_err(|e| format!("plain read of the vectored write: {e}"))?;
     if n != total {
         return Err(format!("plain read of the vectored write moved {n} of {total} bytes"));
     }
@@ -85,7 +87,11 @@ pub fn vectored(dev: &dyn Device) -> Check<()> {
     }
     let done = out.pop().ok_or("no completion")?;
     if done.tag != 77 || done.rest.len() != 2 {
-        return Err(format!("vectored read completed with tag {} and {} further slices (want 77 and 2)", done.tag, done.rest.len()));
+        return Err(format!(
+            "vectored read completed with tag {} and {} further slices (want 77 and 2)",
+            done.tag,
+            done.rest.len()
+        ));
     }
     let n = done.result.as_ref().map_err(|e| format!("vectored read: {e}"))?;
     if *n != total {
@@ -112,7 +118,12 @@ fn unsupported(q: &mut dyn Queue, caps: &crate::Capabilities, a: &Region, b: &Re
     };
     match &r.error {
         Error::Unsupported { what, .. } if what.contains(caps.backend) => {}
-        e => return Err(format!("vectored push on {}: wrong error (want Unsupported naming the backend): {e}", caps.backend)),
+        e => {
+            return Err(format!(
+                "vectored push on {}: wrong error (want Unsupported naming the backend): {e}",
+                caps.backend
+            ));
+        }
     }
     same("refused vectored push", r.op.into_slices(), &[unit, unit])?;
     let e = match q.readv_at(vec![slice(a, 0, unit)?, slice(b, 0, unit)?], 0) {
@@ -139,18 +150,30 @@ fn short_read(dev: &dyn Device, q: &mut dyn Queue, c: &Region, d: &Region, unit:
         .readv_at(vec![slice(c, 0, unit)?, slice(d, 0, unit)?], off)
         .map_err(|e| format!("vectored read of 2 x {unit} bytes at {off:#x}, {unit} bytes before the end: {e}"))?;
     if n != unit || s.len() != 2 {
-        return Err(format!("vectored read across the end moved {n} bytes (want {unit}, the bytes up to the end) and handed back {} of 2 slices", s.len()));
+        return Err(format!(
+            "vectored read across the end moved {n} bytes (want {unit}, the bytes up to the end) and handed back {} of 2 slices",
+            s.len()
+        ));
     }
     Ok(())
 }
 
 /// The bad inputs of a vectored operation, each refused with every slice
 /// back.
-fn errors(dev: &dyn Device, q: &mut dyn Queue, caps: &crate::Capabilities, a: &Region, b: &Region, unit: usize) -> Check<()> {
+fn errors(
+    dev: &dyn Device,
+    q: &mut dyn Queue,
+    caps: &crate::Capabilities,
+    a: &Region,
+    b: &Region,
+    unit: usize,
+) -> Check<()> {
     // Past the end of the device: the total counts, not the first slice.
     let end = crate::align_down(dev.size(), caps.offset_align.max(1)).saturating_sub(unit as u64);
     let op = Op::writev(vec![slice(a, 0, unit)?, slice(b, 0, unit)?], end, 1).map_err(|e| e.to_string())?;
-    refused("vectored write past the end of the device", q, op, &[unit, unit], |e| matches!(e, Error::OutOfBounds { .. }))?;
+    refused("vectored write past the end of the device", q, op, &[unit, unit], |e| {
+        matches!(e, Error::OutOfBounds { .. })
+    })?;
 
     // A segment of another domain's region.
     let (foreign_domain, _) = super::CountingRegistrar::domain();
@@ -161,19 +184,25 @@ fn errors(dev: &dyn Device, q: &mut dyn Queue, caps: &crate::Capabilities, a: &R
     if caps.mem_align > 1 {
         let m = caps.mem_align as usize;
         let op = Op::readv(vec![slice(a, 0, unit)?, slice(b, m / 2, unit)?], 0, 3).map_err(|e| e.to_string())?;
-        refused("misaligned segment address", q, op, &[unit, unit], |e| matches!(e, Error::Misaligned { what: "segment buffer address", .. }))?;
+        refused("misaligned segment address", q, op, &[unit, unit], |e| {
+            matches!(e, Error::Misaligned { what: "segment buffer address", .. })
+        })?;
     }
     if caps.len_align > 1 {
         let h = caps.len_align as usize / 2;
         let op = Op::readv(vec![slice(a, 0, h)?, slice(b, 0, h)?], 0, 4).map_err(|e| e.to_string())?;
-        refused("segment length not a multiple of len_align", q, op, &[h, h], |e| matches!(e, Error::Misaligned { what: "segment length", .. }))?;
+        refused("segment length not a multiple of len_align", q, op, &[h, h], |e| {
+            matches!(e, Error::Misaligned { what: "segment length", .. })
+        })?;
     }
     if caps.max_segments <= 4096 {
         let n = caps.max_segments + 1;
         let many = ctx(dev.alloc(n * unit), || "alloc".into())?;
         let slices = (0..n).map(|i| slice(&many, i * unit, unit)).collect::<Check<Vec<_>>>()?;
         let op = Op::readv(slices, 0, 5).map_err(|e| e.to_string())?;
-        refused("one segment more than max_segments", q, op, &vec![unit; n], |e| matches!(e, Error::TooManySegments { .. }))?;
+        refused("one segment more than max_segments", q, op, &vec![unit; n], |e| {
+            matches!(e, Error::TooManySegments { .. })
+        })?;
     }
     match Op::readv(Vec::new(), 0, 6) {
         Err(Error::ZeroLength { .. }) => {}

@@ -42,20 +42,12 @@ impl Arena {
     /// can, and protects a few slots read-only or inaccessible.
     pub(crate) fn new(rng: &mut Rng) -> Result<Arena, FuzzError> {
         let slot_bytes = SLOT_PAGES * page_size();
-        let mut map = Mapping::new(
-            SLOTS * slot_bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            2 << 20,
-        )?;
+        let mut map = Mapping::new(SLOTS * slot_bytes, libc::PROT_READ | libc::PROT_WRITE, 2 << 20)?;
         // Best effort: THP may be disabled; the fuzzer works either way.
         let _ = map.advise(0, SLOTS * slot_bytes / 2, libc::MADV_HUGEPAGE);
         // SAFETY: The whole mapping is readable and writable right after creation.
         rng.fill(unsafe { map.bytes() });
-        let mut arena = Arena {
-            map,
-            slots: vec![Prot::Rw; SLOTS],
-            slot_bytes,
-        };
+        let mut arena = Arena { map, slots: vec![Prot::Rw; SLOTS], slot_bytes };
         for s in STABLE_SLOTS..SLOTS {
             match rng.below(10) {
                 0 => arena.protect(s, Prot::Ro)?,
@@ -75,8 +67,7 @@ impl Arena {
     }
 
     fn protect(&mut self, slot: usize, prot: Prot) -> Result<(), FuzzError> {
-        self.map
-            .protect(slot * self.slot_bytes, self.slot_bytes, prot.bits())?;
+        self.map.protect(slot * self.slot_bytes, self.slot_bytes, prot.bits())?;
         self.slots[slot] = prot;
         Ok(())
     }
@@ -122,9 +113,7 @@ impl Arena {
     /// A random range inside the arena that touches a slot without `need` access (for EFAULT),
     /// or `None` if every slot allows it right now.
     pub(crate) fn denied_range(&self, rng: &mut Rng, need: Prot) -> Option<(u64, u64)> {
-        let bad: Vec<usize> = (0..SLOTS)
-            .filter(|&s| !self.allows(self.slot_addr(s), 1, need))
-            .collect();
+        let bad: Vec<usize> = (0..SLOTS).filter(|&s| !self.allows(self.slot_addr(s), 1, need)).collect();
         if bad.is_empty() {
             return None;
         }
@@ -150,11 +139,7 @@ impl Arena {
         let s = rng.index(SLOTS);
         let (off, len) = (s * self.slot_bytes, self.slot_bytes);
         let stable = s < STABLE_SLOTS;
-        let prot = if stable {
-            Prot::Rw
-        } else {
-            *rng.pick(&[Prot::Rw, Prot::Rw, Prot::Ro, Prot::None])
-        };
+        let prot = if stable { Prot::Rw } else { *rng.pick(&[Prot::Rw, Prot::Rw, Prot::Ro, Prot::None]) };
         match rng.below(5) {
             0 if !stable => {
                 self.protect(s, prot)?;
@@ -169,11 +154,7 @@ impl Arena {
                     // SAFETY: The slot was just mapped readable and writable and lies inside the
                     // arena; `bytes` is a separate buffer.
                     unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            bytes.as_ptr(),
-                            (self.map.addr() as *mut u8).add(off),
-                            len,
-                        )
+                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (self.map.addr() as *mut u8).add(off), len)
                     };
                 }
                 self.slots[s] = Prot::Rw;
@@ -192,28 +173,15 @@ impl Arena {
                 self.map.advise(
                     o2,
                     l2.min(self.map.len() - o2),
-                    if huge {
-                        libc::MADV_HUGEPAGE
-                    } else {
-                        libc::MADV_NOHUGEPAGE
-                    },
+                    if huge { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE },
                 )?;
-                Ok(format!(
-                    "MADV_{}HUGEPAGE around slot {s}",
-                    if huge { "" } else { "NO" }
-                ))
+                Ok(format!("MADV_{}HUGEPAGE around slot {s}", if huge { "" } else { "NO" }))
             }
             _ => {
                 // Touch the slot (fault pages in, maybe a huge page), if writable.
                 if self.slots[s] == Prot::Rw {
                     // SAFETY: The slot is mapped readable and writable (model) and inside the arena.
-                    unsafe {
-                        std::ptr::write_bytes(
-                            (self.map.addr() as *mut u8).add(off),
-                            rng.next_u64() as u8,
-                            len,
-                        )
-                    };
+                    unsafe { std::ptr::write_bytes((self.map.addr() as *mut u8).add(off), rng.next_u64() as u8, len) };
                 }
                 Ok(format!("touch slot {s}"))
             }
@@ -254,15 +222,10 @@ impl Scratch {
 
     /// Writes `bytes` into the read-only page (briefly making it writable).
     pub(crate) fn set_read_only(&mut self, bytes: &[u8]) -> Result<(), FuzzError> {
-        self.map
-            .protect(3 * self.page, self.page, libc::PROT_READ | libc::PROT_WRITE)?;
+        self.map.protect(3 * self.page, self.page, libc::PROT_READ | libc::PROT_WRITE)?;
         // SAFETY: The page is writable now and `bytes` fits in it (callers pass ABI structs).
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.read_only() as *mut u8,
-                bytes.len().min(self.page),
-            )
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.read_only() as *mut u8, bytes.len().min(self.page))
         };
         self.map.protect(3 * self.page, self.page, libc::PROT_READ)
     }
@@ -272,13 +235,7 @@ impl Scratch {
         let at = self.ends_at_guard(bytes.len());
         // SAFETY: `[at, at + len)` lies in the two writable pages (ends_at_guard clamps), which
         // nothing else references now.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                at as *mut u8,
-                bytes.len().min(2 * self.page),
-            )
-        };
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len().min(2 * self.page)) };
         at
     }
 

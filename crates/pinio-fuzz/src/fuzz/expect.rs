@@ -15,26 +15,17 @@ pub(crate) struct Expect {
 impl Expect {
     /// Success with any value.
     pub(crate) fn ok() -> Expect {
-        Expect {
-            ok: Some(None),
-            errs: Vec::new(),
-        }
+        Expect { ok: Some(None), errs: Vec::new() }
     }
 
     /// Success with exactly `v`.
     pub(crate) fn value(v: i64) -> Expect {
-        Expect {
-            ok: Some(Some(v)),
-            errs: Vec::new(),
-        }
+        Expect { ok: Some(Some(v)), errs: Vec::new() }
     }
 
     /// Exactly this errno.
     pub(crate) fn err(e: i32) -> Expect {
-        Expect {
-            ok: None,
-            errs: vec![e],
-        }
+        Expect { ok: None, errs: vec![e] }
     }
 
     /// Also allow errno `e` (timing-dependent outcomes).

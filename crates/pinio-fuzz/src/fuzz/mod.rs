@@ -78,11 +78,7 @@ fn parse_u64(name: &'static str, v: &str) -> Result<u64, FuzzError> {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => t.parse(),
     };
-    parsed.map_err(|_| FuzzError::Config {
-        name,
-        value: v.to_string(),
-        why: "a decimal or 0x-hexadecimal u64",
-    })
+    parsed.map_err(|_| FuzzError::Config { name, value: v.to_string(), why: "a decimal or 0x-hexadecimal u64" })
 }
 
 impl Config {
@@ -207,12 +203,7 @@ impl Fuzzer {
             call,
             expected,
             got,
-            trace: self
-                .trace
-                .iter()
-                .map(|l| format!("  {l}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            trace: self.trace.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
         }
     }
 
@@ -290,11 +281,7 @@ pub fn run(cfg: &Config) -> Result<Report, FuzzError> {
     let mut report = std::mem::take(&mut fz.report);
     drop(fz);
     log.check(|| format!(" in phase one of seed {:#x}", cfg.seed))?;
-    println!(
-        "fuzz: phase one done: {} calls in {:.1} s",
-        report.calls,
-        started.elapsed().as_secs_f64()
-    );
+    println!("fuzz: phase one done: {} calls in {:.1} s", report.calls, started.elapsed().as_secs_f64());
 
     let raced = race::run(cfg, report.calls, &mut rng.fork())?;
     report.merge(&raced);
@@ -309,19 +296,11 @@ mod tests {
 
     #[test]
     fn seeds_parse_as_printed() {
-        assert_eq!(
-            parse_u64("S", "0xc97f01089657b5d5").unwrap(),
-            0xc97f_0108_9657_b5d5
-        );
+        assert_eq!(parse_u64("S", "0xc97f01089657b5d5").unwrap(), 0xc97f_0108_9657_b5d5);
         assert_eq!(parse_u64("S", " 100_000 ").unwrap(), 100_000);
         assert_eq!(parse_u64("S", "0XfF").unwrap(), 255);
-        let e = parse_u64("PINIO_FUZZ_CALLS", "lots")
-            .unwrap_err()
-            .to_string();
+        let e = parse_u64("PINIO_FUZZ_CALLS", "lots").unwrap_err().to_string();
         assert!(e.contains("PINIO_FUZZ_CALLS") && e.contains("lots"), "{e}");
-        assert!(
-            parse_u64("S", "0x1_0000_0000_0000_0000").is_err(),
-            "overflow is refused"
-        );
+        assert!(parse_u64("S", "0x1_0000_0000_0000_0000").is_err(), "overflow is refused");
     }
 }

@@ -52,11 +52,7 @@ pub(crate) struct SessionM {
 
 impl SessionM {
     pub(crate) fn new(fd: i32) -> SessionM {
-        SessionM {
-            fds: vec![fd],
-            next_id: 1,
-            ..SessionM::default()
-        }
+        SessionM { fds: vec![fd], next_id: 1, ..SessionM::default() }
     }
 
     pub(crate) fn region(&self, id: u32) -> Option<&RegionM> {
@@ -70,12 +66,7 @@ impl SessionM {
 
     /// Records a successful REGISTER.
     pub(crate) fn add_region(&mut self, id: u32, len: u64, access: u32, pages: u64) {
-        self.regions.push(RegionM {
-            id,
-            len,
-            access,
-            pages,
-        });
+        self.regions.push(RegionM { id, len, access, pages });
         self.pinned += pages;
         self.next_id = id.wrapping_add(1);
     }

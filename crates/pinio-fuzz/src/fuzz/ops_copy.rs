@@ -27,11 +27,8 @@ impl Fuzzer {
                         .denied_range(rng, Prot::Ro)
                         .unwrap_or_else(|| self.arena.accessible_range(rng, Prot::Ro, MAX_COPY))
                 };
-                let off = if rng.chance(9, 10) {
-                    rng.range(ECHO_WINDOW, mem - 1)
-                } else {
-                    rng.range(mem, mem + (1 << 30))
-                };
+                let off =
+                    if rng.chance(9, 10) { rng.range(ECHO_WINDOW, mem - 1) } else { rng.range(mem, mem + (1 << 30)) };
                 let n = len.min(mem.saturating_sub(off));
                 let expect = if off >= mem {
                     Expect::err(libc::ENOSPC)
@@ -41,12 +38,7 @@ impl Fuzzer {
                     Expect::err(libc::EFAULT)
                 };
                 let got = raw::pwrite(fd, src, len as usize, off as i64);
-                self.verify(
-                    "pwrite",
-                    format!("pwrite({fd}, {src:#x}+{len:#x}, off {off:#x})"),
-                    &expect,
-                    got,
-                )?;
+                self.verify("pwrite", format!("pwrite({fd}, {src:#x}+{len:#x}, off {off:#x})"), &expect, got)?;
             }
             3..=5 => {
                 // pread from device memory into the arena (maybe read-only or inaccessible there).
@@ -57,11 +49,7 @@ impl Fuzzer {
                         .denied_range(rng, Prot::Rw)
                         .unwrap_or_else(|| self.arena.accessible_range(rng, Prot::Rw, MAX_COPY))
                 };
-                let off = if rng.chance(9, 10) {
-                    rng.below(mem)
-                } else {
-                    rng.range(mem, mem + (1 << 30))
-                };
+                let off = if rng.chance(9, 10) { rng.below(mem) } else { rng.range(mem, mem + (1 << 30)) };
                 let n = len.min(mem.saturating_sub(off));
                 let expect = if n == 0 || self.arena.allows(dst, n, Prot::Rw) {
                     Expect::value(n as i64)
@@ -71,12 +59,7 @@ impl Fuzzer {
                 // SAFETY: The destination is the fuzzer's arena, whose bytes nothing in Rust
                 // borrows; the kernel writes only where the mapping allows.
                 let got = unsafe { raw::pread(fd, dst, len as usize, off as i64) };
-                self.verify(
-                    "pread",
-                    format!("pread({fd}, {dst:#x}+{len:#x}, off {off:#x})"),
-                    &expect,
-                    got,
-                )?;
+                self.verify("pread", format!("pread({fd}, {dst:#x}+{len:#x}, off {off:#x})"), &expect, got)?;
             }
             6 => {
                 // Wild buffers and offsets.
@@ -102,53 +85,30 @@ impl Fuzzer {
                 };
                 if rng.chance(1, 2) {
                     let got = raw::pwrite(fd, a, len, off);
-                    self.verify(
-                        "pwrite",
-                        format!("pwrite({fd}, {a:#x}+{len:#x}, off {off:#x})"),
-                        &pw,
-                        got,
-                    )?;
+                    self.verify("pwrite", format!("pwrite({fd}, {a:#x}+{len:#x}, off {off:#x})"), &pw, got)?;
                 } else {
                     // SAFETY: A wild address is never memory of this process.
                     let got = unsafe { raw::pread(fd, a, len, off) };
-                    self.verify(
-                        "pread",
-                        format!("pread({fd}, {a:#x}+{len:#x}, off {off:#x})"),
-                        &pr,
-                        got,
-                    )?;
+                    self.verify("pread", format!("pread({fd}, {a:#x}+{len:#x}, off {off:#x})"), &pr, got)?;
                 }
             }
             7 => {
                 let (whence, off) = match rng.below(3) {
                     0 => (
                         libc::SEEK_SET,
-                        rng.range(0, mem + 4096) as i64
-                            - if rng.chance(1, 8) { mem as i64 * 2 } else { 0 },
+                        rng.range(0, mem + 4096) as i64 - if rng.chance(1, 8) { mem as i64 * 2 } else { 0 },
                     ),
                     1 => (libc::SEEK_CUR, rng.range(0, 1 << 20) as i64 - (1 << 19)),
-                    _ => (
-                        libc::SEEK_END,
-                        rng.range(0, mem) as i64 - if rng.chance(1, 8) { mem as i64 } else { 0 },
-                    ),
+                    _ => (libc::SEEK_END, rng.range(0, mem) as i64 - if rng.chance(1, 8) { mem as i64 } else { 0 }),
                 };
                 let base = match whence {
                     libc::SEEK_CUR => self.sessions[si].pos,
                     _ => 0, // SEEK_SET; SEEK_END of a character device (i_size 0)
                 };
                 let target = base + off;
-                let expect = if target < 0 {
-                    Expect::err(libc::EINVAL)
-                } else {
-                    Expect::value(target)
-                };
+                let expect = if target < 0 { Expect::err(libc::EINVAL) } else { Expect::value(target) };
                 let got = raw::lseek(fd, off, whence);
-                let got = self.check(
-                    "lseek",
-                    format!("lseek({fd}, {off}, {whence})"),
-                    &expect,
-                    got,
-                )?;
+                let got = self.check("lseek", format!("lseek({fd}, {off}, {whence})"), &expect, got)?;
                 if let Ok(p) = got {
                     self.sessions[si].pos = p;
                 }
@@ -158,12 +118,7 @@ impl Fuzzer {
                 if self.sessions[si].pos < ECHO_WINDOW as i64 {
                     let to = rng.range(ECHO_WINDOW, mem + 4096) as i64;
                     let got = raw::lseek(fd, to, libc::SEEK_SET);
-                    self.verify(
-                        "lseek",
-                        format!("lseek({fd}, {to}, SEEK_SET)"),
-                        &Expect::value(to),
-                        got,
-                    )?;
+                    self.verify("lseek", format!("lseek({fd}, {to}, SEEK_SET)"), &Expect::value(to), got)?;
                     self.sessions[si].pos = to;
                 }
                 let pos = self.sessions[si].pos as u64;
@@ -172,26 +127,13 @@ impl Fuzzer {
                 let (buf, len) = self.arena.accessible_range(rng, need, MAX_COPY);
                 let n = len.min(mem.saturating_sub(pos));
                 let (got, expect, op) = if write {
-                    let e = if pos >= mem {
-                        Expect::err(libc::ENOSPC)
-                    } else {
-                        Expect::value(n as i64)
-                    };
+                    let e = if pos >= mem { Expect::err(libc::ENOSPC) } else { Expect::value(n as i64) };
                     (raw::write(fd, buf, len as usize), e, "write")
                 } else {
                     // SAFETY: As for pread above: the arena, written only where it allows.
-                    (
-                        unsafe { raw::read(fd, buf, len as usize) },
-                        Expect::value(n as i64),
-                        "read",
-                    )
+                    (unsafe { raw::read(fd, buf, len as usize) }, Expect::value(n as i64), "read")
                 };
-                let got = self.check(
-                    op,
-                    format!("{op}({fd}, {buf:#x}+{len:#x}) at pos {pos:#x}"),
-                    &expect,
-                    got,
-                )?;
+                let got = self.check(op, format!("{op}({fd}, {buf:#x}+{len:#x}) at pos {pos:#x}"), &expect, got)?;
                 if let Ok(k) = got {
                     self.sessions[si].pos += k;
                 }

@@ -14,33 +14,18 @@ use pinio_kmod::abi;
 const MAX_REGIONS: usize = 48;
 
 fn random_access(rng: &mut Rng) -> u32 {
-    *rng.pick(&[
-        abi::ACCESS_DEVICE_READ,
-        abi::ACCESS_DEVICE_WRITE,
-        abi::ACCESS_ALL,
-    ])
+    *rng.pick(&[abi::ACCESS_DEVICE_READ, abi::ACCESS_DEVICE_WRITE, abi::ACCESS_ALL])
 }
 
 fn need_of(access: u32) -> Prot {
-    if access & abi::ACCESS_DEVICE_WRITE != 0 {
-        Prot::Rw
-    } else {
-        Prot::Ro
-    }
+    if access & abi::ACCESS_DEVICE_WRITE != 0 { Prot::Rw } else { Prot::Ro }
 }
 
 impl Fuzzer {
     /// What REGISTER of `[addr, addr + len)` must answer on session `si`, given where the range
     /// lies: the ABI's order of checks is access bits, length and wrap-around, the per-open cap,
     /// then pinning.
-    fn register_expect(
-        &self,
-        si: usize,
-        addr: u64,
-        len: u64,
-        access: u32,
-        pinnable: bool,
-    ) -> Expect {
+    fn register_expect(&self, si: usize, addr: u64, len: u64, access: u32, pinnable: bool) -> Expect {
         if access == 0 || access & !abi::ACCESS_ALL != 0 || len == 0 {
             return Expect::err(libc::EINVAL);
         }
@@ -53,17 +38,10 @@ impl Fuzzer {
         }
         // Pinning works on whole pages: a range in the last page of the address space, whose
         // page-rounded end wraps, is EOVERFLOW there (only kernel addresses are that high).
-        if (addr + len)
-            .checked_next_multiple_of(self.lim.page)
-            .is_none()
-        {
+        if (addr + len).checked_next_multiple_of(self.lim.page).is_none() {
             return Expect::err(libc::EOVERFLOW);
         }
-        if pinnable {
-            Expect::value(0)
-        } else {
-            Expect::err(libc::EFAULT)
-        }
+        if pinnable { Expect::value(0) } else { Expect::err(libc::EFAULT) }
     }
 
     pub(crate) fn register(&mut self, rng: &mut Rng) -> Result<(), FuzzError> {
@@ -76,11 +54,7 @@ impl Fuzzer {
             0..=44 => {
                 // Mostly up to 64 pages (pinning costs per page under emulation), now and then
                 // up to the whole arena.
-                let max = if rng.chance(1, 20) {
-                    self.arena.len()
-                } else {
-                    256 << 10
-                };
+                let max = if rng.chance(1, 20) { self.arena.len() } else { 256 << 10 };
                 let (a, l) = self.arena.accessible_range(rng, need_of(access), max);
                 (a, l, access, true, "valid")
             }
@@ -91,48 +65,25 @@ impl Fuzzer {
                     (a, l, access, true, "valid")
                 }
             },
-            57..=61 => (
-                self.arena.base() + rng.below(self.arena.len()),
-                0,
-                access,
-                true,
-                "zero length",
-            ),
+            57..=61 => (self.arena.base() + rng.below(self.arena.len()), 0, access, true, "zero length"),
             62..=66 => {
                 let bad = *rng.pick(&[0, 4, 8, 0xffff_fffc, 0x8000_0001, u32::MAX]);
                 (self.arena.base(), 4096, bad, true, "bad access")
             }
             67..=71 => {
                 let a = self.arena.base() + rng.below(self.arena.len());
-                (
-                    a,
-                    (u64::MAX - a) + rng.range(2, 1 << 20),
-                    access,
-                    false,
-                    "wrapping",
-                )
+                (a, (u64::MAX - a) + rng.range(2, 1 << 20), access, false, "wrapping")
             }
             72..=76 => {
                 let a = self.arena.base() + rng.below(self.arena.len());
                 let len = rng.range((self.lim.cap_pages + 1) * self.lim.page, 1 << 46);
                 (a, len, access, false, "beyond the cap")
             }
-            77..=88 => (
-                wild_addr(rng),
-                rng.skewed_len(1 << 22),
-                access,
-                false,
-                "wild address",
-            ),
+            77..=88 => (wild_addr(rng), rng.skewed_len(1 << 22), access, false, "wild address"),
             _ => return self.register_bad_arg(rng, si, fd, access),
         };
         let expect = self.register_expect(si, addr, len, access, pinnable);
-        let mut args = abi::RegisterArgs {
-            addr,
-            len,
-            access,
-            region_id: 0,
-        };
+        let mut args = abi::RegisterArgs { addr, len, access, region_id: 0 };
         let got = raw::ioctl_on(fd, abi::PINIO_IOC_REGISTER, &mut args);
         let call = format!("REGISTER({fd}, {addr:#x}+{len:#x}, access {access}) {kind}");
         let got = self.check("REGISTER", call.clone(), &expect, got)?;
@@ -153,32 +104,16 @@ impl Fuzzer {
 
     /// REGISTER whose argument itself is unreadable, or readable but not writable (the module
     /// must then unpin again: the caller cannot learn the id).
-    fn register_bad_arg(
-        &mut self,
-        rng: &mut Rng,
-        si: usize,
-        fd: i32,
-        access: u32,
-    ) -> Result<(), FuzzError> {
+    fn register_bad_arg(&mut self, rng: &mut Rng, si: usize, fd: i32, access: u32) -> Result<(), FuzzError> {
         if rng.chance(1, 2) {
             let a = wild_addr(rng);
             // SAFETY: A wild address is never memory of this process.
             let got = unsafe { raw::ioctl(fd, abi::PINIO_IOC_REGISTER, a) };
-            self.verify(
-                "REGISTER",
-                format!("REGISTER({fd}, arg {a:#x})"),
-                &Expect::err(libc::EFAULT),
-                got,
-            )?;
+            self.verify("REGISTER", format!("REGISTER({fd}, arg {a:#x})"), &Expect::err(libc::EFAULT), got)?;
             return Ok(());
         }
         let (addr, len) = self.arena.accessible_range(rng, need_of(access), 1 << 16);
-        let args = abi::RegisterArgs {
-            addr,
-            len,
-            access,
-            region_id: 0,
-        };
+        let args = abi::RegisterArgs { addr, len, access, region_id: 0 };
         self.scratch.set_read_only(as_bytes(&args))?;
         let expect = match self.register_expect(si, addr, len, access, true) {
             e if e.admits(&Ok(0)) => Expect::err(libc::EFAULT),
@@ -216,29 +151,16 @@ impl Fuzzer {
             0..=59 if !live.is_empty() => (*rng.pick(&live), 0, "live"),
             60..=69 if !s.stale.is_empty() => (*rng.pick(&s.stale), 0, "stale"),
             70..=79 if !foreign.is_empty() => (*rng.pick(&foreign), 0, "foreign"),
-            85..=89 if !live.is_empty() => (
-                *rng.pick(&live),
-                rng.range(1, u64::from(u32::MAX)) as u32,
-                "reserved set",
-            ),
+            85..=89 if !live.is_empty() => (*rng.pick(&live), rng.range(1, u64::from(u32::MAX)) as u32, "reserved set"),
             90..=99 => {
                 let a = wild_addr(rng);
                 // SAFETY: A wild address is never memory of this process.
                 let got = unsafe { raw::ioctl(fd, abi::PINIO_IOC_UNREGISTER, a) };
-                self.verify(
-                    "UNREGISTER",
-                    format!("UNREGISTER({fd}, arg {a:#x})"),
-                    &Expect::err(libc::EFAULT),
-                    got,
-                )?;
+                self.verify("UNREGISTER", format!("UNREGISTER({fd}, arg {a:#x})"), &Expect::err(libc::EFAULT), got)?;
                 return Ok(());
             }
             _ => {
-                let id = if rng.chance(1, 2) {
-                    0
-                } else {
-                    rng.next_u64() as u32
-                };
+                let id = if rng.chance(1, 2) { 0 } else { rng.next_u64() as u32 };
                 if live.contains(&id) {
                     return self.info(rng);
                 }
@@ -255,15 +177,9 @@ impl Fuzzer {
         } else {
             Expect::value(0)
         };
-        let mut args = abi::UnregisterArgs {
-            region_id: id,
-            reserved,
-        };
+        let mut args = abi::UnregisterArgs { region_id: id, reserved };
         let got = raw::ioctl_on(fd, abi::PINIO_IOC_UNREGISTER, &mut args);
-        let call = format!(
-            "UNREGISTER({fd}, id {id}, reserved {reserved}) {kind}, {} pending on it",
-            s.pending_on(id)
-        );
+        let call = format!("UNREGISTER({fd}, id {id}, reserved {reserved}) {kind}, {} pending on it", s.pending_on(id));
         let got = self.check("UNREGISTER", call, &expect, got)?;
         if got.is_ok() {
             self.sessions[si].remove_region(id);

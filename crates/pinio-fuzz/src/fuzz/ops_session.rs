@@ -27,11 +27,7 @@ impl Fuzzer {
             hint: "module and ABI mismatch?",
         })?;
         if info.abi_version != abi::ABI_VERSION {
-            return Err(FuzzError::Check(format!(
-                "module ABI {} != {}",
-                info.abi_version,
-                abi::ABI_VERSION
-            )));
+            return Err(FuzzError::Check(format!("module ABI {} != {}", info.abi_version, abi::ABI_VERSION)));
         }
         let lim = Limits {
             page: u64::from(info.page_size),
@@ -72,21 +68,11 @@ impl Fuzzer {
     pub(crate) fn shutdown(&mut self) -> Result<(), FuzzError> {
         let fds: Vec<i32> = self.sessions.iter().flat_map(|s| s.fds.clone()).collect();
         for fd in fds {
-            self.verify(
-                "close",
-                format!("close({fd}) at shutdown"),
-                &Expect::value(0),
-                raw::close(fd),
-            )?;
+            self.verify("close", format!("close({fd}) at shutdown"), &Expect::value(0), raw::close(fd))?;
         }
         self.sessions.clear();
         let fd = self.echo.fd;
-        self.verify(
-            "close",
-            format!("close({fd}) echo session"),
-            &Expect::value(0),
-            raw::close(fd),
-        )?;
+        self.verify("close", format!("close({fd}) echo session"), &Expect::value(0), raw::close(fd))?;
         Ok(())
     }
 
@@ -102,12 +88,7 @@ impl Fuzzer {
             return self.close(rng);
         }
         let got = raw::open(&self.device, libc::O_RDWR);
-        let got = self.check(
-            "open",
-            "open(/dev/pinio, O_RDWR)".into(),
-            &Expect::ok(),
-            got,
-        )?;
+        let got = self.check("open", "open(/dev/pinio, O_RDWR)".into(), &Expect::ok(), got)?;
         if let Ok(fd) = got {
             self.sessions.push(SessionM::new(fd as i32));
         }
@@ -118,12 +99,7 @@ impl Fuzzer {
         if self.sessions.is_empty() || rng.chance(1, 20) {
             let fd = 4000 + rng.below(1000) as i32;
             let got = raw::close(fd);
-            self.verify(
-                "close",
-                format!("close({fd}) never opened"),
-                &Expect::err(libc::EBADF),
-                got,
-            )?;
+            self.verify("close", format!("close({fd}) never opened"), &Expect::err(libc::EBADF), got)?;
             return Ok(());
         }
         let (si, fd) = self.pick_fd(rng);
@@ -164,23 +140,13 @@ impl Fuzzer {
                 // SAFETY: `a` is never a valid address of this process (kernel, non-canonical or
                 // below mmap_min_addr), so the kernel cannot write our memory.
                 let got = unsafe { raw::ioctl(fd, abi::PINIO_IOC_INFO, a) };
-                self.verify(
-                    "INFO",
-                    format!("INFO({fd}, arg {a:#x})"),
-                    &Expect::err(libc::EFAULT),
-                    got,
-                )?;
+                self.verify("INFO", format!("INFO({fd}, arg {a:#x})"), &Expect::err(libc::EFAULT), got)?;
             }
             1 => {
                 let a = self.scratch.read_only();
                 // SAFETY: The read-only scratch page: the kernel's write fails with EFAULT.
                 let got = unsafe { raw::ioctl(fd, abi::PINIO_IOC_INFO, a) };
-                self.verify(
-                    "INFO",
-                    format!("INFO({fd}, read-only arg)"),
-                    &Expect::err(libc::EFAULT),
-                    got,
-                )?;
+                self.verify("INFO", format!("INFO({fd}, read-only arg)"), &Expect::err(libc::EFAULT), got)?;
             }
             _ => {
                 let mut info = abi::Info::default();
@@ -199,11 +165,7 @@ impl Fuzzer {
                     regions: s.regions.len() as u32,
                 };
                 if info != want {
-                    return Err(self.oracle(
-                        format!("INFO({fd})"),
-                        format!("{want:?}"),
-                        format!("{info:?}"),
-                    ));
+                    return Err(self.oracle(format!("INFO({fd})"), format!("{want:?}"), format!("{info:?}")));
                 }
             }
         }
@@ -218,30 +180,17 @@ impl Fuzzer {
             let got = raw::poll_events(fd, libc::POLLIN, 10_000);
             // poll(2) reports only the requested events (plus errors): exactly POLLIN.
             let want = Expect::value(i64::from(libc::POLLIN));
-            self.verify(
-                "poll",
-                format!("poll({fd}, POLLIN, 10 s) with {pending} outstanding"),
-                &want,
-                got,
-            )?;
+            self.verify("poll", format!("poll({fd}, POLLIN, 10 s) with {pending} outstanding"), &want, got)?;
             return self.reap_expecting_some(si, fd);
         }
         let got = raw::poll(fd, 0);
-        let got = self.check(
-            "poll",
-            format!("poll({fd}, 0) with {pending} outstanding"),
-            &Expect::ok(),
-            got,
-        )?;
+        let got = self.check("poll", format!("poll({fd}, 0) with {pending} outstanding"), &Expect::ok(), got)?;
         let revents = got.unwrap_or(0) as i16;
         let writable = revents & libc::POLLOUT != 0;
         if writable != (pending < self.lim.depth as usize) {
             return Err(self.oracle(
                 format!("poll({fd})"),
-                format!(
-                    "POLLOUT {} with {pending} of {} outstanding",
-                    !writable, self.lim.depth
-                ),
+                format!("POLLOUT {} with {pending} of {} outstanding", !writable, self.lim.depth),
                 format!("revents {revents:#x}"),
             ));
         }
@@ -264,12 +213,7 @@ impl Fuzzer {
         let off = (rng.below(16) * self.lim.page) as i64;
         let got = raw::mmap_shared(fd, len, off);
         // No mapped ring: the module has no mmap file operation.
-        self.verify(
-            "mmap",
-            format!("mmap({fd}, {len:#x}, off {off:#x})"),
-            &Expect::err(libc::ENODEV),
-            got,
-        )?;
+        self.verify("mmap", format!("mmap({fd}, {len:#x}, off {off:#x})"), &Expect::err(libc::ENODEV), got)?;
         Ok(())
     }
 
@@ -284,11 +228,7 @@ impl Fuzzer {
         ];
         let cmd = loop {
             let dir = rng.below(4) as u32;
-            let nr = if rng.chance(1, 2) {
-                rng.range(0, 6) as u32
-            } else {
-                rng.below(256) as u32
-            };
+            let nr = if rng.chance(1, 2) { rng.range(0, 6) as u32 } else { rng.below(256) as u32 };
             let size = if rng.chance(1, 2) {
                 *rng.pick(&[0usize, 8, 16, 24, 40, 48, 4096])
             } else {
@@ -299,20 +239,11 @@ impl Fuzzer {
                 break c;
             }
         };
-        let arg = if rng.chance(1, 2) {
-            wild_addr(rng)
-        } else {
-            self.scratch.guard()
-        };
+        let arg = if rng.chance(1, 2) { wild_addr(rng) } else { self.scratch.guard() };
         // SAFETY: Unknown commands are refused before the argument is looked at; the argument is
         // not a writable address of ours anyway (wild or the inaccessible scratch page).
         let got = unsafe { raw::ioctl(fd, cmd, arg) };
-        self.verify(
-            "bad-ioctl",
-            format!("ioctl({fd}, {cmd:#x}, {arg:#x})"),
-            &Expect::err(libc::ENOTTY),
-            got,
-        )?;
+        self.verify("bad-ioctl", format!("ioctl({fd}, {cmd:#x}, {arg:#x})"), &Expect::err(libc::ENOTTY), got)?;
         Ok(())
     }
 }

@@ -87,10 +87,7 @@ fn install_interrupt() -> Result<(), FuzzError> {
         sa.sa_sigaction = on_sigusr1 as *const () as usize;
         libc::sigemptyset(&mut sa.sa_mask);
         if libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()) != 0 {
-            return Err(FuzzError::setup(
-                "sigaction(SIGUSR1)",
-                "cannot install a signal handler",
-            ));
+            return Err(FuzzError::setup("sigaction(SIGUSR1)", "cannot install a signal handler"));
         }
     }
     Ok(())
@@ -135,12 +132,7 @@ fn one_round(cfg: &super::Config, round: u64, mut rng: Rng) -> Result<Report, Fu
         let off = rng.below(BUF as u64 / 2);
         let len = rng.range(1, BUF as u64 - off);
         *span = (off, len);
-        let mut args = abi::RegisterArgs {
-            addr: buf.addr() + off,
-            len,
-            access: abi::ACCESS_ALL,
-            region_id: 0,
-        };
+        let mut args = abi::RegisterArgs { addr: buf.addr() + off, len, access: abi::ACCESS_ALL, region_id: 0 };
         raw::ioctl_on(fd, abi::PINIO_IOC_REGISTER, &mut args).map_err(|e| FuzzError::Setup {
             what: "REGISTER in a race round".into(),
             errno: e,
@@ -198,8 +190,7 @@ fn one_round(cfg: &super::Config, round: u64, mut rng: Rng) -> Result<Report, Fu
 }
 
 fn join(h: std::thread::ScopedJoinHandle<'_, Result<(), FuzzError>>) -> Result<(), FuzzError> {
-    h.join()
-        .unwrap_or_else(|_| Err(FuzzError::Check("a race thread panicked".into())))
+    h.join().unwrap_or_else(|_| Err(FuzzError::Check("a race thread panicked".into())))
 }
 
 fn submitter(sh: &Shared, mut rng: Rng) -> Result<(), FuzzError> {
@@ -220,26 +211,11 @@ fn submitter(sh: &Shared, mut rng: Rng) -> Result<(), FuzzError> {
                 dir: *rng.pick(&[abi::DIR_TO_DEVICE, abi::DIR_FROM_DEVICE]),
             });
         }
-        let mut args = abi::SubmitArgs {
-            descs: descs.as_ptr() as u64,
-            count: n as u32,
-            flags: 0,
-        };
+        let mut args = abi::SubmitArgs { descs: descs.as_ptr() as u64, count: n as u32, flags: 0 };
         let got = raw::ioctl_on(sh.fd, abi::PINIO_IOC_SUBMIT, &mut args);
-        sh.answer(
-            "race-SUBMIT",
-            &|| format!("SUBMIT({n})"),
-            &got,
-            &[libc::EAGAIN, libc::ENOENT],
-        )?;
+        sh.answer("race-SUBMIT", &|| format!("SUBMIT({n})"), &got, &[libc::EAGAIN, libc::ENOENT])?;
         if got == Err(Errno(libc::EAGAIN)) || rng.chance(1, 4) {
-            let mut a = abi::ReapArgs {
-                records: out.as_mut_ptr() as u64,
-                max: 64,
-                min: 0,
-                count: 0,
-                reserved: 0,
-            };
+            let mut a = abi::ReapArgs { records: out.as_mut_ptr() as u64, max: 64, min: 0, count: 0, reserved: 0 };
             let got = raw::ioctl_on(sh.fd, abi::PINIO_IOC_REAP, &mut a);
             sh.answer("race-REAP", &|| "REAP(min 0)".into(), &got, &[])?;
             check_records(sh, &out, &got)?;
@@ -248,16 +224,9 @@ fn submitter(sh: &Shared, mut rng: Rng) -> Result<(), FuzzError> {
     Ok(())
 }
 
-fn check_records(
-    sh: &Shared,
-    out: &[abi::CompletionRecord],
-    got: &Answer,
-) -> Result<(), FuzzError> {
+fn check_records(sh: &Shared, out: &[abi::CompletionRecord], got: &Answer) -> Result<(), FuzzError> {
     let n = got.as_ref().map_or(0, |&n| n as usize);
-    if let Some(bad) = out[..n.min(out.len())]
-        .iter()
-        .find(|r| r.status != 0 || r.bytes == 0 || r.reserved != 0)
-    {
+    if let Some(bad) = out[..n.min(out.len())].iter().find(|r| r.status != 0 || r.bytes == 0 || r.reserved != 0) {
         return Err(sh
             .fail("REAP".into(), &Ok(bad.status as i64))
             .with_detail(format!("record {bad:?}: descriptors were valid")));
@@ -268,21 +237,9 @@ fn check_records(
 impl FuzzError {
     fn with_detail(self, detail: String) -> FuzzError {
         match self {
-            FuzzError::Oracle {
-                seed,
-                index,
-                call,
-                expected,
-                trace,
-                ..
-            } => FuzzError::Oracle {
-                seed,
-                index,
-                call,
-                expected,
-                got: detail,
-                trace,
-            },
+            FuzzError::Oracle { seed, index, call, expected, trace, .. } => {
+                FuzzError::Oracle { seed, index, call, expected, got: detail, trace }
+            }
             other => other,
         }
     }
@@ -292,32 +249,14 @@ fn unregisterer(sh: &Shared, mut rng: Rng) -> Result<(), FuzzError> {
     for _ in 0..100 {
         let slot = rng.index(REGIONS);
         let id = sh.ids[slot].load(Ordering::SeqCst);
-        let mut args = abi::UnregisterArgs {
-            region_id: id,
-            reserved: 0,
-        };
+        let mut args = abi::UnregisterArgs { region_id: id, reserved: 0 };
         let got = raw::ioctl_on(sh.fd, abi::PINIO_IOC_UNREGISTER, &mut args);
-        sh.answer(
-            "race-UNREGISTER",
-            &|| format!("UNREGISTER({id})"),
-            &got,
-            &[libc::EBUSY, libc::ENOENT],
-        )?;
+        sh.answer("race-UNREGISTER", &|| format!("UNREGISTER({id})"), &got, &[libc::EBUSY, libc::ENOENT])?;
         if got.is_ok() || got == Err(Errno(libc::ENOENT)) {
             let (off, len) = sh.spans[slot];
-            let mut r = abi::RegisterArgs {
-                addr: sh.base + off,
-                len,
-                access: abi::ACCESS_ALL,
-                region_id: 0,
-            };
+            let mut r = abi::RegisterArgs { addr: sh.base + off, len, access: abi::ACCESS_ALL, region_id: 0 };
             let got = raw::ioctl_on(sh.fd, abi::PINIO_IOC_REGISTER, &mut r);
-            sh.answer(
-                "race-REGISTER",
-                &|| format!("REGISTER({len:#x})"),
-                &got,
-                &[],
-            )?;
+            sh.answer("race-REGISTER", &|| format!("REGISTER({len:#x})"), &got, &[])?;
             sh.ids[slot].store(if got.is_ok() { r.region_id } else { 0 }, Ordering::SeqCst);
         }
         if rng.chance(1, 3) {
@@ -329,18 +268,11 @@ fn unregisterer(sh: &Shared, mut rng: Rng) -> Result<(), FuzzError> {
 
 fn reaper(sh: &Shared, mut rng: Rng) -> Result<(), FuzzError> {
     // SAFETY: pthread_self has no preconditions.
-    sh.reaper
-        .store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
+    sh.reaper.store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
     let mut out = vec![abi::CompletionRecord::default(); 16];
     while !sh.stop.load(Ordering::SeqCst) {
         let min = rng.range(1, 4) as u32;
-        let mut a = abi::ReapArgs {
-            records: out.as_mut_ptr() as u64,
-            max: 16,
-            min,
-            count: 0,
-            reserved: 0,
-        };
+        let mut a = abi::ReapArgs { records: out.as_mut_ptr() as u64, max: 16, min, count: 0, reserved: 0 };
         let got = raw::ioctl_on(sh.fd, abi::PINIO_IOC_REAP, &mut a);
         if got == Err(Errno(libc::EINTR)) && sh.stop.load(Ordering::SeqCst) {
             // Interrupted by the watchdog: the round reports it.
@@ -364,10 +296,7 @@ fn chaos(sh: &Shared, buf: &Mutex<Mapping>, mut rng: Rng) -> Result<(), FuzzErro
                 let mut info = abi::Info::default();
                 let got = raw::ioctl_on(sh.fd, abi::PINIO_IOC_INFO, &mut info);
                 sh.answer("race-INFO", &|| "INFO".into(), &got, &[])?;
-                if got.is_ok()
-                    && (info.outstanding > info.queue_depth
-                        || info.pinned_pages > info.max_pinned_pages)
-                {
+                if got.is_ok() && (info.outstanding > info.queue_depth || info.pinned_pages > info.max_pinned_pages) {
                     return Err(sh.fail(format!("INFO inconsistent: {info:?}"), &got));
                 }
             }
@@ -395,10 +324,7 @@ fn chaos(sh: &Shared, buf: &Mutex<Mapping>, mut rng: Rng) -> Result<(), FuzzErro
                 let n = rng.range(1, (pages - at) as u64) as usize;
                 let mut m = buf.lock().unwrap_or_else(|p| p.into_inner());
                 m.replace(at * page, n * page, libc::PROT_READ | libc::PROT_WRITE)?;
-                sh.calls
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .address_space_changes += 1;
+                sh.calls.lock().unwrap_or_else(|p| p.into_inner()).address_space_changes += 1;
             }
         }
         if i % 8 == 0 {

@@ -93,7 +93,8 @@ pub struct KernelLog {
 
 impl KernelLog {
     pub fn start() -> KernelLog {
-        let mut kmsg = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg").expect("open /dev/kmsg");
+        let mut kmsg =
+            OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg").expect("open /dev/kmsg");
         kmsg.seek(SeekFrom::End(0)).expect("seek /dev/kmsg");
         KernelLog { kmsg }
     }
@@ -108,7 +109,8 @@ impl KernelLog {
                 Ok(n) => {
                     let line = String::from_utf8_lossy(&rec[..n]).to_string();
                     let msg = line.split_once(';').map_or(line.as_str(), |x| x.1);
-                    const BAD: [&str; 8] = ["BUG", "WARNING", "KASAN", "Oops", "circular locking", "lockdep", "refcount_t", "UBSAN"];
+                    const BAD: [&str; 8] =
+                        ["BUG", "WARNING", "KASAN", "Oops", "circular locking", "lockdep", "refcount_t", "UBSAN"];
                     if BAD.iter().any(|b| msg.contains(b)) {
                         out.push(msg.trim_end().to_string());
                     }

@@ -10,7 +10,13 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub const TAKE_POLL: NvmeOptions = NvmeOptions { take_from_driver: true, completion: CompletionMode::Poll, io_queues: 8, admin_timeout_ms: 20_000, doorbells: DoorbellMode::PerBatch };
+pub const TAKE_POLL: NvmeOptions = NvmeOptions {
+    take_from_driver: true,
+    completion: CompletionMode::Poll,
+    io_queues: 8,
+    admin_timeout_ms: 20_000,
+    doorbells: DoorbellMode::PerBatch,
+};
 pub const TAKE_IRQ: NvmeOptions = NvmeOptions { completion: CompletionMode::Interrupt, ..TAKE_POLL };
 
 /// Fails loudly when run outside the guest.
@@ -43,7 +49,9 @@ pub fn edu_addr() -> PciAddress {
 }
 
 pub fn driver_of(bdf: &PciAddress) -> Option<String> {
-    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("driver")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("driver"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
 /// One controller (and one edu), one test at a time.
@@ -71,7 +79,11 @@ pub fn kernel_block_device(bdf: &PciAddress) -> std::path::PathBuf {
     loop {
         let dir = Path::new("/sys/bus/pci/devices").join(bdf.to_string()).join("nvme");
         let name = std::fs::read_dir(dir).ok().into_iter().flatten().flatten().find_map(|c| {
-            std::fs::read_dir(c.path()).ok()?.flatten().map(|n| n.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("nvme") && n.ends_with("n1"))
+            std::fs::read_dir(c.path())
+                .ok()?
+                .flatten()
+                .map(|n| n.file_name().to_string_lossy().into_owned())
+                .find(|n| n.starts_with("nvme") && n.ends_with("n1"))
         });
         if let Some(n) = name {
             let p = Path::new("/dev").join(n);

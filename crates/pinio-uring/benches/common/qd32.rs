@@ -88,7 +88,10 @@ impl RawLoop {
         // SAFETY: buffer `i` of the registered area, not in flight (each
         // index is in at most one SQE at a time).
         let ptr = unsafe { self.bufs.as_mut_ptr().add(i * BS) };
-        let sqe = opcode::ReadFixed::new(types::Fixed(0), ptr, BS as u32, 0).offset(self.rng.offset()).build().user_data(i as u64);
+        let sqe = opcode::ReadFixed::new(types::Fixed(0), ptr, BS as u32, 0)
+            .offset(self.rng.offset())
+            .build()
+            .user_data(i as u64);
         // SAFETY: the buffer and file stay registered while the ring lives;
         // at most QD < 128 entries are queued.
         unsafe { self.ring.submission().push(&sqe) }.expect("SQ has room");

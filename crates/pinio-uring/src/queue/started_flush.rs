@@ -20,14 +20,21 @@ impl UringQueue {
             FlushMode::Data => types::FsyncFlags::DATASYNC,
             FlushMode::All => types::FsyncFlags::empty(),
         };
-        opcode::Fsync::new(types::Fixed(0)).flags(flags).build().flags(squeue::Flags::IO_DRAIN).user_data(self.flush_user_data)
+        opcode::Fsync::new(types::Fixed(0))
+            .flags(flags)
+            .build()
+            .flags(squeue::Flags::IO_DRAIN)
+            .user_data(self.flush_user_data)
     }
 
     /// The outcome of a flush's CQE result.
     pub(super) fn flush_outcome(&self, mode: FlushMode, res: i32) -> Result<()> {
         if res < 0 {
             let what = if mode == FlushMode::Data { "FSYNC (DATASYNC)" } else { "FSYNC" };
-            return Err(Error::io(format!("{what} of {}", self.shared.target.path.display()), io::Error::from_raw_os_error(-res)));
+            return Err(Error::io(
+                format!("{what} of {}", self.shared.target.path.display()),
+                io::Error::from_raw_os_error(-res),
+            ));
         }
         Ok(())
     }

@@ -61,7 +61,11 @@ pub(crate) fn kernel_has_fixed_vectors() -> bool {
 /// buffers at all, where plain `READV`/`WRITEV` serve), emulated (one SQE
 /// per slice) otherwise or when `use_fixed_vectors` is off.
 pub(crate) fn mode(fixed_buffers: bool, use_fixed_vectors: bool) -> VectoredIo {
-    if use_fixed_vectors && (!fixed_buffers || kernel_has_fixed_vectors()) { VectoredIo::Native } else { VectoredIo::Emulated }
+    if use_fixed_vectors && (!fixed_buffers || kernel_has_fixed_vectors()) {
+        VectoredIo::Native
+    } else {
+        VectoredIo::Emulated
+    }
 }
 
 /// The iovecs of one native vectored SQE.
@@ -129,7 +133,13 @@ impl Vectored {
         e.remaining -= 1;
         if res < 0 {
             if e.error.is_none() {
-                let what = format!("{} of {} slices ({} bytes) at device offset {:#x}", e.how, e.op.segment_count(), e.op.len(), e.op.dev_offset);
+                let what = format!(
+                    "{} of {} slices ({} bytes) at device offset {:#x}",
+                    e.how,
+                    e.op.segment_count(),
+                    e.op.len(),
+                    e.op.dev_offset
+                );
                 e.error = Some(Error::io(what, io::Error::from_raw_os_error(-res)));
             }
         } else {
@@ -188,43 +198,59 @@ impl UringQueue {
     pub(super) fn push_vectored(&mut self, mut op: Op) -> Result<(), Rejected> {
         let fd = types::Fixed(0);
         let off = op.dev_offset;
-        let (sqes, iovecs, how): (Vec<squeue::Entry>, Box<[libc::iovec]>, &'static str) = match plan(&op, self.vectored.mode) {
-            p @ (Plan::Fixed(_) | Plan::Plain) => {
-                let iovecs: Box<[libc::iovec]> = op.segments_mut().map(|s| libc::iovec { iov_base: s.as_mut_ptr().cast(), iov_len: s.len() }).collect();
-                let (ptr, n) = (iovecs.as_ptr(), iovecs.len() as u32);
-                let (sqe, how) = match (op.dir, p) {
-                    (Direction::Read, Plan::Fixed(slot)) => (opcode::ReadvFixed::new(fd, ptr, n, slot).offset(off).build(), "READV_FIXED"),
-                    (Direction::Write, Plan::Fixed(slot)) => (opcode::WritevFixed::new(fd, ptr, n, slot).offset(off).build(), "WRITEV_FIXED"),
-                    (Direction::Read, _) => (opcode::Readv::new(fd, ptr, n).offset(off).build(), "READV"),
-                    (Direction::Write, _) => (opcode::Writev::new(fd, ptr, n).offset(off).build(), "WRITEV"),
-                };
-                (vec![sqe], iovecs, how)
-            }
-            Plan::Split => {
-                let dir = op.dir;
-                let mut at = off;
-                let sqes = op
-                    .segments_mut()
-                    .map(|s| {
-                        let (addr, len) = (s.as_mut_ptr(), s.len() as u32);
-                        let sqe = match (dir, s.key().registration) {
-                            (Direction::Read, Registration::Own(slot) | Registration::Piece(slot)) => {
-                                opcode::ReadFixed::new(fd, addr, len, slot as u16).offset(at).build()
-                            }
-                            (Direction::Write, Registration::Own(slot) | Registration::Piece(slot)) => {
-                                opcode::WriteFixed::new(fd, addr, len, slot as u16).offset(at).build()
-                            }
-                            (Direction::Read, Registration::None) => opcode::Read::new(fd, addr, len).offset(at).build(),
-                            (Direction::Write, Registration::None) => opcode::Write::new(fd, addr, len).offset(at).build(),
-                        };
-                        at += u64::from(len);
-                        sqe
-                    })
-                    .collect();
-                let how = if dir == Direction::Read { "one READ_FIXED/READ per slice" } else { "one WRITE_FIXED/WRITE per slice" };
-                (sqes, Box::default(), how)
-            }
-        };
+        let (sqes, iovecs, how): (Vec<squeue::Entry>, Box<[libc::iovec]>, &'static str) =
+            match plan(&op, self.vectored.mode) {
+                p @ (Plan::Fixed(_) | Plan::Plain) => {
+                    let iovecs: Box<[libc::iovec]> = op
+                        .segments_mut()
+                        .map(|s| libc::iovec { iov_base: s.as_mut_ptr().cast(), iov_len: s.len() })
+                        .collect();
+                    let (ptr, n) = (iovecs.as_ptr(), iovecs.len() as u32);
+                    let (sqe, how) = match (op.dir, p) {
+                        (Direction::Read, Plan::Fixed(slot)) => {
+                            (opcode::ReadvFixed::new(fd, ptr, n, slot).offset(off).build(), "READV_FIXED")
+                        }
+                        (Direction::Write, Plan::Fixed(slot)) => {
+                            (opcode::WritevFixed::new(fd, ptr, n, slot).offset(off).build(), "WRITEV_FIXED")
+                        }
+                        (Direction::Read, _) => (opcode::Readv::new(fd, ptr, n).offset(off).build(), "READV"),
+                        (Direction::Write, _) => (opcode::Writev::new(fd, ptr, n).offset(off).build(), "WRITEV"),
+                    };
+                    (vec![sqe], iovecs, how)
+                }
+                Plan::Split => {
+                    let dir = op.dir;
+                    let mut at = off;
+                    let sqes = op
+                        .segments_mut()
+                        .map(|s| {
+                            let (addr, len) = (s.as_mut_ptr(), s.len() as u32);
+                            let sqe = match (dir, s.key().registration) {
+                                (Direction::Read, Registration::Own(slot) | Registration::Piece(slot)) => {
+                                    opcode::ReadFixed::new(fd, addr, len, slot as u16).offset(at).build()
+                                }
+                                (Direction::Write, Registration::Own(slot) | Registration::Piece(slot)) => {
+                                    opcode::WriteFixed::new(fd, addr, len, slot as u16).offset(at).build()
+                                }
+                                (Direction::Read, Registration::None) => {
+                                    opcode::Read::new(fd, addr, len).offset(at).build()
+                                }
+                                (Direction::Write, Registration::None) => {
+                                    opcode::Write::new(fd, addr, len).offset(at).build()
+                                }
+                            };
+                            at += u64::from(len);
+                            sqe
+                        })
+                        .collect();
+                    let how = if dir == Direction::Read {
+                        "one READ_FIXED/READ per slice"
+                    } else {
+                        "one WRITE_FIXED/WRITE per slice"
+                    };
+                    (sqes, Box::default(), how)
+                }
+            };
         // Unregistered slices although fixed buffers are on: regions the
         // fallback policy let through (counted once per operation, as the
         // one-slice path counts each of its operations).
@@ -303,7 +329,9 @@ mod tests {
     fn plans_follow_the_registrations() {
         let (dev, path) = device("arena", UringOptions { arena_bytes: 1 << 20, ..UringOptions::default() });
         let (a, b) = (dev.alloc(8192).unwrap(), dev.alloc(8192).unwrap());
-        let op = Op::readv(vec![a.slice(0, 4096).unwrap(), b.slice(0, 4096).unwrap(), a.slice(4096, 4096).unwrap()], 0, 0).unwrap();
+        let op =
+            Op::readv(vec![a.slice(0, 4096).unwrap(), b.slice(0, 4096).unwrap(), a.slice(4096, 4096).unwrap()], 0, 0)
+                .unwrap();
         assert!(matches!(plan(&op, VectoredIo::Native), Plan::Fixed(_)), "arena pieces share one slot");
         assert!(matches!(plan(&op, VectoredIo::Emulated), Plan::Split));
         drop((op, a, b, dev));
