@@ -1,15 +1,10 @@
 //! The examples are documentation, so they must run: each is started here as
 //! a user would start it (cargo builds examples before running tests).
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// The built example `name`, next to this test's own `deps/` directory.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
-    dir.join("examples").join(name)
-}
+mod support;
+use support::example;
 
 /// Runs an example to its end; returns its standard output and its pid.
 fn run(name: &str, args: &[&str]) -> (String, u32) {

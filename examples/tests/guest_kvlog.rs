@@ -14,10 +14,13 @@
 use pinio::nvme::{NvmeDevice, NvmeOptions, release_to_kernel};
 use pinio::vfio::{PciAddress, Sysfs};
 use pinio::{Device, FlushMode};
+
+mod support;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::text;
 
 /// The kvlog example, built as a binary of this package (guest/kvlog.rs).
 const KVLOG: &str = env!("CARGO_BIN_EXE_kvlog-guest");
@@ -197,15 +200,6 @@ impl Drop for Disk {
 
 fn run(args: &[&str]) -> Output {
     Command::new(KVLOG).args(args).output().unwrap_or_else(|e| panic!("starting kvlog {args:?}: {e}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn params() -> [String; 6] {

@@ -12,50 +12,22 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-/// The built `kvlog` example, next to this test's own `deps/` directory.
+mod support;
+use support::{Scratch, text};
+
+/// The built `kvlog` example.
 fn kvlog() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
-    dir.join("examples").join("kvlog")
-}
-
-/// A scratch file in /var/tmp, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        Scratch(PathBuf::from(format!("/var/tmp/pinio-kvlog-test-{}-{name}.dat", std::process::id())))
-    }
-
-    fn spec(&self, backend: &str) -> String {
-        format!("{backend}:{}", self.0.display())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+    support::example("kvlog")
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(kvlog()).args(args).output().unwrap_or_else(|e| panic!("starting kvlog {args:?}: {e}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    support::run("kvlog", args)
 }
 
 fn stdout_lines(o: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+    support::stdout_lines(o)
 }
 
-/// The `recovered n` of a verify run.
 fn recovered(o: &Output) -> u64 {
     stdout_lines(o)
         .iter()
@@ -107,7 +79,7 @@ impl Rng {
 #[test]
 fn load_then_verify_on_uring_and_copy() {
     for backend in ["uring", "copy"] {
-        let f = Scratch::new(&format!("basic-{backend}"));
+        let f = Scratch::new("kvlog-test", &format!("basic-{backend}"));
         let spec = f.spec(backend);
         let o = load(&spec, 2000, 100, 50);
         let durable: Vec<u64> =
@@ -162,7 +134,7 @@ fn crash_rounds(backend: &str, rounds: u32) {
     let batches = keys / batch;
     let mut killed_mid_load = 0;
     for round in 0..rounds {
-        let f = Scratch::new(&format!("crash-{backend}-{round}"));
+        let f = Scratch::new("kvlog-test", &format!("crash-{backend}-{round}"));
         let spec = f.spec(backend);
         let kill_after = 1 + rng.below(batches * 3 / 4);
         let (last, killed) = load_and_kill(&spec, keys, batch, kill_after, &mut rng);
@@ -205,7 +177,7 @@ fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
 
 #[test]
 fn a_damaged_record_before_the_tail_is_reported_as_corruption() {
-    let f = Scratch::new("corrupt-record");
+    let f = Scratch::new("kvlog-test", "corrupt-record");
     let spec = f.spec("copy");
     load(&spec, 2000, 100, 50);
     let mut bytes = std::fs::read(&f.0).unwrap();
@@ -222,7 +194,7 @@ fn a_damaged_record_before_the_tail_is_reported_as_corruption() {
 
 #[test]
 fn a_damaged_batch_header_before_the_tail_is_reported_as_corruption() {
-    let f = Scratch::new("corrupt-header");
+    let f = Scratch::new("kvlog-test", "corrupt-header");
     let spec = f.spec("uring");
     load(&spec, 2000, 100, 50);
     let mut bytes = std::fs::read(&f.0).unwrap();
@@ -238,7 +210,7 @@ fn a_damaged_batch_header_before_the_tail_is_reported_as_corruption() {
 
 #[test]
 fn a_garbage_tail_is_dropped_not_reported() {
-    let f = Scratch::new("garbage-tail");
+    let f = Scratch::new("kvlog-test", "garbage-tail");
     let spec = f.spec("copy");
     load(&spec, 2000, 100, 50);
     let mut bytes = std::fs::read(&f.0).unwrap();
@@ -281,7 +253,7 @@ fn batch_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
 #[test]
 fn power_loss_after_any_flush_keeps_every_flushed_key() {
     let (keys, batch) = (3000u64, 40u64);
-    let f = Scratch::new("power-loss");
+    let f = Scratch::new("kvlog-test", "power-loss");
     let spec = f.spec("copy");
     load(&spec, keys, 100, batch);
     let full = std::fs::read(&f.0).unwrap();
@@ -316,8 +288,8 @@ fn power_loss_after_any_flush_keeps_every_flushed_key() {
 #[test]
 fn records_of_a_previous_store_on_the_same_file_are_not_recovered() {
     let (keys, batch) = (6000u64, 50u64);
-    let f = Scratch::new("stale");
-    let snapshot = Scratch::new("stale-new");
+    let f = Scratch::new("kvlog-test", "stale");
+    let snapshot = Scratch::new("kvlog-test", "stale-new");
     let spec = f.spec("uring");
     // The previous store: every key, same geometry, so its records sit where
     // the new store's would.
@@ -353,7 +325,7 @@ fn records_of_a_previous_store_on_the_same_file_are_not_recovered() {
 
 #[test]
 fn usage_errors_exit_2_and_other_failures_are_clear() {
-    let f = Scratch::new("usage");
+    let f = Scratch::new("kvlog-test", "usage");
     let spec = f.spec("copy");
     let cases: &[&[&str]] = &[
         &[],
@@ -386,7 +358,7 @@ fn usage_errors_exit_2_and_other_failures_are_clear() {
 
 #[test]
 fn bench_reports_puts_and_flushes_per_second() {
-    let f = Scratch::new("bench");
+    let f = Scratch::new("kvlog-test", "bench");
     let o = run(&["bench", &f.spec("uring"), "--keys", "3000", "--value-size", "64", "--batch", "100"]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);

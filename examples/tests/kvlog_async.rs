@@ -2,42 +2,10 @@
 //! on tokio) writes kvlog's own format: the synchronous `kvlog verify`
 //! recovers every key, and a damaged byte is found.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
-    dir.join("examples").join(name)
-}
-
-/// A scratch file in /var/tmp (O_DIRECT needs a real file system), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        Scratch(PathBuf::from(format!("/var/tmp/pinio-kvlog-async-test-{}-{name}.dat", std::process::id())))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn run(name: &str, args: &[&str]) -> Output {
-    Command::new(example(name)).args(args).output().unwrap_or_else(|e| panic!("starting {name} {args:?}: {e}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod support;
+use support::{Scratch, example, run, text};
 
 fn durable(o: &Output) -> Vec<u64> {
     String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.strip_prefix("durable ")?.parse().ok()).collect()
@@ -46,7 +14,7 @@ fn durable(o: &Output) -> Vec<u64> {
 #[test]
 fn async_load_then_sync_verify_on_uring_and_copy() {
     for backend in ["uring", "copy"] {
-        let f = Scratch::new(backend);
+        let f = Scratch::new("kvlog-async-test", backend);
         let spec = format!("{backend}:{}", f.0.display());
         let o = run(
             "kvlog_async",
@@ -64,7 +32,7 @@ fn async_load_then_sync_verify_on_uring_and_copy() {
 
 #[test]
 fn fewer_tasks_than_the_batch_make_batches_of_the_tasks() {
-    let f = Scratch::new("few-tasks");
+    let f = Scratch::new("kvlog-async-test", "few-tasks");
     let spec = format!("uring:{}", f.0.display());
     let o =
         run("kvlog_async", &["load", &spec, "--keys", "100", "--value-size", "300", "--batch", "64", "--tasks", "8"]);
@@ -79,7 +47,7 @@ fn fewer_tasks_than_the_batch_make_batches_of_the_tasks() {
 /// exit status 1 and name the key (a real check, not a formality).
 #[test]
 fn a_corrupted_byte_of_an_async_load_fails_verify() {
-    let f = Scratch::new("corrupt");
+    let f = Scratch::new("kvlog-async-test", "corrupt");
     let spec = format!("uring:{}", f.0.display());
     let o = run("kvlog_async", &["load", &spec, "--keys", "2000", "--value-size", "100", "--batch", "40"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -111,7 +79,7 @@ fn bad_options_are_usage_errors_and_other_commands_are_kvlogs() {
 /// (the committer writes keys in order, so what survives is a prefix).
 fn killed_load_keeps_every_durable_key(backend: &str, after: usize) {
     use std::io::{BufRead, BufReader};
-    let f = Scratch::new(&format!("kill-{backend}-{after}"));
+    let f = Scratch::new("kvlog-async-test", &format!("kill-{backend}-{after}"));
     let spec = format!("{backend}:{}", f.0.display());
     let mut child = Command::new(example("kvlog_async"))
         .args(["load", &spec, "--keys", "40000", "--value-size", "100", "--batch", "50"])

@@ -6,41 +6,13 @@
 //! (`durable k`) record there. Reads that fail make `verify` stop with a
 //! device error, never a wrong answer.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// The built `kvlog` example, next to this test's own `deps/` directory.
-fn kvlog() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
-    dir.join("examples").join("kvlog")
-}
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        Scratch(PathBuf::from(format!("/var/tmp/pinio-kvlog-fault-{}-{name}.dat", std::process::id())))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+mod support;
+use support::{Scratch, text};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(kvlog()).args(args).output().unwrap_or_else(|e| panic!("kvlog {args:?}: {e}"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    support::run("kvlog", args)
 }
 
 const KEYS: u64 = 200;
@@ -65,7 +37,7 @@ fn every_acknowledged_record_survives_every_fault_and_the_store_reopens() {
         if pinio::available_backends().contains(&pinio::BackendKind::Uring) { &["copy", "uring"] } else { &["copy"] };
     for backend in backends {
         for (i, &(rules, completes)) in FAULTS.iter().enumerate() {
-            let s = Scratch::new(&format!("{backend}-{i}"));
+            let s = Scratch::new("kvlog-fault", &format!("{backend}-{i}"));
             let spec = format!("fault:{rules}:{backend}:{}", s.0.display());
             let o = run(&[
                 "load",
@@ -117,7 +89,7 @@ fn every_acknowledged_record_survives_every_fault_and_the_store_reopens() {
 
 #[test]
 fn failing_reads_stop_verify_with_a_device_error() {
-    let s = Scratch::new("reads");
+    let s = Scratch::new("kvlog-fault", "reads");
     let plain = format!("copy:{}", s.0.display());
     let o = run(&["load", &plain, "--keys", "100", "--value-size", "100", "--batch", "10"]);
     assert!(o.status.success(), "{}", text(&o));
