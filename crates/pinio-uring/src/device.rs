@@ -30,7 +30,7 @@ fn capabilities(target: &FileTarget, opts: &UringOptions, registrar: &UringRegis
         max_transfer: align_down(MAX_RW_COUNT, offset_align),
         max_pinned_bytes: domain.max_registered_bytes(),
         device_size: target.size,
-        completion: CompletionMode::Interrupt,
+        completion: if opts.iopoll { CompletionMode::Poll } else { CompletionMode::Interrupt },
         cpu_copies: !opts.direct,
         pins_memory: fixed,
         max_queue_depth: MAX_ENTRIES as usize,
@@ -92,12 +92,16 @@ impl UringDevice {
     /// buffer table, so every region of the domain is accepted by them.
     ///
     /// The target's own options (`direct`, `writable`, `ring_entries`,
-    /// `sqpoll`) come from `opts`; the domain-wide ones (`fixed_buffers`,
+    /// `sqpoll`, `iopoll`) come from `opts`; the domain-wide ones (`fixed_buffers`,
     /// `registration`, `arena_bytes`) are the domain's, and `opts`' are
     /// ignored. A domain of another backend is refused with
-    /// [`pinio_core::Error::WrongDomain`].
+    /// [`pinio_core::Error::WrongDomain`]; `iopoll` without `direct` with
+    /// [`crate::UringError::IopollNeedsDirect`].
     pub fn open_in(domain: &Domain, path: impl AsRef<Path>, opts: UringOptions) -> Result<UringDevice> {
         let registrar = domain.require::<UringRegistrar>("uring")?;
+        if opts.iopoll && !opts.direct {
+            return Err(crate::UringError::IopollNeedsDirect { path: path.as_ref().to_path_buf() }.into());
+        }
         let how = FileOpen { direct: opts.direct, writable: opts.writable, create: opts.create };
         let target = FileTarget::open_with(path.as_ref(), &how)?;
         let opts = opts.with_domain_options(registrar.options());
@@ -147,6 +151,9 @@ impl Device for UringDevice {
         parts.push(if o.fixed_buffers { "fixed buffers" } else { "unregistered buffers" }.into());
         if let Some(idle) = o.sqpoll {
             parts.push(format!("SQPOLL {idle} ms"));
+        }
+        if o.iopoll {
+            parts.push("IOPOLL".into());
         }
         if self.shared.core.capabilities().sharing == RegistrationSharing::PerQueue {
             parts.push("per-ring registration (no IORING_REGISTER_CLONE_BUFFERS)".into());

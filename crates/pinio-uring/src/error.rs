@@ -87,6 +87,15 @@ pub enum UringError {
         "this queue's ring is single-issuer (UringOptions::single_issuer) and belongs to the thread that first submitted on it; use the queue on that thread only, or open the device without single_issuer to move queues between threads"
     )]
     NotOwner,
+    /// Polled completions ([`crate::UringOptions::iopoll`]) were asked for
+    /// a target opened without `O_DIRECT`: the kernel polls direct IO only.
+    #[error(
+        "{path}: IOPOLL (UringOptions::iopoll) needs O_DIRECT, the kernel polls direct IO only; open with direct: true (Builder::direct(true)), or without iopoll for buffered IO"
+    )]
+    IopollNeedsDirect {
+        /// The target.
+        path: std::path::PathBuf,
+    },
     /// A zero-copy send failed.
     #[error("SEND_ZC of {len} bytes failed after {sent} bytes: {source}")]
     SendZc {

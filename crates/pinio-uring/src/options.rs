@@ -47,8 +47,8 @@ impl Default for UringDomainOptions {
 /// Options of [`crate::UringDevice::open`] and
 /// [`crate::UringDevice::open_in`].
 ///
-/// `direct`, `writable`, `create`, `ring_entries` and `sqpoll` are the
-/// target's own.
+/// `direct`, `writable`, `create`, `ring_entries`, `sqpoll` and `iopoll`
+/// are the target's own.
 /// `fixed_buffers`, `registration` and `arena_bytes` are domain-wide (they
 /// are [`UringDomainOptions`]): [`crate::UringDevice::open`] makes a fresh
 /// domain with them ([`UringOptions::domain_options`]), while
@@ -56,9 +56,9 @@ impl Default for UringDomainOptions {
 /// ([`crate::UringDevice::options`] reports the ones in effect).
 ///
 /// The default is the fast path: O_DIRECT, fixed buffers, registration
-/// failures reported as errors, no arena, 128 ring entries, no SQPOLL,
-/// cooperative task running, not single-issuer, opened read-write, the file
-/// must exist.
+/// failures reported as errors, no arena, 128 ring entries, no SQPOLL, no
+/// IOPOLL, cooperative task running, not single-issuer, opened read-write,
+/// the file must exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UringOptions {
     /// Open the target with `O_DIRECT` (DMA straight into registered
@@ -80,6 +80,24 @@ pub struct UringOptions {
     pub sqpoll: Option<u32>,
     /// Open the target read-write (`false`: read-only, writes fail with `EBADF`).
     pub writable: bool,
+    /// Polled completions (`IORING_SETUP_IOPOLL`, off by default): reads and
+    /// writes are issued as polled block IO (on the driver's poll queues
+    /// where it has some, e.g. the nvme driver with `nvme.poll_queues=N`;
+    /// elsewhere the block layer completes them by interrupt), and nothing
+    /// is posted to the completion ring until the queue polls for it:
+    /// [`pinio_core::Queue::poll`] and [`pinio_core::Queue::wait`] always
+    /// enter the kernel (`IORING_ENTER_GETEVENTS`), which spins on the
+    /// device. Needs `direct` (the kernel polls only direct IO; buffered
+    /// is refused at open with [`crate::UringError::IopollNeedsDirect`]).
+    /// A file whose file system cannot poll fails each operation with
+    /// `EOPNOTSUPP` (an [`pinio_core::Error::Io`] naming the option).
+    /// `IORING_OP_FSYNC` cannot run on such a ring: [`pinio_core::Queue::flush`]
+    /// waits for every operation pushed to the queue, then calls
+    /// `fdatasync`/`fsync` (same contract, blocking;
+    /// [`pinio_core::Queue::start_flush`] does the same and reports it done).
+    /// The queue has no event fd ([`pinio_core::Queue::event_fd`] is `None`):
+    /// completions appear only when it is polled.
+    pub iopoll: bool,
     /// `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG` (on by
     /// default): to post a completion the kernel does not interrupt the
     /// submitting thread while it runs in user space (a sleeping one is
@@ -150,6 +168,7 @@ impl Default for UringOptions {
             arena_bytes: d.arena_bytes,
             ring_entries: 128,
             sqpoll: None,
+            iopoll: false,
             coop_taskrun: true,
             single_issuer: false,
             writable: true,

@@ -1,5 +1,6 @@
 //! [`UringQueue`]: one ring, its in-flight table and its completions.
 
+mod polled_flush;
 mod started_flush;
 mod vectored;
 
@@ -34,6 +35,9 @@ pub struct UringQueue {
     direct: bool,
     /// Whether a kernel thread polls the submission ring (`opts.sqpoll`).
     sqpoll: bool,
+    /// Whether the ring is `IORING_SETUP_IOPOLL` (`opts.iopoll`):
+    /// completions are posted only when this queue polls for them.
+    iopoll: bool,
     /// The result of the flush in flight, once its CQE is reaped.
     flush_result: Option<i32>,
     /// The mode of the flush started with `start_flush` and not yet seen
@@ -81,7 +85,8 @@ impl UringQueue {
         // which needs a table that can be cloned, and no SQPOLL thread.
         let clonable = shared.registry.as_ref().is_none_or(|r| r.sharing() == Sharing::Clone);
         let single_issuer = opts.single_issuer && opts.sqpoll.is_none() && clonable;
-        let setup = ring::Setup { sqpoll: opts.sqpoll, coop_taskrun: opts.coop_taskrun, single_issuer };
+        let setup =
+            ring::Setup { sqpoll: opts.sqpoll, coop_taskrun: opts.coop_taskrun, single_issuer, iopoll: opts.iopoll };
         let ring = Arc::new(ring::build_with(opts.ring_entries, setup, depth, shared.target.file.as_raw_fd())?);
         let (subscription, table_generation) = match &shared.registry {
             // While the ring is disabled any thread may register with it.
@@ -93,6 +98,7 @@ impl UringQueue {
             fixed_buffers: shared.opts.fixed_buffers,
             direct: shared.opts.direct,
             sqpoll: shared.opts.sqpoll.is_some(),
+            iopoll: shared.opts.iopoll,
             flush_result: None,
             started_flush: None,
             flush_user_data: flush_user_data(),
@@ -160,6 +166,12 @@ impl UringQueue {
     /// One `io_uring_enter` submitting what is pushed and waiting for `want`
     /// completions. `Ok(false)` means try again after reaping (interrupted,
     /// or the kernel's completion backlog is full).
+    ///
+    /// On an IOPOLL ring (without SQPOLL, whose kernel thread polls) every
+    /// call passes `IORING_ENTER_GETEVENTS`: it is the only way completions
+    /// reach the completion ring. With `want` 0 the kernel polls the
+    /// device once without spinning; with more it spins until `want`
+    /// operations are done.
     fn enter(&mut self, want: usize) -> Result<bool> {
         if !self.enabled
             || self.table_generation.is_some_and(|g| Some(g) != self.shared.registry.as_ref().map(|r| r.generation()))
@@ -167,7 +179,22 @@ impl UringQueue {
             self.prepare_single_issuer()?;
         }
         self.enters += 1;
-        match self.ring.submitter().submit_and_wait(want) {
+        let entered = if self.iopoll && !self.sqpoll {
+            // SAFETY: no signal mask or extended argument is passed; the
+            // submissions were pushed by this queue and name memory its
+            // in-flight tables own.
+            unsafe {
+                self.ring.submitter().enter::<libc::sigset_t>(
+                    self.unsubmitted as u32,
+                    want as u32,
+                    crate::sys::IORING_ENTER_GETEVENTS,
+                    None,
+                )
+            }
+        } else {
+            self.ring.submitter().submit_and_wait(want)
+        };
+        match entered {
             Ok(n) => {
                 self.unsubmitted = if self.sqpoll {
                     // With SQPOLL the call returns what was in the ring when
@@ -248,7 +275,7 @@ impl UringQueue {
             };
             let res = cqe.result();
             if res < 0 {
-                let c = spare[n].write(failed(op, -res));
+                let c = spare[n].write(failed(op, -res, self.iopoll));
                 tally.add(c.dir, &c.result);
                 n += 1;
                 continue;
@@ -285,18 +312,24 @@ fn flush_user_data() -> u64 {
     u64::from(crate::inflight::random_u32() | 0x8000_0000)
 }
 
-/// The completion of `op`, which failed with `errno`.
+/// The completion of `op`, which failed with `errno` (on an IOPOLL ring if
+/// `polled`: `EOPNOTSUPP` then means the target cannot poll).
 #[cold]
 #[inline(never)]
-fn failed(op: Op, errno: i32) -> Completion {
+fn failed(op: Op, errno: i32, polled: bool) -> Completion {
     let what = match (op.dir, op.slice.key().is_registered()) {
         (Direction::Read, true) => "READ_FIXED",
         (Direction::Read, false) => "READ",
         (Direction::Write, true) => "WRITE_FIXED",
         (Direction::Write, false) => "WRITE",
     };
+    let why = if polled && errno == libc::EOPNOTSUPP {
+        " on an IOPOLL ring (the target's file system or driver has no polled IO; open it without UringOptions::iopoll)"
+    } else {
+        ""
+    };
     let error = Error::io(
-        format!("{what} of {} bytes at device offset {:#x}", op.slice.len(), op.dev_offset),
+        format!("{what} of {} bytes at device offset {:#x}{why}", op.slice.len(), op.dev_offset),
         io::Error::from_raw_os_error(errno),
     );
     Completion::of(op, Err(error))
@@ -357,12 +390,16 @@ impl Queue for UringQueue {
     }
 
     fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+        let enters = self.enters;
         self.submit()?;
+        // Under IOPOLL nothing is posted unless this queue polls: once per
+        // call with operations in flight (submitting polled already).
+        let poll_device = self.iopoll && self.enters == enters && self.inflight.len() + self.vectored.len() > 0;
         // With COOP_TASKRUN or DEFER_TASKRUN the kernel posts completions
         // only when this thread enters it; IORING_SQ_TASKRUN says some wait.
         // SAFETY: only this queue uses this ring's submission queue; the
         // view only reads its flags.
-        if self.unsubmitted == 0 && unsafe { self.ring.submission_shared() }.taskrun() {
+        if self.unsubmitted == 0 && (poll_device || unsafe { self.ring.submission_shared() }.taskrun()) {
             self.enter(0)?;
         }
         let before = out.len();
@@ -426,7 +463,13 @@ impl Queue for UringQueue {
     /// before it has completed, so it covers the writes pushed before the
     /// call as well as those completed anywhere. Their completions are kept
     /// for the next `poll`/`wait`.
+    ///
+    /// On an IOPOLL ring, which refuses `FSYNC`: waits for every operation
+    /// pushed to this queue, then `fdatasync`/`fsync` (`polled_flush.rs`).
     fn flush(&mut self, mode: FlushMode) -> Result<()> {
+        if self.iopoll {
+            return self.drain_then_sync(mode);
+        }
         self.finish_started_flush()?;
         let sqe = self.fsync_sqe(mode);
         self.flush_result = None;
@@ -460,8 +503,13 @@ impl Queue for UringQueue {
 
     /// Submits the same `FSYNC` as [`Queue::flush`] and returns:
     /// [`FlushProgress::Running`] until a reap finds its CQE
-    /// (`started_flush.rs`).
+    /// (`started_flush.rs`). On an IOPOLL ring the flush is made here,
+    /// blocking (as [`Queue::flush`]), and reported done: its operations
+    /// complete only when this thread polls, and `fsync` has no polled form.
     fn start_flush(&mut self, mode: FlushMode) -> Result<FlushProgress> {
+        if self.iopoll {
+            return self.drain_then_sync(mode).map(|()| FlushProgress::Done);
+        }
         self.start_flush_sqe(mode)
     }
 
@@ -469,7 +517,12 @@ impl Queue for UringQueue {
         self.poll_started_flush()
     }
 
+    /// `None` on an IOPOLL ring: its completions are posted only when the
+    /// queue polls, so nothing would ever make the descriptor readable.
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {
+        if self.iopoll {
+            return None;
+        }
         if let Some(fd) = self.eventfd.get() {
             return Some(fd.as_fd());
         }

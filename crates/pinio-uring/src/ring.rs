@@ -20,6 +20,9 @@ pub(crate) struct Setup {
     /// completions posted only when it waits; created disabled, so that
     /// the thread that first enables it ([`enable`]) becomes the issuer.
     pub single_issuer: bool,
+    /// `IOPOLL`: polled completions, posted only when the ring is entered
+    /// with `GETEVENTS`.
+    pub iopoll: bool,
 }
 
 /// [`build_with`] a kernel polling thread idling after `sqpoll` ms if asked,
@@ -38,6 +41,9 @@ pub(crate) fn build_with(entries: u32, setup: Setup, depth: usize, fd: RawFd) ->
     builder.dontfork();
     if let Some(idle) = setup.sqpoll {
         builder.setup_sqpoll(idle);
+    }
+    if setup.iopoll {
+        builder.setup_iopoll();
     }
     if setup.single_issuer {
         // DEFER_TASKRUN implies the task-run flag's job (completions wait
@@ -82,8 +88,9 @@ mod tests {
     fn every_setup_builds_and_a_single_issuer_ring_has_one_owner() {
         let file = std::fs::File::open("/proc/self/exe").unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-        for (coop_taskrun, single_issuer) in [(false, false), (true, false), (false, true), (true, true)] {
-            let setup = Setup { sqpoll: None, coop_taskrun, single_issuer };
+        let flags = [(false, false), (true, false), (false, true), (true, true)];
+        for ((coop_taskrun, single_issuer), iopoll) in flags.into_iter().flat_map(|f| [(f, false), (f, true)]) {
+            let setup = Setup { sqpoll: None, coop_taskrun, single_issuer, iopoll };
             let ring = build_with(8, setup, 1, fd).unwrap_or_else(|e| panic!("{setup:?}: {e}"));
             if single_issuer {
                 // Disabled until enabled: entering fails with EBADFD.

@@ -28,3 +28,7 @@ pub(crate) struct CapData {
     pub permitted: u32,
     pub inheritable: u32,
 }
+
+/// `IORING_ENTER_GETEVENTS`: wait for (on an IOPOLL ring: poll for)
+/// completions.
+pub(crate) const IORING_ENTER_GETEVENTS: u32 = 1 << 0;
