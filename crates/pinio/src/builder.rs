@@ -86,6 +86,7 @@ fn options_of(kind: BackendKind) -> &'static [Opt] {
             Opt::ArenaBytes,
             Opt::RingEntries,
             Opt::Sqpoll,
+            Opt::Iopoll,
         ],
         BackendKind::Kmod => &[],
         BackendKind::Vfio | BackendKind::Nvme => &[Opt::PollCompletions, Opt::TakeFromDriver],
@@ -261,8 +262,10 @@ impl Builder {
         self.with(Opt::TakeFromDriver)
     }
 
-    /// nvme-uring: polled completions (`IORING_SETUP_IOPOLL`; the kernel's
-    /// nvme driver needs poll queues, `nvme.poll_queues=N`). Default false.
+    /// uring, nvme-uring: polled completions (`IORING_SETUP_IOPOLL`; the
+    /// kernel's nvme driver needs poll queues, `nvme.poll_queues=N`, to
+    /// really poll). uring needs O_DIRECT for it (the default; with
+    /// `direct(false)` the open is refused). Default false.
     pub fn iopoll(mut self, iopoll: bool) -> Builder {
         self.iopoll = iopoll;
         self.with(Opt::Iopoll)
@@ -338,6 +341,7 @@ impl Builder {
                     arena_bytes: self.arena_bytes,
                     ring_entries: self.ring_entries,
                     sqpoll: self.sqpoll,
+                    iopoll: self.iopoll,
                     writable: self.writable,
                     create: self.create,
                     ..pinio_uring::UringOptions::default()
@@ -461,8 +465,20 @@ mod tests {
         let e = Builder::parse("nvme-uring:/dev/ng0n1").unwrap().sqpoll(Some(5)).open().err().unwrap();
         let s = e.to_string();
         assert!(s.contains("`sqpoll`") && s.contains("writable, fixed_buffers, ring_entries, iopoll"), "{s}");
-        let e = Builder::parse("uring:/var/tmp/x").unwrap().iopoll(true).open().err().unwrap();
+        let e = Builder::parse("copy:/var/tmp/x").unwrap().iopoll(true).open().err().unwrap();
         assert!(e.to_string().contains("`iopoll`"), "{e}");
+        #[cfg(feature = "uring")]
+        {
+            // uring takes iopoll too, with O_DIRECT only: buffered is refused
+            // by the backend, with the fix.
+            let p = scratch("iopoll-buffered");
+            std::fs::write(&p, [0u8; 4096]).unwrap();
+            let e = Builder::parse(&format!("uring:{}", p.display())).unwrap().iopoll(true).direct(false).open();
+            let e = e.err().unwrap();
+            let s = e.to_string();
+            assert!(s.contains("IOPOLL") && s.contains("needs O_DIRECT") && s.contains("direct: true"), "{s}");
+            std::fs::remove_file(&p).unwrap();
+        }
         #[cfg(feature = "nvme-uring")]
         {
             // Its options pass the check; /dev/null is then refused by the backend, by name.
