@@ -393,6 +393,40 @@ pub fn concurrent_round_trips(dev: &dyn Device, threads: usize, sizes: &[usize])
     })
 }
 
+/// Reads `len` bytes at `off` of `dev` through a queue of its own, in chunks
+/// of the device's largest transfer (at most 1 MiB): what a test reads back
+/// to see what a device holds.
+pub fn read_bytes(dev: &dyn Device, off: u64, len: u64) -> Check<Vec<u8>> {
+    let max = dev.capabilities().max_transfer.min(1 << 20);
+    let region = ctx(dev.alloc(max as usize), || format!("alloc {max} bytes"))?;
+    let mut q = ctx(dev.queue(1), || "queue(1)".into())?;
+    let mut out = Vec::with_capacity(len as usize);
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(max);
+        let s = ctx(region.slice(0, n as usize), || format!("slice of {n} bytes"))?;
+        let (_, s) = q.read_at(s, off + at).map_err(|e| format!("read {n} at {:#x}: {}", off + at, e.error))?;
+        out.extend_from_slice(&s);
+        at += n;
+    }
+    Ok(out)
+}
+
+/// Writes `data` at `off` of `dev` through a queue of its own, in chunks of
+/// the device's largest transfer (at most 1 MiB).
+pub fn write_bytes(dev: &dyn Device, off: u64, data: &[u8]) -> Check<()> {
+    let max = dev.capabilities().max_transfer.min(1 << 20) as usize;
+    let region = ctx(dev.alloc(max), || format!("alloc {max} bytes"))?;
+    let mut q = ctx(dev.queue(1), || "queue(1)".into())?;
+    for (i, chunk) in data.chunks(max).enumerate() {
+        let mut s = ctx(region.slice(0, chunk.len()), || format!("slice of {} bytes", chunk.len()))?;
+        s.copy_from_slice(chunk);
+        let at = off + (i * max) as u64;
+        q.write_at(s, at).map_err(|e| format!("write {} at {at:#x}: {}", chunk.len(), e.error))?;
+    }
+    Ok(())
+}
+
 /// Random bytes for tests, reproducible from `seed`.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];

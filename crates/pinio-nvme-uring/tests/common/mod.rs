@@ -142,30 +142,10 @@ impl Drop for Ns {
 
 /// Reads `len` bytes at `off` in max-transfer chunks.
 pub fn read_bytes(dev: &dyn Device, off: u64, len: u64) -> Vec<u8> {
-    let max = dev.capabilities().max_transfer.min(1 << 20);
-    let region = dev.alloc(max as usize).expect("alloc");
-    let mut q = dev.queue(1).expect("queue");
-    let mut out = Vec::with_capacity(len as usize);
-    let mut at = 0;
-    while at < len {
-        let n = (len - at).min(max);
-        let s = region.slice(0, n as usize).expect("slice");
-        let (_, s) = q.read_at(s, off + at).unwrap_or_else(|e| panic!("read {n} at {:#x}: {e}", off + at));
-        out.extend_from_slice(&s);
-        at += n;
-    }
-    out
+    pinio_core::conformance::read_bytes(dev, off, len).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Writes `data` at `off` in max-transfer chunks.
 pub fn write_bytes(dev: &dyn Device, off: u64, data: &[u8]) {
-    let max = dev.capabilities().max_transfer.min(1 << 20) as usize;
-    let region = dev.alloc(max).expect("alloc");
-    let mut q = dev.queue(1).expect("queue");
-    for (i, chunk) in data.chunks(max).enumerate() {
-        let mut s = region.slice(0, chunk.len()).expect("slice");
-        s.copy_from_slice(chunk);
-        let at = off + (i * max) as u64;
-        q.write_at(s, at).unwrap_or_else(|e| panic!("write {} at {at:#x}: {e}", chunk.len()));
-    }
+    pinio_core::conformance::write_bytes(dev, off, data).unwrap_or_else(|e| panic!("{e}"))
 }
