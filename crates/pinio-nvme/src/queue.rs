@@ -255,20 +255,27 @@ impl NvmeQueue {
     /// within one wait: nothing is submitted meanwhile, so the entries it
     /// may still post are those of commands in flight, at most the
     /// capacity, one less than the completion queue's entries.
+    /// The next new entry of the completion ring, consumed (the head moves
+    /// past it; the CQ head doorbell is the caller's); `None` when the
+    /// controller has posted nothing new.
+    fn take_cqe(&mut self) -> Option<Cqe> {
+        let cq = self.cq.as_ref().expect("rings live until drop");
+        let head = self.cq_ring.head();
+        if !self.cq_ring.is_new(cq.cqe_phase(head)) {
+            return None;
+        }
+        let cqe = cq.read_cqe(head);
+        self.cq_ring.advance();
+        Some(cqe)
+    }
+
     fn reap_unacked(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
         if !self.dead && self.was_reset() {
             return Ok(self.abort_after_reset(out));
         }
         let (mut n, mut consumed) = (0, 0);
         let mut bad_cid = None;
-        loop {
-            let cq = self.cq.as_ref().expect("rings live until drop");
-            let head = self.cq_ring.head();
-            if !self.cq_ring.is_new(cq.cqe_phase(head)) {
-                break;
-            }
-            let cqe = cq.read_cqe(head);
-            self.cq_ring.advance();
+        while let Some(cqe) = self.take_cqe() {
             consumed += 1;
             if self.shared.doorbell_mode == DoorbellMode::PerCommand {
                 self.ring_cq();

@@ -33,14 +33,7 @@ impl NvmeQueue {
     pub(super) fn abort_after_reset(&mut self, out: &mut Vec<Completion>) -> usize {
         self.dead = true;
         let mut n = 0;
-        loop {
-            let cq = self.cq.as_ref().expect("rings live until drop");
-            let head = self.cq_ring.head();
-            if !self.cq_ring.is_new(cq.cqe_phase(head)) {
-                break;
-            }
-            let cqe = cq.read_cqe(head);
-            self.cq_ring.advance();
+        while let Some(cqe) = self.take_cqe() {
             if let Some(Some(c)) = self.finish(&cqe) {
                 out.push(c);
                 n += 1;
