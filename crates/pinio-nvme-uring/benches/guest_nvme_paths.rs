@@ -3,7 +3,8 @@
 //! same registered buffers through
 //!
 //! 1. the kernel's block layer: pinio's `uring:` backend on `/dev/nvme0n1`
-//!    (O_DIRECT, `READ_FIXED`/`WRITE_FIXED`);
+//!    (O_DIRECT, `READ_FIXED`/`WRITE_FIXED`), interrupt-driven and polled
+//!    (`UringOptions::iopoll`: `IORING_SETUP_IOPOLL`, the same poll queues);
 //! 2. NVMe passthrough: `nvme-uring:/dev/ng0n1` with fixed buffers
 //!    (`IORING_URING_CMD_FIXED`), interrupt-driven and polled
 //!    (`IORING_SETUP_IOPOLL` on the driver's poll queues);
@@ -51,7 +52,8 @@ const WORKLOADS: [Workload; 4] = [
 ];
 
 /// The paths, in table order; the first is the reference of the ratios.
-const KERNEL_PATHS: [&str; 4] = ["block+uring fixed", "passthru fixed", "passthru fixed IOPOLL", "passthru plain"];
+const KERNEL_PATHS: [&str; 5] =
+    ["block+uring fixed", "block+uring fixed IOPOLL", "passthru fixed", "passthru fixed IOPOLL", "passthru plain"];
 const USER_PATHS: [&str; 2] = ["pinio-nvme MSI-X", "pinio-nvme polled"];
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -277,6 +279,9 @@ fn main() {
             // without one).
             let block = UringDevice::open(&block_path, UringOptions::default()).expect("uring on the block device");
             let domain = block.domain().clone();
+            let block_polled =
+                UringDevice::open_in(&domain, &block_path, UringOptions { iopoll: true, ..Default::default() })
+                    .expect("uring on the block device, IOPOLL");
             let fixed = NvmeUringDevice::open_in(&domain, &generic, NvmeUringOptions::default()).expect("passthrough");
             let polled =
                 NvmeUringDevice::open_in(&domain, &generic, NvmeUringOptions { iopoll: true, ..Default::default() })
@@ -284,7 +289,7 @@ fn main() {
             let plain =
                 NvmeUringDevice::open(&generic, NvmeUringOptions { fixed_buffers: false, ..Default::default() })
                     .expect("passthrough, plain buffers");
-            let devs: [&dyn Device; 4] = [&block, &fixed, &polled, &plain];
+            let devs: [&dyn Device; 5] = [&block, &block_polled, &fixed, &polled, &plain];
             for (i, d) in devs.iter().enumerate() {
                 describe[i] = d.describe();
                 measure(paths[i], *d, secs, r, &mut samples, &mut errors, i);

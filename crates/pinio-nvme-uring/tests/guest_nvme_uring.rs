@@ -234,6 +234,59 @@ fn polled_completions_use_the_poll_queues() {
     );
 }
 
+/// The block path with polled completions (`UringOptions::iopoll`,
+/// `IORING_SETUP_IOPOLL` on `/dev/nvmeXnY`): the conformance suite, with
+/// fixed and with plain buffers. The block layer fails a polled bio to a
+/// queue that cannot poll with `EOPNOTSUPP` (`blk_mq_submit_bio`), so every
+/// operation that succeeds here went through the nvme driver's poll queues
+/// (`nvme.poll_queues=2`), and its completion was found by spinning in
+/// `io_uring_enter(GETEVENTS)`. The flush, which cannot be an `FSYNC` on
+/// such a ring, drains the queue and then calls `fdatasync`.
+#[test]
+fn the_block_path_with_iopoll_passes_conformance() {
+    let mut ns = Ns::open(IRQ);
+    let window = ns.tail(24 << 20);
+    ns.save(window.0, window.1);
+    // flush_drains and the vectored checks write at the start of the device.
+    ns.save(0, 1 << 20);
+    for fixed_buffers in [true, false] {
+        let opts = UringOptions { iopoll: true, fixed_buffers, ..UringOptions::default() };
+        let dev = UringDevice::open(&ns.block, opts).unwrap_or_else(|e| panic!("{}: {e}", ns.block.display()));
+        let what = dev.describe();
+        assert!(what.contains("IOPOLL") && what.contains("O_DIRECT"), "{what}");
+        assert_eq!(dev.capabilities().completion, pinio_core::CompletionMode::Poll);
+        let plan = conformance::Plan { window, ..Default::default() };
+        let r = conformance::round_trips(&dev, &plan).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(r.sizes >= 7, "{r:?}");
+        conformance::bad_inputs(&dev).unwrap_or_else(|e| panic!("{what}: {e}"));
+        conformance::flush_drains(&dev).unwrap_or_else(|e| panic!("{what}: {e}"));
+        conformance::vectored(&dev).unwrap_or_else(|e| panic!("{what}: {e}"));
+        conformance::async_vectored_and_flush(&dev, 0).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let half = window.1 / 2;
+        std::thread::scope(|s| {
+            let dev = &dev;
+            let hs: Vec<_> = (0..2u64)
+                .map(|i| {
+                    let plan = conformance::Plan {
+                        sizes: vec![512, 4096, 65536, 1 << 20],
+                        seed: 70 + i,
+                        depth: 8,
+                        window: (window.0 + i * half, half),
+                        unaligned: true,
+                    };
+                    s.spawn(move || conformance::round_trips(dev, &plan))
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap().unwrap_or_else(|e| panic!("{what}: {e}"));
+            }
+        });
+        let stats = dev.stats();
+        assert_eq!(stats.bytes_copied, 0, "{what}: O_DIRECT copies nothing on the CPU");
+        assert!(stats.pins == stats.unpins && stats.bytes_pinned == 0, "{what}: every region unregistered: {stats}");
+    }
+}
+
 /// A controller reset with 32 maximal reads in flight: every command completes
 /// (done, or failed with a typed error), every slice comes back, and the
 /// namespace works again once the controller is live.
