@@ -57,15 +57,7 @@ fn require_guest() {
 /// The guest's NVMe controller (class 0x010802; 0000:00:02.0 in xtask's VM).
 fn nvme_addr() -> PciAddress {
     require_guest();
-    let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
-        .expect("/sys/bus/pci/devices")
-        .filter_map(|e| e.ok())
-        .filter(|e| std::fs::read_to_string(e.path().join("class")).is_ok_and(|c| c.trim() == "0x010802"))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    found.sort();
-    let a = found.into_iter().next().expect("no NVMe controller (class 0x010802) on the guest's PCI bus");
-    a.parse().unwrap_or_else(|e| panic!("sysfs lists {a:?}: {e}"))
+    Sysfs::system().first_with("class", "0x010802").expect("no NVMe controller (class 0x010802) on the guest's PCI bus")
 }
 
 fn driver_of(bdf: &PciAddress) -> Option<String> {

@@ -165,15 +165,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn nvme_addr() -> pinio_vfio::PciAddress {
-    let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
-        .expect("sysfs")
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("class")).is_ok_and(|c| c.trim() == "0x010802"))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    found.sort();
-    let a = found.into_iter().next().expect("no NVMe controller (class 0x010802) on the PCI bus");
-    a.parse().unwrap_or_else(|e| panic!("sysfs lists {a:?}: {e}"))
+    pinio_vfio::Sysfs::system()
+        .first_with("class", "0x010802")
+        .expect("no NVMe controller (class 0x010802) on the PCI bus")
 }
 
 fn driver_of(bdf: &pinio_vfio::PciAddress) -> Option<String> {

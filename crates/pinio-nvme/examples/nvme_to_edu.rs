@@ -126,14 +126,7 @@ impl std::fmt::Debug for Report {
 }
 
 fn find_pci(attr: &str, value: &str) -> Option<String> {
-    let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
-        .ok()?
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join(attr)).is_ok_and(|v| v.trim() == value))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    found.sort();
-    found.into_iter().next()
+    pinio_vfio::Sysfs::system().first_with(attr, value).map(|a| a.to_string())
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

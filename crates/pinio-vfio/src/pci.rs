@@ -57,6 +57,21 @@ impl Sysfs {
         })
     }
 
+    /// The first PCI function (in address order) whose sysfs attribute
+    /// `attr` reads `value`, e.g. `("class", "0x010802")` for an NVMe
+    /// controller or `("device", "0x11e8")` for QEMU's edu; `None` when no
+    /// function matches or the bus cannot be listed.
+    pub fn first_with(&self, attr: &str, value: &str) -> Option<PciAddress> {
+        let mut found: Vec<PciAddress> = std::fs::read_dir(self.root.join("bus/pci/devices"))
+            .ok()?
+            .flatten()
+            .filter(|e| std::fs::read_to_string(e.path().join(attr)).is_ok_and(|v| v.trim() == value))
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        found.sort_by_key(|a: &PciAddress| a.to_string());
+        found.into_iter().next()
+    }
+
     /// Fails with [`VfioError::DeviceAbsent`] unless the device exists.
     pub fn require_present(&self, bdf: &PciAddress) -> Result<(), VfioError> {
         let dir = self.device_dir(bdf);
@@ -191,6 +206,21 @@ mod tests {
         assert_eq!(parse_id("0x11e8"), Some(0x11e8));
         assert_eq!(parse_id("zz"), None);
         assert_eq!(parse_id("0x12345"), None);
+    }
+
+    #[test]
+    fn first_with_picks_the_lowest_matching_address() {
+        let root = std::env::temp_dir().join(format!("pinio-sysfs-{}", std::process::id()));
+        for (bdf, class) in [("0000:00:05.0", "0x010802"), ("0000:00:02.0", "0x010802"), ("0000:00:01.0", "0x018000")] {
+            let dir = root.join("bus/pci/devices").join(bdf);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("class"), format!("{class}\n")).unwrap();
+        }
+        let sys = Sysfs { root: root.clone() };
+        assert_eq!(sys.first_with("class", "0x010802").map(|a| a.to_string()).as_deref(), Some("0000:00:02.0"));
+        assert!(sys.first_with("class", "0x0c0330").is_none());
+        assert!(Sysfs { root: root.join("absent") }.first_with("class", "0x010802").is_none());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

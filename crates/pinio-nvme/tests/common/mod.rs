@@ -23,16 +23,8 @@ pub fn require_guest() {
     assert_eq!(std::env::var("PINIO_GUEST").as_deref(), Ok("1"), "guest tests run in the QEMU guest: cargo xtask test");
 }
 
-/// The first PCI device whose sysfs attribute `attr` reads `value`.
 fn find_pci(attr: &str, value: &str) -> Option<PciAddress> {
-    let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter(|e| std::fs::read_to_string(e.path().join(attr)).is_ok_and(|c| c.trim() == value))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    found.sort();
-    found.into_iter().next().map(|a| a.parse().unwrap_or_else(|e| panic!("sysfs lists {a:?}: {e}")))
+    pinio_vfio::Sysfs::system().first_with(attr, value)
 }
 
 /// The guest's NVMe controller.

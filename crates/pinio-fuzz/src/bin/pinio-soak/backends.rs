@@ -222,16 +222,8 @@ fn nvme_addr() -> Option<String> {
     PCI.get().and_then(|p| p.1.clone())
 }
 
-/// The first PCI device (by address) whose sysfs attribute `attr` reads `value`.
 fn find_pci(attr: &str, value: &str) -> Option<String> {
-    let mut found: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
-        .ok()?
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join(attr)).is_ok_and(|c| c.trim() == value))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    found.sort();
-    found.into_iter().next()
+    pinio_vfio::Sysfs::system().first_with(attr, value).map(|a| a.to_string())
 }
 
 /// The kernel's block device of namespace 1 of `bdf`, once the nvme driver
