@@ -238,11 +238,11 @@ fn measure(
     for (k, w) in WORKLOADS.iter().enumerate() {
         match run(dev, *w, secs, (r * 1000 + path_index * 10 + k) as u64) {
             Ok(s) => {
-                eprintln!("{name:<22} {:<18} repeat {r}: {:>8.0} IOPS {:>7.1} us CPU/IO", w.name, s.iops(), s.cpu_us());
+                eprintln!("{name:<24} {:<18} repeat {r}: {:>8.0} IOPS {:>7.1} us CPU/IO", w.name, s.iops(), s.cpu_us());
                 samples[path_index * WORKLOADS.len() + k].push(s);
             }
             Err(e) => {
-                eprintln!("{name:<22} {:<18} repeat {r}: FAILED: {e}", w.name);
+                eprintln!("{name:<24} {:<18} repeat {r}: FAILED: {e}", w.name);
                 errors.push(json!({ "path": name, "workload": w.name, "repeat": r, "error": e }));
             }
         }
@@ -318,7 +318,7 @@ fn main() {
         paths[0]
     );
     println!(
-        "{:<22} {:<18} {:>16} {:>22} {:>8} {:>8} {:>8} {:>8}",
+        "{:<24} {:<18} {:>16} {:>22} {:>8} {:>8} {:>8} {:>8}",
         "path", "workload", "IOPS", "CPU us/IO", "p50 us", "p99 us", "p99.9", "CPU x"
     );
     for (k, w) in WORKLOADS.iter().enumerate() {
@@ -340,7 +340,7 @@ fn main() {
             let cpu_ratio = ref_cpu.map(|r| cpu_us.0 / r);
             let iops_ratio = ref_iops.map(|r| iops.0 / r);
             println!(
-                "{name:<22} {:<18} {:>7.0} [{:.0}-{:.0}] {:>7.1} [{:.1}-{:.1}] {p50:>8.0} {p99:>8.0} {p999:>8.0} {:>8}",
+                "{name:<24} {:<18} {:>7.0} [{:.0}-{:.0}] {:>7.1} [{:.1}-{:.1}] {p50:>8.0} {p99:>8.0} {p999:>8.0} {:>8}",
                 w.name,
                 iops.0,
                 iops.1,
