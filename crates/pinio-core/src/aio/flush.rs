@@ -74,7 +74,7 @@ impl Flush {
     /// One look: collect completions; see to the flush running on the
     /// queue (whoever started it); once nothing pushed before the call is
     /// in flight and no flush runs, start this one.
-    fn look(&mut self) -> Option<Result<()>> {
+    fn look(&mut self, cx: &Context<'_>) -> Option<Result<()>> {
         let shared = self.shared.clone();
         let mut st = shared.lock();
         if let Err(e) = st.drive() {
@@ -100,6 +100,8 @@ impl Flush {
             }
         }
         if st.pending.range(..self.mark).next().is_some() {
+            // Another task may collect those completions.
+            st.wait_for_progress(cx.waker());
             return None;
         }
         match st.queue.start_flush(self.mode) {
@@ -137,7 +139,7 @@ impl Future for Flush {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         assert!(!self.done, "Flush polled after it resolved");
         let shared = self.shared.clone();
-        let r = poll_with(&shared, cx, |_| self.look());
+        let r = poll_with(&shared, cx, |cx| self.look(cx));
         if r.is_ready() {
             self.done = true;
         }

@@ -120,6 +120,12 @@ struct State {
     pending: BTreeSet<u64>,
     /// The flushes of [`Flush`] futures (`flush.rs`).
     flushes: flush::Flushes,
+    /// Tasks waiting for any completion rather than their own (a push
+    /// refused by a full queue, a flush waiting for earlier operations):
+    /// woken by whichever task collects one. The completion fd cannot be
+    /// relied on for them: a task that drains the queue also resets the fd,
+    /// and a reactor that looks after that sees no event.
+    progress: Vec<Waker>,
     out: Vec<Completion>,
 }
 
@@ -130,6 +136,11 @@ impl State {
     fn drive(&mut self) -> Result<()> {
         let mut out = std::mem::take(&mut self.out);
         let r = self.queue.poll(&mut out);
+        if !out.is_empty() {
+            for w in std::mem::take(&mut self.progress) {
+                w.wake();
+            }
+        }
         for c in out.drain(..) {
             self.pending.remove(&c.tag);
             if self.abandoned.remove(&c.tag) {
@@ -142,6 +153,13 @@ impl State {
         }
         self.out = out;
         r.map(drop)
+    }
+
+    /// Registers `waker` to be woken when any completion is collected.
+    fn wait_for_progress(&mut self, waker: &Waker) {
+        if !self.progress.iter().any(|w| w.will_wake(waker)) {
+            self.progress.push(waker.clone());
+        }
     }
 }
 
@@ -204,6 +222,7 @@ impl AsyncQueue {
             abandoned: HashSet::new(),
             pending: BTreeSet::new(),
             flushes: flush::Flushes::default(),
+            progress: Vec::new(),
             out: Vec::new(),
         };
         AsyncQueue { shared: Arc::new(Shared { state: Mutex::new(state), readiness }) }
@@ -309,6 +328,7 @@ impl OpFuture {
         }
         if self.op.is_some() {
             // Still waiting for room: any completion's arrival may make some.
+            st.wait_for_progress(cx.waker());
             return None;
         }
         let tag = self.tag.expect("pushed");
