@@ -68,7 +68,6 @@ fn a_push_waiting_for_room_is_woken_by_another_tasks_collection() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(flag_b.0.load(Ordering::SeqCst), "the task waiting for room was not woken when room was made");
-    drop(a2);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Poll::Ready(r) = b.as_mut().poll(&mut Context::from_waker(&waker_b)) {
