@@ -3,6 +3,7 @@
 
 use crate::admin::{self, Geometry};
 use crate::queue::NvmeUringQueue;
+use crate::shared::Shared;
 use crate::{NvmeUringError, NvmeUringOptions};
 use pinio_core::{
     Capabilities, CompletionMode, Device, DeviceCore, Domain, Persistence, Queue, RegistrationSharing, Result,
@@ -10,27 +11,13 @@ use pinio_core::{
 };
 use pinio_uring::UringRegistrar;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Deepest queue a device makes: the submission ring's limit is higher,
 /// but the kernel's NVMe queues hold at most a few thousand commands and
 /// further ones only wait for a tag.
 pub(crate) const MAX_DEPTH: usize = 4096;
-
-/// What a device and its queues share.
-pub(crate) struct Shared {
-    pub(crate) core: DeviceCore,
-    pub(crate) opts: NvmeUringOptions,
-    pub(crate) path: PathBuf,
-    /// The namespace's generic character device: fixed file 0 of every ring.
-    pub(crate) file: File,
-    /// The controller node, for admin commands and resets.
-    pub(crate) ctrl: File,
-    pub(crate) geometry: Geometry,
-    /// log2 of the logical block size.
-    pub(crate) lba_shift: u32,
-}
 
 /// An NVMe namespace driven through the kernel's NVMe passthrough: every
 /// read, write and flush is one NVMe command carried by an io_uring

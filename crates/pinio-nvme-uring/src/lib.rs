@@ -43,6 +43,7 @@ mod error;
 mod inflight;
 mod options;
 mod queue;
+mod shared;
 mod support;
 mod sys;
 

@@ -2,9 +2,9 @@
 //! its in-flight table and its completions.
 
 use crate::NvmeUringError;
-use crate::device::Shared;
 use crate::error::status_of;
 use crate::inflight::InFlight;
+use crate::shared::Shared;
 use crate::sys::{self, UringCmd};
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use pinio_core::{Completion, Direction, Error, FlushMode, Op, Queue, Registration, Rejected, Result, Tally};
@@ -115,12 +115,12 @@ impl NvmeUringQueue {
         let op = self.inflight.get_mut(user_data).expect("just inserted");
         let sqe = sqe(&self.shared, op, user_data);
         loop {
-            // SAFETY: the entry names the slice's memory (by address, and by
-            // buffer index for a registered region, whose slot the slice's
-            // region keeps filled), owned by the in-flight table until its
-            // completion is reaped (the DMA ownership rule,
-            // pinio_core::domain), and fixed file 0, registered for the
-            // ring's life. Only this queue pushes to this ring.
+            // The entry names the slice's memory by address (and by buffer
+            // index for a registered region, whose slot the region keeps
+            // filled) and fixed file 0, registered for the ring's life.
+            // SAFETY: that memory is owned by the in-flight table until the
+            // completion is reaped (the DMA ownership rule, pinio_core::domain);
+            // only this queue pushes to this ring.
             if unsafe { self.ring.submission_shared().push(&sqe) }.is_ok() {
                 break;
             }
@@ -149,11 +149,11 @@ impl NvmeUringQueue {
     /// again after reaping (interrupted, or the completion backlog is full).
     fn enter(&mut self, want: usize) -> Result<bool> {
         let flags = if want > 0 || self.iopoll { GETEVENTS } else { 0 };
+        let (submit, want) = (self.unsubmitted as u32, want as u32);
         // SAFETY: no signal mask or extended argument is passed; the
         // submissions were pushed by this queue and name memory the
         // in-flight table owns.
-        let r =
-            unsafe { self.ring.submitter().enter::<libc::sigset_t>(self.unsubmitted as u32, want as u32, flags, None) };
+        let r = unsafe { self.ring.submitter().enter::<libc::sigset_t>(submit, want, flags, None) };
         match r {
             Ok(n) => {
                 self.unsubmitted = self.unsubmitted.saturating_sub(n);

@@ -10,6 +10,10 @@ mod contender;
 mod cpu;
 mod escape;
 mod fio;
+#[cfg(test)]
+mod fixture;
+#[cfg(test)]
+mod page_tests;
 mod plot;
 mod report;
 mod runner;

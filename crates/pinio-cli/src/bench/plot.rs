@@ -395,7 +395,7 @@ pub fn svg(results: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::tests::sample_results;
+    use crate::bench::fixture::sample_results;
 
     #[test]
     fn ticks_and_labels() {

@@ -435,64 +435,9 @@ impl Results {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::bench::contender::{Cache, Engine};
-
-    /// Results of two workloads on three configurations, three repeats each.
-    pub(crate) fn sample_results() -> Results {
-        let workloads: Vec<Workload> = ["randread-4k-qd1", "randread-4k-qd32", "read-1m-qd4"]
-            .iter()
-            .map(|s| Workload::parse(s).unwrap())
-            .collect();
-        let contenders = vec![
-            Contender {
-                label: "uring fixed",
-                engine: Engine::Pinio { backend: "uring", direct: true, fixed_buffers: true },
-                cache: Cache::Bypassed,
-            },
-            Contender {
-                label: "copy cold",
-                engine: Engine::Pinio { backend: "copy", direct: false, fixed_buffers: false },
-                cache: Cache::Cold,
-            },
-            Contender {
-                label: "fio uring fixed",
-                engine: Engine::Fio { args: &[], honours_depth: true },
-                cache: Cache::Bypassed,
-            },
-        ];
-        let mut r = Results::new(&workloads, &contenders);
-        for rep in 0..3u64 {
-            for (wi, w) in workloads.iter().enumerate() {
-                for ci in 0..contenders.len() {
-                    let ops = (1000 + 300 * rep) * (ci as u64 + 1) * (wi as u64 + 1);
-                    r.add(
-                        wi,
-                        ci,
-                        Sample {
-                            ops,
-                            bytes: ops * w.block as u64,
-                            secs: 1.0,
-                            cpu_secs: 0.2 + 0.1 * ci as f64,
-                            user_secs: 0.05,
-                            sys_secs: 0.15 + 0.1 * ci as f64,
-                            bytes_copied: (ci < 2).then_some(ops * w.block as u64 * ci as u64 * 2),
-                            lat_p50_us: 10.0 * (wi + 1) as f64,
-                            lat_p99_us: 40.0 * (wi + 1) as f64 + rep as f64,
-                            lat_p999_us: 90.0,
-                        },
-                    );
-                }
-            }
-        }
-        r
-    }
-
-    fn parse(html: &str) -> roxmltree::Document<'_> {
-        let opts = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
-        roxmltree::Document::parse_with_options(html, opts).unwrap_or_else(|e| panic!("not well-formed: {e}\n{html}"))
-    }
+    use crate::bench::fixture::sample_results;
 
     #[test]
     fn labels_say_size_pattern_direction_and_depth() {
@@ -514,50 +459,6 @@ pub(crate) mod tests {
             assert!(LEGEND.contains(word));
         }
         assert!(t.contains("n/a"), "fio rows cannot tell copied bytes: {t}");
-    }
-
-    #[test]
-    fn html_is_well_formed_and_complete() {
-        let mut r = sample_results();
-        r.contenders_mut()[2].label = "fio <uring> & \"fixed\"";
-        let svg = crate::bench::plot::svg(&r);
-        let html = r.html("256 MiB scratch file /var/tmp/x & y, 1 s per run", 0.2, &svg);
-        let doc = parse(&html);
-        let root = doc.root_element();
-        assert_eq!(root.tag_name().name(), "html");
-        assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/1999/xhtml"));
-        let table = doc.descendants().find(|n| n.has_tag_name("table")).unwrap();
-        let rows = table
-            .descendants()
-            .filter(|n| n.has_tag_name("tr") && n.parent().is_some_and(|p| p.has_tag_name("tbody")))
-            .count();
-        assert_eq!(rows, 9, "one row per workload and configuration");
-        let text: String = doc.descendants().filter(|n| n.is_text()).map(|n| n.text().unwrap()).collect();
-        assert!(text.contains(LEGEND));
-        assert!(text.contains("fio <uring> & \"fixed\""), "escaped and read back intact");
-        assert!(text.contains("/var/tmp/x & y"));
-        let svgs: Vec<_> =
-            doc.descendants().filter(|n| n.has_tag_name(("http://www.w3.org/2000/svg", "svg"))).collect();
-        assert_eq!(svgs.len(), 1, "the plot is inlined");
-        // Self-contained: nothing is loaded from elsewhere.
-        for n in doc.descendants().filter(|n| n.is_element()) {
-            assert!(n.attribute("src").is_none(), "{:?} loads something", n.tag_name());
-            assert!(!n.has_tag_name("script") && !n.has_tag_name("link"));
-        }
-    }
-
-    #[test]
-    fn html_with_ratios_and_noise() {
-        let r = sample_results();
-        let html = r.html("m", 0.2, &crate::bench::plot::svg(&r));
-        let doc = parse(&html);
-        let text: String = doc.descendants().filter(|n| n.is_text()).map(|n| n.text().unwrap()).collect();
-        assert!(text.contains("CPU per byte, uring fixed / copy cold"), "ratio table");
-        assert!(text.contains("IOPS, uring fixed / fio uring fixed"));
-        assert!(text.contains("* noisy"), "noise note");
-        assert!(doc.descendants().any(|n| n.attribute("class") == Some("noisy")));
-        let quiet = r.html("m", 10.0, "<svg xmlns=\"http://www.w3.org/2000/svg\"/>");
-        assert!(!quiet.contains("class=\"noisy\"") && !quiet.contains("* noisy"));
     }
 
     #[test]

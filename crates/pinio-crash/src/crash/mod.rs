@@ -9,12 +9,14 @@
 
 mod history;
 mod image;
+mod pieces;
 mod run;
 mod shrink;
 mod state;
 
 pub use history::{Epoch, FlushEvent, History, WriteEvent};
-pub use image::{DurableImage, pieces};
+pub use image::DurableImage;
+pub use pieces::pieces;
 pub use run::{CrashTest, Failure, Report};
 pub use shrink::shrink;
 pub use state::{CrashState, Describe, DescribeExtra, Extra, Generator, StateKind};

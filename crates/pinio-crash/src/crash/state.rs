@@ -1,7 +1,7 @@
 //! Crash states: which writes are on the device after a crash, and how.
 
 use super::history::History;
-use super::image::pieces;
+use super::pieces::pieces;
 use crate::rng::SplitMix;
 use std::fmt;
 

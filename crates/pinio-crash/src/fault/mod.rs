@@ -3,6 +3,7 @@
 mod device;
 mod queue;
 pub mod rules;
+mod state;
 
 pub use device::FaultDevice;
 pub use rules::{Fault, FaultPlan, OpKind, Rule, When};

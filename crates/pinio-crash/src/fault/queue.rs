@@ -1,7 +1,7 @@
 //! The queue of a [`super::FaultDevice`].
 
-use super::device::FaultState;
 use super::rules::Fault;
+use super::state::FaultState;
 use crate::tags::TagTable;
 use pinio_core::{Completion, Device, Error, FlushMode, FlushProgress, Op, Queue, Rejected, Result, Slice, align_down};
 use std::collections::VecDeque;

@@ -277,11 +277,10 @@ impl UringQueue {
                     e.error = Some(error);
                     return Ok(());
                 }
-                // SAFETY: the entry names the memory of slices the table
-                // owns until its last completion is reaped (and, for a
-                // vectored opcode, iovecs the table owns as long), and fixed
-                // file 0, registered for this ring's whole life. Only this
-                // queue pushes to this submission queue.
+                // The entry names fixed file 0 (registered for the ring's
+                // whole life) and, for a vectored opcode, iovecs.
+                // SAFETY: the table owns the slices (and iovecs) until the
+                // last completion is reaped; only this queue pushes here.
                 if unsafe { self.ring.submission_shared().push(&sqe) }.is_ok() {
                     break;
                 }
