@@ -138,4 +138,9 @@ pub struct TestArgs {
     /// Kill the guest after this many seconds.
     #[arg(long, default_value_t = 1800)]
     pub timeout: u64,
+    /// Boot this many guests side by side, each running its share of the
+    /// guest tests (each guest has its own kernel, devices and pin counters,
+    /// so the tests' checks cannot see each other).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub guests: u32,
 }

@@ -145,28 +145,56 @@ fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<GuestRes
     }
 
     stages.done("guest binaries and modules");
-    let script = runner_script(&repo, &tests);
-    let run_dir = crate::vm::new_run_dir(paths)?;
-    eprintln!("xtask: {} guest tests, one boot", tests.len());
-    let outcome = crate::vm::boot(
-        paths,
-        &kernel,
-        &crate::vm::Job { script, modules },
-        &run_dir,
-        Duration::from_secs(args.timeout),
-    )?;
-    outcome.print_verdict();
-    stages.done("guest boot and tests");
-    let (passed, failed) = verdicts(&tests, &outcome);
-    if failed == 0 {
-        let _ = std::fs::remove_dir_all(&outcome.run_dir);
+    // Built once here: the guests below would otherwise race to build it.
+    crate::initramfs::ensure(paths)?;
+    let times_path = paths.cache.join("guest-test-times.tsv");
+    let mut times = crate::guest_lanes::Times::load(&times_path);
+    let names: Vec<String> = tests.iter().map(|t| t.name.clone()).collect();
+    let lanes = crate::guest_lanes::split(&names, args.guests as usize, &times);
+    let job = crate::vm::Job { script: String::new(), modules };
+    let timeout = Duration::from_secs(args.timeout);
+    eprintln!("xtask: {} guest tests in {} guest(s) booted side by side", tests.len(), lanes.len());
+    let outcomes: Vec<Result<Outcome>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = lanes
+            .iter()
+            .enumerate()
+            .map(|(i, lane)| {
+                let lane_tests: Vec<&GuestTest> = lane.iter().map(|&t| &tests[t]).collect();
+                let job = crate::vm::Job { script: runner_script(&repo, &lane_tests), modules: job.modules.clone() };
+                let tag = if lanes.len() > 1 { format!("[vm{}] ", i + 1) } else { String::new() };
+                let kernel = &kernel;
+                scope.spawn(move || {
+                    let run_dir = crate::vm::new_run_dir(paths)?;
+                    crate::vm::boot_tagged(paths, kernel, &job, &run_dir, timeout, &tag)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("guest thread panicked"))))
+            .collect()
+    });
+    let mut result = GuestResult { passed: 0, failed: 0, fuzz_calls: None, kernel_reports: 0 };
+    for (i, (lane, outcome)) in lanes.iter().zip(outcomes).enumerate() {
+        let outcome = outcome?;
+        let vm = if lanes.len() > 1 { format!(" (vm{})", i + 1) } else { String::new() };
+        if lanes.len() > 1 {
+            eprintln!("xtask: vm{}:", i + 1);
+        }
+        outcome.print_verdict();
+        let lane_tests: Vec<&GuestTest> = lane.iter().map(|&t| &tests[t]).collect();
+        let (passed, failed) = verdicts(&lane_tests, &outcome, &vm, &mut times);
+        result.passed += passed;
+        result.failed += failed;
+        result.fuzz_calls = result.fuzz_calls.or(fuzz_calls(&outcome.lines));
+        result.kernel_reports += outcome.reports.iter().filter(|r| !r.expected).count();
+        if failed == 0 {
+            let _ = std::fs::remove_dir_all(&outcome.run_dir);
+        }
     }
-    Ok(GuestResult {
-        passed,
-        failed,
-        fuzz_calls: fuzz_calls(&outcome.lines),
-        kernel_reports: outcome.reports.iter().filter(|r| !r.expected).count(),
-    })
+    times.save();
+    stages.done("guest boot and tests");
+    Ok(result)
 }
 
 /// Wall time of each stage of `cargo xtask test`, printed at the end so the
@@ -204,7 +232,7 @@ fn minutes(d: Duration) -> String {
     if s >= 60 { format!("{}m{:02}s", s / 60, s % 60) } else { format!("{s}s") }
 }
 
-fn runner_script(repo: &Path, tests: &[GuestTest]) -> String {
+fn runner_script(repo: &Path, tests: &[&GuestTest]) -> String {
     let mut s = format!(
         "cd {} || exit 125\nexport PINIO_GUEST=1\nfailed=0\n\
          run_test() {{\n  name=$1; shift\n  echo \"PINIO-TEST-BEGIN $name\"\n  \
@@ -219,9 +247,15 @@ fn runner_script(repo: &Path, tests: &[GuestTest]) -> String {
     s
 }
 
-/// Prints PASS/FAIL per test; returns (passed, failed). Problems of the boot
-/// itself (reports outside any test, timeouts, pin leaks) count as one more failure.
-fn verdicts(tests: &[GuestTest], outcome: &Outcome) -> (usize, usize) {
+/// Prints PASS/FAIL per test and records each finished test's time; returns
+/// (passed, failed). Problems of the boot itself (reports outside any test,
+/// timeouts, pin leaks) count as one more failure, `guest/boot-and-shutdown{vm}`.
+fn verdicts(
+    tests: &[&GuestTest],
+    outcome: &Outcome,
+    vm: &str,
+    times: &mut crate::guest_lanes::Times,
+) -> (usize, usize) {
     let (mut passed, mut failed) = (0, 0);
     let mut claimed = vec![false; outcome.reports.len()];
     for t in tests {
@@ -233,7 +267,9 @@ fn verdicts(tests: &[GuestTest], outcome: &Outcome) -> (usize, usize) {
         });
         let took = match (begin, end) {
             (Some(b), Some((e, _))) => {
-                format!(" ({:.1} s)", outcome.times[e].saturating_sub(outcome.times[b]).as_secs_f64())
+                let d = outcome.times[e].saturating_sub(outcome.times[b]);
+                times.record(&t.name, d);
+                format!(" ({:.1} s{vm})", d.as_secs_f64())
             }
             _ => String::new(),
         };
@@ -290,10 +326,10 @@ fn verdicts(tests: &[GuestTest], outcome: &Outcome) -> (usize, usize) {
     }
     if boot_problems.is_empty() {
         passed += 1;
-        println!("PASS guest/boot-and-shutdown");
+        println!("PASS guest/boot-and-shutdown{vm}");
     } else {
         failed += 1;
-        println!("FAIL guest/boot-and-shutdown: {}", boot_problems.join("; "));
+        println!("FAIL guest/boot-and-shutdown{vm}: {}", boot_problems.join("; "));
     }
     (passed, failed)
 }
@@ -339,7 +375,7 @@ mod tests {
     #[test]
     fn runner_runs_each_test_with_markers() {
         let tests = vec![GuestTest::new("a/b", &["sh", "x y"])];
-        let s = runner_script(Path::new("/r"), &tests);
+        let s = runner_script(Path::new("/r"), &tests.iter().collect::<Vec<_>>());
         assert!(s.contains("run_test a/b sh 'x y'\n"), "{s}");
         assert!(s.contains("PINIO-TEST-END $name $rc"));
         assert!(s.starts_with("cd /r "));

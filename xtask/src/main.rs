@@ -11,6 +11,7 @@ mod cpio;
 mod deps;
 mod guest_build;
 mod guest_cli;
+mod guest_lanes;
 mod guest_tests;
 mod initramfs;
 mod kconfig;

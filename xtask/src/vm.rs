@@ -192,7 +192,10 @@ pub fn new_run_dir(paths: &Paths) -> Result<PathBuf> {
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
     let vm_dir = paths.xtask_out()?.join("vm");
     prune_run_dirs(&vm_dir);
-    let dir = vm_dir.join(format!("run-{stamp}-{}", std::process::id()));
+    // Unique within this process too: guests may be booted side by side.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = vm_dir.join(format!("run-{stamp}-{}-{n}", std::process::id()));
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir.canonicalize()?)
 }
@@ -235,8 +238,21 @@ fn bring_in_binary(cmd: &mut [String], shares: &[(String, PathBuf)], run_dir: &P
     Ok(())
 }
 
-/// Boots the guest once and runs `job`.
+/// Boots the guest once and runs `job`, echoing the console to stdout.
 pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: Duration) -> Result<Outcome> {
+    boot_tagged(paths, kernel, job, run_dir, timeout, "")
+}
+
+/// [`boot`], with every echoed console line prefixed by `tag` (so that the
+/// consoles of guests booted side by side can be told apart).
+pub fn boot_tagged(
+    paths: &Paths,
+    kernel: &Kernel,
+    job: &Job,
+    run_dir: &Path,
+    timeout: Duration,
+    tag: &str,
+) -> Result<Outcome> {
     let shares = shares(paths)?;
     let initrd = crate::initramfs::ensure(paths)?;
     fs::write(run_dir.join("job.sh"), &job.script)?;
@@ -245,7 +261,7 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
         modules.push_str(&format!("{} {params}\n", ko.canonicalize()?.display()));
     }
     fs::write(run_dir.join("modules"), modules)?;
-    let nvme = scratch_disk(paths)?;
+    let nvme = scratch_disk(paths, run_dir)?;
     let share_arg: Vec<String> = shares.iter().map(|(t, d)| format!("{t}:{}", d.display())).collect();
     let extra = std::env::var("PINIO_GUEST_CMDLINE").unwrap_or_default();
     let append = format!(
@@ -266,13 +282,13 @@ pub fn boot(paths: &Paths, kernel: &Kernel, job: &Job, run_dir: &Path, timeout: 
         timeout,
     };
     eprintln!(
-        "xtask: booting the {} kernel ({}) with {} MiB, {} vCPUs, TCG",
+        "xtask: {tag}booting the {} kernel ({}) with {} MiB, {} vCPUs, TCG",
         kernel.variant.name(),
         kernel.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         memory_mib(kernel.variant),
         CPUS
     );
-    let result = machine.boot(|line| println!("{line}"));
+    let result = machine.boot(|line| println!("{tag}{line}"));
     let _ = fs::remove_file(&nvme);
     let boot = result?;
     let console_log = run_dir.join("console.log");
@@ -342,11 +358,13 @@ fn leading_int(word: &str) -> Option<i32> {
     word[..end].parse().ok()
 }
 
-/// A fresh ext4-formatted scratch file for the emulated NVMe disk.
-fn scratch_disk(paths: &Paths) -> Result<PathBuf> {
+/// A fresh ext4-formatted scratch file for the emulated NVMe disk, one per
+/// boot (named after the run directory: guests may boot side by side).
+fn scratch_disk(paths: &Paths, run_dir: &Path) -> Result<PathBuf> {
     let dir = paths.cache.join("vm");
     fs::create_dir_all(&dir)?;
-    let img = dir.join(format!("nvme-{}.img", std::process::id()));
+    let run = run_dir.file_name().map_or_else(|| std::process::id().to_string(), |n| n.to_string_lossy().into_owned());
+    let img = dir.join(format!("nvme-{run}.img"));
     let file = fs::File::create(&img).with_context(|| format!("cannot create {}", img.display()))?;
     file.set_len(NVME_BYTES)?;
     drop(file);
