@@ -13,6 +13,7 @@ mod guest_build;
 mod guest_cli;
 mod guest_lanes;
 mod guest_tests;
+mod hotplug;
 mod initramfs;
 mod kconfig;
 mod kernel;

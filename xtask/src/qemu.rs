@@ -23,6 +23,9 @@ pub struct Machine {
     pub shares: Vec<(String, PathBuf)>,
     /// Backing file of the emulated NVMe disk.
     pub nvme_image: PathBuf,
+    /// A run directory whose `hotplug/` requests a host thread serves
+    /// through QEMU's monitor (QMP on a unix socket): see `hotplug.rs`.
+    pub hotplug_dir: Option<PathBuf>,
     pub memory_mib: u32,
     pub cpus: u32,
     pub timeout: Duration,
@@ -61,9 +64,24 @@ impl Machine {
             .args(["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"])
             .args(["-device", "intel-iommu,intremap=on,caching-mode=on"])
             .args(["-device", "edu"])
-            .arg("-drive")
-            .arg(format!("file={},if=none,id=nvme0,format=raw,cache=unsafe", self.nvme_image.display()))
-            .args(["-device", "nvme,drive=nvme0,serial=pinio0001"]);
+            // PCIe native hotplug (pciehp) for the root port below, not
+            // ACPI's: the guest kernel has no ACPI PCI hotplug driver.
+            .args(["-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"])
+            // The NVMe controller behind a root port of its own (q35's root
+            // bus has no hotplug): 0000:01:00.0 in the guest, the port at
+            // 00:02.0 where the controller was before. `-blockdev`, not
+            // `-drive`, so that the disk outlives a `device_del` and the
+            // controller can be plugged back (cache=unsafe: no flushes).
+            .args(["-device", "pcie-root-port,id=nvme-port,bus=pcie.0,addr=0x2,chassis=1,slot=1"])
+            .arg("-blockdev")
+            .arg(format!(
+                "driver=raw,node-name=nvme0,cache.no-flush=on,file.driver=file,file.filename={}",
+                self.nvme_image.display()
+            ))
+            .args(["-device", &crate::hotplug::Pluggable::Nvme.device_arg()]);
+        if let Some(socket) = self.qmp_socket() {
+            cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", socket.display()));
+        }
         for (tag, dir) in &self.shares {
             cmd.arg("-virtfs")
                 .arg(format!("local,path={},mount_tag={tag},security_model=none,id={tag}", dir.display()));
@@ -76,10 +94,23 @@ impl Machine {
         cmd
     }
 
+    /// The QMP socket, when there is a hotplug directory: one per run
+    /// directory (guests may boot side by side), outside it (a unix socket's
+    /// path is limited to 107 bytes).
+    fn qmp_socket(&self) -> Option<PathBuf> {
+        let dir = self.hotplug_dir.as_ref()?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Some(std::env::temp_dir().join(format!("pinio-qmp-{}-{name}.sock", std::process::id())))
+    }
+
     /// Boots, calls `on_line` for each console line as it arrives, and waits
     /// for QEMU to exit or the timeout to pass (then kills it).
     pub fn boot(&self, mut on_line: impl FnMut(&str)) -> Result<Boot> {
         let mut cmd = self.command();
+        let bridge = match (&self.hotplug_dir, self.qmp_socket()) {
+            (Some(dir), Some(socket)) => Some(crate::hotplug::Bridge::start(dir, socket)?),
+            _ => None,
+        };
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -111,6 +142,10 @@ impl Machine {
             }
         }
         let status = child.wait().context("waiting for qemu")?;
+        drop(bridge);
+        if let Some(socket) = self.qmp_socket() {
+            let _ = std::fs::remove_file(socket);
+        }
         for r in readers {
             let _ = r.join();
         }

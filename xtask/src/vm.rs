@@ -277,6 +277,7 @@ pub fn boot_tagged(
         append,
         shares,
         nvme_image: nvme.clone(),
+        hotplug_dir: Some(run_dir.to_path_buf()),
         memory_mib: memory_mib(kernel.variant),
         cpus: CPUS,
         timeout,
