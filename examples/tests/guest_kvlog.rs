@@ -54,7 +54,7 @@ fn require_guest() {
     assert_eq!(std::env::var("PINIO_GUEST").as_deref(), Ok("1"), "guest tests run in the QEMU guest: cargo xtask test");
 }
 
-/// The guest's NVMe controller (class 0x010802; 0000:00:02.0 in xtask's VM).
+/// The guest's NVMe controller (class 0x010802; 0000:01:00.0 in xtask's VM, behind a root port).
 fn nvme_addr() -> PciAddress {
     require_guest();
     Sysfs::system().first_with("class", "0x010802").expect("no NVMe controller (class 0x010802) on the guest's PCI bus")

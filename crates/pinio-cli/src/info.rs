@@ -493,7 +493,7 @@ mod tests {
     }
 
     const EDU: (&str, &str, &str, &str, Option<&str>) = ("0000:00:03.0", "0x1234", "0x11e8", "0x00ff00", None);
-    const NVME: (&str, &str, &str, &str, Option<&str>) = ("0000:00:02.0", "0x1b36", "0x0010", "0x010802", Some("nvme"));
+    const NVME: (&str, &str, &str, &str, Option<&str>) = ("0000:01:00.0", "0x1b36", "0x0010", "0x010802", Some("nvme"));
 
     #[test]
     fn a_bare_host_explains_every_vfio_problem() {

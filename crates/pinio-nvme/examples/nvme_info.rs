@@ -1,16 +1,22 @@
 //! Takes an NVMe controller from the kernel, prints what Identify says,
-//! reads its first 4 KiB (read-only), and hands it back.
+//! reads its first 4 KiB (read-only), and hands it back. Without an
+//! address, the first NVMe controller (PCI class 0x010802) in sysfs.
 //!
 //! ```sh
 //! RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu -p pinio-nvme --example nvme_info
-//! cargo xtask vm run -- target/x86_64-unknown-linux-gnu/release/examples/nvme_info 0000:00:02.0
+//! cargo xtask vm run -- target/x86_64-unknown-linux-gnu/release/examples/nvme_info [0000:01:00.0]
 //! ```
 
 use pinio_core::Device;
 use pinio_nvme::{CompletionMode, NvmeDevice, NvmeOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr: pinio_vfio::PciAddress = std::env::args().nth(1).ok_or("usage: nvme_info DDDD:BB:DD.F")?.parse()?;
+    let addr: pinio_vfio::PciAddress = match std::env::args().nth(1) {
+        Some(a) => a.parse()?,
+        None => pinio_vfio::Sysfs::system()
+            .first_with("class", "0x010802")
+            .ok_or("no NVMe controller (PCI class 0x010802) in sysfs; usage: nvme_info [DDDD:BB:DD.F]")?,
+    };
     let opts = NvmeOptions { take_from_driver: true, completion: CompletionMode::Interrupt, ..Default::default() };
     {
         let nvme = NvmeDevice::open(&addr, opts)?;

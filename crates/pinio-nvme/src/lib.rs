@@ -24,7 +24,7 @@
 //! ```no_run
 //! use pinio_core::Device;
 //! use pinio_nvme::{NvmeDevice, NvmeOptions};
-//! let nvme = NvmeDevice::open(&"0000:00:02.0".parse()?, NvmeOptions { take_from_driver: true, ..Default::default() })?;
+//! let nvme = NvmeDevice::open(&"0000:01:00.0".parse()?, NvmeOptions { take_from_driver: true, ..Default::default() })?;
 //! let region = nvme.alloc(1 << 20)?;
 //! let mut q = nvme.queue(32)?;
 //! let mut s = region.slice(0, 4096)?;
@@ -39,7 +39,9 @@
 //!
 //! Linux with VFIO type1 and an IOMMU, x86_64. On pinio's machines: the
 //! QEMU guest of `cargo xtask vm`, whose emulated controller (1b36:0010)
-//! sits at 0000:00:02.0. See docs/backends/nvme.md.
+//! sits at 0000:01:00.0, behind a PCIe root port
+//! at 00:02.0 (so that it can be hot-unplugged); `pinio_vfio::Sysfs::first_with("class",
+//! "0x010802")` finds it. See docs/backends/nvme.md.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -6,7 +6,7 @@ use pinio_vfio::{PciAddress, VfioError};
 
 #[test]
 fn a_controller_cannot_join_another_backends_domain() {
-    let bdf: PciAddress = "0000:00:02.0".parse().unwrap();
+    let bdf: PciAddress = "0000:01:00.0".parse().unwrap();
     let copy = pinio_copy::CopyRegistrar::domain();
     let e = NvmeDevice::open_in(&copy, &bdf, NvmeOptions::default()).expect_err("a copy domain");
     assert!(matches!(e, Error::WrongDomain { device_backend: "nvme", domain_backend: "copy" }), "{e}");

@@ -94,7 +94,7 @@ pub use pinio_kmod as kmod;
 /// use pinio::Device;
 /// let domain = VfioRegistrar::domain(VfioDomainOptions::default())?; // one container
 /// let edu = pinio::open_in(&domain, "vfio:0000:00:03.0")?;
-/// let nvme = pinio::open_in(&domain, "nvme:0000:00:02.0")?;
+/// let nvme = pinio::open_in(&domain, "nvme:0000:01:00.0")?;
 /// let region = domain.alloc(4096)?;   // one IOMMU mapping, reached by both devices
 /// assert_eq!(edu.domain().id(), nvme.domain().id());
 /// # drop(region);
@@ -139,7 +139,7 @@ pub use pinio_edu as edu;
 /// use pinio::nvme::{NvmeDevice, NvmeOptions};
 /// use pinio::{Device, Queue};
 /// let opts = NvmeOptions { take_from_driver: true, ..Default::default() };
-/// let nvme = NvmeDevice::open(&"0000:00:02.0".parse()?, opts)?;
+/// let nvme = NvmeDevice::open(&"0000:01:00.0".parse()?, opts)?;
 /// let region = nvme.alloc(1 << 20)?;
 /// let mut q = nvme.queue(32)?;               // one NVMe submission/completion queue pair
 /// let (n, _s) = q.read_at(region.slice(0, 4096)?, 0)?; // LBA 0, by DMA into the region

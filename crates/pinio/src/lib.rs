@@ -11,7 +11,7 @@
 //! | `uring:/path` | io_uring READ_FIXED/WRITE_FIXED with O_DIRECT | registered buffers |
 //! | `kmod:/dev/pinio` | pinio's kernel module and its echo DMA engine | `pin_user_pages` (FOLL_LONGTERM) |
 //! | `vfio:0000:00:03.0` | VFIO userspace driver for QEMU's `edu` device | IOMMU mapping |
-//! | `nvme:0000:00:02.0` | VFIO userspace NVMe driver (namespace 1) | IOMMU mapping |
+//! | `nvme:0000:01:00.0` | VFIO userspace NVMe driver (namespace 1) | IOMMU mapping |
 //! | `nvme-uring:/dev/ng0n1` | NVMe passthrough: NVMe commands as io_uring `URING_CMD` with fixed buffers | registered buffers (the uring domain's table) |
 //!
 //! Registrations belong to a [`Domain`] (an io_uring buffer table, a kernel

@@ -1,5 +1,5 @@
 //! Backend selection strings: `uring:/path`, `copy:/path`, `kmod:/dev/pinio`,
-//! `vfio:0000:00:03.0`, `nvme:0000:00:02.0`, `nvme-uring:/dev/ng0n1`.
+//! `vfio:0000:00:03.0`, `nvme:0000:01:00.0`, `nvme-uring:/dev/ng0n1`.
 //! Backend naming lives here, in
 //! the facade, not in the model.
 
