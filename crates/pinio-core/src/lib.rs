@@ -70,7 +70,7 @@ pub use caps::{Capabilities, CompletionMode, Persistence, RegistrationSharing, V
 pub use device::{Device, DeviceCore, DeviceId, Tally};
 pub use domain::{Domain, DomainId, RegionKey, Registrar, Registration};
 pub use error::{Error, RegisterError, Result};
-pub use op::{Completion, Direction, Op};
+pub use op::{Completion, Direction, Op, SliceTail};
 pub use pool::{SlicePool, TakeSlice};
 pub use queue::{FlushMode, FlushProgress, OpError, Queue, Rejected};
 pub use region::{Region, UnregisterError};

@@ -25,8 +25,8 @@ impl fmt::Display for Direction {
 /// Pushing an `Op` moves its slices into the queue; the matching
 /// [`Completion`] moves them back.
 ///
-/// An ordinary operation moves one slice (`rest` is empty, which costs no
-/// allocation). A *vectored* operation ([`Op::readv`], [`Op::writev`]) moves
+/// An ordinary operation moves one slice (`rest` is empty: a null pointer,
+/// no allocation, so an `Op` is 56 bytes). A *vectored* operation ([`Op::readv`], [`Op::writev`]) moves
 /// several slices, of any regions of the device's domain, to or from one
 /// contiguous range of the device address space: `slice` first, then each
 /// slice of `rest` in order, like `preadv`/`pwritev`. Whether a backend runs
@@ -44,14 +44,14 @@ pub struct Op {
     pub tag: u64,
     /// The further segments of a vectored operation, in order; empty for an
     /// ordinary one.
-    pub rest: Vec<Slice>,
+    pub rest: SliceTail,
 }
 
 impl Op {
     /// An ordinary (one-slice) operation.
     #[inline]
     pub fn new(dir: Direction, slice: Slice, dev_offset: u64, tag: u64) -> Op {
-        Op { dir, slice, dev_offset, tag, rest: Vec::new() }
+        Op { dir, slice, dev_offset, tag, rest: SliceTail::new() }
     }
 
     /// Device to memory: fill `slice` from `dev_offset`.
@@ -76,7 +76,7 @@ impl Op {
             return Err(Error::ZeroLength { what: "the slice vector of a vectored operation" });
         }
         let slice = rest.remove(0);
-        Ok(Op { dir, slice, dev_offset, tag, rest })
+        Ok(Op { dir, slice, dev_offset, tag, rest: SliceTail::from(rest) })
     }
 
     /// Device to memory, vectored: fill `slices` in order from the device
@@ -131,9 +131,94 @@ impl Op {
 }
 
 /// `first` followed by `rest`, as one vector.
-fn join(first: Slice, mut rest: Vec<Slice>) -> Vec<Slice> {
-    rest.insert(0, first);
-    rest
+fn join(first: Slice, rest: SliceTail) -> Vec<Slice> {
+    let mut all = rest.into_vec();
+    all.insert(0, first);
+    all
+}
+
+/// The further segments of a vectored [`Op`] or [`Completion`] (those after
+/// its first slice), kept out of line: one pointer, null when there are
+/// none, so that the ordinary one-slice operation carries 8 bytes for them
+/// instead of a 24-byte `Vec` and moving or dropping it costs a null test.
+///
+/// It reads as a `[Slice]` (`len`, `iter`, indexing) and converts from and
+/// into a `Vec<Slice>`.
+#[derive(Debug, Default)]
+// A boxed `Vec` on purpose: a thin pointer (8 bytes with a null niche),
+// where a `Vec` is 24 and a `Box<[Slice]>` 16 on every one-slice operation.
+#[allow(clippy::box_collection)]
+pub struct SliceTail(Option<Box<Vec<Slice>>>);
+
+impl SliceTail {
+    /// No further segments (no allocation).
+    #[inline]
+    pub const fn new() -> SliceTail {
+        SliceTail(None)
+    }
+
+    /// Whether there are none (a null test).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The segments, as one vector (empty when there are none).
+    pub fn into_vec(self) -> Vec<Slice> {
+        match self.0 {
+            Some(v) => *v,
+            None => Vec::new(),
+        }
+    }
+
+    /// Appends `slice` as the last segment.
+    pub fn push(&mut self, slice: Slice) {
+        self.0.get_or_insert_with(Box::default).push(slice);
+    }
+}
+
+impl From<Vec<Slice>> for SliceTail {
+    /// Keeps `v` out of line; an empty vector becomes the null tail.
+    fn from(v: Vec<Slice>) -> SliceTail {
+        if v.is_empty() { SliceTail(None) } else { SliceTail(Some(Box::new(v))) }
+    }
+}
+
+impl From<SliceTail> for Vec<Slice> {
+    fn from(t: SliceTail) -> Vec<Slice> {
+        t.into_vec()
+    }
+}
+
+impl std::ops::Deref for SliceTail {
+    type Target = [Slice];
+    #[inline]
+    fn deref(&self) -> &[Slice] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl std::ops::DerefMut for SliceTail {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [Slice] {
+        self.0.as_deref_mut().map_or(&mut [], Vec::as_mut_slice)
+    }
+}
+
+impl IntoIterator for SliceTail {
+    type Item = Slice;
+    type IntoIter = std::vec::IntoIter<Slice>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a SliceTail {
+    type Item = &'a Slice;
+    type IntoIter = std::slice::Iter<'a, Slice>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 /// The end of an [`Op`]: its tag, its outcome and its slices, now owned by
@@ -155,7 +240,7 @@ pub struct Completion {
     pub result: Result<usize>,
     /// The further segments of a vectored operation, returned in order;
     /// empty for an ordinary one.
-    pub rest: Vec<Slice>,
+    pub rest: SliceTail,
 }
 
 impl Completion {
@@ -173,5 +258,21 @@ impl Completion {
     /// Every slice, in order.
     pub fn into_slices(self) -> Vec<Slice> {
         join(self.slice, self.rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-slice path moves these by value through every queue: the
+    /// vectored tail must stay one nullable pointer.
+    #[test]
+    fn the_tail_is_one_pointer() {
+        assert_eq!(std::mem::size_of::<SliceTail>(), std::mem::size_of::<usize>());
+        assert_eq!(std::mem::size_of::<Op>(), 56);
+        assert_eq!(std::mem::size_of::<Completion>(), 112);
+        assert!(SliceTail::from(Vec::new()).is_empty());
+        assert_eq!(SliceTail::new().len(), 0);
     }
 }

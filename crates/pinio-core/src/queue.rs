@@ -187,7 +187,7 @@ pub struct OpError {
 impl OpError {
     /// `error`, handing back every slice of `op`.
     pub fn of_op(error: Error, op: Op) -> OpError {
-        OpError { error, slice: Some(op.slice), rest: op.rest }
+        OpError { error, slice: Some(op.slice), rest: op.rest.into_vec() }
     }
 
     /// `error`, handing back one slice.
@@ -225,11 +225,12 @@ fn finish_vectored(r: Result<Completion, OpError>) -> Result<(usize, Vec<Slice>)
     let c = r?;
     match c.result {
         Ok(n) => Ok((n, join(c.slice, c.rest))),
-        Err(error) => Err(OpError { error, slice: Some(c.slice), rest: c.rest }),
+        Err(error) => Err(OpError { error, slice: Some(c.slice), rest: c.rest.into_vec() }),
     }
 }
 
-fn join(first: Slice, mut rest: Vec<Slice>) -> Vec<Slice> {
-    rest.insert(0, first);
-    rest
+fn join(first: Slice, rest: crate::SliceTail) -> Vec<Slice> {
+    let mut all = rest.into_vec();
+    all.insert(0, first);
+    all
 }

@@ -11,7 +11,7 @@
 //! tags) or with an index beyond the capacity are always recognised; any
 //! other value would have to guess a live sequence number.
 
-use pinio_core::{Direction, Op, Slice};
+use pinio_core::{Direction, Op, Slice, SliceTail};
 
 /// One operation, kept as its fields: taking the slice out of an
 /// `Option<Slice>` and copying three scalars compiles to fewer moves than
@@ -27,14 +27,13 @@ struct Entry {
     tag: u64,
 }
 
-/// Lets go of the empty `rest` of an ordinary operation. Dropping a `Vec`
-/// calls its drop glue (a loop over no elements) and then checks for an
-/// allocation, ~15 instructions per push (callgrind); a vector of capacity
-/// 0 owns nothing, so forgetting it is the same as dropping it.
+/// Lets go of the empty `rest` of an ordinary operation: an empty tail is a
+/// null pointer that owns nothing, so forgetting it is dropping it, without
+/// the drop glue's call.
 #[inline]
-fn let_go_empty(rest: Vec<Slice>) {
+fn let_go_empty(rest: SliceTail) {
     debug_assert!(rest.is_empty(), "only ordinary operations enter the table");
-    if rest.capacity() == 0 {
+    if rest.is_empty() {
         std::mem::forget(rest);
     } else {
         drop_cold(rest);
@@ -43,7 +42,7 @@ fn let_go_empty(rest: Vec<Slice>) {
 
 #[cold]
 #[inline(never)]
-fn drop_cold(rest: Vec<Slice>) {
+fn drop_cold(rest: SliceTail) {
     drop(rest);
 }
 
@@ -125,7 +124,7 @@ impl InFlight {
         e.next_free = self.free;
         self.free = idx;
         self.live -= 1;
-        Some(Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag, rest: Vec::new() })
+        Some(Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag, rest: SliceTail::new() })
     }
 
     /// Forgets every operation without dropping its slice: for a ring that

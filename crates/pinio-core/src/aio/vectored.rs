@@ -39,7 +39,7 @@ impl Future for ReadWriteV {
                 let c = r?;
                 match c.result {
                     Ok(n) => Ok((n, c.into_slices())),
-                    Err(error) => Err(OpError { error, slice: Some(c.slice), rest: c.rest }),
+                    Err(error) => Err(OpError { error, slice: Some(c.slice), rest: c.rest.into_vec() }),
                 }
             }),
             State::Refused(e) => {

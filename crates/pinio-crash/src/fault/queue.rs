@@ -3,7 +3,9 @@
 use super::rules::Fault;
 use super::state::FaultState;
 use crate::tags::TagTable;
-use pinio_core::{Completion, Device, Error, FlushMode, FlushProgress, Op, Queue, Rejected, Result, Slice, align_down};
+use pinio_core::{
+    Completion, Device, Error, FlushMode, FlushProgress, Op, Queue, Rejected, Result, Slice, SliceTail, align_down,
+};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -66,10 +68,12 @@ impl FaultQueue {
         if half == 0 {
             return Err(op);
         }
-        let Op { dir, slice, dev_offset, tag, mut rest } = op;
+        let Op { dir, slice, dev_offset, tag, rest } = op;
         if slice.len() > half {
             match slice.split_at(half) {
-                Ok((head, tail)) => Ok((Op { dir, slice: head, dev_offset, tag, rest: Vec::new() }, Some(tail), rest)),
+                Ok((head, tail)) => {
+                    Ok((Op { dir, slice: head, dev_offset, tag, rest: SliceTail::new() }, Some(tail), rest.into_vec()))
+                }
                 Err(whole) => Err(Op { dir, slice: whole, dev_offset, tag, rest }),
             }
         } else {
@@ -78,8 +82,9 @@ impl FaultQueue {
                 sum += rest[kept].len();
                 kept += 1;
             }
+            let mut rest = rest.into_vec();
             let cut = rest.split_off(kept);
-            Ok((Op { dir, slice, dev_offset, tag, rest }, None, cut))
+            Ok((Op { dir, slice, dev_offset, tag, rest: rest.into() }, None, cut))
         }
     }
 
@@ -128,7 +133,8 @@ impl FaultQueue {
 /// A completion of a shortened operation with every slice cut off handed
 /// back, in order.
 fn reassemble(c: Completion, tail: Option<Slice>, cut: Vec<Slice>) -> Completion {
-    let Completion { tag, dir, dev_offset, slice, result, mut rest } = c;
+    let Completion { tag, dir, dev_offset, slice, result, rest } = c;
+    let mut rest = rest.into_vec();
     let slice = match tail {
         None => slice,
         Some(t) => match slice.merge(t) {
@@ -140,7 +146,7 @@ fn reassemble(c: Completion, tail: Option<Slice>, cut: Vec<Slice>) -> Completion
         },
     };
     rest.extend(cut);
-    Completion { tag, dir, dev_offset, slice, result, rest }
+    Completion { tag, dir, dev_offset, slice, result, rest: rest.into() }
 }
 
 /// Restores a refused operation: its tag, and what a short fault cut off.
