@@ -74,6 +74,7 @@ fn bad_inputs_and_foreign_regions() {
     let da = CopyDevice::open(&a, strict()).unwrap();
     let db = CopyDevice::open(&b, strict()).unwrap();
     conformance::bad_inputs(&da).unwrap();
+    conformance::push_batch(&da).unwrap();
     conformance::foreign_region(&da, &db).unwrap();
     std::fs::remove_file(a).unwrap();
     std::fs::remove_file(b).unwrap();

@@ -264,6 +264,68 @@ pub fn bad_inputs(dev: &dyn Device) -> Check<()> {
     Ok(())
 }
 
+/// [`crate::Queue::push_batch`]: a batch whose third operation is out of
+/// bounds pushes the two before it, hands the third back inside the error
+/// (its typed error, its tag, its slice) and leaves the fourth in the
+/// iterator; pushing what is left then completes, and every slice comes
+/// back exactly once. Reads only, of the first four alignment units of the
+/// device.
+pub fn push_batch(dev: &dyn Device) -> Check<()> {
+    let caps = dev.capabilities().clone();
+    let unit = caps.len_align.max(caps.mem_align).max(caps.offset_align).max(1) as usize;
+    if caps.device_size < 4 * unit as u64 {
+        return Err(format!("device of {} bytes is too small for 4 units of {unit}", caps.device_size));
+    }
+    let region: Region = ctx(dev.alloc(4 * unit), || "alloc".into())?;
+    let mut q = ctx(dev.queue(4), || "queue".into())?;
+    let mut slices = Vec::new();
+    for i in 0..4 {
+        slices.push(ctx(region.slice(i * unit, unit), || "slice".into())?);
+    }
+    let mut ops = slices.into_iter().enumerate().map(|(i, s)| {
+        let off = if i == 2 { caps.device_size } else { (i * unit) as u64 };
+        Op::read(s, off, i as u64)
+    });
+    let refused = match q.push_batch(&mut ops) {
+        Err(r) if matches!(r.error, Error::OutOfBounds { .. }) && r.op.tag == 2 => r.op.slice,
+        Err(r) => return Err(format!("batch: operation {} refused with the wrong error: {}", r.op.tag, r.error)),
+        Ok(n) => return Err(format!("batch with an out-of-bounds operation: all {n} accepted")),
+    };
+    if q.in_flight() != 2 {
+        return Err(format!("after the refusal {} operations are in flight, not the 2 before it", q.in_flight()));
+    }
+    let mut left: Vec<Op> = ops.collect();
+    if left.len() != 1 || left[0].tag != 3 {
+        return Err(format!(
+            "the iterator kept {:?}, not the operation after the refused one",
+            left.iter().map(|o| o.tag).collect::<Vec<_>>()
+        ));
+    }
+    left.push(Op::read(refused, (2 * unit) as u64, 2));
+    match q.push_batch(&mut left.into_iter()) {
+        Ok(2) => {}
+        Ok(n) => return Err(format!("second batch: {n} of 2 pushed")),
+        Err(r) => return Err(format!("second batch: operation {} refused: {}", r.op.tag, r.error)),
+    }
+    let mut out = Vec::new();
+    while q.in_flight() > 0 {
+        let n = q.in_flight();
+        ctx(q.wait(n, &mut out), || "wait".into())?;
+    }
+    let mut tags: Vec<u64> = out.iter().map(|c| c.tag).collect();
+    tags.sort_unstable();
+    if tags != [0, 1, 2, 3] {
+        return Err(format!("completions carry tags {tags:?}, not 0..4 once each"));
+    }
+    for c in out {
+        let n = c.result.map_err(|e| format!("read {} failed: {e}", c.tag))?;
+        if n != unit {
+            return Err(format!("read {} moved {n} of {unit} bytes", c.tag));
+        }
+    }
+    Ok(())
+}
+
 /// A slice of a region of `a`'s domain is refused by a queue of `b`, a
 /// device of another domain, and the slice comes back.
 pub fn foreign_region(a: &dyn Device, b: &dyn Device) -> Check<()> {

@@ -53,10 +53,42 @@ pub trait Queue: Send {
     /// operation comes back inside the error.
     fn push(&mut self, op: Op) -> Result<(), Rejected>;
 
+    /// Pushes the operations `ops` yields, in order, as [`Queue::push`]
+    /// would one at a time (the same checks, the same errors); returns how
+    /// many it pushed. At the first refusal it stops: the operations before
+    /// it stay pushed, the refused one comes back inside the error, and
+    /// those after it are not taken from `ops` (the caller still owns them).
+    ///
+    /// The default calls [`Queue::push`] for each. A backend may do better:
+    /// the uring queue publishes the whole batch to its submission ring with
+    /// one tail update (and `UringQueue::push_batch` takes any iterator,
+    /// inlined, when the caller holds the concrete queue).
+    ///
+    /// ```no_run
+    /// # use pinio_core::{Completion, Op, Queue};
+    /// # fn refill(q: &mut dyn Queue, out: &mut Vec<Completion>, next: &mut impl FnMut() -> u64) -> pinio_core::Result<()> {
+    /// // Reap into a reused vector, then push one read per completed slice.
+    /// q.wait(1, out)?;
+    /// let mut ops = out.drain(..).map(|c| Op::read(c.slice, next(), c.tag));
+    /// q.push_batch(&mut ops).map_err(|r| r.error)?;
+    /// # Ok(()) }
+    /// ```
+    fn push_batch(&mut self, ops: &mut dyn Iterator<Item = Op>) -> Result<usize, Rejected> {
+        let mut pushed = 0;
+        for op in ops {
+            self.push(op)?;
+            pushed += 1;
+        }
+        Ok(pushed)
+    }
+
     /// Hands every pushed operation to the device; returns how many.
     fn submit(&mut self) -> Result<usize>;
 
-    /// Moves finished operations into `out` without blocking; returns how many.
+    /// Moves finished operations into `out` without blocking; returns how
+    /// many. Completions are appended to the caller's vector, which it
+    /// reuses from call to call (drained, or cleared): reaping a batch
+    /// allocates nothing once the vector has grown to the queue's depth.
     fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize>;
 
     /// Submits what is pushed, then blocks until at least `min` operations

@@ -1,10 +1,19 @@
-//! Runs N 4 KiB random O_DIRECT reads at QD32 through one of the two loops
-//! of the `qd32_vs_raw` bench, for counting user-space instructions per IO
-//! with callgrind (deterministic, unlike timings on a shared machine):
+//! Runs N 4 KiB random O_DIRECT reads at QD32 through one of the loops of
+//! `benches/common/qd32.rs`, for counting user-space instructions per IO
+//! with callgrind (deterministic, unlike timings on a shared machine).
+//! Modes:
+//!
+//! - `raw`: the hand-written io-uring loop;
+//! - `pinio`: pinio as a user holding the concrete `UringQueue` writes it
+//!   (inherent methods, one `push_batch` of refills per reaped batch);
+//! - `pinio-op`: the concrete queue, one inherent `push` per refill;
+//! - `pinio-dyn-batch`: the same through `Box<dyn Queue>` (`Queue::push_batch`);
+//! - `pinio-dyn`: one `Queue::push` per refill through `Box<dyn Queue>`
+//!   (the loop measured before the batch interface).
 //!
 //! ```text
 //! cargo build --release -p pinio-uring --example qd32_callgrind
-//! for m in raw pinio; do for n in 2000 12000; do
+//! for m in raw pinio pinio-op pinio-dyn-batch pinio-dyn; do for n in 2000 12000; do
 //!   valgrind --tool=callgrind --callgrind-out-file=cg.$m.$n target/release/examples/qd32_callgrind $m $n
 //! done; done
 //! ```
@@ -25,9 +34,12 @@ fn main() {
     let path = qd32::scratch_file(&dir);
     let done = match mode.as_str() {
         "raw" => qd32::RawLoop::new(&path).run(ios),
-        "pinio" => qd32::PinioLoop::new(&path).run(ios),
+        "pinio" => qd32::PinioBatchLoop::new(&path).run(ios),
+        "pinio-op" => qd32::PinioBatchLoop::new(&path).run_per_op(ios),
+        "pinio-dyn-batch" => qd32::PinioLoop::new(&path).run_batched(ios),
+        "pinio-dyn" => qd32::PinioLoop::new(&path).run(ios),
         other => {
-            eprintln!("unknown mode {other:?}: use raw or pinio");
+            eprintln!("unknown mode {other:?}: use raw, pinio, pinio-op, pinio-dyn-batch or pinio-dyn");
             std::process::exit(2);
         }
     };

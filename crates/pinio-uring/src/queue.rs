@@ -335,16 +335,17 @@ fn failed(op: Op, errno: i32, polled: bool) -> Completion {
     Completion::of(op, Err(error))
 }
 
-impl Queue for UringQueue {
-    fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    fn in_flight(&self) -> usize {
-        self.inflight.len() + self.vectored.len() + self.stash.len()
-    }
-
-    fn push(&mut self, op: Op) -> Result<(), Rejected> {
+/// The IO path as inherent methods, which the [`Queue`] implementation
+/// calls: a caller holding the concrete queue ([`crate::UringDevice::uring_queue`])
+/// gets them resolved statically and inlined (no trait-object call, the
+/// `Op` built in place), with the same checks and errors.
+impl UringQueue {
+    /// [`Queue::push`]: checks `op` (queue full, the slice's domain,
+    /// alignment, transfer size, bounds against the current size, read-only
+    /// device, segment count), moves it into the in-flight table and writes
+    /// its SQE.
+    #[inline]
+    pub fn push(&mut self, op: Op) -> Result<(), Rejected> {
         if let Err(error) = self.shared.core.check_push(&op, self.in_flight(), self.capacity) {
             return Err(Rejected { error, op });
         }
@@ -374,7 +375,57 @@ impl Queue for UringQueue {
         Ok(())
     }
 
-    fn submit(&mut self) -> Result<usize> {
+    /// [`Queue::push_batch`] for any iterator: every operation gets the
+    /// checks of [`UringQueue::push`], and the batch is published to the
+    /// submission ring with one tail update at the end (or before a slow
+    /// path: a vectored operation, a full ring, a refusal).
+    #[inline]
+    pub fn push_batch<I: IntoIterator<Item = Op>>(&mut self, ops: I) -> Result<usize, Rejected> {
+        let mut pushed = 0;
+        let mut ops = ops.into_iter();
+        'views: loop {
+            // SAFETY: only this queue pushes to this submission queue; the
+            // view publishes its entries (one tail store) when dropped, at
+            // the end of the batch or before any slow path below.
+            let mut sq = unsafe { self.ring.submission_shared() };
+            for op in ops.by_ref() {
+                let in_flight = self.inflight.len() + self.vectored.len() + self.stash.len();
+                if let Err(error) = self.shared.core.check_push(&op, in_flight, self.capacity) {
+                    return Err(Rejected { error, op });
+                }
+                if op.is_vectored() {
+                    drop(sq);
+                    self.push_vectored(op)?;
+                    pushed += 1;
+                    continue 'views;
+                }
+                let transfer = Transfer::of(&op);
+                let user_data = match self.inflight.insert(op) {
+                    Ok(u) => u,
+                    Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
+                };
+                // SAFETY: as in `push`: the entry names the slice's memory,
+                // owned by the in-flight table until its completion is
+                // reaped, and fixed file 0, registered for the ring's life.
+                if unsafe { sq.push(&transfer.sqe(user_data)) }.is_err() {
+                    drop(sq);
+                    let op = self.inflight.remove(user_data).expect("just inserted");
+                    self.push_when_full(op)?;
+                    pushed += 1;
+                    continue 'views;
+                }
+                self.unsubmitted += 1;
+                if self.fixed_buffers && transfer.unregistered() {
+                    self.shared.core.stats().unregistered_fallback();
+                }
+                pushed += 1;
+            }
+            return Ok(pushed);
+        }
+    }
+
+    /// [`Queue::submit`].
+    pub fn submit(&mut self) -> Result<usize> {
         let pending = self.unsubmitted;
         while self.unsubmitted > 0 {
             let before = self.unsubmitted;
@@ -389,7 +440,8 @@ impl Queue for UringQueue {
         Ok(pending - self.unsubmitted)
     }
 
-    fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+    /// [`Queue::poll`].
+    pub fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
         let enters = self.enters;
         self.submit()?;
         // Under IOPOLL nothing is posted unless this queue polls: once per
@@ -406,6 +458,58 @@ impl Queue for UringQueue {
         out.append(&mut self.stash);
         self.reap(out);
         Ok(out.len() - before)
+    }
+
+    /// [`Queue::wait`].
+    pub fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
+        let before = out.len();
+        let want = min.min(self.in_flight());
+        out.append(&mut self.stash);
+        self.reap(out);
+        loop {
+            let need = want.saturating_sub(out.len() - before);
+            if need == 0 && self.unsubmitted == 0 {
+                break;
+            }
+            let pending = self.unsubmitted;
+            let progressed = self.enter(need)?;
+            self.reap(out);
+            if need == 0 && progressed && self.unsubmitted == pending {
+                break; // the kernel accepted nothing more; try on the next call
+            }
+        }
+        Ok(out.len() - before)
+    }
+}
+
+impl Queue for UringQueue {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn in_flight(&self) -> usize {
+        self.inflight.len() + self.vectored.len() + self.stash.len()
+    }
+
+    #[inline]
+    fn push(&mut self, op: Op) -> Result<(), Rejected> {
+        UringQueue::push(self, op)
+    }
+
+    fn push_batch(&mut self, ops: &mut dyn Iterator<Item = Op>) -> Result<usize, Rejected> {
+        UringQueue::push_batch(self, ops)
+    }
+
+    fn submit(&mut self) -> Result<usize> {
+        UringQueue::submit(self)
+    }
+
+    fn poll(&mut self, out: &mut Vec<Completion>) -> Result<usize> {
+        UringQueue::poll(self, out)
+    }
+
+    fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
+        UringQueue::wait(self, min, out)
     }
 
     /// [`Queue::run`] without the default's vector per call: one reused
@@ -435,26 +539,6 @@ impl Queue for UringQueue {
         };
         self.run_out = out;
         r
-    }
-
-    fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> Result<usize> {
-        let before = out.len();
-        let want = min.min(self.in_flight());
-        out.append(&mut self.stash);
-        self.reap(out);
-        loop {
-            let need = want.saturating_sub(out.len() - before);
-            if need == 0 && self.unsubmitted == 0 {
-                break;
-            }
-            let pending = self.unsubmitted;
-            let progressed = self.enter(need)?;
-            self.reap(out);
-            if need == 0 && progressed && self.unsubmitted == pending {
-                break; // the kernel accepted nothing more; try on the next call
-            }
-        }
-        Ok(out.len() - before)
     }
 
     /// `IORING_OP_FSYNC` (with `IORING_FSYNC_DATASYNC` for

@@ -82,6 +82,16 @@ fn bad_inputs() {
 }
 
 #[test]
+fn push_batch() {
+    let f = Scratch::new("batch", 1 << 20);
+    for opts in
+        [UringOptions::default(), UringOptions { direct: false, fixed_buffers: false, ..UringOptions::default() }]
+    {
+        conformance::push_batch(&open(&f, opts)).unwrap();
+    }
+}
+
+#[test]
 fn misaligned_registration_and_zero_depth_are_refused() {
     let f = Scratch::new("misreg", 1 << 20);
     let dev = open(&f, UringOptions::default());

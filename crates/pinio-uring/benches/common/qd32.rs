@@ -12,7 +12,7 @@
 
 use io_uring::{IoUring, opcode, types};
 use pinio_core::{Completion, Device, DmaBuf, Op, Queue, Region, Slice};
-use pinio_uring::{UringDevice, UringOptions};
+use pinio_uring::{UringDevice, UringOptions, UringQueue};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -125,7 +125,9 @@ impl RawLoop {
     }
 }
 
-/// The same loop through pinio's uring backend and its `Queue` trait object.
+/// The same loop through pinio's uring backend and its `Queue` trait object,
+/// one `push` per refill (`run`) or one `push_batch` per reaped batch
+/// (`run_batched`).
 pub struct PinioLoop {
     dev: UringDevice,
     q: Box<dyn Queue>,
@@ -151,6 +153,113 @@ impl PinioLoop {
 
     /// Runs `ios` reads; returns how many completed.
     pub fn run(&mut self, ios: u64) -> u64 {
+        let prime = (ios as usize).min(QD);
+        for _ in 0..prime {
+            let s = self.idle.pop().expect("all slices are idle between runs");
+            let off = self.rng.offset();
+            self.q.push(Op::read(s, off, 0)).expect("push");
+        }
+        let (mut issued, mut done) = (prime as u64, 0u64);
+        while done < ios {
+            self.q.wait(1, &mut self.out).expect("wait");
+            for c in self.out.drain(..) {
+                assert_eq!(*c.result.as_ref().expect("read failed"), BS);
+                done += 1;
+                if issued < ios {
+                    let off = self.rng.offset();
+                    self.q.push(Op::read(c.slice, off, 0)).expect("push");
+                    issued += 1;
+                } else {
+                    self.idle.push(c.slice);
+                }
+            }
+        }
+        done
+    }
+}
+
+impl PinioLoop {
+    /// `run`, pushing each reaped batch's refills with one
+    /// `Queue::push_batch` through the trait object.
+    pub fn run_batched(&mut self, ios: u64) -> u64 {
+        let prime = (ios as usize).min(QD);
+        let rng = &mut self.rng;
+        let first = self.idle.drain(self.idle.len() - prime..).map(|s| Op::read(s, rng.offset(), 0));
+        self.q.push_batch(&mut { first }).expect("push");
+        let (mut issued, mut done) = (prime as u64, 0u64);
+        while done < ios {
+            self.q.wait(1, &mut self.out).expect("wait");
+            done += self.out.len() as u64;
+            let (rng, idle, mut left) = (&mut self.rng, &mut self.idle, ios - issued);
+            let mut ops = self.out.drain(..).filter_map(|c| {
+                assert_eq!(*c.result.as_ref().expect("read failed"), BS);
+                if left == 0 {
+                    idle.push(c.slice);
+                    return None;
+                }
+                left -= 1;
+                Some(Op::read(c.slice, rng.offset(), 0))
+            });
+            issued += self.q.push_batch(&mut ops).expect("push") as u64;
+        }
+        done
+    }
+}
+
+/// The same loop as a user holding the concrete queue writes it:
+/// `UringQueue`'s inherent methods (resolved statically, inlined), one
+/// `push_batch` of the refills per reaped batch.
+pub struct PinioBatchLoop {
+    _dev: UringDevice,
+    q: UringQueue,
+    _region: Region,
+    idle: Vec<Slice>,
+    out: Vec<Completion>,
+    rng: Rng,
+}
+
+impl PinioBatchLoop {
+    pub fn new(path: &Path) -> PinioBatchLoop {
+        let opts = UringOptions { writable: false, ..UringOptions::default() };
+        let dev = UringDevice::open(path, opts).expect("open the uring device");
+        let q = dev.uring_queue(QD).expect("queue");
+        let region = dev.alloc(QD * BS).expect("alloc");
+        let idle = (0..QD).map(|i| region.slice(i * BS, BS).unwrap()).collect();
+        PinioBatchLoop {
+            _dev: dev,
+            q,
+            _region: region,
+            idle,
+            out: Vec::with_capacity(QD),
+            rng: Rng(0x9e37_79b9_7f4a_7c15),
+        }
+    }
+
+    /// Runs `ios` reads; returns how many completed.
+    pub fn run(&mut self, ios: u64) -> u64 {
+        let prime = (ios as usize).min(QD);
+        let rng = &mut self.rng;
+        let first = self.idle.drain(self.idle.len() - prime..).map(|s| Op::read(s, rng.offset(), 0));
+        self.q.push_batch(first).expect("push");
+        let (mut issued, mut done) = (prime as u64, 0u64);
+        while done < ios {
+            self.q.wait(1, &mut self.out).expect("wait");
+            let n = self.out.len();
+            done += n as u64;
+            let refill = n.min((ios - issued) as usize);
+            let rng = &mut self.rng;
+            let ops = self.out.drain(..refill).map(|c| {
+                assert_eq!(*c.result.as_ref().expect("read failed"), BS);
+                Op::read(c.slice, rng.offset(), 0)
+            });
+            issued += self.q.push_batch(ops).expect("push") as u64;
+            self.idle.extend(self.out.drain(..).map(|c| c.slice));
+        }
+        done
+    }
+
+    /// `run` with one inherent `UringQueue::push` per refill.
+    pub fn run_per_op(&mut self, ios: u64) -> u64 {
         let prime = (ios as usize).min(QD);
         for _ in 0..prime {
             let s = self.idle.pop().expect("all slices are idle between runs");
