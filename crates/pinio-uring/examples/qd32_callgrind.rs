@@ -5,7 +5,8 @@
 //!
 //! - `raw`: the hand-written io-uring loop;
 //! - `pinio`: pinio as a user holding the concrete `UringQueue` writes it
-//!   (inherent methods, one `push_batch` of refills per reaped batch);
+//!   (inherent methods: `wait` into a reused vector, then one `push_batch`
+//!   of the refills per reaped batch);
 //! - `pinio-op`: the concrete queue, one inherent `push` per refill;
 //! - `pinio-dyn-batch`: the same through `Box<dyn Queue>` (`Queue::push_batch`);
 //! - `pinio-dyn`: one `Queue::push` per refill through `Box<dyn Queue>`
