@@ -449,6 +449,26 @@ pub use pinio_core::Direction;
 #[doc(inline)]
 pub use pinio_core::Op;
 
+/// The further slices of a vectored operation or completion (`rest`), kept
+/// out of line behind one pointer, null for a one-slice operation.
+///
+/// # Example
+///
+/// ```
+/// use pinio::{Op, SliceTail};
+/// let domain = pinio::Domain::new(pinio::copy::CopyRegistrar);
+/// let region = domain.alloc(12288)?;
+/// let one = Op::read(region.slice(0, 4096)?, 0, 1);
+/// assert!(one.rest.is_empty()); // no allocation for the common case
+/// let v = Op::readv(vec![region.slice(4096, 4096)?, region.slice(8192, 4096)?], 0, 2)?;
+/// assert_eq!(v.rest.len(), 1); // reads as a [Slice]
+/// let tail: Vec<pinio::Slice> = SliceTail::into_vec(v.rest);
+/// assert_eq!(tail[0].offset(), 8192);
+/// # Ok::<(), pinio::Error>(())
+/// ```
+#[doc(inline)]
+pub use pinio_core::SliceTail;
+
 /// Fixed-size slices of one region, taken and given back from any thread.
 ///
 /// # Example
@@ -558,10 +578,12 @@ pub use pinio_core::OpError;
 /// let dev = pinio::Builder::parse(&format!("copy:{}", path.display()))?.create(1 << 20).open()?;
 /// let region = dev.alloc(64 * 1024)?;
 /// let mut q = dev.queue(16)?;
-/// // Sixteen reads in flight at once, then collect them.
+/// // Sixteen reads in flight at once, pushed as one batch, then collect them.
+/// let mut ops = Vec::new();
 /// for i in 0..16 {
-///     q.push(Op::read(region.slice(i * 4096, 4096)?, (i * 4096) as u64, i as u64)).map_err(|r| r.error)?;
+///     ops.push(Op::read(region.slice(i * 4096, 4096)?, (i * 4096) as u64, i as u64));
 /// }
+/// assert_eq!(q.push_batch(&mut ops.into_iter()).map_err(|r| r.error)?, 16);
 /// q.submit()?;
 /// let mut done = Vec::new();
 /// while done.len() < 16 {
