@@ -1,7 +1,7 @@
 //! `cargo xtask test`: host tests, then every guest test in one boot of the
 //! `test` kernel, with a PASS/FAIL line per test, the stage times, and one summary line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -28,42 +28,92 @@ impl GuestTest {
 }
 
 /// Runs the host tests and the guest tests; fails if anything failed.
+///
+/// The test kernel and the modules are built (or found in the cache) on a
+/// thread of their own while the host tests and the guest binaries build and
+/// run: on a fresh machine the kernel's make leaves a core idle in its serial
+/// steps, which the other builds fill.
 pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
     let mut stages = Stages::new();
     crate::deps::ensure()?;
     stages.done("setup (install-deps.sh)");
-    let mut host_ok = true;
-    let mut host: Option<crate::test_count::Counts> = None;
-    if !args.no_host {
-        eprintln!("xtask: host tests: cargo test --workspace");
-        let mut cmd = std::process::Command::new("nice");
-        cmd.args(["-n", "10"])
-            .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["test", "--workspace", "--manifest-path"])
-            .arg(paths.repo.join("Cargo.toml"));
-        let counts = crate::test_count::run_counting(&mut cmd);
-        host_ok = counts.as_ref().is_ok_and(|c| c.ok);
-        host = counts.ok();
+    std::thread::scope(|scope| {
+        let kernel = (!args.no_guest).then(|| scope.spawn(|| prepare_kernel(paths)));
+        let mut host_ok = true;
+        let mut host: Option<crate::test_count::Counts> = None;
+        if !args.no_host {
+            eprintln!("xtask: host tests: cargo test --workspace");
+            let mut cmd = std::process::Command::new("nice");
+            cmd.args(["-n", "10"])
+                .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["test", "--workspace", "--manifest-path"])
+                .arg(paths.repo.join("Cargo.toml"));
+            let counts = crate::test_count::run_counting(&mut cmd);
+            host_ok = counts.as_ref().is_ok_and(|c| c.ok);
+            host = counts.ok();
+            if !host_ok {
+                eprintln!("xtask: host tests FAILED (continuing with the guest tests)");
+            }
+            stages.done("host tests");
+            if let Err(err) = crate::package_check::run(paths) {
+                eprintln!("xtask: package check FAILED: {err:#}");
+                host_ok = false;
+            }
+            stages.done("package check");
+        }
+        let Some(kernel) = kernel else {
+            return Ok(if host_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        };
+        let binaries = guest_binaries(paths)?;
+        stages.done("guest binaries");
+        let prepared = kernel.join().map_err(|_| anyhow::anyhow!("the kernel build thread panicked"))??;
+        stages.done("test kernel and modules (waited for)");
+        let guest = guest(paths, args, &mut stages, prepared, binaries)?;
+        stages.print();
         if !host_ok {
-            eprintln!("xtask: host tests FAILED (continuing with the guest tests)");
+            eprintln!("xtask: host tests or the package check FAILED (see above)");
         }
-        stages.done("host tests");
-        if let Err(err) = crate::package_check::run(paths) {
-            eprintln!("xtask: package check FAILED: {err:#}");
-            host_ok = false;
-        }
-        stages.done("package check");
+        println!("{}", summary(host.as_ref(), host_ok, &guest));
+        Ok(if host_ok && guest.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
+}
+
+/// The test kernel and the modules built against it.
+struct Prepared {
+    kernel: crate::kernel::Kernel,
+    pinio: Option<crate::kmod::Module>,
+    smoke: crate::kmod::Module,
+}
+
+fn prepare_kernel(paths: &Paths) -> Result<Prepared> {
+    let kernel = crate::kernel::ensure_built(paths, Variant::Test)?;
+    let pinio = crate::kmod::build_pinio(paths, &kernel)?;
+    let smoke = crate::kmod::build_smoke(paths, &kernel)?;
+    Ok(Prepared { kernel, pinio, smoke })
+}
+
+/// The guest programs that need no kernel: Rust test binaries, the static
+/// CLI, C programs.
+struct Binaries {
+    rust: Vec<GuestTest>,
+    cli: PathBuf,
+    c: Vec<GuestTest>,
+}
+
+fn guest_binaries(paths: &Paths) -> Result<Binaries> {
+    let packages = crate::guest_build::opted_in(paths, "guest-tests", "test")?;
+    let rust = crate::guest_build::build_rust(paths, &packages, "guest-tests", "test")?
+        .into_iter()
+        .map(|bin| GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] })
+        .collect();
+    let cli = crate::guest_cli::build(paths)?.join(crate::guest_cli::NAME);
+    let c_out = paths.xtask_out()?.join("guest-c");
+    let mut c = Vec::new();
+    for src in crate::guest_build::c_sources(paths)? {
+        let bin = crate::guest_build::build_c(paths, &src, &c_out)?;
+        c.push(GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] });
     }
-    if args.no_guest {
-        return Ok(if host_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
-    }
-    let guest = guest(paths, args, &mut stages)?;
-    stages.print();
-    if !host_ok {
-        eprintln!("xtask: host tests or the package check FAILED (see above)");
-    }
-    println!("{}", summary(host.as_ref(), host_ok, &guest));
-    Ok(if host_ok && guest.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(Binaries { rust, cli, c })
 }
 
 /// What the guest run found, for the summary line.
@@ -104,11 +154,14 @@ fn fuzz_calls(lines: &[String]) -> Option<u64> {
     })
 }
 
-fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<GuestResult> {
-    let kernel = crate::kernel::ensure_built(paths, Variant::Test)?;
-    stages.done("test kernel (built or cached)");
-    let pinio = crate::kmod::build_pinio(paths, &kernel)?;
-    let smoke = crate::kmod::build_smoke(paths, &kernel)?;
+fn guest(
+    paths: &Paths,
+    args: &TestArgs,
+    stages: &mut Stages,
+    prepared: Prepared,
+    binaries: Binaries,
+) -> Result<GuestResult> {
+    let Prepared { kernel, pinio, smoke } = prepared;
     let repo = paths.repo.canonicalize()?;
     let smoke_sh = repo.join("xtask/guest/smoke.sh").to_string_lossy().into_owned();
     let smoke_ko = smoke.ko.canonicalize()?.to_string_lossy().into_owned();
@@ -129,22 +182,14 @@ fn guest(paths: &Paths, args: &TestArgs, stages: &mut Stages) -> Result<GuestRes
     } else {
         eprintln!("xtask: kmod/ has no Kbuild yet: the module smoke test uses xtask/guest/smoke-kmod only");
     }
-    let packages = crate::guest_build::opted_in(paths, "guest-tests", "test")?;
-    for bin in crate::guest_build::build_rust(paths, &packages, "guest-tests", "test")? {
-        tests.push(GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] });
-    }
+    tests.extend(binaries.rust);
     // The README's one-command echo: the static CLI through the kernel module.
     if pinio.is_some() {
-        let cli = crate::guest_cli::build(paths)?.join(crate::guest_cli::NAME).to_string_lossy().into_owned();
+        let cli = binaries.cli.to_string_lossy().into_owned();
         tests.push(GuestTest::new("cli/pinio-echo-kmod", &[&cli, "echo", "kmod:/dev/pinio"]));
     }
-    let c_out = paths.xtask_out()?.join("guest-c");
-    for src in crate::guest_build::c_sources(paths)? {
-        let bin = crate::guest_build::build_c(paths, &src, &c_out)?;
-        tests.push(GuestTest { name: bin.name, argv: vec![bin.path.to_string_lossy().into_owned()] });
-    }
+    tests.extend(binaries.c);
 
-    stages.done("guest binaries and modules");
     // Built once here: the guests below would otherwise race to build it.
     crate::initramfs::ensure(paths)?;
     let times_path = paths.cache.join("guest-test-times.tsv");
@@ -374,7 +419,7 @@ mod tests {
 
     #[test]
     fn runner_runs_each_test_with_markers() {
-        let tests = vec![GuestTest::new("a/b", &["sh", "x y"])];
+        let tests = [GuestTest::new("a/b", &["sh", "x y"])];
         let s = runner_script(Path::new("/r"), &tests.iter().collect::<Vec<_>>());
         assert!(s.contains("run_test a/b sh 'x y'\n"), "{s}");
         assert!(s.contains("PINIO-TEST-END $name $rc"));
