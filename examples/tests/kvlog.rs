@@ -285,6 +285,26 @@ fn power_loss_after_any_flush_keeps_every_flushed_key() {
     }
 }
 
+/// The file's bytes once writes of a killed process's ring stopped landing.
+/// The kernel tears a dead process's io_uring down after the process is
+/// reaped, and writes it had in flight may land later still (on a loaded
+/// machine, later than any fixed pause): read until three reads 100 ms
+/// apart agree (at most 10 s).
+fn settled(path: &std::path::Path) -> Vec<u8> {
+    let mut last = std::fs::read(path).unwrap();
+    let mut same = 0;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = std::fs::read(path).unwrap();
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+        if same == 2 {
+            break;
+        }
+    }
+    last
+}
+
 #[test]
 fn records_of_a_previous_store_on_the_same_file_are_not_recovered() {
     let (keys, batch) = (6000u64, 50u64);
@@ -299,8 +319,7 @@ fn records_of_a_previous_store_on_the_same_file_are_not_recovered() {
     let (mut rng, seed) = Rng::seeded();
     let (last, _) = load_and_kill(&spec, keys, batch, 1 + rng.below(20), &mut rng);
     let last = last.expect("a durable line");
-    std::thread::sleep(Duration::from_millis(200)); // let writes of the dead ring settle
-    let new = std::fs::read(&f.0).unwrap();
+    let new = settled(&f.0);
     assert_eq!(new.len(), old.len());
     std::fs::write(&snapshot.0, &new).unwrap();
     let n_new = recovered(&verify(&snapshot.spec("copy")));

@@ -42,11 +42,11 @@ pub fn run(paths: &Paths, args: &TestArgs) -> Result<ExitCode> {
         let mut host_ok = true;
         let mut host: Option<crate::test_count::Counts> = None;
         if !args.no_host {
-            eprintln!("xtask: host tests: cargo test --workspace");
+            eprintln!("xtask: host tests: cargo test --workspace --no-fail-fast");
             let mut cmd = std::process::Command::new("nice");
             cmd.args(["-n", "10"])
                 .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-                .args(["test", "--workspace", "--manifest-path"])
+                .args(["test", "--workspace", "--no-fail-fast", "--manifest-path"])
                 .arg(paths.repo.join("Cargo.toml"));
             let counts = crate::test_count::run_counting(&mut cmd);
             host_ok = counts.as_ref().is_ok_and(|c| c.ok);
