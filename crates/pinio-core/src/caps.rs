@@ -167,6 +167,28 @@ impl Capabilities {
         }
     }
 
+    /// The device-side checks of [`Capabilities::check_at_size`] alone, for
+    /// an operation of `len` bytes whose memory side was admitted before:
+    /// the alignment of `dev_offset`, then the bounds (with the short read
+    /// at the end that [`Capabilities::short_reads_at_end`] allows), with
+    /// the same errors.
+    pub(crate) fn check_device_range(
+        &self,
+        dir: crate::Direction,
+        len: u64,
+        dev_offset: u64,
+        device_size: u64,
+    ) -> Result<()> {
+        if !is_aligned(dev_offset, self.offset_align) {
+            return Err(Error::Misaligned { what: "device offset", value: dev_offset, required: self.offset_align });
+        }
+        match dev_offset.checked_add(len) {
+            Some(end) if end <= device_size => Ok(()),
+            Some(_) if self.short_reads_at_end && dir == crate::Direction::Read && dev_offset < device_size => Ok(()),
+            _ => Err(Error::OutOfBounds { what: "device address space", offset: dev_offset, len, limit: device_size }),
+        }
+    }
+
     /// The checks of one slice, in this order: its domain, its length, a
     /// write to a read-only device, its address; a segment of a vectored
     /// operation (`segment`) must also have a length that follows
@@ -259,6 +281,14 @@ impl Admission {
             max_transfer: caps.max_transfer,
             writable: caps.writable,
         }
+    }
+
+    /// Whether a `len`-byte operation admitted before passes the
+    /// device-side tests at `dev_offset`: its alignment and the bounds.
+    #[inline]
+    pub(crate) fn admits_range(&self, len: u64, dev_offset: u64, device_size: u64) -> bool {
+        let inside = len <= device_size && dev_offset <= device_size - len;
+        (dev_offset & self.offset_mask == 0) & inside
     }
 
     /// Whether `op` passes every test of [`Capabilities::check_at_size`]

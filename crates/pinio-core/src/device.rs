@@ -161,6 +161,23 @@ impl DeviceCore {
         self.caps.check_at_size(self.domain.id(), op, size)
     }
 
+    /// The checks left for an operation re-armed in place: a slice that
+    /// passed [`DeviceCore::check_push`] and moves again, in the same
+    /// direction, at `dev_offset`. Its domain, address, length, transfer
+    /// size, direction and segment count are those admitted before (a
+    /// slice's region, offset and length never change while the queue
+    /// holds it); what is new is the device offset, checked for alignment
+    /// and against the device's current size, with the errors of
+    /// [`DeviceCore::check`].
+    #[inline]
+    pub fn check_rearm(&self, dir: Direction, len: u64, dev_offset: u64) -> Result<()> {
+        let size = self.size();
+        if self.admission.admits_range(len, dev_offset, size) {
+            return Ok(());
+        }
+        self.caps.check_device_range(dir, len, dev_offset, size)
+    }
+
     /// Counts one finished operation in the device's statistics.
     #[inline]
     pub fn record(&self, dir: Direction, result: &Result<usize>) {
@@ -203,6 +220,19 @@ impl Tally {
                 (self.writes, self.written_bytes) = (self.writes + 1, self.written_bytes + *n as u64)
             }
             (Err(_), _) => self.failures += 1,
+        }
+    }
+
+    /// Counts one finished operation by its raw outcome: `Ok` with the
+    /// bytes moved, or `Err` for a failure whose error is not built (yet).
+    #[inline]
+    pub fn add_raw(&mut self, dir: Direction, result: Result<usize, ()>) {
+        match (result, dir) {
+            (Ok(n), Direction::Read) => (self.reads, self.read_bytes) = (self.reads + 1, self.read_bytes + n as u64),
+            (Ok(n), Direction::Write) => {
+                (self.writes, self.written_bytes) = (self.writes + 1, self.written_bytes + n as u64)
+            }
+            (Err(()), _) => self.failures += 1,
         }
     }
 

@@ -4,17 +4,19 @@
 //! Modes:
 //!
 //! - `raw`: the hand-written io-uring loop;
-//! - `pinio`: pinio as a user holding the concrete `UringQueue` writes it
-//!   (inherent methods: `wait` into a reused vector, then one `push_batch`
-//!   of the refills per reaped batch);
+//! - `pinio`: pinio as a user holding the concrete `UringQueue` writes this
+//!   loop (reads into the same slices again): `wait_rearm`, each completed
+//!   slice checked in place and re-armed at its next offset;
+//! - `pinio-batch`: the concrete queue, `wait` into a reused vector, then
+//!   one `push_batch` of the drained completions mapped to their refills;
 //! - `pinio-op`: the concrete queue, one inherent `push` per refill;
-//! - `pinio-dyn-batch`: the same through `Box<dyn Queue>` (`Queue::push_batch`);
+//! - `pinio-dyn-batch`: `Box<dyn Queue>`, one `Queue::push_batch` per batch;
 //! - `pinio-dyn`: one `Queue::push` per refill through `Box<dyn Queue>`
 //!   (the loop measured before the batch interface).
 //!
 //! ```text
 //! cargo build --release -p pinio-uring --example qd32_callgrind
-//! for m in raw pinio pinio-op pinio-dyn-batch pinio-dyn; do for n in 2000 12000; do
+//! for m in raw pinio pinio-batch pinio-op pinio-dyn-batch pinio-dyn; do for n in 2000 12000; do
 //!   valgrind --tool=callgrind --callgrind-out-file=cg.$m.$n target/release/examples/qd32_callgrind $m $n
 //! done; done
 //! ```
@@ -35,12 +37,13 @@ fn main() {
     let path = qd32::scratch_file(&dir);
     let done = match mode.as_str() {
         "raw" => qd32::RawLoop::new(&path).run(ios),
-        "pinio" => qd32::PinioBatchLoop::new(&path).run(ios),
+        "pinio" => qd32::PinioBatchLoop::new(&path).run_rearm(ios),
+        "pinio-batch" => qd32::PinioBatchLoop::new(&path).run(ios),
         "pinio-op" => qd32::PinioBatchLoop::new(&path).run_per_op(ios),
         "pinio-dyn-batch" => qd32::PinioLoop::new(&path).run_batched(ios),
         "pinio-dyn" => qd32::PinioLoop::new(&path).run(ios),
         other => {
-            eprintln!("unknown mode {other:?}: use raw, pinio, pinio-op, pinio-dyn-batch or pinio-dyn");
+            eprintln!("unknown mode {other:?}: use raw, pinio, pinio-batch, pinio-op, pinio-dyn-batch or pinio-dyn");
             std::process::exit(2);
         }
     };

@@ -127,6 +127,56 @@ impl InFlight {
         Some(Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag, rest: SliceTail::new() })
     }
 
+    /// The live entry `user_data` names (its index), or `None` for a stray.
+    #[inline]
+    pub(crate) fn find(&self, user_data: u64) -> Option<u32> {
+        let (seq, idx) = ((user_data >> 32) as u32, user_data as u32);
+        let e = self.entries.get(idx as usize)?;
+        (seq != 0 && e.seq == seq && e.slice.is_some()).then_some(idx)
+    }
+
+    /// The slice of live entry `idx` ([`InFlight::find`]).
+    #[inline]
+    pub(crate) fn slice(&self, idx: u32) -> &Slice {
+        self.entries[idx as usize].slice.as_ref().expect("a live entry holds its slice")
+    }
+
+    /// The slice of live entry `idx`, mutably (its operation has completed
+    /// and is not re-armed: nothing else touches its bytes).
+    #[inline]
+    pub(crate) fn slice_mut(&mut self, idx: u32) -> &mut Slice {
+        self.entries[idx as usize].slice.as_mut().expect("a live entry holds its slice")
+    }
+
+    /// Direction, device offset and tag of live entry `idx`.
+    #[inline]
+    pub(crate) fn fields(&self, idx: u32) -> (Direction, u64, u64) {
+        let e = &self.entries[idx as usize];
+        (e.dir, e.dev_offset, e.tag)
+    }
+
+    /// Re-arms live entry `idx` at `dev_offset` with `tag` and a new
+    /// sequence number; returns its new `user_data` (the old one now names
+    /// no live entry).
+    #[inline]
+    pub(crate) fn rearm(&mut self, idx: u32, dev_offset: u64, tag: u64) -> u64 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        let e = &mut self.entries[idx as usize];
+        (e.seq, e.dev_offset, e.tag) = (self.seq, dev_offset, tag);
+        ((self.seq as u64) << 32) | idx as u64
+    }
+
+    /// Takes live entry `idx` out as its operation.
+    #[inline]
+    pub(crate) fn take(&mut self, idx: u32) -> Op {
+        let e = &mut self.entries[idx as usize];
+        let slice = e.slice.take().expect("a live entry holds its slice");
+        e.next_free = self.free;
+        self.free = idx;
+        self.live -= 1;
+        Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag, rest: SliceTail::new() }
+    }
+
     /// Forgets every operation without dropping its slice: for a ring that
     /// can no longer be waited on, the memory must stay alive and
     /// registered because the kernel may still write it.
@@ -197,6 +247,22 @@ mod tests {
         }
         assert_eq!(t.len(), 1);
         assert!(t.remove(key).is_some());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn rearm_gives_a_new_key_and_retires_the_old() {
+        let (_dev, r, path) = region("rearm");
+        let mut t = InFlight::with_capacity(2);
+        let key = t.insert(op(&r, 0, 5)).unwrap();
+        let idx = t.find(key).expect("live");
+        let again = t.rearm(idx, 4096, 6);
+        assert_ne!(again, key);
+        assert!(t.find(key).is_none() && t.remove(key).is_none(), "the old key names nothing now");
+        assert_eq!((t.find(again), t.fields(idx).1, t.fields(idx).2, t.len()), (Some(idx), 4096, 6, 1));
+        let taken = t.take(idx);
+        assert_eq!((taken.tag, taken.dev_offset, t.len()), (6, 4096, 0));
+        assert!(t.find(again).is_none());
         std::fs::remove_file(path).unwrap();
     }
 

@@ -76,5 +76,5 @@ pub use error::UringError;
 pub use options::{RegistrationPolicy, UringDomainOptions, UringOptions};
 /// The file lifecycle (`set_len`, `grow`, `allocate`, `refresh_size`) of this backend's devices.
 pub use pinio_file::FileDevice;
-pub use queue::UringQueue;
+pub use queue::{Reaped, UringQueue};
 pub use registry::{SLOTS, TableRing};

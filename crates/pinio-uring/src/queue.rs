@@ -1,8 +1,11 @@
 //! [`UringQueue`]: one ring, its in-flight table and its completions.
 
 mod polled_flush;
+mod rearm;
 mod started_flush;
 mod vectored;
+
+pub use rearm::Reaped;
 
 pub(crate) use vectored::mode as vectored_mode;
 

@@ -40,6 +40,18 @@ impl Transfer {
         }
     }
 
+    /// The transfer of `slice` at `dev_offset` (admitted as in [`Transfer::of`]).
+    #[inline]
+    pub(crate) fn of_slice(dir: Direction, slice: &pinio_core::Slice, dev_offset: u64) -> Transfer {
+        Transfer {
+            dir,
+            addr: slice.as_ptr().cast_mut(),
+            len: slice.len() as u32,
+            dev_offset,
+            registration: slice.key().registration,
+        }
+    }
+
     /// Whether the region is outside the registered-buffer table.
     #[inline]
     pub(crate) fn unregistered(&self) -> bool {

@@ -1,6 +1,7 @@
 //! The IO path allocates nothing per operation: `Queue::run` (and so
-//! `read_at`/`write_at`), a push/submit/wait loop, and a `push_batch`/wait
-//! loop on the concrete queue and through `dyn Queue`, counted by a global
+//! `read_at`/`write_at`), a push/submit/wait loop, a `push_batch`/wait
+//! loop on the concrete queue and through `dyn Queue`, and a `wait_rearm`
+//! loop, counted by a global
 //! allocator that tallies the allocations of the calling thread.
 
 mod common;
@@ -104,6 +105,18 @@ fn the_batch_loop_allocates_nothing_per_operation() {
             concrete.push_batch(ops).unwrap();
         }
         assert_eq!(allocs() - before, 0, "direct={direct}: the concrete push_batch loop allocated");
+        while concrete.in_flight() > 0 {
+            let n = concrete.in_flight();
+            concrete.wait(n, &mut out).unwrap();
+        }
+        // wait_rearm: the slices read again in place.
+        let slices: Vec<_> = out.drain(..).map(|c| c.slice).collect();
+        concrete.push_batch(slices.into_iter().map(|s| Op::read(s, 0, 0))).unwrap();
+        let before = allocs();
+        for round in 0..50u64 {
+            concrete.wait_rearm(1, |done| done.rearm((round % 64) * 4096, round).unwrap()).unwrap();
+        }
+        assert_eq!(allocs() - before, 0, "direct={direct}: the wait_rearm loop allocated");
         while concrete.in_flight() > 0 {
             let n = concrete.in_flight();
             concrete.wait(n, &mut out).unwrap();

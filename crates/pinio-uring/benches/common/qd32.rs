@@ -283,4 +283,30 @@ impl PinioBatchLoop {
         }
         done
     }
+
+    /// `run` with `UringQueue::wait_rearm`: each completed slice read again
+    /// in place at the next offset.
+    pub fn run_rearm(&mut self, ios: u64) -> u64 {
+        let prime = (ios as usize).min(QD);
+        let rng = &mut self.rng;
+        let first = self.idle.drain(self.idle.len() - prime..).map(|s| Op::read(s, rng.offset(), 0));
+        self.q.push_batch(first).expect("push");
+        let (mut issued, mut done) = (prime as u64, 0u64);
+        while done < ios {
+            let (rng, idle) = (&mut self.rng, &mut self.idle);
+            self.q
+                .wait_rearm(1, |r| {
+                    assert_eq!(r.result().expect("read failed"), BS);
+                    done += 1;
+                    if issued < ios {
+                        r.rearm(rng.offset(), 0).expect("rearm");
+                        issued += 1;
+                    } else {
+                        idle.push(r.into_completion().slice);
+                    }
+                })
+                .expect("wait");
+        }
+        done
+    }
 }
