@@ -190,6 +190,19 @@ put() {
     $SUDO mv -f "$tmp" "$file"
 }
 
+# bindgen-cli compiles (about 2 minutes of CPU) while apt downloads and
+# unpacks: it needs no package from apt to build (clang-sys's `runtime`
+# feature loads libclang when bindgen runs, not when it is built).
+BINDGEN="$HOME/.cargo/bin/bindgen"
+bindgen_pid=""
+if ! [ -x "$BINDGEN" ]; then
+    say "cargo install bindgen-cli, alongside the packages below (about 2 minutes)"
+    cargo install --locked bindgen-cli --version '^0.73' >&2 9>&- &
+    bindgen_pid=$!
+    # Not left running if a step below fails.
+    trap '[ -z "$bindgen_pid" ] || kill "$bindgen_pid" 2>/dev/null || true' EXIT
+fi
+
 FRESH_SOURCES=0
 want_sources=$(extra_sources /)
 want_pin='Package: *
@@ -244,9 +257,8 @@ if [ $rsrc_ok = 0 ]; then
     DEBIAN_FRONTEND=noninteractive $APT install --no-install-recommends "rust-src=$ver" >/dev/null 9>&-
 fi
 
-BINDGEN="$HOME/.cargo/bin/bindgen"
-if ! [ -x "$BINDGEN" ]; then
-    say "cargo install bindgen-cli (about 2 minutes)"
-    LIBCLANG_PATH=/usr/lib/llvm-19/lib cargo install --locked bindgen-cli --version '^0.73' >&2 9>&-
+if [ -n "$bindgen_pid" ]; then
+    wait "$bindgen_pid" || { bindgen_pid=""; say "cargo install bindgen-cli failed (see above)"; exit 1; }
+    bindgen_pid=""
 fi
 say "dependencies present"
