@@ -10,6 +10,7 @@ mod device;
 mod dio;
 mod lifecycle;
 mod open;
+mod reopen;
 
 pub use device::FileDevice;
 

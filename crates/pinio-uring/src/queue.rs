@@ -90,7 +90,15 @@ impl UringQueue {
         let single_issuer = opts.single_issuer && opts.sqpoll.is_none() && clonable;
         let setup =
             ring::Setup { sqpoll: opts.sqpoll, coop_taskrun: opts.coop_taskrun, single_issuer, iopoll: opts.iopoll };
-        let ring = Arc::new(ring::build_with(opts.ring_entries, setup, depth, shared.target.file.as_raw_fd())?);
+        // The ring's fixed file is an open of the target of this queue's own
+        // (`FileTarget::reopen`): queues on other threads then share no
+        // `struct file` (its readahead state is written on every buffered
+        // read). The registration holds its own reference, so `own` may go.
+        // Where /proc is not mounted, the device's open file is used.
+        let own = shared.target.reopen().ok();
+        let fd = own.as_ref().map_or_else(|| shared.target.file.as_raw_fd(), |f| f.as_raw_fd());
+        let ring = Arc::new(ring::build_with(opts.ring_entries, setup, depth, fd)?);
+        drop(own);
         let (subscription, table_generation) = match &shared.registry {
             // While the ring is disabled any thread may register with it.
             Some(r) if single_issuer => (None, Some(r.refresh(&ring)?)),
