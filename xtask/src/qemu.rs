@@ -64,14 +64,14 @@ impl Machine {
             .args(["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"])
             .args(["-device", "intel-iommu,intremap=on,caching-mode=on"])
             .args(["-device", "edu"])
-            // PCIe native hotplug (pciehp) for the root port below, not
-            // ACPI's: the guest kernel has no ACPI PCI hotplug driver.
-            .args(["-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"])
             // The NVMe controller behind a root port of its own (q35's root
             // bus has no hotplug): 0000:01:00.0 in the guest, the port at
-            // 00:02.0 where the controller was before. `-blockdev`, not
-            // `-drive`, so that the disk outlives a `device_del` and the
-            // controller can be plugged back (cache=unsafe: no flushes).
+            // 00:02.0 where the controller was before. QEMU's default for
+            // q35, ACPI PCI hotplug (the guest's acpiphp): the kernel's
+            // native PCIe hotplug (pciehp) logs a lockdep report at every
+            // removal (docs/guest.md). `-blockdev`, not `-drive`, so that
+            // the disk outlives a `device_del` and the controller can be
+            // plugged back (cache=unsafe: no flushes).
             .args(["-device", "pcie-root-port,id=nvme-port,bus=pcie.0,addr=0x2,chassis=1,slot=1"])
             .arg("-blockdev")
             .arg(format!(

@@ -3,6 +3,8 @@
 //! overwritten byte restored.
 #![allow(dead_code)]
 
+pub mod hotplug;
+
 use pinio_nvme::{CompletionMode, DoorbellMode, NvmeDevice, NvmeOptions, release_to_kernel};
 use pinio_vfio::PciAddress;
 use std::path::Path;
