@@ -19,7 +19,7 @@ pub enum Command {
     /// Boot the guest.
     #[command(subcommand)]
     Vm(VmCommand),
-    /// Host tests, then every guest test in one boot of the `test` kernel.
+    /// Host tests, then every guest test in boots of the `test` kernel side by side.
     Test(TestArgs),
     /// Every crate is publishable or `publish = false`: metadata, then
     /// `cargo package --workspace --no-verify` (also a stage of `test`).
