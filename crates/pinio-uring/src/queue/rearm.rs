@@ -75,9 +75,12 @@ impl Reaped<'_, '_> {
         self.cx.inflight.slice(self.idx)
     }
 
-    /// The slice, mutably: the device is done with it until it is re-armed.
+    /// The slice's bytes, mutably (the device is done with them until the
+    /// slice is re-armed), such as the next data to write. Bytes only: the
+    /// slice itself cannot be swapped for another, whose domain, address
+    /// and length were never checked.
     #[inline]
-    pub fn slice_mut(&mut self) -> &mut Slice {
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
         self.cx.inflight.slice_mut(self.idx)
     }
 
