@@ -328,7 +328,16 @@ fn flush_user_data() -> u64 {
 #[cold]
 #[inline(never)]
 fn failed(op: Op, errno: i32, polled: bool) -> Completion {
-    let what = match (op.dir, op.slice.key().is_registered()) {
+    let error = transfer_error(op.dir, &op.slice, op.dev_offset, errno, polled);
+    Completion::of(op, Err(error))
+}
+
+/// The error of a read or write of `slice` at `dev_offset` that failed with
+/// `errno` (on an IOPOLL ring if `polled`).
+#[cold]
+#[inline(never)]
+fn transfer_error(dir: Direction, slice: &pinio_core::Slice, dev_offset: u64, errno: i32, polled: bool) -> Error {
+    let what = match (dir, slice.key().is_registered()) {
         (Direction::Read, true) => "READ_FIXED",
         (Direction::Read, false) => "READ",
         (Direction::Write, true) => "WRITE_FIXED",
@@ -339,11 +348,10 @@ fn failed(op: Op, errno: i32, polled: bool) -> Completion {
     } else {
         ""
     };
-    let error = Error::io(
-        format!("{what} of {} bytes at device offset {:#x}{why}", op.slice.len(), op.dev_offset),
+    Error::io(
+        format!("{what} of {} bytes at device offset {:#x}{why}", slice.len(), dev_offset),
         io::Error::from_raw_os_error(errno),
-    );
-    Completion::of(op, Err(error))
+    )
 }
 
 /// The IO path as inherent methods, which the [`Queue`] implementation

@@ -2,11 +2,10 @@
 //! slice still in the in-flight table, and either moved again at another
 //! device offset ([`Reaped::rearm`]) or handed out as a [`Completion`].
 
-use super::UringQueue;
+use super::{UringQueue, failed, transfer_error};
 use crate::inflight::InFlight;
 use crate::transfer::Transfer;
 use pinio_core::{Completion, DeviceCore, Direction, Error, Rejected, Result, Slice, Tally};
-use std::io;
 
 /// One completed one-slice operation of [`UringQueue::wait_rearm`], its
 /// slice still held by the queue: read its outcome and its bytes, then
@@ -66,7 +65,7 @@ impl Reaped<'_, '_> {
     #[inline(never)]
     fn error(&self) -> Error {
         let (dir, dev_offset, _) = self.cx.inflight.fields(self.idx);
-        failure(dir, self.slice(), dev_offset, -self.res, self.cx.polled)
+        transfer_error(dir, self.slice(), dev_offset, -self.res, self.cx.polled)
     }
 
     /// The slice: for a read, the bytes the device wrote.
@@ -150,13 +149,8 @@ impl Reaped<'_, '_> {
 /// The completion of live entry `idx`, whose CQE said `res`, out of the
 /// table.
 fn take_completion(cx: &mut Context<'_>, idx: u32, res: i32) -> Completion {
-    let (dir, dev_offset, _) = cx.inflight.fields(idx);
-    let result = if res >= 0 {
-        Ok(res as usize)
-    } else {
-        Err(failure(dir, cx.inflight.slice(idx), dev_offset, -res, cx.polled))
-    };
-    Completion::of(cx.inflight.take(idx), result)
+    let op = cx.inflight.take(idx);
+    if res >= 0 { Completion::of(op, Ok(res as usize)) } else { failed(op, -res, cx.polled) }
 }
 
 impl Drop for Reaped<'_, '_> {
@@ -179,26 +173,6 @@ impl Drop for Reaped<'_, '_> {
 fn keep(cx: &mut Context<'_>, idx: u32, res: i32) {
     let c = take_completion(cx, idx, res);
     cx.stash.push(c);
-}
-
-/// The error of a read or write of `slice` at `dev_offset` that failed
-/// with `errno`, as the queue's completions name it.
-fn failure(dir: Direction, slice: &Slice, dev_offset: u64, errno: i32, polled: bool) -> Error {
-    let what = match (dir, slice.key().is_registered()) {
-        (Direction::Read, true) => "READ_FIXED",
-        (Direction::Read, false) => "READ",
-        (Direction::Write, true) => "WRITE_FIXED",
-        (Direction::Write, false) => "WRITE",
-    };
-    let why = if polled && errno == libc::EOPNOTSUPP {
-        " on an IOPOLL ring (the target's file system or driver has no polled IO; open it without UringOptions::iopoll)"
-    } else {
-        ""
-    };
-    Error::io(
-        format!("{what} of {} bytes at device offset {:#x}{why}", slice.len(), dev_offset),
-        io::Error::from_raw_os_error(errno),
-    )
 }
 
 impl UringQueue {
