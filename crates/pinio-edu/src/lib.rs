@@ -17,7 +17,7 @@
 //! ```no_run
 //! use pinio_core::Device;
 //! use pinio_edu::{EduDevice, EduOptions};
-//! let edu = EduDevice::open(&"0000:00:03.0".parse()?, EduOptions::default())?;
+//! let edu = EduDevice::open(&"0000:00:01.0".parse()?, EduOptions::default())?;
 //! let region = edu.alloc(4096)?;
 //! let mut q = edu.queue(4)?;
 //! let mut s = region.slice(0, 5)?;

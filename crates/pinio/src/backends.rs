@@ -93,7 +93,7 @@ pub use pinio_kmod as kmod;
 /// use pinio::vfio::{VfioDomainOptions, VfioRegistrar};
 /// use pinio::Device;
 /// let domain = VfioRegistrar::domain(VfioDomainOptions::default())?; // one container
-/// let edu = pinio::open_in(&domain, "vfio:0000:00:03.0")?;
+/// let edu = pinio::open_in(&domain, "vfio:0000:00:01.0")?;
 /// let nvme = pinio::open_in(&domain, "nvme:0000:01:00.0")?;
 /// let region = domain.alloc(4096)?;   // one IOMMU mapping, reached by both devices
 /// assert_eq!(edu.domain().id(), nvme.domain().id());
@@ -114,7 +114,7 @@ pub use pinio_vfio as vfio;
 /// ```no_run
 /// use pinio::edu::{EduDevice, EduOptions};
 /// use pinio::{Device, Queue};
-/// let edu = EduDevice::open(&"0000:00:03.0".parse()?, EduOptions::default())?;
+/// let edu = EduDevice::open(&"0000:00:01.0".parse()?, EduOptions::default())?;
 /// let region = edu.alloc(4096)?;
 /// let mut q = edu.queue(4)?;
 /// let mut s = region.slice(0, 5)?;

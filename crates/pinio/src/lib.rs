@@ -10,7 +10,7 @@
 //! | `copy:/path` | pread/pwrite through a bounce buffer | nothing (the baseline) |
 //! | `uring:/path` | io_uring READ_FIXED/WRITE_FIXED with O_DIRECT | registered buffers |
 //! | `kmod:/dev/pinio` | pinio's kernel module and its echo DMA engine | `pin_user_pages` (FOLL_LONGTERM) |
-//! | `vfio:0000:00:03.0` | VFIO userspace driver for QEMU's `edu` device | IOMMU mapping |
+//! | `vfio:0000:00:01.0` | VFIO userspace driver for QEMU's `edu` device | IOMMU mapping |
 //! | `nvme:0000:01:00.0` | VFIO userspace NVMe driver (namespace 1) | IOMMU mapping |
 //! | `nvme-uring:/dev/ng0n1` | NVMe passthrough: NVMe commands as io_uring `URING_CMD` with fixed buffers | registered buffers (the uring domain's table) |
 //!
