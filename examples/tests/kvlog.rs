@@ -332,11 +332,19 @@ fn records_of_a_previous_store_on_the_same_file_are_not_recovered() {
     assert!(v.status.success(), "seed {seed}:\n{}", text(&v));
     let n = recovered(&v);
     assert!(n > last, "seed {seed}: key {last} was durable:\n{}", text(&v));
-    // Old blocks put back where the new store's last (unflushed) batch may
-    // have left zero padding can only shorten that torn tail, never extend it.
+    // Old blocks put back after what the new store wrote never add a record
+    // of the old store (another epoch): every record whose header lies there
+    // is refused. One record can straddle that point: its header (epoch,
+    // sequence number, checksum) written by the new store, the rest of its
+    // bytes in a block the kill left unwritten. The old store wrote the same
+    // key with the same value at the same place (same geometry, values
+    // derived from the key), so the old block can complete it with exactly
+    // the bytes the new store would have written, and its checksum matches
+    // (seen: 830 > 829, 680 > 679). That record is the new store's own, not
+    // the old one's: at most one more than the snapshot alone gave.
     assert!(
-        n <= n_new,
-        "seed {seed}: the old store's records (another epoch) must not extend the new one ({n} > {n_new}):\n{}",
+        n <= n_new + 1,
+        "seed {seed}: the old store's records (another epoch) must not extend the new one ({n} > {n_new} + 1):\n{}",
         text(&v)
     );
     assert!(n < keys, "{}", text(&v));
