@@ -20,7 +20,6 @@ plain_bytes!(
     abi::Info,
     abi::RegisterArgs,
     abi::UnregisterArgs,
-    abi::VecArgs,
     abi::Desc,
     abi::SubmitArgs,
     abi::CompletionRecord,
