@@ -5,7 +5,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
-const HUGE_PAGE: usize = 2 << 20;
+/// The transparent huge page size on x86-64.
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
 
 /// Whether a [`DmaBuf`] asks for transparent huge pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

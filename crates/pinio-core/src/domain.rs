@@ -308,6 +308,17 @@ impl Domain {
     /// the domain's pre-registered arena when it has one with room,
     /// otherwise fresh page-aligned memory rounded up to the registration
     /// alignment.
+    ///
+    /// Fresh memory whose size is a whole number of 2 MiB huge pages is
+    /// 2 MiB-aligned and asks for transparent huge pages
+    /// ([`HugePages::Transparent`](crate::HugePages::Transparent); best
+    /// effort, at no cost in memory): a device then sees one physically
+    /// contiguous segment per 2 MiB instead of 512 pages (a 1 MiB O_DIRECT
+    /// write through io_uring fixed buffers is one block request instead of
+    /// two on a disk taking 254 segments per request; docs/benchmarks.md),
+    /// and pinning and IOMMU mapping work per huge page. Other sizes get
+    /// ordinary pages; build a [`DmaBuf`] and [`Domain::register`] it to
+    /// choose.
     pub fn alloc(&self, len: usize) -> Result<Region> {
         if len == 0 {
             return Err(Error::ZeroLength { what: "region" });
@@ -321,7 +332,12 @@ impl Domain {
         let align = self.inner.registrar.register_align().max(1);
         let rounded =
             crate::align_up(len as u64, align).ok_or(Error::TooLarge { len: len as u64, max: u64::MAX - align })?;
-        Ok(self.register(DmaBuf::new(rounded as usize)?)?)
+        let huge = if rounded >= crate::buf::HUGE_PAGE as u64 && rounded % crate::buf::HUGE_PAGE as u64 == 0 {
+            crate::HugePages::Transparent
+        } else {
+            crate::HugePages::Default
+        };
+        Ok(self.register(DmaBuf::builder(rounded as usize).huge_pages(huge).build()?)?)
     }
 }
 
