@@ -20,6 +20,7 @@ plain_bytes!(
     abi::Info,
     abi::RegisterArgs,
     abi::UnregisterArgs,
+    abi::VecArgs,
     abi::Desc,
     abi::SubmitArgs,
     abi::CompletionRecord,

@@ -15,11 +15,17 @@ use kernel::{bindings, mm::Mm, prelude::*, sync::aref::ARef, task::Task};
 
 /// A charge of `pages` pages to `mm->locked_vm`, returned on drop.
 ///
+/// A charge can be split (one `account_locked_vm` for a vectored REGISTER of many regions, each
+/// region then holding its share) and shares of the same mm merged back (one uncharge for a
+/// vectored UNREGISTER), so the number of pages charged and uncharged always balances while the
+/// `mmap_lock` is taken once per system call rather than once per region.
+///
 /// # Invariants
 ///
-/// `pages` pages were added to `mm->locked_vm` by `account_locked_vm(mm, pages, true)` and are
-/// subtracted exactly once, in [`Drop`]. `mm` holds an `mmgrab` reference, so the `mm_struct`
-/// stays valid even after the process exits.
+/// `pages` pages were added to `mm->locked_vm` (by `account_locked_vm(mm, n, true)` for this
+/// charge, or for a charge it was split from or merged with) and are subtracted exactly once,
+/// in [`Drop`] (nothing when `pages` is 0). `mm` holds an `mmgrab` reference, so the
+/// `mm_struct` stays valid even after the process exits.
 pub(crate) struct LockedVmCharge {
     mm: ARef<Mm>,
     pages: usize,
@@ -56,8 +62,42 @@ impl LockedVmCharge {
     }
 }
 
+impl LockedVmCharge {
+    /// Moves `pages` pages of this charge into a new charge of the same mm (an `mmgrab`, no
+    /// accounting call). `EINVAL` if this charge holds fewer pages.
+    pub(crate) fn split(&mut self, pages: usize) -> Result<Self> {
+        let rest = self.pages.checked_sub(pages).ok_or(EINVAL)?;
+        // INVARIANT: the `pages` pages move from `self` to the new charge; the total is unchanged.
+        self.pages = rest;
+        Ok(Self { mm: self.mm.clone(), pages })
+    }
+
+    /// Moves every page of this charge into a new charge of the same mm, leaving this one empty
+    /// (its drop then uncharges nothing).
+    pub(crate) fn take(&mut self) -> Self {
+        // INVARIANT: all pages move from `self` to the new charge; the total is unchanged.
+        let pages = core::mem::take(&mut self.pages);
+        Self { mm: self.mm.clone(), pages }
+    }
+
+    /// Adds `other` to this charge if both are charged to the same mm; hands it back otherwise.
+    pub(crate) fn merge(&mut self, mut other: Self) -> core::result::Result<(), Self> {
+        if self.mm.as_raw() != other.mm.as_raw() {
+            return Err(other);
+        }
+        // INVARIANT: the pages move from `other` (left empty, its drop uncharges nothing) to
+        // `self`, both of the same mm; the total is unchanged.
+        self.pages += other.pages;
+        other.pages = 0;
+        Ok(())
+    }
+}
+
 impl Drop for LockedVmCharge {
     fn drop(&mut self) {
+        if self.pages == 0 {
+            return;
+        }
         // Like VFIO: once the address space is torn down (the file is closed by an exiting
         // process after `exit_mm`), its counters are dead and are left alone.
         let Some(live) = self.mm.mmget_not_zero() else {

@@ -6,7 +6,8 @@
 //! [`include/linux/poll.h`](srctree/include/linux/poll.h).
 //!
 //! - `open` creates a [`Session`]; `release` shuts it down (waits for in-flight DMA, unpins).
-//! - `ioctl`: INFO, REGISTER, UNREGISTER, SUBMIT, REAP (see `abi.rs`); anything else `ENOTTY`.
+//! - `ioctl`: INFO, REGISTER, UNREGISTER, SUBMIT, REAP, REGISTER_VEC, UNREGISTER_VEC (see
+//!   `abi.rs`); anything else `ENOTTY`.
 //! - `poll`: `EPOLLIN` when completion records wait, `EPOLLOUT` when another descriptor fits.
 //! - `pread`/`pwrite` (and `read`/`write` at the file position): the copy path into device
 //!   memory through `copy_to_user`/`copy_from_user`.
@@ -161,17 +162,24 @@ fn dispatch(session: &Arc<Session>, cmd: u32, arg: usize) -> Result<isize> {
         abi::PINIO_IOC_REGISTER => {
             let (reader, mut writer) = user(size_of::<abi::RegisterArgs>()).reader_writer();
             let mut args: abi::RegisterArgs = crate::session::read_arg(reader)?;
-            let id = session.register(&args)?;
-            args.region_id = id;
+            session.register(&mut args)?;
             if let Err(e) = writer.write(&args) {
                 // The caller cannot learn the id: do not leave the region pinned.
                 let _ = session.unregister(&abi::UnregisterArgs {
-                    region_id: id,
+                    region_id: args.region_id,
                     reserved: 0,
                 });
                 return Err(e);
             }
             Ok(0)
+        }
+        abi::PINIO_IOC_REGISTER_VEC => {
+            let args = crate::session::read_arg(user(size_of::<abi::VecArgs>()).reader())?;
+            Ok(session.register_vec(&args)? as isize)
+        }
+        abi::PINIO_IOC_UNREGISTER_VEC => {
+            let args = crate::session::read_arg(user(size_of::<abi::VecArgs>()).reader())?;
+            Ok(session.unregister_vec(&args)? as isize)
         }
         abi::PINIO_IOC_UNREGISTER => {
             let args = crate::session::read_arg(user(size_of::<abi::UnregisterArgs>()).reader())?;

@@ -38,6 +38,75 @@ pub(crate) enum PinDuration {
     Transient,
 }
 
+/// Runs of at most this many pages keep their page pointers inside [`PinnedPages`]: a
+/// registration of a few pages then costs no allocation of its own besides its region object.
+const INLINE_PAGES: usize = 4;
+
+/// The page pointers of a pinned run: inline for short runs, else one allocation.
+///
+/// # Invariants
+///
+/// For `Inline`, `len <= INLINE_PAGES` and the first `len` entries are initialised.
+enum PageArray {
+    Inline {
+        pages: [*mut bindings::page; INLINE_PAGES],
+        len: usize,
+    },
+    Heap(KVVec<*mut bindings::page>),
+}
+
+impl PageArray {
+    /// An empty array with room for `n` pointers.
+    fn with_capacity(n: usize) -> Result<Self> {
+        if n <= INLINE_PAGES {
+            // INVARIANT: no entry is initialised yet.
+            return Ok(Self::Inline {
+                pages: [core::ptr::null_mut(); INLINE_PAGES],
+                len: 0,
+            });
+        }
+        // Allocated, not initialised: `pin_user_pages_fast` fills it (a fill loop is
+        // per-4-KiB-page work the kernel's own pinning does not do, docs/kmod.md).
+        Ok(Self::Heap(KVVec::with_capacity(n, GFP_KERNEL)?))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Inline { len, .. } => *len,
+            Self::Heap(v) => v.len(),
+        }
+    }
+
+    fn as_slice(&self) -> &[*mut bindings::page] {
+        match self {
+            Self::Inline { pages, len } => &pages[..*len],
+            Self::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut *mut bindings::page {
+        match self {
+            Self::Inline { pages, .. } => pages.as_mut_ptr(),
+            Self::Heap(v) => v.as_mut_ptr(),
+        }
+    }
+
+    /// Records that `n` more entries were written after the first `len()`.
+    ///
+    /// # Safety
+    ///
+    /// The `n` entries after the first `len()` must have been initialised, within the capacity
+    /// the array was created with.
+    unsafe fn inc_len(&mut self, n: usize) {
+        match self {
+            // INVARIANT: per the contract the entries are initialised and within the array.
+            Self::Inline { len, .. } => *len += n,
+            // SAFETY: Per the contract the entries are initialised and within the capacity.
+            Self::Heap(v) => unsafe { v.inc_len(n) },
+        }
+    }
+}
+
 /// A run of consecutive user pages of the current process, pinned with `FOLL_PIN`.
 ///
 /// # Invariants
@@ -49,7 +118,7 @@ pub(crate) enum PinDuration {
 ///   then dirtied when unpinned.
 /// - `writable` is `true` iff the pages were pinned with `FOLL_WRITE`.
 pub(crate) struct PinnedPages {
-    pages: KVVec<*mut bindings::page>,
+    pages: PageArray,
     writable: bool,
     dirty: Atomic<bool>,
 }
@@ -89,17 +158,16 @@ impl PinnedPages {
             flags |= bindings::FOLL_LONGTERM;
         }
 
-        // `pin_user_pages_fast` fills the array itself, so it is allocated, not initialised (a
-        // fill loop is per-4-KiB-page work the kernel's own pinning does not do, docs/kmod.md);
-        // its length counts the entries written so far.
-        let mut pages = KVVec::<*mut bindings::page>::with_capacity(nr_pages, GFP_KERNEL)?;
+        // `pin_user_pages_fast` fills the array itself, so it is allocated (or inline), not
+        // initialised; its length counts the entries written so far.
+        let mut pages = PageArray::with_capacity(nr_pages)?;
         while pages.len() < nr_pages {
             let done = pages.len();
             let chunk = core::cmp::min(nr_pages - done, MAX_PAGES_PER_CALL);
             // `pin_user_pages_fast` checks the range against user addresses (`access_ok`), so
             // no kernel address can be pinned; the flags are a valid FOLL_WRITE/LONGTERM subset.
-            // SAFETY: The capacity is at least `nr_pages`, so the `chunk` entries after the first
-            // `done` are allocated memory for page pointers (written, never read, by the call);
+            // SAFETY: The array has room for `nr_pages` pointers, so the `chunk` entries after
+            // the first `done` are memory for page pointers (written, never read, by the call);
             // `start + done * PAGE_SIZE` does not overflow (checked above).
             let ret = unsafe {
                 bindings::pin_user_pages_fast(
@@ -142,7 +210,7 @@ impl PinnedPages {
         len: usize,
         f: impl FnOnce(*mut u8) -> R,
     ) -> Result<R> {
-        let page = *self.pages.get(index).ok_or(EINVAL)?;
+        let page = *self.pages.as_slice().get(index).ok_or(EINVAL)?;
         if offset.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
             return Err(EINVAL);
         }
@@ -232,7 +300,7 @@ impl Drop for PinnedPages {
 ///
 /// The first `n` entries of `pages` must each hold one `FOLL_PIN` reference that is released by
 /// this call and never again.
-unsafe fn release(pages: &mut KVVec<*mut bindings::page>, n: usize, dirty: bool) {
+unsafe fn release(pages: &mut PageArray, n: usize, dirty: bool) {
     if n == 0 {
         return;
     }

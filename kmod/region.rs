@@ -7,7 +7,11 @@ use crate::{
     accounting::LockedVmCharge,
     pinned::{PinDuration, PinMode, PinnedPages},
 };
-use kernel::{page::PAGE_SIZE, prelude::*};
+use kernel::{
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
 
 /// A user buffer `[addr, addr + len)` of the registering process, pinned for DMA.
 ///
@@ -18,14 +22,18 @@ use kernel::{page::PAGE_SIZE, prelude::*};
 /// - `len > 0`, `first_offset < PAGE_SIZE`.
 /// - `access` is a non-empty subset of [`abi::ACCESS_ALL`]; `pages` is writable iff it contains
 ///   [`abi::ACCESS_DEVICE_WRITE`].
-/// - `_charge` accounts exactly `pages.len()` pages; it is dropped after `pages` (field order),
-///   so the locked-memory charge outlives the pins.
+/// - `charge` accounts exactly `pages.len()` pages, or none once [`Region::take_charge`] moved
+///   them to a caller that returns them after dropping the region; it is dropped after `pages`
+///   (field order), so the locked-memory charge outlives the pins.
+/// - `in_flight` counts the descriptors of the region in flight; it is changed only under the
+///   owning session's state lock.
 pub(crate) struct Region {
     pages: PinnedPages,
     first_offset: usize,
     len: usize,
     access: u32,
-    _charge: LockedVmCharge,
+    charge: LockedVmCharge,
+    in_flight: Atomic<usize>,
 }
 
 impl Region {
@@ -51,16 +59,23 @@ impl Region {
         Ok(())
     }
 
-    /// Charges and pins the buffer `[addr, addr + len)` of the current process.
+    /// Pins the buffer `[addr, addr + len)` of the current process, keeping `charge` (which
+    /// must be a charge of `nr_pages` pages to the current process's mm) for as long as it is
+    /// pinned.
     ///
     /// The caller validated `access` and obtained `nr_pages` from [`Region::pages_spanned`].
-    /// Errors: `ENOMEM` over `RLIMIT_MEMLOCK`; `EFAULT` for an unmapped range or a read-only
-    /// mapping registered with [`abi::ACCESS_DEVICE_WRITE`]; nothing stays pinned or charged.
-    pub(crate) fn register(addr: u64, len: u64, access: u32, nr_pages: usize) -> Result<Self> {
+    /// Errors: `EFAULT` for an unmapped range or a read-only mapping registered with
+    /// [`abi::ACCESS_DEVICE_WRITE`]; nothing stays pinned, and `charge` is returned on drop.
+    pub(crate) fn register(
+        addr: u64,
+        len: u64,
+        access: u32,
+        nr_pages: usize,
+        charge: LockedVmCharge,
+    ) -> Result<Self> {
         // `pages_spanned` succeeded, so both fit in `usize` and `addr + len` does not wrap.
         let addr = addr as usize;
         let len = len as usize;
-        let charge = LockedVmCharge::charge_current(nr_pages)?;
         let mode = if access & abi::ACCESS_DEVICE_WRITE != 0 {
             PinMode::Writable
         } else {
@@ -76,8 +91,32 @@ impl Region {
             first_offset: addr % PAGE_SIZE,
             len,
             access,
-            _charge: charge,
+            charge,
+            in_flight: Atomic::new(0),
         })
+    }
+
+    /// Moves the region's locked-memory charge to the caller, who must return it (drop it) only
+    /// after the region itself was dropped, so the charge still outlives the pins.
+    pub(crate) fn take_charge(&mut self) -> LockedVmCharge {
+        self.charge.take()
+    }
+
+    /// Descriptors of this region in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// Counts one more descriptor in flight. Called under the session's state lock.
+    pub(crate) fn start_job(&self) {
+        // A plain read-modify-write: every writer holds the session's state lock.
+        self.in_flight.store(self.in_flight.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Counts one descriptor less in flight. Called under the session's state lock.
+    pub(crate) fn end_job(&self) {
+        // See `start_job`; never below zero: each `end_job` follows its `start_job`.
+        self.in_flight.store(self.in_flight.load(Relaxed).saturating_sub(1), Relaxed);
     }
 
     /// Length of the buffer in bytes.

@@ -19,6 +19,7 @@
 
 use crate::{
     abi,
+    accounting::LockedVmCharge,
     completion_ring::CompletionRing,
     devmem::DeviceMemory,
     region::Region,
@@ -27,20 +28,19 @@ use kernel::{
     bindings,
     new_condvar, new_mutex, new_poll_condvar,
     prelude::*,
-    rbtree::RBTree,
     sync::{poll::PollCondVar, Arc, CondVar, Mutex},
-    uaccess::{UserSliceReader, UserSliceWriter},
+    transmute::AsBytes,
+    uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
     workqueue::{self, impl_has_work, new_work, Work, WorkItem},
+    xarray::{AllocKind, XArray},
 };
 
 /// Bytes the engine copies before it wakes completion waiters even in the middle of a batch.
 const NOTIFY_BYTES: usize = 1 << 20;
 
-/// A registered region and the number of its descriptors in flight.
-struct RegionEntry {
-    region: Arc<Region>,
-    in_flight: usize,
-}
+/// The region table: region id -> region, an XArray (a radix tree of 64-slot nodes: a lookup is
+/// a few pointer steps whatever the number of regions, and ids are dense, so nodes fill up).
+type Regions = XArray<Arc<Region>>;
 
 /// A validated descriptor waiting for (or being run by) the DMA engine.
 struct Job {
@@ -52,13 +52,17 @@ struct Job {
 ///
 /// # Invariants
 ///
+/// - `regions` is `None` only once [`Session::shutdown`] took the table; `nr_regions` is the
+///   number of entries in it, each stored at its region id (`1..next_region_id`, or any id but 0
+///   once `next_region_id` wrapped to 0).
 /// - `pinned_pages` is the sum of `nr_pages()` of the regions, plus pages reserved by a REGISTER
 ///   that is pinning right now; it never exceeds the `max_pinned_pages` limit.
 /// - `in_flight` is `queued.len()` plus the jobs the worker has taken and not completed, and
-///   equals the sum of `RegionEntry::in_flight`.
+///   equals the sum of `Region::in_flight` over the table.
 /// - `outstanding` is `in_flight + completions.len()` and never exceeds `queue_depth`.
 struct State {
-    regions: RBTree<u32, RegionEntry>,
+    regions: Option<Pin<KBox<Regions>>>,
+    nr_regions: usize,
     next_region_id: u32,
     pinned_pages: usize,
     queued: KVVec<Job>,
@@ -92,7 +96,8 @@ impl Session {
     pub(crate) fn new(dev: Arc<DeviceMemory>) -> Result<Arc<Self>> {
         let depth = dev.limits.queue_depth as usize;
         let state = State {
-            regions: RBTree::new(),
+            regions: Some(KBox::pin_init(XArray::new(AllocKind::Alloc1), GFP_KERNEL)?),
+            nr_regions: 0,
             next_region_id: 1,
             pinned_pages: 0,
             queued: KVVec::new(),
@@ -144,82 +149,261 @@ impl Session {
             queue_depth: limits.queue_depth,
             max_batch: limits.queue_depth,
             outstanding: st.outstanding as u32,
-            regions: st.regions.iter().count() as u32,
+            regions: st.nr_regions as u32,
         }
     }
 
-    /// REGISTER: pins `[args.addr, args.addr + args.len)` and returns the new region id.
+    /// REGISTER: pins `[args.addr, args.addr + args.len)` and writes the new region id into
+    /// `args.region_id`.
     ///
     /// Errors: `EINVAL` (zero length, bad access bits), `EOVERFLOW` (the range wraps), `ENOSPC`
     /// (the per-open cap `max_pinned_pages`, or region ids exhausted), `ENOMEM` (`RLIMIT_MEMLOCK`),
     /// `EFAULT` (unmapped, or read-only while device writes were asked for).
-    pub(crate) fn register(&self, args: &abi::RegisterArgs) -> Result<u32> {
-        Region::check_access(args.access)?;
-        let nr_pages = Region::pages_spanned(args.addr, args.len)?;
-        let cap = self.dev.limits.max_pinned_pages;
-
-        // Reserve the pages against the cap before pinning anything (no lock is held while
-        // pinning, so two threads cannot both overshoot the cap).
-        {
-            let mut st = self.state.lock();
-            let total = st.pinned_pages.checked_add(nr_pages).ok_or(ENOSPC)?;
-            if total > cap {
-                return Err(ENOSPC);
-            }
-            st.pinned_pages = total;
-        }
-
-        let region = Region::register(args.addr, args.len, args.access, nr_pages)
-            .and_then(|r| Ok(Arc::new(r, GFP_KERNEL)?));
-        let mut st = self.state.lock();
+    pub(crate) fn register(&self, args: &mut abi::RegisterArgs) -> Result {
+        let nr_pages = Self::check_entry(args)?;
+        self.reserve(nr_pages)?;
+        let region = LockedVmCharge::charge_current(nr_pages)
+            .and_then(|mut charge| Self::pin_region(args, &mut charge));
         let region = match region {
             Ok(region) => region,
             Err(e) => {
-                st.pinned_pages -= nr_pages;
+                self.state.lock().pinned_pages -= nr_pages;
                 return Err(e);
             }
         };
-        let id = st.next_region_id;
-        if id == 0 {
-            // All 2^32 - 1 ids of this session were used.
-            st.pinned_pages -= nr_pages;
-            return Err(ENOSPC);
-        }
-        let entry = RegionEntry {
-            region,
-            in_flight: 0,
+        let inserted = {
+            let mut st = self.state.lock();
+            let inserted = Self::insert(&mut st, core::slice::from_ref(&region));
+            if inserted.is_err() {
+                st.pinned_pages -= nr_pages;
+            }
+            inserted
         };
-        if let Err(e) = st.regions.try_create_and_insert(id, entry, GFP_KERNEL) {
-            st.pinned_pages -= nr_pages;
-            return Err(e);
+        match inserted {
+            Ok(id) => {
+                args.region_id = id;
+                Ok(())
+            }
+            Err(e) => {
+                release_regions([region]);
+                Err(e)
+            }
         }
-        // Ids are never reused within a session; after the last one this wraps to 0 and
-        // REGISTER fails with `ENOSPC`.
-        st.next_region_id = id.wrapping_add(1);
-        Ok(id)
     }
 
-    /// UNREGISTER: unpins a region. `ENOENT` for an unknown id, `EBUSY` while DMA on it is in
-    /// flight.
+    /// REGISTER_VEC: registers every entry of the user array of `args.count` [`abi::RegisterArgs`]
+    /// at `args.entries`, or none, and writes each region id into its entry. One session lock
+    /// round, one `RLIMIT_MEMLOCK` charge (one `get_task_mm`, one `mmap_lock`) for all of them.
+    ///
+    /// Errors, in this order, nothing registered: `EINVAL` (`flags`, `count` 0 or above
+    /// `MAX_VEC`), `EFAULT` (the array is unreadable), per entry in array order `EINVAL` /
+    /// `EOVERFLOW` as for REGISTER, `ENOSPC` (the cap, for the sum of all entries; or ids
+    /// exhausted), `ENOMEM` (`RLIMIT_MEMLOCK`, for the sum), the first pinning error in array
+    /// order (`EFAULT`), `EFAULT` (the ids cannot be written back).
+    pub(crate) fn register_vec(&self, args: &abi::VecArgs) -> Result<usize> {
+        let (mut entries, writer) =
+            read_vec::<abi::RegisterArgs, _>(args, UserSlice::reader_writer)?;
+        let mut total = 0usize;
+        for e in entries.iter() {
+            total = total.checked_add(Self::check_entry(e)?).ok_or(ENOSPC)?;
+        }
+        let mut regions = KVVec::with_capacity(entries.len(), GFP_KERNEL)?;
+        self.reserve(total)?;
+        let pinned = LockedVmCharge::charge_current(total).and_then(|mut charge| {
+            for e in entries.iter() {
+                // Cannot fail for want of room: the capacity is `entries.len()`.
+                regions
+                    .push_within_capacity(Self::pin_region(e, &mut charge)?)
+                    .map_err(|_| ENOMEM)?;
+            }
+            Ok(())
+        });
+        let inserted = {
+            let mut st = self.state.lock();
+            let inserted = pinned.and_then(|()| Self::insert(&mut st, &regions));
+            if inserted.is_err() {
+                st.pinned_pages -= total;
+            }
+            inserted
+        };
+        let first = match inserted {
+            Ok(first) => first,
+            Err(e) => {
+                release_regions(regions);
+                return Err(e);
+            }
+        };
+        for (i, e) in entries.iter_mut().enumerate() {
+            // No wrap: `insert` checked that the ids up to `first + count - 1` exist.
+            e.region_id = first + i as u32;
+        }
+        drop(regions);
+        let mut writer = writer;
+        if let Err(e) = writer.write_slice(entries.as_bytes()) {
+            // The caller cannot learn the ids: do not leave the regions pinned.
+            let ids = entries.iter().map(|e| e.region_id);
+            let removed = self.remove_regions(ids, entries.len(), false);
+            if let Ok(removed) = removed {
+                release_regions(removed);
+            }
+            return Err(e);
+        }
+        Ok(entries.len())
+    }
+
+    /// UNREGISTER: unpins a region. `EINVAL` for a nonzero `reserved`, `ENOENT` for an unknown
+    /// id, `EBUSY` while DMA on it is in flight.
     pub(crate) fn unregister(&self, args: &abi::UnregisterArgs) -> Result {
         if args.reserved != 0 {
             return Err(EINVAL);
         }
-        let entry = {
-            let mut st = self.state.lock();
-            match st.regions.get(&args.region_id) {
+        let region = {
+            let mut guard = self.state.lock();
+            let st = &mut *guard;
+            let table = st.regions.as_deref().ok_or(ENOENT)?;
+            let mut xa = table.lock();
+            match xa.get(args.region_id as usize) {
                 None => return Err(ENOENT),
-                Some(e) if e.in_flight > 0 => return Err(EBUSY),
+                Some(r) if r.in_flight() > 0 => return Err(EBUSY),
                 Some(_) => {}
             }
-            let entry = st.regions.remove(&args.region_id).ok_or(ENOENT)?;
-            st.pinned_pages -= entry.region.nr_pages();
-            entry
+            let region = xa.remove(args.region_id as usize).ok_or(ENOENT)?;
+            drop(xa);
+            // INVARIANT: the region leaves the count and the pinned total.
+            st.nr_regions -= 1;
+            st.pinned_pages -= region.nr_pages();
+            region
         };
         // Unpin and uncharge outside the lock. No job holds the region (in_flight was 0 and the
         // worker drops its reference before completing), so this is the last reference.
-        drop(entry);
+        release_regions([region]);
         Ok(())
+    }
+
+    /// UNREGISTER_VEC: unregisters every region of the user array of `args.count`
+    /// [`abi::UnregisterArgs`] at `args.entries`, or none; one uncharge per mm for all of them.
+    ///
+    /// Errors, in this order, nothing unregistered: `EINVAL` (`flags`, `count` 0 or above
+    /// `MAX_VEC`), `EFAULT` (the array is unreadable), `EINVAL` (a nonzero `reserved`; an id
+    /// twice in the array), then per entry in array order `ENOENT` (unknown id) or `EBUSY` (DMA
+    /// in flight).
+    pub(crate) fn unregister_vec(&self, args: &abi::VecArgs) -> Result<usize> {
+        let (entries, _) =
+            read_vec::<abi::UnregisterArgs, _>(args, |s| (s.reader(), ()))?;
+        if entries.iter().any(|e| e.reserved != 0) {
+            return Err(EINVAL);
+        }
+        if entries.len() > 1 {
+            let mut ids = KVVec::with_capacity(entries.len(), GFP_KERNEL)?;
+            for e in entries.iter() {
+                ids.push_within_capacity(e.region_id).map_err(|_| ENOMEM)?;
+            }
+            ids.sort_unstable();
+            if ids.windows(2).any(|w| w[0] == w[1]) {
+                return Err(EINVAL);
+            }
+        }
+        let removed =
+            self.remove_regions(entries.iter().map(|e| e.region_id), entries.len(), true)?;
+        release_regions(removed);
+        Ok(entries.len())
+    }
+
+    /// Checks one REGISTER entry; returns the number of pages it spans.
+    fn check_entry(e: &abi::RegisterArgs) -> Result<usize> {
+        Region::check_access(e.access)?;
+        Region::pages_spanned(e.addr, e.len)
+    }
+
+    /// Reserves `pages` against the per-open cap before anything is pinned (no lock is held
+    /// while pinning, so two threads cannot both overshoot the cap). `ENOSPC` over the cap.
+    fn reserve(&self, pages: usize) -> Result {
+        let mut st = self.state.lock();
+        let total = st.pinned_pages.checked_add(pages).ok_or(ENOSPC)?;
+        if total > self.dev.limits.max_pinned_pages {
+            return Err(ENOSPC);
+        }
+        st.pinned_pages = total;
+        Ok(())
+    }
+
+    /// Pins the buffer of a checked entry with its share of `charge`: one allocation, the region
+    /// object (short page arrays live inside it).
+    fn pin_region(e: &abi::RegisterArgs, charge: &mut LockedVmCharge) -> Result<Arc<Region>> {
+        let nr_pages = Region::pages_spanned(e.addr, e.len)?;
+        let share = charge.split(nr_pages)?;
+        let region = Region::register(e.addr, e.len, e.access, nr_pages, share)?;
+        Ok(Arc::new(region, GFP_KERNEL)?)
+    }
+
+    /// Stores `regions` under consecutive new ids; returns the first. `ENOSPC` when the ids of
+    /// this session would run out; `ENOMEM`; on error nothing is stored.
+    fn insert(st: &mut State, regions: &[Arc<Region>]) -> Result<u32> {
+        let count = regions.len() as u64;
+        let first = st.next_region_id;
+        // Ids are never reused within a session: after the last one `next_region_id` wraps to 0
+        // and REGISTER fails with `ENOSPC`.
+        if first == 0 || u64::from(first) + count - 1 > u64::from(u32::MAX) {
+            return Err(ENOSPC);
+        }
+        let table = st.regions.as_deref().ok_or(ENXIO)?;
+        let mut xa = table.lock();
+        for (i, region) in regions.iter().enumerate() {
+            // May drop the XArray's spinlock to allocate a node (GFP_KERNEL); the state lock keeps
+            // every other user of the table out meanwhile.
+            if let Err(e) = xa.store(first as usize + i, region.clone(), GFP_KERNEL) {
+                for j in 0..i {
+                    // Not the last references (the caller holds `regions`): nothing is unpinned
+                    // under the spinlock.
+                    drop(xa.remove(first as usize + j));
+                }
+                return Err(e.error);
+            }
+        }
+        drop(xa);
+        // INVARIANT: `count` regions were stored at the ids `first..first + count`.
+        st.nr_regions += regions.len();
+        st.next_region_id = (u64::from(first) + count) as u32;
+        Ok(first)
+    }
+
+    /// Removes the regions `ids` (`count` of them, no id twice) from the table, all or none:
+    /// `ENOENT` for an unknown id and, if `check_busy`, `EBUSY` for a region with DMA in flight,
+    /// for the first such id in order. Returns the removed regions; the caller drops them (with
+    /// [`release_regions`]) outside the lock.
+    fn remove_regions(
+        &self,
+        ids: impl Iterator<Item = u32> + Clone,
+        count: usize,
+        check_busy: bool,
+    ) -> Result<KVVec<Arc<Region>>> {
+        // Declared before the locks, so dropped after them.
+        let mut removed = KVVec::with_capacity(count, GFP_KERNEL)?;
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let table = st.regions.as_deref().ok_or(ENOENT)?;
+        let mut xa = table.lock();
+        // Check every id first (all or nothing), keeping a reference to each region.
+        let mut pages = 0;
+        for id in ids.clone() {
+            let region = xa.get(id as usize).ok_or(ENOENT)?;
+            if check_busy && region.in_flight() > 0 {
+                return Err(EBUSY);
+            }
+            pages += region.nr_pages();
+            // `EINVAL` only if the caller passed more ids than `count`.
+            removed.push_within_capacity(Arc::from(region)).map_err(|_| EINVAL)?;
+        }
+        for id in ids {
+            // Not the last reference (`removed` holds one): nothing is unpinned under the
+            // spinlock.
+            drop(xa.remove(id as usize));
+        }
+        drop(xa);
+        // INVARIANT: the removed regions leave the count and the pinned total.
+        st.nr_regions -= removed.len();
+        st.pinned_pages -= pages;
+        Ok(removed)
     }
 
     /// SUBMIT: reads `args.count` descriptors, validates all of them, then queues all of them.
@@ -261,27 +445,19 @@ impl Session {
                 if desc.len == 0 {
                     return Err(EINVAL);
                 }
-                let entry = st.regions.get(&desc.region_id).ok_or(ENOENT)?;
-                entry.region.check_dir(desc.dir)?;
+                let region = st.lookup(desc.region_id).ok_or(ENOENT)?;
+                region.check_dir(desc.dir)?;
                 let end = desc.region_offset.checked_add(desc.len).ok_or(ERANGE)?;
-                if end > entry.region.len() as u64 {
+                if end > region.len() as u64 {
                     return Err(ERANGE);
                 }
                 self.dev.check_range(desc.dev_offset, desc.len)?;
-                jobs.push(
-                    Job {
-                        region: entry.region.clone(),
-                        desc: *desc,
-                    },
-                    GFP_KERNEL,
-                )?;
+                jobs.push(Job { region, desc: *desc }, GFP_KERNEL)?;
             }
             st.queued.reserve(count, GFP_KERNEL)?;
             // From here on nothing fails.
             for job in jobs.drain_all() {
-                if let Some(entry) = st.regions.get_mut(&job.desc.region_id) {
-                    entry.in_flight += 1;
-                }
+                job.region.start_job();
                 st.queued.push_within_capacity(job).map_err(|_| ENOMEM)?;
             }
             // INVARIANT: `count` jobs were queued and counted in their regions.
@@ -352,7 +528,8 @@ impl Session {
                 self.idle.wait(&mut st);
             }
             st.pinned_pages = 0;
-            core::mem::replace(&mut st.regions, RBTree::new())
+            st.nr_regions = 0;
+            st.regions.take()
         };
         // No new work can be queued: the file is being released, so no ioctl runs concurrently.
         // SAFETY: `self.work` is an initialised `work_struct` (pinned in this `Arc`); flushing
@@ -387,8 +564,8 @@ impl Session {
                     reserved: 0,
                 };
                 let mut st = self.state.lock();
-                if let Some(entry) = st.regions.get_mut(&desc.region_id) {
-                    entry.in_flight -= 1;
+                if let Some(region) = st.lookup(desc.region_id) {
+                    region.end_job();
                 }
                 // Cannot fail: `outstanding <= queue_depth` reserved a slot at SUBMIT.
                 let _ = st.completions.push(record);
@@ -418,6 +595,60 @@ impl WorkItem for Session {
     fn run(this: Arc<Session>) {
         this.run_queued();
     }
+}
+
+impl State {
+    /// The region `id` of the table (a new reference), if registered.
+    fn lookup(&self, id: u32) -> Option<Arc<Region>> {
+        let xa = self.regions.as_deref()?.lock();
+        xa.get(id as usize).map(Arc::from)
+    }
+}
+
+/// Drops regions (each unpins its pages), then returns their locked-memory charges: one
+/// `account_locked_vm` per run of regions charged to the same mm instead of one per region. A
+/// region someone else still holds is left to that holder, with its charge.
+fn release_regions(regions: impl IntoIterator<Item = Arc<Region>>) {
+    let mut charge: Option<LockedVmCharge> = None;
+    for region in regions {
+        let Some(mut unique) = Arc::into_unique_or_drop(region) else {
+            continue;
+        };
+        let share = Pin::get_mut(unique.as_mut()).take_charge();
+        // Unpins; the share outlives the pins.
+        drop(unique);
+        match charge.as_mut() {
+            None => charge = Some(share),
+            Some(c) => {
+                if let Err(other) = c.merge(share) {
+                    // Another mm (the file was used by another process): return the run so far.
+                    drop(charge.replace(other));
+                }
+            }
+        }
+    }
+    drop(charge);
+}
+
+/// Reads the entry array of a vectored ioctl: `EINVAL` for nonzero `flags` or a `count` of 0 or
+/// above [`abi::MAX_VEC`], `EFAULT` if it is unreadable. `split` turns the user slice into its
+/// reader and whatever else the caller keeps (the writer for the results).
+fn read_vec<T, W>(
+    args: &abi::VecArgs,
+    split: impl FnOnce(UserSlice) -> (UserSliceReader, W),
+) -> Result<(KVVec<T>, W)>
+where
+    T: kernel::transmute::FromBytes + AsBytes + Default + Clone,
+{
+    if args.flags != 0 || args.count == 0 || args.count > abi::MAX_VEC {
+        return Err(EINVAL);
+    }
+    let count = args.count as usize;
+    let addr = usize::try_from(args.entries).map_err(|_| EFAULT)?;
+    let (mut reader, rest) = split(UserSlice::new(UserPtr::from_addr(addr), count * size_of::<T>()));
+    let mut entries = KVVec::from_elem(T::default(), count, GFP_KERNEL)?;
+    reader.read_slice(entries.as_mut_slice().as_bytes_mut())?;
+    Ok((entries, rest))
 }
 
 /// Reads a `T` argument of an ioctl.

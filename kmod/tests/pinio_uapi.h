@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT OR Apache-2.0
 /*
- * The /dev/pinio ABI (version 1) for C clients.
+ * The /dev/pinio ABI (version 2) for C clients.
  *
  * Generated from crates/pinio-kmod/src/abi.rs, the source of truth, by
  * pinio_kmod::abi_c::c_header(): do not edit. crates/pinio-kmod/tests/abi_header.rs checks
@@ -13,8 +13,11 @@
 #include <linux/ioctl.h>
 #include <stdint.h>
 
-/* Version of this ABI; reported by PINIO_IOC_INFO in pinio_info.abi_version. */
-#define PINIO_ABI_VERSION 1u
+/*
+ * Version of this ABI; reported by PINIO_IOC_INFO in pinio_info.abi_version. Version 2 added
+ * PINIO_IOC_REGISTER_VEC and PINIO_IOC_UNREGISTER_VEC.
+ */
+#define PINIO_ABI_VERSION 2u
 /* The ioctl type byte ("magic") of /dev/pinio. */
 #define PINIO_IOC_MAGIC 0xB7u
 
@@ -32,6 +35,9 @@
 #define PINIO_DIR_TO_DEVICE 1u
 /* pinio_desc.dir: the device copies its memory into the region (device -> memory). */
 #define PINIO_DIR_FROM_DEVICE 2u
+
+/* Most entries in one PINIO_IOC_REGISTER_VEC or PINIO_IOC_UNREGISTER_VEC call. */
+#define PINIO_MAX_VEC 4096u
 
 /* Answer of PINIO_IOC_INFO: the device and the limits of the calling open file. */
 struct pinio_info { /* 48 bytes */
@@ -76,6 +82,19 @@ struct pinio_unregister { /* 8 bytes */
 	uint32_t region_id;
 	/* Must be zero. */
 	uint32_t reserved;
+};
+
+/* Argument of PINIO_IOC_REGISTER_VEC and PINIO_IOC_UNREGISTER_VEC. */
+struct pinio_vec { /* 16 bytes */
+	/*
+	 * User address of an array of count struct pinio_register (REGISTER_VEC: read, and each
+	 * region_id written) or struct pinio_unregister (UNREGISTER_VEC: read).
+	 */
+	uint64_t entries;
+	/* Number of entries, 1..=PINIO_MAX_VEC. */
+	uint32_t count;
+	/* Must be zero. */
+	uint32_t flags;
 };
 
 /* One DMA descriptor: copy len bytes between a region and the device memory. */
@@ -143,11 +162,22 @@ struct pinio_reap { /* 24 bytes */
 #define PINIO_IOC_SUBMIT _IOW(PINIO_IOC_MAGIC, 0x04, struct pinio_submit) /* 0x4010B704 */
 /* PINIO_IOC_REAP: copies completion records out; may wait for pinio_reap.min of them. */
 #define PINIO_IOC_REAP _IOWR(PINIO_IOC_MAGIC, 0x05, struct pinio_reap) /* 0xC018B705 */
+/*
+ * PINIO_IOC_REGISTER_VEC: registers every buffer of an array of struct pinio_register in one call,
+ * or none, and writes each region id into its entry. Returns the count registered.
+ */
+#define PINIO_IOC_REGISTER_VEC _IOW(PINIO_IOC_MAGIC, 0x06, struct pinio_vec) /* 0x4010B706 */
+/*
+ * PINIO_IOC_UNREGISTER_VEC: unregisters every region of an array of struct pinio_unregister in one
+ * call, or none. Returns the count unregistered.
+ */
+#define PINIO_IOC_UNREGISTER_VEC _IOW(PINIO_IOC_MAGIC, 0x07, struct pinio_vec) /* 0x4010B707 */
 
 /* The sizes of abi.rs; the ioctl numbers encode them. */
 _Static_assert(sizeof(struct pinio_info) == 48, "struct pinio_info is 48 bytes");
 _Static_assert(sizeof(struct pinio_register) == 24, "struct pinio_register is 24 bytes");
 _Static_assert(sizeof(struct pinio_unregister) == 8, "struct pinio_unregister is 8 bytes");
+_Static_assert(sizeof(struct pinio_vec) == 16, "struct pinio_vec is 16 bytes");
 _Static_assert(sizeof(struct pinio_desc) == 40, "struct pinio_desc is 40 bytes");
 _Static_assert(sizeof(struct pinio_submit) == 16, "struct pinio_submit is 16 bytes");
 _Static_assert(sizeof(struct pinio_completion) == 24, "struct pinio_completion is 24 bytes");

@@ -15,8 +15,9 @@
 //! (direction in bits 30..32, argument size in bits 16..30, type in bits 8..16, number in bits
 //! 0..8), computed by the `const fn`s below. docs/kmod.md documents the whole protocol.
 
-/// Version of this ABI; reported by [`PINIO_IOC_INFO`] in [`Info::abi_version`].
-pub const ABI_VERSION: u32 = 1;
+/// Version of this ABI; reported by [`PINIO_IOC_INFO`] in [`Info::abi_version`]. Version 2 added
+/// [`PINIO_IOC_REGISTER_VEC`] and [`PINIO_IOC_UNREGISTER_VEC`].
+pub const ABI_VERSION: u32 = 2;
 
 /// The ioctl type byte ("magic") of `/dev/pinio`.
 pub const IOC_MAGIC: u32 = 0xB7;
@@ -69,6 +70,15 @@ pub const PINIO_IOC_UNREGISTER: u32 = iow::<UnregisterArgs>(0x03);
 pub const PINIO_IOC_SUBMIT: u32 = iow::<SubmitArgs>(0x04);
 /// `PINIO_IOC_REAP`: copies completion records out; may wait for [`ReapArgs::min`] of them.
 pub const PINIO_IOC_REAP: u32 = iowr::<ReapArgs>(0x05);
+/// `PINIO_IOC_REGISTER_VEC`: registers every buffer of an array of [`RegisterArgs`] in one call,
+/// or none, and writes each region id into its entry. Returns the count registered.
+pub const PINIO_IOC_REGISTER_VEC: u32 = iow::<VecArgs>(0x06);
+/// `PINIO_IOC_UNREGISTER_VEC`: unregisters every region of an array of [`UnregisterArgs`] in one
+/// call, or none. Returns the count unregistered.
+pub const PINIO_IOC_UNREGISTER_VEC: u32 = iow::<VecArgs>(0x07);
+
+/// Most entries in one [`PINIO_IOC_REGISTER_VEC`] or [`PINIO_IOC_UNREGISTER_VEC`] call.
+pub const MAX_VEC: u32 = 4096;
 
 /// [`RegisterArgs::access`] bit: the device may read the region (descriptors [`DIR_TO_DEVICE`]).
 pub const ACCESS_DEVICE_READ: u32 = 1 << 0;
@@ -130,6 +140,19 @@ pub struct UnregisterArgs {
     pub region_id: u32,
     /// Must be zero.
     pub reserved: u32,
+}
+
+/// Argument of [`PINIO_IOC_REGISTER_VEC`] and [`PINIO_IOC_UNREGISTER_VEC`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VecArgs {
+    /// User address of an array of `count` [`RegisterArgs`] (REGISTER_VEC: read, and each
+    /// `region_id` written) or [`UnregisterArgs`] (UNREGISTER_VEC: read).
+    pub entries: u64,
+    /// Number of entries, 1..=[`MAX_VEC`].
+    pub count: u32,
+    /// Must be zero.
+    pub flags: u32,
 }
 
 /// One DMA descriptor: copy `len` bytes between a region and the device memory.

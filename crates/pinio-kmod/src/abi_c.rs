@@ -156,6 +156,7 @@ structs! {
     }
     RegisterArgs => "pinio_register" { addr: u64, len: u64, access: u32, region_id: u32 }
     UnregisterArgs => "pinio_unregister" { region_id: u32, reserved: u32 }
+    VecArgs => "pinio_vec" { entries: u64, count: u32, flags: u32 }
     Desc => "pinio_desc" { tag: u64, region_offset: u64, dev_offset: u64, len: u64, region_id: u32, dir: u32 }
     SubmitArgs => "pinio_submit" { descs: u64, count: u32, flags: u32 }
     CompletionRecord => "pinio_completion" { tag: u64, bytes: u64, status: i32, reserved: u32 }
@@ -178,6 +179,7 @@ pub const CONST_GROUPS: &[&[Const]] = &[
     &[konst!(ABI_VERSION, Decimal), konst!(IOC_MAGIC, Hex)],
     &[konst!(ACCESS_DEVICE_READ, Bit), konst!(ACCESS_DEVICE_WRITE, Bit), konst!(ACCESS_ALL, BitMask)],
     &[konst!(DIR_TO_DEVICE, Decimal), konst!(DIR_FROM_DEVICE, Decimal)],
+    &[konst!(MAX_VEC, Decimal)],
 ];
 
 /// Public constants of `abi.rs` that the header does not define, with their C equivalent: the
@@ -201,6 +203,8 @@ pub const IOCTLS: &[Ioctl] = &[
     ioctl!(PINIO_IOC_UNREGISTER, UnregisterArgs),
     ioctl!(PINIO_IOC_SUBMIT, SubmitArgs),
     ioctl!(PINIO_IOC_REAP, ReapArgs),
+    ioctl!(PINIO_IOC_REGISTER_VEC, VecArgs),
+    ioctl!(PINIO_IOC_UNREGISTER_VEC, VecArgs),
 ];
 
 /// The fields of an ioctl number (generic Linux encoding).

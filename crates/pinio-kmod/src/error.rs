@@ -21,6 +21,10 @@ pub enum Call {
     Submit,
     /// `PINIO_IOC_REAP`.
     Reap,
+    /// `PINIO_IOC_REGISTER_VEC`.
+    RegisterVec,
+    /// `PINIO_IOC_UNREGISTER_VEC`.
+    UnregisterVec,
     /// `pread` (copy path).
     Pread,
     /// `pwrite` (copy path).
@@ -42,6 +46,8 @@ impl fmt::Display for Call {
             Call::Unregister => "PINIO_IOC_UNREGISTER",
             Call::Submit => "PINIO_IOC_SUBMIT",
             Call::Reap => "PINIO_IOC_REAP",
+            Call::RegisterVec => "PINIO_IOC_REGISTER_VEC",
+            Call::UnregisterVec => "PINIO_IOC_UNREGISTER_VEC",
             Call::Pread => "pread",
             Call::Pwrite => "pwrite",
             Call::Poll => "poll",
@@ -164,6 +170,25 @@ fn meaning(call: Call, errno: i32) -> &'static str {
         (Register, libc::ENOMEM) => {
             "RLIMIT_MEMLOCK would be exceeded (raise ulimit -l or grant CAP_IPC_LOCK), or the kernel is out of memory"
         }
+        (RegisterVec, libc::EINVAL) => {
+            "flags not zero, count 0 or above MAX_VEC, or an entry with zero length or unknown access bits"
+        }
+        (RegisterVec, libc::EOVERFLOW) => "an entry's address + length wraps around",
+        (RegisterVec, libc::EFAULT) => {
+            "the entry array is not readable or writable, or an entry's range is not mapped or is read-only while device writes were asked for"
+        }
+        (RegisterVec, libc::ENOSPC) => {
+            "the entries together exceed the per-open cap of pinned pages (module parameter max_pinned_pages), or region ids ran out"
+        }
+        (RegisterVec, libc::ENOMEM) => {
+            "the entries together exceed RLIMIT_MEMLOCK (raise ulimit -l or grant CAP_IPC_LOCK), or the kernel is out of memory"
+        }
+        (UnregisterVec, libc::EINVAL) => {
+            "flags not zero, count 0 or above MAX_VEC, a reserved field not zero, or an id twice"
+        }
+        (UnregisterVec, libc::ENOENT) => "an entry names no region of this open file",
+        (UnregisterVec, libc::EBUSY) => "DMA on one of the regions is in flight; reap its completions first",
+        (UnregisterVec, libc::EFAULT) => "the entry array is not readable",
         (Unregister, libc::ENOENT) => "no region with this id in this open file",
         (Unregister, libc::EBUSY) => "DMA on this region is in flight; reap its completions first",
         (Unregister, libc::EINVAL) => "reserved field not zero",

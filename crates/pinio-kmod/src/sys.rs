@@ -80,6 +80,56 @@ impl PinioFd {
         Ok(())
     }
 
+    /// `PINIO_IOC_REGISTER_VEC`: registers every entry of `entries` (`addr`, `len`, `access`
+    /// each, as for [`PinioFd::register`]) in one system call, or none, and writes each region id
+    /// into its entry's `region_id`. Returns how many were registered (`entries.len()`).
+    ///
+    /// The same rule as for [`PinioFd::register`]: the memory must stay mapped while registered.
+    /// More than [`abi::MAX_VEC`] entries (or none) is `EINVAL`.
+    pub fn register_vec(&self, entries: &mut [abi::RegisterArgs]) -> Result<usize, KmodError> {
+        let count = u32::try_from(entries.len()).map_err(|_| KmodError::from_errno(Call::RegisterVec, libc::EINVAL))?;
+        let mut args = abi::VecArgs { entries: entries.as_mut_ptr() as u64, count, flags: 0 };
+        // SAFETY: `args` is a live `abi::VecArgs`, read by PINIO_IOC_REGISTER_VEC; its array is
+        // `entries`, valid for reading and writing `count` `RegisterArgs` (the kernel writes only
+        // their `region_id` fields) and exclusively borrowed for the call.
+        let n = unsafe { ioctl(self.fd.as_fd(), Call::RegisterVec, abi::PINIO_IOC_REGISTER_VEC, &mut args)? };
+        Ok(n as usize)
+    }
+
+    /// `PINIO_IOC_UNREGISTER_VEC`: unregisters every region named in `entries` in one system
+    /// call, or none (`ENOENT`, `EBUSY` for the first offending entry; `EINVAL` for an id given
+    /// twice or a nonzero `reserved`). Returns how many were unregistered.
+    pub fn unregister_vec(&self, entries: &[abi::UnregisterArgs]) -> Result<usize, KmodError> {
+        let count =
+            u32::try_from(entries.len()).map_err(|_| KmodError::from_errno(Call::UnregisterVec, libc::EINVAL))?;
+        self.unregister_vec_raw(entries.as_ptr() as u64, count, 0)
+    }
+
+    /// `PINIO_IOC_REGISTER_VEC` with raw arguments, for tests of bad input.
+    ///
+    /// # Safety
+    ///
+    /// If `[entries, entries + count * 24)` is valid memory of this process, the kernel may write
+    /// the `region_id` fields of the entries there: the caller must own that memory and expect the
+    /// write.
+    pub unsafe fn register_vec_raw(&self, entries: u64, count: u32, flags: u32) -> Result<usize, KmodError> {
+        let mut args = abi::VecArgs { entries, count, flags };
+        // SAFETY: `args` is a live `abi::VecArgs`; the kernel validates the array address itself
+        // (`EFAULT`), and writes there only where the caller accepted it (this function's contract).
+        let n = unsafe { ioctl(self.fd.as_fd(), Call::RegisterVec, abi::PINIO_IOC_REGISTER_VEC, &mut args)? };
+        Ok(n as usize)
+    }
+
+    /// `PINIO_IOC_UNREGISTER_VEC` with raw arguments, for tests of bad input (the kernel only reads
+    /// the array).
+    pub fn unregister_vec_raw(&self, entries: u64, count: u32, flags: u32) -> Result<usize, KmodError> {
+        let mut args = abi::VecArgs { entries, count, flags };
+        // SAFETY: `args` is a live `abi::VecArgs`, read by PINIO_IOC_UNREGISTER_VEC; the kernel only
+        // reads the array and validates its address itself (`EFAULT`).
+        let n = unsafe { ioctl(self.fd.as_fd(), Call::UnregisterVec, abi::PINIO_IOC_UNREGISTER_VEC, &mut args)? };
+        Ok(n as usize)
+    }
+
     /// `PINIO_IOC_SUBMIT`: queues every descriptor of `descs`, or none; returns how many.
     pub fn submit(&self, descs: &[abi::Desc]) -> Result<usize, KmodError> {
         let count = u32::try_from(descs.len()).map_err(|_| KmodError::from_errno(Call::Submit, libc::EINVAL))?;

@@ -10,6 +10,7 @@ fn struct_sizes_and_alignment() {
     assert_eq!((size_of::<Info>(), align_of::<Info>()), (48, 8));
     assert_eq!((size_of::<RegisterArgs>(), align_of::<RegisterArgs>()), (24, 8));
     assert_eq!((size_of::<UnregisterArgs>(), align_of::<UnregisterArgs>()), (8, 4));
+    assert_eq!((size_of::<VecArgs>(), align_of::<VecArgs>()), (16, 8));
     assert_eq!((size_of::<Desc>(), align_of::<Desc>()), (40, 8));
     assert_eq!((size_of::<SubmitArgs>(), align_of::<SubmitArgs>()), (16, 8));
     assert_eq!((size_of::<CompletionRecord>(), align_of::<CompletionRecord>()), (24, 8));
@@ -42,6 +43,7 @@ fn field_offsets() {
         [0, 8, 16, 20]
     );
     assert_eq!([offset_of!(UnregisterArgs, region_id), offset_of!(UnregisterArgs, reserved)], [0, 4]);
+    assert_eq!([offset_of!(VecArgs, entries), offset_of!(VecArgs, count), offset_of!(VecArgs, flags)], [0, 8, 12]);
     assert_eq!(
         [
             offset_of!(Desc, tag),
@@ -86,6 +88,8 @@ fn ioctl_numbers() {
     assert_eq!(PINIO_IOC_UNREGISTER, 0x4008_B703);
     assert_eq!(PINIO_IOC_SUBMIT, 0x4010_B704);
     assert_eq!(PINIO_IOC_REAP, 0xC018_B705);
+    assert_eq!(PINIO_IOC_REGISTER_VEC, 0x4010_B706);
+    assert_eq!(PINIO_IOC_UNREGISTER_VEC, 0x4010_B707);
 }
 
 /// The const fns reproduce well-known numbers of the kernel's own ioctls.
@@ -102,5 +106,6 @@ fn encoding_matches_generic_linux() {
 fn access_and_direction_values_are_distinct() {
     assert_eq!(ACCESS_ALL, 3);
     assert_ne!(DIR_TO_DEVICE, DIR_FROM_DEVICE);
-    assert_eq!(ABI_VERSION, 1);
+    assert_eq!(ABI_VERSION, 2);
+    assert_eq!(MAX_VEC, 4096);
 }

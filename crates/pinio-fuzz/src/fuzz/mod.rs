@@ -23,6 +23,7 @@ mod model;
 mod ops_copy;
 mod ops_dma;
 mod ops_register;
+mod ops_register_vec;
 mod ops_session;
 pub mod race;
 mod wild;
@@ -222,8 +223,11 @@ impl Fuzzer {
             3..=4 => self.close(rng),
             5 => self.dup(rng),
             6..=9 => self.info(rng),
-            10..=29 => self.register(rng),
-            30..=39 => self.unregister(rng),
+            10..=25 => self.register(rng),
+            26..=29 if rng.chance(1, 50) => self.register_vec_memlock(rng),
+            26..=29 => self.register_vec(rng),
+            30..=36 => self.unregister(rng),
+            37..=39 => self.unregister_vec(rng),
             40..=59 => self.submit(rng),
             60..=71 => self.reap(rng),
             72..=75 => self.poll(rng),

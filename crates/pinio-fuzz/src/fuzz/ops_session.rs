@@ -225,6 +225,8 @@ impl Fuzzer {
             abi::PINIO_IOC_UNREGISTER,
             abi::PINIO_IOC_SUBMIT,
             abi::PINIO_IOC_REAP,
+            abi::PINIO_IOC_REGISTER_VEC,
+            abi::PINIO_IOC_UNREGISTER_VEC,
         ];
         let cmd = loop {
             let dir = rng.below(4) as u32;
