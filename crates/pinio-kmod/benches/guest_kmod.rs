@@ -6,6 +6,13 @@
 //!    the same gup flags (FOLL_WRITE | FOLL_LONGTERM), size and pages per call, for THP-backed
 //!    and 4 KiB-backed buffers (AnonHugePages recorded with each figure). gup_test times in the
 //!    kernel; ours from userspace around the ioctls, so ours includes the system call.
+//!    Beside the one-region-per-call REGISTER ("single"), the vectored REGISTER_VEC /
+//!    UNREGISTER_VEC ("vec"): regions of `pages_per_call` pages, up to `MAX_VEC` of them per
+//!    system call, so the whole buffer takes one call (or four, at one page per region) as it
+//!    takes gup_test one: the like-for-like comparison with gup_test's in-kernel loop. The
+//!    entry arrays are filled outside the timers, as gup_test's page array is allocated outside
+//!    its own. Single, vec and gup_test run back to back in each of `PINIO_BENCH_REPS` (default
+//!    5) repeats; the ratios are per repeat, reported as median [min-max].
 //!    Beside it, what a caller of either pays per call, both timed from userspace: gup_test
 //!    driven one ioctl per call (`size` = one call's pages; pin + unpin in one system call), the
 //!    cost of an empty ioctl on /dev/pinio (`ENOTTY`: entry, fd lookup, dispatch, exit), and
@@ -110,6 +117,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// (median, min, max).
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (median(v.to_vec()), min, max)
+}
+
 /// (pin ns/page, unpin ns/page) of REGISTER/UNREGISTER, median of `reps`.
 fn pinio_pin(fd: &PinioFd, buf: &Buffer, per_call: usize, reps: usize) -> (f64, f64) {
     let pages = buf.len / PAGE;
@@ -129,6 +143,39 @@ fn pinio_pin(fd: &PinioFd, buf: &Buffer, per_call: usize, reps: usize) -> (f64, 
         let t2 = Instant::now();
         pin.push((t1 - t0).as_nanos() as f64 / pages as f64);
         unpin.push((t2 - t1).as_nanos() as f64 / pages as f64);
+    }
+    (median(pin), median(unpin))
+}
+
+/// (pin ns/page, unpin ns/page) of REGISTER_VEC/UNREGISTER_VEC of regions of `per_region`
+/// pages, [`abi::MAX_VEC`] regions per call, median of `reps`.
+fn pinio_pin_vec(fd: &PinioFd, buf: &Buffer, per_region: usize, reps: usize) -> (f64, f64) {
+    let pages = buf.len / PAGE;
+    let (mut pin, mut unpin) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let mut entries: Vec<abi::RegisterArgs> = (0..pages)
+            .step_by(per_region)
+            .map(|first| abi::RegisterArgs {
+                addr: buf.ptr as u64 + (first * PAGE) as u64,
+                len: (per_region.min(pages - first) * PAGE) as u64,
+                access: abi::ACCESS_ALL,
+                region_id: 0,
+            })
+            .collect();
+        let t0 = Instant::now();
+        for chunk in entries.chunks_mut(abi::MAX_VEC as usize) {
+            assert_eq!(fd.register_vec(chunk).expect("REGISTER_VEC"), chunk.len());
+        }
+        let t1 = Instant::now();
+        let unreg: Vec<abi::UnregisterArgs> =
+            entries.iter().map(|e| abi::UnregisterArgs { region_id: e.region_id, reserved: 0 }).collect();
+        let t2 = Instant::now();
+        for chunk in unreg.chunks(abi::MAX_VEC as usize) {
+            assert_eq!(fd.unregister_vec(chunk).expect("UNREGISTER_VEC"), chunk.len());
+        }
+        let t3 = Instant::now();
+        pin.push((t1 - t0).as_nanos() as f64 / pages as f64);
+        unpin.push((t3 - t2).as_nanos() as f64 / pages as f64);
     }
     (median(pin), median(unpin))
 }
@@ -267,25 +314,30 @@ fn main() {
     let mut json = String::from("{\n  \"pin\": [\n");
     let mut table = String::new();
     let size = 64 << 20;
-    let reps = 3;
-    writeln!(table, "pin+unpin per page, {} MiB, gup flags FOLL_WRITE|FOLL_LONGTERM, median of {reps}", size >> 20)
-        .unwrap();
+    let reps: usize = std::env::var("PINIO_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
+    writeln!(
+        table,
+        "pin+unpin per page, {} MiB, gup flags FOLL_WRITE|FOLL_LONGTERM, {reps} interleaved repeats: \
+         ns/page medians; ratios (pinio pin+unpin / gup_test pin+unpin, per repeat) median [min-max]",
+        size >> 20
+    )
+    .unwrap();
     let null_ns = null_ioctl_ns(&fd, 20_000);
     writeln!(table, "empty ioctl on /dev/pinio (ENOTTY): {null_ns:.0} ns").unwrap();
     writeln!(
         table,
-        "{:>6} {:>9} {:>8} | {:>10} {:>10} | {:>10} {:>10} | {:>6} | {:>12} {:>8} | {:>12} {:>7}",
+        "{:>5} {:>9} {:>5} | {:>15} | {:>15} | {:>15} | {:>19} | {:>19} | {:>8} {:>6} | {:>8} {:>6}",
         "thp",
         "anonhuge",
         "pages",
-        "pinio pin",
-        "unpin",
-        "gup pin",
-        "unpin",
-        "ratio",
-        "gup/call usr",
+        "single pin/unp",
+        "vec pin/unp",
+        "gup pin/unp",
+        "ratio single",
+        "ratio vec",
+        "gup/call",
         "ratio2",
-        "pinio kernel",
+        "kernel",
         "ratio3"
     )
     .unwrap();
@@ -294,21 +346,36 @@ fn main() {
         let buf = Buffer::new(size, thp);
         let huge_kb = buf.anon_huge_kb();
         for per_call in [1usize, 64, 512] {
-            let (pp, pu) = pinio_pin(&fd, &buf, per_call, reps);
-            let gup = gup_pin(&buf, per_call, reps);
-            let (gp, gu) = gup.unwrap_or((f64::NAN, f64::NAN));
-            let ratio = (pp + pu) / (gp + gu);
+            let (mut sp, mut su, mut vp, mut vu, mut gp, mut gu) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut r_single, mut r_vec) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
+                let (a, b) = pinio_pin(&fd, &buf, per_call, 1);
+                let (c, d) = pinio_pin_vec(&fd, &buf, per_call, 1);
+                let (e, f) = gup_pin(&buf, per_call, 1).unwrap_or((f64::NAN, f64::NAN));
+                r_single.push((a + b) / (e + f));
+                r_vec.push((c + d) / (e + f));
+                sp.push(a);
+                su.push(b);
+                vp.push(c);
+                vu.push(d);
+                gp.push(e);
+                gu.push(f);
+            }
+            let (pp, pu, vpm, vum, gpm, gum) = (median(sp), median(su), median(vp), median(vu), median(gp), median(gu));
+            let rs = spread(&r_single);
+            let rv = spread(&r_vec);
             // Per call from userspace: gup_test pays one system call per pin + unpin, pinio two
             // (REGISTER, UNREGISTER); `ratio2` gives gup_test the second one.
-            let gup_user = gup_per_call_from_user(&buf, per_call, reps).unwrap_or(f64::NAN);
+            let gup_user = gup_per_call_from_user(&buf, per_call, 3).unwrap_or(f64::NAN);
             let ratio2 = (pp + pu) / (gup_user + null_ns / per_call as f64);
             // The module's in-kernel cost per page: pinio minus its two system calls.
             let kernel = pp + pu - 2.0 * null_ns / per_call as f64;
-            let ratio3 = kernel / (gp + gu);
+            let ratio3 = kernel / (gpm + gum);
             writeln!(
                 table,
-                "{:>6} {:>7}kB {:>8} | {:>8.1}ns {:>8.1}ns | {:>8.1}ns {:>8.1}ns | {:>6.2} | {:>10.1}ns {:>8.2} | {:>10.1}ns {:>7.2}",
-                thp, huge_kb, per_call, pp, pu, gp, gu, ratio, gup_user, ratio2, kernel, ratio3
+                "{:>5} {:>7}kB {:>5} | {:>7.1} {:>7.1} | {:>7.1} {:>7.1} | {:>7.1} {:>7.1} | {:>5.2} [{:>5.2}-{:>5.2}] | {:>5.2} [{:>5.2}-{:>5.2}] | {:>8.1} {:>6.2} | {:>8.1} {:>6.2}",
+                thp, huge_kb, per_call, pp, pu, vpm, vum, gpm, gum, rs.0, rs.1, rs.2, rv.0, rv.1, rv.2, gup_user, ratio2, kernel, ratio3
             )
             .unwrap();
             if !first {
@@ -318,13 +385,21 @@ fn main() {
             write!(
                 json,
                 "    {{\"thp_requested\": {thp}, \"anon_huge_kb\": {huge_kb}, \"bytes\": {size}, \"pages_per_call\": {per_call}, \
-                 \"pinio_pin_ns_per_page\": {pp:.2}, \"pinio_unpin_ns_per_page\": {pu:.2}, \
-                 \"gup_test_pin_ns_per_page\": {}, \"gup_test_unpin_ns_per_page\": {}, \"ratio\": {}, \
+                 \"repeats\": {reps}, \"pinio_pin_ns_per_page\": {pp:.2}, \"pinio_unpin_ns_per_page\": {pu:.2}, \
+                 \"pinio_vec_pin_ns_per_page\": {vpm:.2}, \"pinio_vec_unpin_ns_per_page\": {vum:.2}, \
+                 \"gup_test_pin_ns_per_page\": {}, \"gup_test_unpin_ns_per_page\": {}, \
+                 \"ratio\": {}, \"ratio_min\": {}, \"ratio_max\": {}, \
+                 \"ratio_vec\": {}, \"ratio_vec_min\": {}, \"ratio_vec_max\": {}, \
                  \"empty_ioctl_ns\": {}, \"gup_test_per_call_from_user_ns_per_page\": {}, \"ratio_per_syscall\": {}, \
                  \"pinio_in_kernel_ns_per_page\": {}, \"ratio_in_kernel\": {}}}",
-                num(gp),
-                num(gu),
-                num(ratio),
+                num(gpm),
+                num(gum),
+                num(rs.0),
+                num(rs.1),
+                num(rs.2),
+                num(rv.0),
+                num(rv.1),
+                num(rv.2),
                 num(null_ns),
                 num(gup_user),
                 num(ratio2),
