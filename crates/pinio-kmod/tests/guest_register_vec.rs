@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Checked, DEV, Mapping, fill, pins_outstanding};
+use common::{Checked, DEV, Mapping, fill, pins_outstanding, vm_lck_kb};
 use pinio_kmod::abi::{self, Desc, RegisterArgs, UnregisterArgs};
 use pinio_kmod::sys::PinioFd;
 
@@ -286,37 +286,6 @@ fn every_bad_unregister_vec_gets_its_errno_and_unregisters_nothing() {
     other.unregister_vec(&unreg(&their_ids)).unwrap();
     drop((fd, other));
     c.finish();
-}
-
-/// `VmLck` of /proc/self/status in kB, read without allocating (safe after fork).
-fn vm_lck_kb() -> i64 {
-    let mut buf = [0u8; 4096];
-    // SAFETY: Raw open/read/close on a stack buffer.
-    let n = unsafe {
-        let fd = libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY);
-        if fd < 0 {
-            return -1;
-        }
-        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-        libc::close(fd);
-        n
-    };
-    if n <= 0 {
-        return -1;
-    }
-    let text = &buf[..n as usize];
-    let key = b"VmLck:";
-    let Some(at) = text.windows(key.len()).position(|w| w == key) else {
-        return -1;
-    };
-    let mut v = 0i64;
-    for &b in text[at + key.len()..].iter().skip_while(|b| **b == b' ' || **b == b'\t') {
-        if !b.is_ascii_digit() {
-            break;
-        }
-        v = v * 10 + i64::from(b - b'0');
-    }
-    v
 }
 
 #[test]

@@ -147,3 +147,34 @@ impl Checked {
         assert!(problems.is_empty(), "kernel reported problems:\n{}", problems.join("\n"));
     }
 }
+
+/// `VmLck` of /proc/self/status in kB, read without allocating (safe after fork).
+pub fn vm_lck_kb() -> i64 {
+    let mut buf = [0u8; 4096];
+    // SAFETY: Raw open/read/close on a stack buffer.
+    let n = unsafe {
+        let fd = libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY);
+        if fd < 0 {
+            return -1;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    if n <= 0 {
+        return -1;
+    }
+    let text = &buf[..n as usize];
+    let key = b"VmLck:";
+    let Some(at) = text.windows(key.len()).position(|w| w == key) else {
+        return -1;
+    };
+    let mut v = 0i64;
+    for &b in text[at + key.len()..].iter().skip_while(|b| **b == b' ' || **b == b'\t') {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        v = v * 10 + i64::from(b - b'0');
+    }
+    v
+}
