@@ -104,10 +104,10 @@ impl Reaped<'_, '_> {
         let transfer = Transfer::of_slice(dir, slice, dev_offset);
         let user_data = self.cx.inflight.rearm(self.idx, dev_offset, tag);
         let sqe = transfer.sqe(user_data);
-        // SAFETY: only this queue pushes to this submission ring; the entry
-        // names the slice's memory, which the in-flight table keeps owning
-        // until this new `user_data`'s completion is reaped, and fixed file
-        // 0, registered for the ring's whole life.
+        // The entry names the slice's memory, which the in-flight table keeps
+        // owning until this new `user_data`'s completion is reaped, and fixed
+        // file 0, registered for the ring's whole life.
+        // SAFETY: only this queue pushes to this ring; the entry's memory and file outlive it (above).
         let pushed = unsafe { self.cx.sq.push(&sqe) }.is_ok() || self.push_after_sync(&sqe);
         if !pushed {
             return Err(self.refused(Error::QueueFull { capacity: self.cx.capacity }, dev_offset, tag));
