@@ -1,30 +1,115 @@
 //! The table of operations a ring is working on: it owns each operation's
 //! slice from push until its completion is reaped.
 //!
-//! Each entry is found by the CQE's `user_data`, which packs the entry index
-//! (low 32 bits) with a sequence number (high 32 bits, never 0, starting at
-//! a random value per table). A CQE whose `user_data` does not name a live
-//! entry with the same sequence number is a *stray* (a tagged-registration
-//! notification, a `MSG_RING` from another ring, a leftover of some other
-//! user of the ring) and is ignored, so it does not hand a slice back while
-//! the kernel may still use it. Strays below 2^32 (such as registration
-//! tags) or with an index beyond the capacity are always recognised; any
-//! other value would have to guess a live sequence number.
+//! Each entry is found by the CQE's `user_data`, its *key*: the entry index
+//! (low 32 bits) with a sequence number (high 32 bits, odd, so never 0;
+//! starting at a random value per table, and moved on by 2 each time the
+//! entry is re-armed). A live entry stores its key, a free one [`FREE`],
+//! whose low half (`u32::MAX`) is the index of no entry: finding an entry is
+//! one bounds test and one comparison of the whole key. A CQE whose
+//! `user_data` does not name a live entry with the same sequence number is a
+//! *stray* (a tagged-registration notification, a `MSG_RING` from another
+//! ring, a leftover of some other user of the ring) and is ignored, so it
+//! does not hand a slice back while the kernel may still use it. Strays
+//! below 2^32 (such as registration tags) or with an index beyond the
+//! capacity are always recognised; any other value would have to guess a
+//! live sequence number.
 
 use pinio_core::{Direction, Op, Slice, SliceTail};
 
 /// One operation, kept as its fields: taking the slice out of an
 /// `Option<Slice>` and copying three scalars compiles to fewer moves than
 /// taking a whole `Option<Op>`.
-struct Entry {
-    seq: u32,
-    /// While the entry is free: the next free entry, or [`NONE`].
-    next_free: u32,
+pub(crate) struct Entry {
+    /// While the entry holds an operation, its key (`seq << 32 | index`,
+    /// `seq` odd); [`FREE`] while it is free.
+    key: u64,
     /// `Some` exactly while the entry holds an operation.
     slice: Option<Slice>,
-    dir: Direction,
     dev_offset: u64,
     tag: u64,
+    /// While the entry is free: the next free entry, or [`NONE`].
+    next_free: u32,
+    dir: Direction,
+}
+
+/// The key of a free entry: its low half is `u32::MAX`, the index of no
+/// entry (the capacity is below it), so no `user_data` that passes the
+/// bounds test equals it.
+const FREE: u64 = u64::MAX;
+
+/// What a re-arm adds to a key: 2 to its sequence number (which stays odd;
+/// the carry out of the top bit is dropped), nothing to its index.
+const NEXT_SEQ: u64 = 2 << 32;
+
+impl Entry {
+    /// The live entry of `entries` that `user_data` names, or `None` for a
+    /// stray.
+    #[inline]
+    pub(crate) fn find(entries: &mut [Entry], user_data: u64) -> Option<&mut Entry> {
+        // A live entry's key has a non-zero sequence number and its own
+        // index; a free entry's ([`FREE`]) has an index beyond the table.
+        entries.get_mut(user_data as u32 as usize).filter(|e| e.key == user_data)
+    }
+
+    /// Its key: the `user_data` of its operation, or [`FREE`].
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// The slice of this live entry.
+    #[inline]
+    pub(crate) fn slice(&self) -> &Slice {
+        self.slice.as_ref().expect("a live entry holds its slice")
+    }
+
+    /// The slice of this live entry, mutably (its operation has completed
+    /// and is not re-armed: nothing else touches its bytes).
+    #[inline]
+    pub(crate) fn slice_mut(&mut self) -> &mut Slice {
+        self.slice.as_mut().expect("a live entry holds its slice")
+    }
+
+    /// Direction, device offset and tag.
+    #[inline]
+    pub(crate) fn fields(&self) -> (Direction, u64, u64) {
+        (self.dir, self.dev_offset, self.tag)
+    }
+
+    /// Re-arms this live entry at `dev_offset` with `tag` and a new
+    /// sequence number; returns its new `user_data` (the old one now names
+    /// no live entry).
+    #[inline]
+    pub(crate) fn rearm(&mut self, dev_offset: u64, tag: u64) -> u64 {
+        debug_assert!(self.key != FREE, "re-armed a free entry");
+        self.key = self.key.wrapping_add(NEXT_SEQ);
+        (self.dev_offset, self.tag) = (dev_offset, tag);
+        self.key
+    }
+}
+
+/// The free-list half of an [`InFlight`]: which entries are free, how many
+/// are live, the sequence numbers of inserts.
+pub(crate) struct FreeList {
+    free: u32,
+    live: usize,
+    seq: u32,
+}
+
+impl FreeList {
+    /// Takes live entry `e` of this table out as its operation.
+    #[inline]
+    pub(crate) fn take(&mut self, e: &mut Entry) -> Op {
+        debug_assert!(e.key != FREE, "took a free entry");
+        let slice = e.slice.take().expect("a live entry holds its slice");
+        // A live key's low half is the entry's index.
+        e.next_free = self.free;
+        self.free = e.key as u32;
+        e.key = FREE;
+        self.live -= 1;
+        Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag, rest: SliceTail::new() }
+    }
 }
 
 /// Lets go of the empty `rest` of an ordinary operation: an empty tail is a
@@ -59,13 +144,13 @@ pub(crate) fn random_u32() -> u32 {
 ///
 /// # Invariants
 ///
-/// The free entries (those whose `slice` is `None`) form a list starting at
-/// `free` and linked through `next_free`; `live` counts the others.
+/// An entry's key is [`FREE`] exactly when its `slice` is `None`; a live
+/// entry's key is its index with an odd sequence number above. The free
+/// entries form a list starting at `list.free` and linked through
+/// `next_free`; `list.live` counts the others. `list.seq` is odd.
 pub(crate) struct InFlight {
     entries: Box<[Entry]>,
-    free: u32,
-    live: usize,
-    seq: u32,
+    list: FreeList,
 }
 
 impl InFlight {
@@ -74,7 +159,7 @@ impl InFlight {
         let capacity = capacity.min(NONE as usize - 1) as u32;
         let entries = (0..capacity)
             .map(|i| Entry {
-                seq: 0,
+                key: FREE,
                 next_free: if i + 1 < capacity { i + 1 } else { NONE },
                 slice: None,
                 dir: Direction::Read,
@@ -82,24 +167,33 @@ impl InFlight {
                 tag: 0,
             })
             .collect();
-        InFlight { entries, free: if capacity > 0 { 0 } else { NONE }, live: 0, seq: random_u32() }
+        let list = FreeList { free: if capacity > 0 { 0 } else { NONE }, live: 0, seq: random_u32() | 1 };
+        InFlight { entries, list }
     }
 
     /// Operations held.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.live
+        self.list.live
+    }
+
+    /// The entries and the free list apart: for a pass that works on
+    /// entries in place and may take some out.
+    #[inline]
+    pub(crate) fn split(&mut self) -> (&mut [Entry], &mut FreeList) {
+        (&mut self.entries, &mut self.list)
     }
 
     /// Stores `op`; returns its `user_data`, or hands `op` back when full.
     #[inline]
     pub(crate) fn insert(&mut self, op: Op) -> Result<u64, Op> {
-        let idx = self.free;
+        let idx = self.list.free;
         let Some(e) = self.entries.get_mut(idx as usize) else { return Err(op) };
-        self.seq = self.seq.wrapping_add(1).max(1);
-        self.free = e.next_free;
-        e.seq = self.seq;
-        self.live += 1;
+        self.list.seq = self.list.seq.wrapping_add(2);
+        self.list.free = e.next_free;
+        let key = ((self.list.seq as u64) << 32) | idx as u64;
+        e.key = key;
+        self.list.live += 1;
         // A free entry holds no slice (invariant). Were it to hold one
         // anyway, forgetting it keeps its memory alive, the safe side for
         // memory the kernel might use; no drop glue runs here either way.
@@ -109,72 +203,14 @@ impl InFlight {
         std::mem::forget(previous);
         (e.dir, e.dev_offset, e.tag) = (dir, dev_offset, tag);
         let_go_empty(rest);
-        Ok(((self.seq as u64) << 32) | idx as u64)
+        Ok(key)
     }
 
     /// Takes the operation `user_data` names, or `None` for a stray.
     #[inline]
     pub(crate) fn remove(&mut self, user_data: u64) -> Option<Op> {
-        let (seq, idx) = ((user_data >> 32) as u32, user_data as u32);
-        let e = self.entries.get_mut(idx as usize)?;
-        if seq == 0 || e.seq != seq {
-            return None;
-        }
-        let slice = e.slice.take()?;
-        e.next_free = self.free;
-        self.free = idx;
-        self.live -= 1;
-        Some(Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag, rest: SliceTail::new() })
-    }
-
-    /// The live entry `user_data` names (its index), or `None` for a stray.
-    #[inline]
-    pub(crate) fn find(&self, user_data: u64) -> Option<u32> {
-        let (seq, idx) = ((user_data >> 32) as u32, user_data as u32);
-        let e = self.entries.get(idx as usize)?;
-        (seq != 0 && e.seq == seq && e.slice.is_some()).then_some(idx)
-    }
-
-    /// The slice of live entry `idx` ([`InFlight::find`]).
-    #[inline]
-    pub(crate) fn slice(&self, idx: u32) -> &Slice {
-        self.entries[idx as usize].slice.as_ref().expect("a live entry holds its slice")
-    }
-
-    /// The slice of live entry `idx`, mutably (its operation has completed
-    /// and is not re-armed: nothing else touches its bytes).
-    #[inline]
-    pub(crate) fn slice_mut(&mut self, idx: u32) -> &mut Slice {
-        self.entries[idx as usize].slice.as_mut().expect("a live entry holds its slice")
-    }
-
-    /// Direction, device offset and tag of live entry `idx`.
-    #[inline]
-    pub(crate) fn fields(&self, idx: u32) -> (Direction, u64, u64) {
-        let e = &self.entries[idx as usize];
-        (e.dir, e.dev_offset, e.tag)
-    }
-
-    /// Re-arms live entry `idx` at `dev_offset` with `tag` and a new
-    /// sequence number; returns its new `user_data` (the old one now names
-    /// no live entry).
-    #[inline]
-    pub(crate) fn rearm(&mut self, idx: u32, dev_offset: u64, tag: u64) -> u64 {
-        self.seq = self.seq.wrapping_add(1).max(1);
-        let e = &mut self.entries[idx as usize];
-        (e.seq, e.dev_offset, e.tag) = (self.seq, dev_offset, tag);
-        ((self.seq as u64) << 32) | idx as u64
-    }
-
-    /// Takes live entry `idx` out as its operation.
-    #[inline]
-    pub(crate) fn take(&mut self, idx: u32) -> Op {
-        let e = &mut self.entries[idx as usize];
-        let slice = e.slice.take().expect("a live entry holds its slice");
-        e.next_free = self.free;
-        self.free = idx;
-        self.live -= 1;
-        Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag, rest: SliceTail::new() }
+        let e = Entry::find(&mut self.entries, user_data)?;
+        Some(self.list.take(e))
     }
 
     /// Forgets every operation without dropping its slice: for a ring that
@@ -186,10 +222,11 @@ impl InFlight {
             if let Some(slice) = e.slice.take() {
                 std::mem::forget(slice);
             }
+            e.key = FREE;
             e.next_free = if i as u32 + 1 < n { i as u32 + 1 } else { NONE };
         }
-        self.free = if n > 0 { 0 } else { NONE };
-        self.live = 0;
+        self.list.free = if n > 0 { 0 } else { NONE };
+        self.list.live = 0;
     }
 }
 
@@ -255,14 +292,17 @@ mod tests {
         let (_dev, r, path) = region("rearm");
         let mut t = InFlight::with_capacity(2);
         let key = t.insert(op(&r, 0, 5)).unwrap();
-        let idx = t.find(key).expect("live");
-        let again = t.rearm(idx, 4096, 6);
+        let (entries, list) = t.split();
+        let e = Entry::find(entries, key).expect("live");
+        let again = e.rearm(4096, 6);
         assert_ne!(again, key);
-        assert!(t.find(key).is_none() && t.remove(key).is_none(), "the old key names nothing now");
-        assert_eq!((t.find(again), t.fields(idx).1, t.fields(idx).2, t.len()), (Some(idx), 4096, 6, 1));
-        let taken = t.take(idx);
+        assert_eq!(again as u32, key as u32, "the same entry");
+        assert!(Entry::find(entries, key).is_none(), "the old key names nothing now");
+        let e = Entry::find(entries, again).expect("the new key names it");
+        assert_eq!((e.key(), e.fields().1, e.fields().2), (again, 4096, 6));
+        let taken = list.take(e);
         assert_eq!((taken.tag, taken.dev_offset, t.len()), (6, 4096, 0));
-        assert!(t.find(again).is_none());
+        assert!(t.remove(again).is_none() && t.remove(key).is_none());
         std::fs::remove_file(path).unwrap();
     }
 

@@ -52,6 +52,12 @@ impl Transfer {
         }
     }
 
+    /// The device offset.
+    #[inline]
+    pub(crate) fn dev_offset(&self) -> u64 {
+        self.dev_offset
+    }
+
     /// Whether the region is outside the registered-buffer table.
     #[inline]
     pub(crate) fn unregistered(&self) -> bool {
@@ -74,5 +80,37 @@ impl Transfer {
             (Direction::Write, Registration::None) => opcode::Write::new(fd, addr, len).offset(off).build(),
         };
         entry.user_data(user_data)
+    }
+
+    /// Pushes the SQE ([`Transfer::sqe`]) into `sq`; `false` if the ring is
+    /// full. Each kind of transfer is built and pushed on its own path, so
+    /// that its constant fields are stored straight into the ring slot.
+    ///
+    /// # Safety
+    ///
+    /// As [`io_uring::SubmissionQueue::push`]: the memory the transfer names
+    /// and fixed file 0 stay valid (owned, registered) until the entry's
+    /// completion is reaped.
+    #[inline]
+    pub(crate) unsafe fn push(&self, sq: &mut io_uring::SubmissionQueue<'_>, user_data: u64) -> bool {
+        let fd = types::Fixed(0);
+        let (addr, len, off) = (self.addr, self.len, self.dev_offset);
+        // SAFETY: the caller's promise, for each arm.
+        unsafe {
+            match (self.dir, self.registration) {
+                (Direction::Read, Registration::Own(slot) | Registration::Piece(slot)) => sq
+                    .push(&opcode::ReadFixed::new(fd, addr, len, slot as u16).offset(off).build().user_data(user_data)),
+                (Direction::Write, Registration::Own(slot) | Registration::Piece(slot)) => sq.push(
+                    &opcode::WriteFixed::new(fd, addr, len, slot as u16).offset(off).build().user_data(user_data),
+                ),
+                (Direction::Read, Registration::None) => {
+                    sq.push(&opcode::Read::new(fd, addr, len).offset(off).build().user_data(user_data))
+                }
+                (Direction::Write, Registration::None) => {
+                    sq.push(&opcode::Write::new(fd, addr, len).offset(off).build().user_data(user_data))
+                }
+            }
+        }
+        .is_ok()
     }
 }

@@ -3,9 +3,10 @@
 //! device offset ([`Reaped::rearm`]) or handed out as a [`Completion`].
 
 use super::{UringQueue, failed, transfer_error};
-use crate::inflight::InFlight;
+use crate::inflight::{Entry, FreeList};
 use crate::transfer::Transfer;
-use pinio_core::{Completion, DeviceCore, Direction, Error, Rejected, Result, Slice, Tally};
+use pinio_core::{Completion, DeviceCore, Direction, Error, Rejected, Result, Slice};
+use std::mem::ManuallyDrop;
 
 /// One completed one-slice operation of [`UringQueue::wait_rearm`], its
 /// slice still held by the queue: read its outcome and its bytes, then
@@ -15,7 +16,8 @@ use pinio_core::{Completion, DeviceCore, Direction, Error, Rejected, Result, Sli
 /// [`UringQueue::wait`]/[`UringQueue::poll`].
 pub struct Reaped<'a, 'q> {
     cx: &'a mut Context<'q>,
-    idx: u32,
+    /// Its live entry in the in-flight table.
+    entry: &'a mut Entry,
     res: i32,
 }
 
@@ -24,54 +26,48 @@ pub struct Reaped<'a, 'q> {
 /// tail store) when the pass ends.
 struct Context<'q> {
     sq: io_uring::SubmissionQueue<'q, io_uring::squeue::Entry>,
-    inflight: &'q mut InFlight,
+    /// The in-flight table's free list (its entries are lent out one by
+    /// one, each in its [`Reaped`]).
+    list: &'q mut FreeList,
     core: &'q DeviceCore,
-    unsubmitted: &'q mut usize,
     stash: &'q mut Vec<Completion>,
+    /// Entries re-armed into `sq` in this pass (added to the queue's
+    /// unsubmitted count when the pass ends).
+    rearmed: usize,
     capacity: usize,
     polled: bool,
     fixed_buffers: bool,
-    /// Whether the [`Reaped`] handed out last was re-armed or taken out;
-    /// if not (dropped, or forgotten), the pass keeps its completion.
-    consumed: bool,
 }
 
 impl Reaped<'_, '_> {
     /// The tag it was pushed with.
     #[inline]
     pub fn tag(&self) -> u64 {
-        self.cx.inflight.fields(self.idx).2
+        self.entry.fields().2
     }
 
     /// Its direction.
     #[inline]
     pub fn dir(&self) -> Direction {
-        self.cx.inflight.fields(self.idx).0
+        self.entry.fields().0
     }
 
     /// Its device offset.
     #[inline]
     pub fn dev_offset(&self) -> u64 {
-        self.cx.inflight.fields(self.idx).1
+        self.entry.fields().1
     }
 
     /// Bytes transferred, as [`Completion::result`] says them.
     #[inline]
     pub fn result(&self) -> Result<usize> {
-        if self.res >= 0 { Ok(self.res as usize) } else { Err(self.error()) }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn error(&self) -> Error {
-        let (dir, dev_offset, _) = self.cx.inflight.fields(self.idx);
-        transfer_error(dir, self.slice(), dev_offset, -self.res, self.cx.polled)
+        if self.res >= 0 { Ok(self.res as usize) } else { Err(error(self.cx, self.entry, self.res)) }
     }
 
     /// The slice: for a read, the bytes the device wrote.
     #[inline]
     pub fn slice(&self) -> &Slice {
-        self.cx.inflight.slice(self.idx)
+        self.entry.slice()
     }
 
     /// The slice's bytes, mutably (the device is done with them until the
@@ -80,7 +76,7 @@ impl Reaped<'_, '_> {
     /// and length were never checked.
     #[inline]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        self.cx.inflight.slice_mut(self.idx)
+        self.entry.slice_mut()
     }
 
     /// Moves the same slice again, in the same direction, at `dev_offset`,
@@ -94,75 +90,97 @@ impl Reaped<'_, '_> {
     /// [`Error::QueueFull`]), the operation comes back inside the error,
     /// out of the queue.
     #[inline]
-    pub fn rearm(mut self, dev_offset: u64, tag: u64) -> Result<(), Rejected> {
-        self.cx.consumed = true;
-        let (dir, _, _) = self.cx.inflight.fields(self.idx);
-        let slice = self.cx.inflight.slice(self.idx);
-        if let Err(error) = self.cx.core.check_rearm(dir, slice.len() as u64, dev_offset) {
-            return Err(self.refused(error, dev_offset, tag));
+    pub fn rearm(self, dev_offset: u64, tag: u64) -> Result<(), Rejected> {
+        // Decided: the drop that keeps an undecided completion must not run.
+        let this = &mut *ManuallyDrop::new(self);
+        let (cx, entry) = (&mut *this.cx, &mut *this.entry);
+        let (dir, _, _) = entry.fields();
+        let slice = entry.slice();
+        if let Err(error) = cx.core.check_rearm(dir, slice.len() as u64, dev_offset) {
+            return Err(refused(cx, entry, error, dev_offset, tag));
         }
         let transfer = Transfer::of_slice(dir, slice, dev_offset);
-        let user_data = self.cx.inflight.rearm(self.idx, dev_offset, tag);
-        let sqe = transfer.sqe(user_data);
+        let user_data = entry.rearm(dev_offset, tag);
         // The entry names the slice's memory, which the in-flight table keeps
         // owning until this new `user_data`'s completion is reaped, and fixed
         // file 0, registered for the ring's whole life.
         // SAFETY: only this queue pushes to this ring; the entry's memory and file outlive it (above).
-        let pushed = unsafe { self.cx.sq.push(&sqe) }.is_ok() || self.push_after_sync(&sqe);
-        if !pushed {
-            return Err(self.refused(Error::QueueFull { capacity: self.cx.capacity }, dev_offset, tag));
+        if !unsafe { transfer.push(&mut cx.sq, user_data) } {
+            return push_after_sync(cx, entry, transfer, user_data, tag);
         }
-        *self.cx.unsubmitted += 1;
-        if self.cx.fixed_buffers && transfer.unregistered() {
-            self.cx.core.stats().unregistered_fallback();
+        cx.rearmed += 1;
+        if cx.fixed_buffers && transfer.unregistered() {
+            cx.core.stats().unregistered_fallback();
         }
         Ok(())
-    }
-
-    /// The view found the ring full: look again at what the kernel took.
-    #[cold]
-    #[inline(never)]
-    fn push_after_sync(&mut self, sqe: &io_uring::squeue::Entry) -> bool {
-        self.cx.sq.sync();
-        // SAFETY: as in `rearm`.
-        unsafe { self.cx.sq.push(sqe) }.is_ok()
-    }
-
-    /// The operation taken out of the queue, as it would have been pushed
-    /// at `dev_offset` with `tag`, refused with `error`.
-    #[cold]
-    #[inline(never)]
-    fn refused(&mut self, error: Error, dev_offset: u64, tag: u64) -> Rejected {
-        let mut op = self.cx.inflight.take(self.idx);
-        (op.dev_offset, op.tag) = (dev_offset, tag);
-        Rejected { error, op }
     }
 
     /// The completion, as [`UringQueue::wait`] would hand it over: the slice
     /// leaves the queue.
     pub fn into_completion(self) -> Completion {
-        self.cx.consumed = true;
-        take_completion(&mut *self.cx, self.idx, self.res)
+        let this = &mut *ManuallyDrop::new(self);
+        take_completion(this.cx, this.entry, this.res)
     }
 }
 
-/// The completion of live entry `idx`, whose CQE said `res`, out of the
+/// The error of live entry `idx`, whose CQE said `res` (negative).
+#[cold]
+#[inline(never)]
+fn error(cx: &Context<'_>, entry: &Entry, res: i32) -> Error {
+    let (dir, dev_offset, _) = entry.fields();
+    transfer_error(dir, entry.slice(), dev_offset, -res, cx.polled)
+}
+
+/// The view found the ring full: look again at what the kernel took, and
+/// push the SQE of re-armed `entry` (`transfer`, `user_data`) again;
+/// if it still does not fit, the operation leaves the queue refused.
+#[cold]
+#[inline(never)]
+fn push_after_sync(
+    cx: &mut Context<'_>,
+    entry: &mut Entry,
+    transfer: Transfer,
+    user_data: u64,
+    tag: u64,
+) -> Result<(), Rejected> {
+    cx.sq.sync();
+    // SAFETY: as in `Reaped::rearm`.
+    if !unsafe { transfer.push(&mut cx.sq, user_data) } {
+        let error = Error::QueueFull { capacity: cx.capacity };
+        return Err(refused(cx, entry, error, transfer.dev_offset(), tag));
+    }
+    cx.rearmed += 1;
+    if cx.fixed_buffers && transfer.unregistered() {
+        cx.core.stats().unregistered_fallback();
+    }
+    Ok(())
+}
+
+/// Live `entry` taken out of the queue, as it would have been pushed
+/// at `dev_offset` with `tag`, refused with `error`.
+#[cold]
+#[inline(never)]
+fn refused(cx: &mut Context<'_>, entry: &mut Entry, error: Error, dev_offset: u64, tag: u64) -> Rejected {
+    let mut op = cx.list.take(entry);
+    (op.dev_offset, op.tag) = (dev_offset, tag);
+    Rejected { error, op }
+}
+
+/// The completion of live `entry`, whose CQE said `res`, out of the
 /// table.
-fn take_completion(cx: &mut Context<'_>, idx: u32, res: i32) -> Completion {
-    let op = cx.inflight.take(idx);
+fn take_completion(cx: &mut Context<'_>, entry: &mut Entry, res: i32) -> Completion {
+    let op = cx.list.take(entry);
     if res >= 0 { Completion::of(op, Ok(res as usize)) } else { failed(op, -res, cx.polled) }
 }
 
 impl Drop for Reaped<'_, '_> {
     /// Dropped without a decision (also while a panicking handler
-    /// unwinds): the completion is kept, so the entry does not stay in the
+    /// unwinds; [`Reaped::rearm`] and [`Reaped::into_completion`] do not
+    /// drop it): the completion is kept, so the entry does not stay in the
     /// table waiting for a completion that already came.
     #[inline]
     fn drop(&mut self) {
-        if !self.cx.consumed {
-            self.cx.consumed = true;
-            keep(self.cx, self.idx, self.res);
-        }
+        keep(self.cx, self.entry, self.res);
     }
 }
 
@@ -170,8 +188,8 @@ impl Drop for Reaped<'_, '_> {
 /// waits for the next wait or poll.
 #[cold]
 #[inline(never)]
-fn keep(cx: &mut Context<'_>, idx: u32, res: i32) {
-    let c = take_completion(cx, idx, res);
+fn keep(cx: &mut Context<'_>, entry: &mut Entry, res: i32) {
+    let c = take_completion(cx, entry, res);
     cx.stash.push(c);
 }
 
@@ -205,6 +223,7 @@ impl UringQueue {
     /// })?;
     /// # Ok(()) }
     /// ```
+    #[inline]
     pub fn wait_rearm<F>(&mut self, min: usize, mut handler: F) -> Result<usize>
     where
         F: FnMut(Reaped<'_, '_>),
@@ -212,8 +231,18 @@ impl UringQueue {
         let want = min.min(self.inflight.len() + self.vectored.len());
         // Pushed before the call: submitted before it returns.
         let mut owed = self.unsubmitted;
-        let mut got = self.reap_in_place(&mut handler);
+        let mut got = 0;
+        // After an enter: whether it wanted no completion, made progress,
+        // and how many entries were unsubmitted before it.
+        let mut entered = None;
         loop {
+            // One call site, so that the pass is inlined once.
+            got += self.reap_in_place(&mut handler);
+            if let Some((true, true, pending)) = entered
+                && self.unsubmitted == pending
+            {
+                break; // the kernel accepted nothing more; try on the next call
+            }
             let need = want.saturating_sub(got);
             if need == 0 && owed == 0 {
                 break;
@@ -222,43 +251,48 @@ impl UringQueue {
             let progressed = self.enter(need)?;
             // The kernel takes entries in ring order: those owed first.
             owed = owed.saturating_sub(pending - self.unsubmitted);
-            got += self.reap_in_place(&mut handler);
-            if need == 0 && progressed && self.unsubmitted == pending {
-                break; // the kernel accepted nothing more; try on the next call
-            }
+            entered = Some((need == 0, progressed, pending));
         }
         Ok(got)
     }
 
     /// One pass over the completion ring for [`UringQueue::wait_rearm`];
     /// returns how many completions it reaped.
+    #[inline(always)]
     fn reap_in_place<F>(&mut self, handler: &mut F) -> usize
     where
         F: FnMut(Reaped<'_, '_>),
     {
-        let mut tally = Tally::default();
-        let mut n = 0;
+        // The device's statistics, counted in plain integers and folded in
+        // once per pass: every completion is one operation, a failure also
+        // an error; `bytes` counts the bytes of every success, `written`
+        // those of writes.
+        let (mut n, mut failures, mut bytes, mut written) = (0u64, 0u64, 0u64, 0u64);
         // SAFETY: only this queue reads this ring's completion queue and
         // pushes to its submission queue; the registry uses the ring for
         // registration calls only.
         let (cq, sq) = unsafe { (self.ring.completion_shared(), self.ring.submission_shared()) };
+        let (entries, list) = self.inflight.split();
         let mut cx = Context {
             sq,
-            inflight: &mut self.inflight,
+            list,
             core: &self.shared.core,
-            unsubmitted: &mut self.unsubmitted,
             stash: &mut self.stash,
+            rearmed: 0,
             capacity: self.capacity,
             polled: self.iopoll,
             fixed_buffers: self.fixed_buffers,
-            consumed: false,
         };
         for cqe in cq {
             let (user_data, res) = (cqe.user_data(), cqe.result());
-            let Some(idx) = cx.inflight.find(user_data) else {
+            let Some(entry) = Entry::find(entries, user_data) else {
                 if let Some(done) = self.vectored.complete(user_data, res) {
                     if let Some(c) = done {
-                        tally.add(c.dir, &c.result);
+                        match (&c.result, c.dir) {
+                            (Ok(b), Direction::Read) => bytes += *b as u64,
+                            (Ok(b), Direction::Write) => (bytes, written) = (bytes + *b as u64, written + *b as u64),
+                            (Err(_), _) => failures += 1,
+                        }
                         cx.stash.push(c);
                         n += 1;
                     }
@@ -269,21 +303,40 @@ impl UringQueue {
                 }
                 continue;
             };
-            tally.add_raw(cx.inflight.fields(idx).0, if res >= 0 { Ok(res as usize) } else { Err(()) });
             n += 1;
-            cx.consumed = false;
-            handler(Reaped { cx: &mut cx, idx, res });
-            if !cx.consumed {
-                keep(&mut cx, idx, res);
+            if res >= 0 {
+                // Without a branch on the direction: all bytes, and again
+                // those of writes.
+                let is_write = entry.fields().0 == Direction::Write;
+                bytes += res as u64;
+                written += res as u64 * is_write as u64;
+            } else {
+                failures += 1;
+            }
+            handler(Reaped { cx: &mut cx, entry, res });
+            // Neither re-armed (a new key) nor taken out nor dropped: the
+            // handler forgot it. Keep its completion.
+            if let Some(entry) = Entry::find(entries, user_data) {
+                keep(&mut cx, entry, res);
             }
         }
+        let rearmed = cx.rearmed;
         // Publishes what the handler re-armed (one tail store).
         drop(cx);
-        let stats = self.shared.core.stats();
-        tally.fold_into(stats);
-        if !self.direct && tally.bytes() > 0 {
-            stats.copied(tally.bytes());
+        self.unsubmitted += rearmed;
+        if n > 0 {
+            let stats = self.shared.core.stats();
+            stats.read_many(n - failures, bytes - written);
+            if written > 0 {
+                stats.written_many(0, written);
+            }
+            if failures > 0 {
+                stats.failed_many(failures);
+            }
+            if !self.direct && bytes > 0 {
+                stats.copied(bytes);
+            }
         }
-        n
+        n as usize
     }
 }
