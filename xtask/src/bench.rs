@@ -50,7 +50,7 @@ pub fn run(paths: &Paths, args: &BenchArgs) -> Result<ExitCode> {
     benches.extend(crate::guest_build::build_rust(paths, &packages, "guest-bench", "bench")?);
     let run_dir = crate::vm::new_run_dir(paths)?;
     let script = script(paths, &gup, &benches, &out_dir, &run_dir)?;
-    let job = crate::vm::Job { script, modules };
+    let job = crate::vm::Job { script, modules, stall_after: None };
     let outcome = crate::vm::boot(paths, &kernel, &job, &run_dir, Duration::from_secs(args.timeout))?;
     outcome.print_verdict();
     let mut failures = outcome.problems();

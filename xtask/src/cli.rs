@@ -84,6 +84,11 @@ pub struct RunArgs {
     /// Kill the guest after this many seconds (counts as a failure).
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
+    /// After this many seconds without console output, ask QEMU what the
+    /// guest is doing and make its kernel print every task's stack and
+    /// power off (for a guest that hangs without a word).
+    #[arg(long, value_name = "SECS")]
+    pub stall_after: Option<u64>,
     /// Do not build and load kmod/'s module.
     #[arg(long)]
     pub no_module: bool,

@@ -14,6 +14,10 @@ use crate::vm::Outcome;
 
 /// Per-test time limit inside the guest.
 const TEST_TIMEOUT_SECS: u64 = 600;
+/// A guest silent for longer than a test may run is stuck (no test output,
+/// and the per-test timeout did not fire): it is made to report and power
+/// off (`stall.rs`) rather than waited on until the boot's timeout.
+const STALL_AFTER: Duration = Duration::from_secs(TEST_TIMEOUT_SECS + 60);
 
 /// One guest test: a name and the command line that runs it.
 struct GuestTest {
@@ -196,7 +200,7 @@ fn guest(
     let mut times = crate::guest_lanes::Times::load(&times_path);
     let names: Vec<String> = tests.iter().map(|t| t.name.clone()).collect();
     let lanes = crate::guest_lanes::split(&names, args.guests as usize, &times);
-    let job = crate::vm::Job { script: String::new(), modules };
+    let job = crate::vm::Job { script: String::new(), modules, stall_after: Some(STALL_AFTER) };
     let timeout = Duration::from_secs(args.timeout);
     eprintln!("xtask: {} guest tests in {} guest(s) booted side by side", tests.len(), lanes.len());
     let outcomes: Vec<Result<Outcome>> = std::thread::scope(|scope| {
@@ -205,7 +209,7 @@ fn guest(
             .enumerate()
             .map(|(i, lane)| {
                 let lane_tests: Vec<&GuestTest> = lane.iter().map(|&t| &tests[t]).collect();
-                let job = crate::vm::Job { script: runner_script(&repo, &lane_tests), modules: job.modules.clone() };
+                let job = crate::vm::Job { script: runner_script(&repo, &lane_tests), ..job.clone() };
                 let tag = if lanes.len() > 1 { format!("[vm{}] ", i + 1) } else { String::new() };
                 let kernel = &kernel;
                 scope.spawn(move || {

@@ -9,8 +9,6 @@
 //! unplugged and plugged back, with the same properties.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,10 +97,9 @@ impl Request {
     }
 }
 
-/// A QMP connection.
+/// A QMP connection and what the bridge has seen through it.
 struct Qmp {
-    out: UnixStream,
-    input: BufReader<UnixStream>,
+    conn: crate::qmp::Qmp,
     /// Ids of devices QEMU reported deleted (`DEVICE_DELETED`), not yet plugged back.
     deleted: HashSet<String>,
     /// Ids of devices whose `device_del` QEMU accepted, not yet plugged back.
@@ -111,67 +108,34 @@ struct Qmp {
 
 impl Qmp {
     fn connect(socket: &Path) -> Result<Self> {
-        let out = UnixStream::connect(socket).with_context(|| format!("connecting to QMP at {}", socket.display()))?;
-        out.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let input = BufReader::new(out.try_clone()?);
-        let mut qmp = Self { out, input, deleted: HashSet::new(), unplugged: HashSet::new() };
-        let greeting = qmp.message(Instant::now() + Duration::from_secs(30))?;
-        if greeting.get("QMP").is_none() {
-            bail!("QMP greeting expected, got {greeting}");
-        }
-        qmp.execute("qmp_capabilities", json!({}))?;
-        Ok(qmp)
+        Ok(Self { conn: crate::qmp::Qmp::connect(socket)?, deleted: HashSet::new(), unplugged: HashSet::new() })
     }
 
-    /// The next message before `deadline`; events are noted.
-    fn message(&mut self, deadline: Instant) -> Result<Value> {
-        let mut line = String::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!("QMP: no message in time");
-            }
-            self.out.set_read_timeout(Some(left))?;
-            line.clear();
-            match self.input.read_line(&mut line) {
-                Ok(0) => bail!("QMP: QEMU closed the monitor"),
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    continue;
-                }
-                Err(e) => return Err(e).context("reading QMP"),
-            }
-            let v: Value = serde_json::from_str(line.trim()).with_context(|| format!("QMP sent {line:?}"))?;
+    /// Notes the `DEVICE_DELETED` events received so far.
+    fn note_events(&mut self) {
+        for v in self.conn.take_events() {
             if v.get("event").and_then(Value::as_str) == Some("DEVICE_DELETED")
                 && let Some(id) = v["data"]["device"].as_str()
             {
                 self.deleted.insert(id.to_string());
             }
-            return Ok(v);
         }
     }
 
-    /// Runs a command; its `return` value, or its `error` as an error.
     fn execute(&mut self, command: &str, arguments: Value) -> Result<Value> {
-        let msg = json!({ "execute": command, "arguments": arguments });
-        self.out.write_all(format!("{msg}\n").as_bytes())?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let v = self.message(deadline)?;
-            if let Some(r) = v.get("return") {
-                return Ok(r.clone());
-            }
-            if let Some(e) = v.get("error") {
-                bail!("{command}: {}", e["desc"].as_str().unwrap_or("error"));
-            }
-        }
+        let r = self.conn.execute(command, arguments);
+        self.note_events();
+        r
     }
 
     /// Waits until QEMU reports `id` deleted.
     fn wait_deleted(&mut self, id: &str, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
+        self.note_events();
         while !self.deleted.contains(id) {
-            match self.message(deadline) {
+            let got = self.conn.message(deadline);
+            self.note_events();
+            match got {
                 Ok(_) => {}
                 Err(e) if Instant::now() >= deadline => {
                     bail!("QEMU did not finish unplugging {id} within {} s ({e})", within.as_secs())
@@ -298,6 +262,7 @@ fn respond(dir: &Path, name: &str, answer: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
 
     #[test]
     fn requests_parse_and_unknown_ones_are_refused() {

@@ -23,8 +23,10 @@ mod package_check;
 mod paths;
 mod progress;
 mod qemu;
+mod qmp;
 mod shell;
 mod soak;
+mod stall;
 mod test_count;
 mod vm;
 

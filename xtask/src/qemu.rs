@@ -29,7 +29,15 @@ pub struct Machine {
     pub memory_mib: u32,
     pub cpus: u32,
     pub timeout: Duration,
+    /// After this long without a console line the guest counts as stuck:
+    /// the host asks QEMU what it is doing and makes the guest kernel print
+    /// its tasks and power off (`stall.rs`; needs the QMP socket, i.e. a
+    /// hotplug directory). None: wait for the timeout.
+    pub stall_after: Option<Duration>,
 }
+
+/// How long a stuck guest gets to print its NMI report and power off.
+const STALL_REPORT: Duration = Duration::from_secs(180);
 
 /// How a boot ended.
 pub struct Boot {
@@ -122,18 +130,39 @@ impl Machine {
         let out = child.stdout.take().context("qemu stdout")?;
         let err = child.stderr.take().context("qemu stderr")?;
         let readers = [reader(out, false, tx.clone()), reader(err, true, tx)];
-        let deadline = start + self.timeout;
+        let mut deadline = start + self.timeout;
         let mut boot = Boot { lines: Vec::new(), times: Vec::new(), timed_out: false, qemu_status: None };
+        let mut last_line = start;
+        let mut stall = self.stall_after.zip(self.qmp_socket());
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            let wake = match &stall {
+                Some((after, _)) => deadline.min(last_line + *after),
+                None => deadline,
+            };
+            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok((is_stderr, line)) => {
                     let line = if is_stderr { format!("qemu: {line}") } else { line };
                     on_line(&line);
                     boot.lines.push(line);
                     boot.times.push(start.elapsed());
+                    last_line = Instant::now();
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    let Some((after, socket)) = stall.take() else { continue };
+                    let mut report = vec![format!(
+                        "the guest printed nothing for {} s (stuck): asking QEMU, then an NMI",
+                        after.as_secs()
+                    )];
+                    report.extend(crate::stall::diagnose(&socket));
+                    for l in report {
+                        let line = format!("{}{l}", crate::stall::MARK);
+                        on_line(&line);
+                        boot.lines.push(line);
+                        boot.times.push(start.elapsed());
+                    }
+                    deadline = deadline.min(Instant::now() + STALL_REPORT);
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     boot.timed_out = true;
                     let _ = child.kill();

@@ -41,7 +41,8 @@ pub fn run(paths: &Paths, args: &SoakArgs) -> Result<ExitCode> {
     let script = format!("cd {} || exit 125\nexport PINIO_GUEST=1\n{}\n", quote(&repo.to_string_lossy()), join(&argv));
     let run_dir = crate::vm::new_run_dir(paths)?;
     let timeout = Duration::from_secs((args.minutes * 60.0).ceil() as u64 + MARGIN_SECS);
-    let outcome = crate::vm::boot(paths, &kernel, &crate::vm::Job { script, modules }, &run_dir, timeout)?;
+    let outcome =
+        crate::vm::boot(paths, &kernel, &crate::vm::Job { script, modules, stall_after: None }, &run_dir, timeout)?;
     outcome.print_verdict();
     let problems = outcome.problems();
     let code = outcome.exit_code.unwrap_or(1);

@@ -34,11 +34,16 @@ const CPUS: u32 = 2;
 const NVME_BYTES: u64 = 256 << 20;
 
 /// What to run in one boot.
+#[derive(Clone)]
 pub struct Job {
     /// Body of job.sh (run with sh, cwd and env set by the body itself).
     pub script: String,
     /// Modules to insmod before the job, with their parameters.
     pub modules: Vec<(PathBuf, String)>,
+    /// How long the job may leave the console silent before the guest
+    /// counts as stuck and is made to report and power off (`stall.rs`);
+    /// None for jobs that may rightly be silent long (benches, soak).
+    pub stall_after: Option<Duration>,
 }
 
 /// What happened in one boot.
@@ -143,7 +148,8 @@ pub fn run_command(paths: &Paths, args: &RunArgs) -> Result<ExitCode> {
         crate::shell::quote(&cwd.to_string_lossy()),
         crate::shell::join(&cmd)
     );
-    let outcome = boot(paths, &kernel, &Job { script, modules }, &run_dir, Duration::from_secs(args.timeout))?;
+    let job = Job { script, modules, stall_after: args.stall_after.map(Duration::from_secs) };
+    let outcome = boot(paths, &kernel, &job, &run_dir, Duration::from_secs(args.timeout))?;
     outcome.print_verdict();
     let problems = outcome.problems();
     let code = outcome.exit_code.unwrap_or(1);
@@ -266,7 +272,8 @@ pub fn boot_tagged(
     let extra = std::env::var("PINIO_GUEST_CMDLINE").unwrap_or_default();
     let append = format!(
         "console=ttyS0 printk.time=1 loglevel=5 panic=-1 intel_iommu=on hugepages=64 nvme.poll_queues=2 tsc=reliable no_timer_check lapic=notscdeadline highres=off nohz=off rcupdate.rcu_cpu_stall_timeout=120 pty.legacy_count=0 rdinit=/init \
-         {extra} pinio_shares={} pinio_run={}",
+         {} {extra} pinio_shares={} pinio_run={}",
+        crate::stall::CMDLINE,
         share_arg.join(","),
         run_dir.display()
     );
@@ -281,6 +288,7 @@ pub fn boot_tagged(
         memory_mib: memory_mib(kernel.variant),
         cpus: CPUS,
         timeout,
+        stall_after: job.stall_after,
     };
     eprintln!(
         "xtask: {tag}booting the {} kernel ({}) with {} MiB, {} vCPUs, TCG",
@@ -303,7 +311,15 @@ fn parse(boot: crate::qemu::Boot, timeout: Duration, console_log: PathBuf, run_d
     let (mut acq, mut rel) = (None, None);
     let mut boot_to_cmd = None;
     let mut guest_uptime_at_cmd = None;
+    let mut stall_at = None;
     for (i, line) in boot.lines.iter().enumerate() {
+        if stall_at.is_none() && line.starts_with(crate::stall::MARK) {
+            stall_at = Some(i);
+            guest_errors.push(format!(
+                "{} (the report the kernel printed on the NMI is in the console log; docs/guest.md, \"A guest that goes silent\")",
+                line.trim_start_matches(crate::stall::MARK).trim()
+            ));
+        }
         if line.starts_with("qemu: ") && line.contains("terminating on signal") {
             guest_errors.push(format!("QEMU was killed from outside xtask ({})", line.trim_start_matches("qemu: ")));
         }
@@ -334,8 +350,14 @@ fn parse(boot: crate::qemu::Boot, timeout: Duration, console_log: PathBuf, run_d
             _ => {}
         }
     }
+    let mut reports = crate::logscan::scan(&boot.lines);
+    // What the kernel printed after the NMI is one report, of the stall
+    // (named in guest_errors above), not one per stack it dumped.
+    if let Some(at) = stall_at {
+        reports.retain(|r| r.start < at);
+    }
     Outcome {
-        reports: crate::logscan::scan(&boot.lines),
+        reports,
         lines: boot.lines,
         times: boot.times,
         exit_code,
