@@ -16,6 +16,8 @@ mod fixture;
 mod page_tests;
 mod plot;
 mod report;
+#[cfg(test)]
+mod report_tests;
 mod runner;
 mod scratch;
 mod workload;
