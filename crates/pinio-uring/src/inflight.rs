@@ -15,6 +15,7 @@
 //! capacity are always recognised; any other value would have to guess a
 //! live sequence number.
 
+use crate::transfer::Transfer;
 use pinio_core::{Direction, Op, Slice, SliceTail};
 
 /// One operation, kept as its fields: taking the slice out of an
@@ -26,11 +27,12 @@ pub(crate) struct Entry {
     key: u64,
     /// `Some` exactly while the entry holds an operation.
     slice: Option<Slice>,
-    dev_offset: u64,
+    /// Its direction, device offset and the slice's address, length and
+    /// registration as the SQE says them (what a re-arm moves again).
+    transfer: Transfer,
     tag: u64,
     /// While the entry is free: the next free entry, or [`NONE`].
     next_free: u32,
-    dir: Direction,
 }
 
 /// The key of a free entry: its low half is `u32::MAX`, the index of no
@@ -74,7 +76,13 @@ impl Entry {
     /// Direction, device offset and tag.
     #[inline]
     pub(crate) fn fields(&self) -> (Direction, u64, u64) {
-        (self.dir, self.dev_offset, self.tag)
+        (self.transfer.dir(), self.transfer.dev_offset(), self.tag)
+    }
+
+    /// The transfer its SQE names.
+    #[inline]
+    pub(crate) fn transfer(&self) -> &Transfer {
+        &self.transfer
     }
 
     /// Re-arms this live entry at `dev_offset` with `tag` and a new
@@ -84,7 +92,8 @@ impl Entry {
     pub(crate) fn rearm(&mut self, dev_offset: u64, tag: u64) -> u64 {
         debug_assert!(self.key != FREE, "re-armed a free entry");
         self.key = self.key.wrapping_add(NEXT_SEQ);
-        (self.dev_offset, self.tag) = (dev_offset, tag);
+        self.transfer.set_dev_offset(dev_offset);
+        self.tag = tag;
         self.key
     }
 }
@@ -108,7 +117,7 @@ impl FreeList {
         self.free = e.key as u32;
         e.key = FREE;
         self.live -= 1;
-        Op { dir: e.dir, slice, dev_offset: e.dev_offset, tag: e.tag, rest: SliceTail::new() }
+        Op { dir: e.transfer.dir(), slice, dev_offset: e.transfer.dev_offset(), tag: e.tag, rest: SliceTail::new() }
     }
 }
 
@@ -162,8 +171,7 @@ impl InFlight {
                 key: FREE,
                 next_free: if i + 1 < capacity { i + 1 } else { NONE },
                 slice: None,
-                dir: Direction::Read,
-                dev_offset: 0,
+                transfer: Transfer::none(),
                 tag: 0,
             })
             .collect();
@@ -197,11 +205,12 @@ impl InFlight {
         // A free entry holds no slice (invariant). Were it to hold one
         // anyway, forgetting it keeps its memory alive, the safe side for
         // memory the kernel might use; no drop glue runs here either way.
-        let Op { dir, slice, dev_offset, tag, rest } = op;
+        e.transfer = Transfer::of(&op);
+        let Op { slice, tag, rest, .. } = op;
         let previous = e.slice.replace(slice);
         debug_assert!(previous.is_none(), "free in-flight entry {idx} held a slice");
         std::mem::forget(previous);
-        (e.dir, e.dev_offset, e.tag) = (dir, dev_offset, tag);
+        e.tag = tag;
         let_go_empty(rest);
         Ok(key)
     }

@@ -11,7 +11,9 @@ use pinio_core::{Direction, Op, Registration};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Transfer {
     dir: Direction,
-    addr: *mut u8,
+    /// The slice's address, kept as an integer: only handed to the kernel
+    /// (so the transfer, kept in the in-flight table, is `Send`).
+    addr: usize,
     len: u32,
     dev_offset: u64,
     /// Kept as the region's key says it (matched once, in [`Transfer::sqe`]).
@@ -33,29 +35,41 @@ impl Transfer {
             // in-flight table before the SQE is submitted, so nothing reads
             // or writes them meanwhile. `as_ptr` is the region's own
             // mapping pointer, valid for writes.
-            addr: op.slice.as_ptr().cast_mut(),
+            addr: op.slice.as_ptr() as usize,
             len: op.slice.len() as u32,
             dev_offset: op.dev_offset,
             registration: op.slice.key().registration,
         }
     }
 
-    /// The transfer of `slice` at `dev_offset` (admitted as in [`Transfer::of`]).
-    #[inline]
-    pub(crate) fn of_slice(dir: Direction, slice: &pinio_core::Slice, dev_offset: u64) -> Transfer {
-        Transfer {
-            dir,
-            addr: slice.as_ptr().cast_mut(),
-            len: slice.len() as u32,
-            dev_offset,
-            registration: slice.key().registration,
-        }
+    /// A placeholder for a free in-flight entry (a one-byte read of
+    /// address 0, never pushed).
+    pub(crate) fn none() -> Transfer {
+        Transfer { dir: Direction::Read, addr: 0, len: 1, dev_offset: 0, registration: Registration::None }
     }
 
     /// The device offset.
     #[inline]
     pub(crate) fn dev_offset(&self) -> u64 {
         self.dev_offset
+    }
+
+    /// The direction.
+    #[inline]
+    pub(crate) fn dir(&self) -> Direction {
+        self.dir
+    }
+
+    /// The length in bytes.
+    #[inline]
+    pub(crate) fn len(&self) -> u64 {
+        self.len as u64
+    }
+
+    /// The same transfer at `dev_offset`.
+    #[inline]
+    pub(crate) fn set_dev_offset(&mut self, dev_offset: u64) {
+        self.dev_offset = dev_offset;
     }
 
     /// Whether the region is outside the registered-buffer table.
@@ -68,7 +82,7 @@ impl Transfer {
     #[inline]
     pub(crate) fn sqe(&self, user_data: u64) -> squeue::Entry {
         let fd = types::Fixed(0);
-        let (addr, len, off) = (self.addr, self.len, self.dev_offset);
+        let (addr, len, off) = (self.addr as *mut u8, self.len, self.dev_offset);
         let entry = match (self.dir, self.registration) {
             (Direction::Read, Registration::Own(slot) | Registration::Piece(slot)) => {
                 opcode::ReadFixed::new(fd, addr, len, slot as u16).offset(off).build()
@@ -94,7 +108,7 @@ impl Transfer {
     #[inline]
     pub(crate) unsafe fn push(&self, sq: &mut io_uring::SubmissionQueue<'_>, user_data: u64) -> bool {
         let fd = types::Fixed(0);
-        let (addr, len, off) = (self.addr, self.len, self.dev_offset);
+        let (addr, len, off) = (self.addr as *mut u8, self.len, self.dev_offset);
         // SAFETY: the caller's promise, for each arm.
         unsafe {
             match (self.dir, self.registration) {

@@ -94,13 +94,12 @@ impl Reaped<'_, '_> {
         // Decided: the drop that keeps an undecided completion must not run.
         let this = &mut *ManuallyDrop::new(self);
         let (cx, entry) = (&mut *this.cx, &mut *this.entry);
-        let (dir, _, _) = entry.fields();
-        let slice = entry.slice();
-        if let Err(error) = cx.core.check_rearm(dir, slice.len() as u64, dev_offset) {
+        let t = entry.transfer();
+        if let Err(error) = cx.core.check_rearm(t.dir(), t.len(), dev_offset) {
             return Err(refused(cx, entry, error, dev_offset, tag));
         }
-        let transfer = Transfer::of_slice(dir, slice, dev_offset);
         let user_data = entry.rearm(dev_offset, tag);
+        let transfer = *entry.transfer();
         // The entry names the slice's memory, which the in-flight table keeps
         // owning until this new `user_data`'s completion is reaped, and fixed
         // file 0, registered for the ring's whole life.
