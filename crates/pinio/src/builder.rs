@@ -8,6 +8,7 @@ use pinio_core::{Device, Domain, Error, Result};
 /// # Example
 ///
 /// ```
+/// # #[cfg(feature = "uring")] { // the example needs the uring backend
 /// use pinio::{Device, OnRegistrationRefused};
 /// # let path = std::path::Path::new("/var/tmp").join(format!("pinio-doc-{}-refused", std::process::id()));
 /// let dev = pinio::Builder::parse(&format!("uring:{}", path.display()))?
@@ -17,6 +18,7 @@ use pinio_core::{Device, Domain, Error, Result};
 /// let region = dev.alloc(1 << 20)?; // registered, or unregistered with a warning and a statistic
 /// println!("ops run unregistered so far: {}", dev.stats().unregistered_fallbacks);
 /// # drop((region, dev)); std::fs::remove_file(&path).ok();
+/// # }
 /// # Ok::<(), pinio::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,6 +105,7 @@ fn options_of(kind: BackendKind) -> &'static [Opt] {
 /// offering exactly what that backend has.
 ///
 /// ```
+/// # #[cfg(feature = "uring")] { // the example needs the uring backend
 /// use pinio::Device;
 /// # let dir = std::path::Path::new("/var/tmp");
 /// # let (data, log) = (dir.join(format!("pinio-doc-{}-data", std::process::id())), dir.join(format!("pinio-doc-{}-log", std::process::id())));
@@ -118,6 +121,7 @@ fn options_of(kind: BackendKind) -> &'static [Opt] {
 /// let refused = pinio::Builder::parse("copy:/var/tmp/x")?.sqpoll(Some(10)).open();
 /// assert!(matches!(refused, Err(pinio::Error::Unsupported { .. })));
 /// # drop((dev, log)); std::fs::remove_file(&data).ok(); std::fs::remove_file(dir.join(format!("pinio-doc-{}-log", std::process::id()))).ok();
+/// # }
 /// # Ok::<(), pinio::Error>(())
 /// ```
 #[derive(Debug, Clone)]

@@ -530,6 +530,7 @@ pub use pinio_core::FlushMode;
 /// # Example
 ///
 /// ```
+/// # #[cfg(feature = "uring")] { // the example needs the uring backend
 /// use pinio::{Device, FlushMode, FlushProgress, Queue};
 /// # let path = std::path::PathBuf::from(format!("/var/tmp/pinio-doc-{}-flush-progress", std::process::id()));
 /// let dev = pinio::Builder::parse(&format!("uring:{}", path.display()))?.create(1 << 20).open()?;
@@ -542,6 +543,7 @@ pub use pinio_core::FlushMode;
 ///     progress = q.poll_flush()?; // ...looking again when the completion fd signals
 /// }
 /// # drop((q, dev)); std::fs::remove_file(&path).ok();
+/// # }
 /// # Ok::<(), pinio::Error>(())
 /// ```
 #[doc(inline)]

@@ -6,14 +6,15 @@ use proptest::prelude::*;
 
 proptest! {
     /// A PCI address built from components parses iff device < 0x20 and function < 8, and a
-    /// `vfio:`/`nvme:` selection string with it round-trips.
+    /// `vfio:`/`nvme:` selection string with it round-trips. (Without the `vfio` feature the
+    /// address is left to opening, which says the backend is not in the build.)
     #[test]
     fn pci_addresses_in_selection_strings(domain in 0u32..0x10000, bus in 0u32..0x100, dev in 0u32..0x40, func in 0u32..0x10, upper in any::<bool>()) {
         let mut addr = format!("{domain:04x}:{bus:02x}:{dev:02x}.{func:x}");
         if upper {
             addr = addr.to_uppercase();
         }
-        let valid = dev < 0x20 && func < 8;
+        let valid = (dev < 0x20 && func < 8) || !cfg!(feature = "vfio");
         for kind in [BackendKind::Vfio, BackendKind::Nvme] {
             let spec = format!("{kind}:{addr}");
             match Target::parse(&spec) {
