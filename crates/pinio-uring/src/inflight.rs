@@ -1,7 +1,9 @@
 //! The table of operations a ring is working on: it owns each operation's
 //! slice from push until its completion is reaped.
 //!
-//! Each entry is found by the CQE's `user_data`, its *key*: the entry index
+//! Each entry keeps the SQE of its operation (what a re-arm pushes again,
+//! patched) and is found by the CQE's `user_data`, its *key* (the SQE's
+//! own `user_data`): the entry index
 //! (low 32 bits) with a sequence number (high 32 bits, odd, so never 0;
 //! starting at a random value per table, and moved on by 2 each time the
 //! entry is re-armed). A live entry stores its key, a free one [`FREE`],
@@ -15,24 +17,24 @@
 //! capacity are always recognised; any other value would have to guess a
 //! live sequence number.
 
-use crate::transfer::Transfer;
+use crate::transfer::Sqe;
 use pinio_core::{Direction, Op, Slice, SliceTail};
 
 /// One operation, kept as its fields: taking the slice out of an
 /// `Option<Slice>` and copying three scalars compiles to fewer moves than
 /// taking a whole `Option<Op>`.
 pub(crate) struct Entry {
-    /// While the entry holds an operation, its key (`seq << 32 | index`,
-    /// `seq` odd); [`FREE`] while it is free.
-    key: u64,
+    /// Its operation's SQE (direction, device offset, the slice's address,
+    /// length and registration: what a re-arm moves again), whose
+    /// `user_data` is the entry's key while it holds an operation
+    /// (`seq << 32 | index`, `seq` odd), [`FREE`] while it is free.
+    sqe: Sqe,
     /// `Some` exactly while the entry holds an operation.
     slice: Option<Slice>,
-    /// Its direction, device offset and the slice's address, length and
-    /// registration as the SQE says them (what a re-arm moves again).
-    transfer: Transfer,
     tag: u64,
     /// While the entry is free: the next free entry, or [`NONE`].
     next_free: u32,
+    dir: Direction,
 }
 
 /// The key of a free entry: its low half is `u32::MAX`, the index of no
@@ -51,13 +53,13 @@ impl Entry {
     pub(crate) fn find(entries: &mut [Entry], user_data: u64) -> Option<&mut Entry> {
         // A live entry's key has a non-zero sequence number and its own
         // index; a free entry's ([`FREE`]) has an index beyond the table.
-        entries.get_mut(user_data as u32 as usize).filter(|e| e.key == user_data)
+        entries.get_mut(user_data as u32 as usize).filter(|e| e.sqe.user_data() == user_data)
     }
 
     /// Its key: the `user_data` of its operation, or [`FREE`].
-    #[cfg(test)]
+    #[inline]
     pub(crate) fn key(&self) -> u64 {
-        self.key
+        self.sqe.user_data()
     }
 
     /// The slice of this live entry.
@@ -76,13 +78,13 @@ impl Entry {
     /// Direction, device offset and tag.
     #[inline]
     pub(crate) fn fields(&self) -> (Direction, u64, u64) {
-        (self.transfer.dir(), self.transfer.dev_offset(), self.tag)
+        (self.dir, self.sqe.dev_offset(), self.tag)
     }
 
-    /// The transfer its SQE names.
+    /// Its SQE, tagged with its key.
     #[inline]
-    pub(crate) fn transfer(&self) -> &Transfer {
-        &self.transfer
+    pub(crate) fn sqe(&self) -> &Sqe {
+        &self.sqe
     }
 
     /// Re-arms this live entry at `dev_offset` with `tag` and a new
@@ -90,11 +92,12 @@ impl Entry {
     /// no live entry).
     #[inline]
     pub(crate) fn rearm(&mut self, dev_offset: u64, tag: u64) -> u64 {
-        debug_assert!(self.key != FREE, "re-armed a free entry");
-        self.key = self.key.wrapping_add(NEXT_SEQ);
-        self.transfer.set_dev_offset(dev_offset);
+        debug_assert!(self.sqe.user_data() != FREE, "re-armed a free entry");
+        let key = self.sqe.user_data().wrapping_add(NEXT_SEQ);
+        self.sqe.set_user_data(key);
+        self.sqe.set_dev_offset(dev_offset);
         self.tag = tag;
-        self.key
+        key
     }
 }
 
@@ -110,14 +113,14 @@ impl FreeList {
     /// Takes live entry `e` of this table out as its operation.
     #[inline]
     pub(crate) fn take(&mut self, e: &mut Entry) -> Op {
-        debug_assert!(e.key != FREE, "took a free entry");
+        debug_assert!(e.sqe.user_data() != FREE, "took a free entry");
         let slice = e.slice.take().expect("a live entry holds its slice");
         // A live key's low half is the entry's index.
         e.next_free = self.free;
-        self.free = e.key as u32;
-        e.key = FREE;
+        self.free = e.sqe.user_data() as u32;
+        e.sqe.set_user_data(FREE);
         self.live -= 1;
-        Op { dir: e.transfer.dir(), slice, dev_offset: e.transfer.dev_offset(), tag: e.tag, rest: SliceTail::new() }
+        Op { dir: e.dir, slice, dev_offset: e.sqe.dev_offset(), tag: e.tag, rest: SliceTail::new() }
     }
 }
 
@@ -168,10 +171,10 @@ impl InFlight {
         let capacity = capacity.min(NONE as usize - 1) as u32;
         let entries = (0..capacity)
             .map(|i| Entry {
-                key: FREE,
+                sqe: Sqe::template(FREE),
                 next_free: if i + 1 < capacity { i + 1 } else { NONE },
                 slice: None,
-                transfer: Transfer::none(),
+                dir: Direction::Read,
                 tag: 0,
             })
             .collect();
@@ -192,27 +195,28 @@ impl InFlight {
         (&mut self.entries, &mut self.list)
     }
 
-    /// Stores `op`; returns its `user_data`, or hands `op` back when full.
+    /// Stores `op` and its SQE; returns its entry (whose key is the SQE's
+    /// `user_data`), or hands `op` back when full.
     #[inline]
-    pub(crate) fn insert(&mut self, op: Op) -> Result<u64, Op> {
+    pub(crate) fn insert(&mut self, op: Op) -> Result<&Entry, Op> {
         let idx = self.list.free;
         let Some(e) = self.entries.get_mut(idx as usize) else { return Err(op) };
         self.list.seq = self.list.seq.wrapping_add(2);
         self.list.free = e.next_free;
         let key = ((self.list.seq as u64) << 32) | idx as u64;
-        e.key = key;
         self.list.live += 1;
         // A free entry holds no slice (invariant). Were it to hold one
         // anyway, forgetting it keeps its memory alive, the safe side for
         // memory the kernel might use; no drop glue runs here either way.
-        e.transfer = Transfer::of(&op);
+        e.sqe.fill(&op, key);
+        e.dir = op.dir;
         let Op { slice, tag, rest, .. } = op;
         let previous = e.slice.replace(slice);
         debug_assert!(previous.is_none(), "free in-flight entry {idx} held a slice");
         std::mem::forget(previous);
         e.tag = tag;
         let_go_empty(rest);
-        Ok(key)
+        Ok(e)
     }
 
     /// Takes the operation `user_data` names, or `None` for a stray.
@@ -231,7 +235,7 @@ impl InFlight {
             if let Some(slice) = e.slice.take() {
                 std::mem::forget(slice);
             }
-            e.key = FREE;
+            e.sqe.set_user_data(FREE);
             e.next_free = if i as u32 + 1 < n { i as u32 + 1 } else { NONE };
         }
         self.list.free = if n > 0 { 0 } else { NONE };
@@ -263,15 +267,15 @@ mod tests {
     fn holds_up_to_capacity_and_reuses_freed_entries() {
         let (_dev, r, path) = region("capacity");
         let mut t = InFlight::with_capacity(3);
-        let mut keys: Vec<u64> = (0..3).map(|i| t.insert(op(&r, i, i as u64)).unwrap()).collect();
+        let mut keys: Vec<u64> = (0..3).map(|i| t.insert(op(&r, i, i as u64)).unwrap().key()).collect();
         assert_eq!(t.len(), 3);
-        let full = t.insert(op(&r, 3, 3)).expect_err("full");
+        let full = t.insert(op(&r, 3, 3)).err().expect("full");
         assert_eq!(full.tag, 3, "the refused operation comes back");
         let taken = t.remove(keys[1]).expect("live");
         assert_eq!((taken.tag, t.len()), (1, 2));
         assert!(t.remove(keys[1]).is_none(), "a key is good once");
         drop(taken);
-        let again = t.insert(op(&r, 1, 9)).unwrap();
+        let again = t.insert(op(&r, 1, 9)).unwrap().key();
         assert_eq!(again as u32, keys[1] as u32, "the freed entry is reused");
         assert_ne!(again, keys[1], "with a new sequence number");
         keys[1] = again;
@@ -286,7 +290,7 @@ mod tests {
     fn strays_take_nothing() {
         let (_dev, r, path) = region("strays");
         let mut t = InFlight::with_capacity(2);
-        let key = t.insert(op(&r, 0, 0)).unwrap();
+        let key = t.insert(op(&r, 0, 0)).unwrap().key();
         let idx = key & 0xffff_ffff;
         for stray in [idx, key ^ (1 << 32), key + 1, 5, u64::MAX] {
             assert!(t.remove(stray).is_none(), "{stray:#x} named no live entry");
@@ -300,7 +304,7 @@ mod tests {
     fn rearm_gives_a_new_key_and_retires_the_old() {
         let (_dev, r, path) = region("rearm");
         let mut t = InFlight::with_capacity(2);
-        let key = t.insert(op(&r, 0, 5)).unwrap();
+        let key = t.insert(op(&r, 0, 5)).unwrap().key();
         let (entries, list) = t.split();
         let e = Entry::find(entries, key).expect("live");
         let again = e.rearm(4096, 6);
@@ -319,7 +323,7 @@ mod tests {
     fn leak_all_empties_and_frees_every_entry() {
         let (_dev, r, path) = region("leak");
         let mut t = InFlight::with_capacity(2);
-        let key = t.insert(op(&r, 0, 0)).unwrap();
+        let key = t.insert(op(&r, 0, 0)).unwrap().key();
         t.leak_all();
         assert_eq!(t.len(), 0);
         assert!(t.remove(key).is_none());

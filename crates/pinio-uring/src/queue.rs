@@ -14,7 +14,6 @@ use crate::inflight::InFlight;
 use crate::registry::Sharing;
 use crate::ring;
 use crate::shared::Shared;
-use crate::transfer::Transfer;
 use io_uring::IoUring;
 use pinio_core::{Completion, Direction, Error, FlushMode, FlushProgress, Op, OpError, Queue, Rejected, Result, Tally};
 use std::io;
@@ -371,24 +370,24 @@ impl UringQueue {
         if op.is_vectored() {
             return self.push_vectored(op);
         }
-        let transfer = Transfer::of(&op);
-        let user_data = match self.inflight.insert(op) {
-            Ok(u) => u,
+        let entry = match self.inflight.insert(op) {
+            Ok(e) => e,
             Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
         };
+        let (user_data, unregistered) = (entry.key(), entry.sqe().unregistered());
         // The slice also keeps its region, and so its buffer slot, registered.
         // Only this queue pushes to this submission queue.
         // SAFETY: the entry names the slice's memory, owned by the in-flight table until its
         // completion is reaped (the DMA ownership rule, pinio_core::domain), and fixed file 0,
         // registered for this ring's whole life.
-        if unsafe { self.ring.submission_shared().push(&transfer.sqe(user_data)) }.is_err() {
+        if unsafe { self.ring.submission_shared().push(entry.sqe().entry()) }.is_err() {
             let op = self.inflight.remove(user_data).expect("just inserted");
             return self.push_when_full(op);
         }
         self.unsubmitted += 1;
         // Unregistered although fixed buffers are on: a region the fallback
         // policy let through.
-        if self.fixed_buffers && transfer.unregistered() {
+        if self.fixed_buffers && unregistered {
             self.shared.core.stats().unregistered_fallback();
         }
         Ok(())
@@ -418,15 +417,15 @@ impl UringQueue {
                     pushed += 1;
                     continue 'views;
                 }
-                let transfer = Transfer::of(&op);
-                let user_data = match self.inflight.insert(op) {
-                    Ok(u) => u,
+                let entry = match self.inflight.insert(op) {
+                    Ok(e) => e,
                     Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
                 };
+                let (user_data, unregistered) = (entry.key(), entry.sqe().unregistered());
                 // SAFETY: as in `push`: the entry names the slice's memory,
                 // owned by the in-flight table until its completion is
                 // reaped, and fixed file 0, registered for the ring's life.
-                if unsafe { sq.push(&transfer.sqe(user_data)) }.is_err() {
+                if unsafe { sq.push(entry.sqe().entry()) }.is_err() {
                     drop(sq);
                     let op = self.inflight.remove(user_data).expect("just inserted");
                     self.push_when_full(op)?;
@@ -434,7 +433,7 @@ impl UringQueue {
                     continue 'views;
                 }
                 self.unsubmitted += 1;
-                if self.fixed_buffers && transfer.unregistered() {
+                if self.fixed_buffers && unregistered {
                     self.shared.core.stats().unregistered_fallback();
                 }
                 pushed += 1;

@@ -4,7 +4,6 @@
 
 use super::{UringQueue, failed, transfer_error};
 use crate::inflight::{Entry, FreeList};
-use crate::transfer::Transfer;
 use pinio_core::{Completion, DeviceCore, Direction, Error, Rejected, Result, Slice};
 use std::mem::ManuallyDrop;
 
@@ -94,21 +93,20 @@ impl Reaped<'_, '_> {
         // Decided: the drop that keeps an undecided completion must not run.
         let this = &mut *ManuallyDrop::new(self);
         let (cx, entry) = (&mut *this.cx, &mut *this.entry);
-        let t = entry.transfer();
-        if let Err(error) = cx.core.check_rearm(t.dir(), t.len(), dev_offset) {
+        if let Err(error) = cx.core.check_rearm(entry.fields().0, entry.sqe().len(), dev_offset) {
             return Err(refused(cx, entry, error, dev_offset, tag));
         }
-        let user_data = entry.rearm(dev_offset, tag);
-        let transfer = *entry.transfer();
+        // Its stored SQE, at the new offset with the new key.
+        entry.rearm(dev_offset, tag);
         // The entry names the slice's memory, which the in-flight table keeps
         // owning until this new `user_data`'s completion is reaped, and fixed
         // file 0, registered for the ring's whole life.
         // SAFETY: only this queue pushes to this ring; the entry's memory and file outlive it (above).
-        if !unsafe { transfer.push(&mut cx.sq, user_data) } {
-            return push_after_sync(cx, entry, transfer, user_data, tag);
+        if unsafe { cx.sq.push(entry.sqe().entry()) }.is_err() {
+            return push_after_sync(cx, entry, tag);
         }
         cx.rearmed += 1;
-        if cx.fixed_buffers && transfer.unregistered() {
+        if cx.fixed_buffers && entry.sqe().unregistered() {
             cx.core.stats().unregistered_fallback();
         }
         Ok(())
@@ -131,25 +129,20 @@ fn error(cx: &Context<'_>, entry: &Entry, res: i32) -> Error {
 }
 
 /// The view found the ring full: look again at what the kernel took, and
-/// push the SQE of re-armed `entry` (`transfer`, `user_data`) again;
-/// if it still does not fit, the operation leaves the queue refused.
+/// push the SQE of re-armed `entry` (tagged `tag`) again; if it still does
+/// not fit, the operation leaves the queue refused.
 #[cold]
 #[inline(never)]
-fn push_after_sync(
-    cx: &mut Context<'_>,
-    entry: &mut Entry,
-    transfer: Transfer,
-    user_data: u64,
-    tag: u64,
-) -> Result<(), Rejected> {
+fn push_after_sync(cx: &mut Context<'_>, entry: &mut Entry, tag: u64) -> Result<(), Rejected> {
     cx.sq.sync();
     // SAFETY: as in `Reaped::rearm`.
-    if !unsafe { transfer.push(&mut cx.sq, user_data) } {
+    if unsafe { cx.sq.push(entry.sqe().entry()) }.is_err() {
         let error = Error::QueueFull { capacity: cx.capacity };
-        return Err(refused(cx, entry, error, transfer.dev_offset(), tag));
+        let dev_offset = entry.sqe().dev_offset();
+        return Err(refused(cx, entry, error, dev_offset, tag));
     }
     cx.rearmed += 1;
-    if cx.fixed_buffers && transfer.unregistered() {
+    if cx.fixed_buffers && entry.sqe().unregistered() {
         cx.core.stats().unregistered_fallback();
     }
     Ok(())
