@@ -35,6 +35,9 @@ pub(crate) struct Entry {
     /// While the entry is free: the next free entry, or [`NONE`].
     next_free: u32,
     dir: Direction,
+    /// Whether the region is outside the registered-buffer table (its SQE
+    /// a plain `READ`/`WRITE`).
+    unregistered: bool,
 }
 
 /// The key of a free entry: its low half is `u32::MAX`, the index of no
@@ -79,6 +82,12 @@ impl Entry {
     #[inline]
     pub(crate) fn fields(&self) -> (Direction, u64, u64) {
         (self.dir, self.sqe.dev_offset(), self.tag)
+    }
+
+    /// Whether its region is outside the registered-buffer table.
+    #[inline]
+    pub(crate) fn unregistered(&self) -> bool {
+        self.unregistered
     }
 
     /// Its SQE, tagged with its key.
@@ -175,6 +184,7 @@ impl InFlight {
                 next_free: if i + 1 < capacity { i + 1 } else { NONE },
                 slice: None,
                 dir: Direction::Read,
+                unregistered: false,
                 tag: 0,
             })
             .collect();
@@ -210,6 +220,7 @@ impl InFlight {
         // memory the kernel might use; no drop glue runs here either way.
         e.sqe.fill(&op, key);
         e.dir = op.dir;
+        e.unregistered = e.sqe.unregistered();
         let Op { slice, tag, rest, .. } = op;
         let previous = e.slice.replace(slice);
         debug_assert!(previous.is_none(), "free in-flight entry {idx} held a slice");

@@ -374,7 +374,7 @@ impl UringQueue {
             Ok(e) => e,
             Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
         };
-        let (user_data, unregistered) = (entry.key(), entry.sqe().unregistered());
+        let (user_data, unregistered) = (entry.key(), entry.unregistered());
         // The slice also keeps its region, and so its buffer slot, registered.
         // Only this queue pushes to this submission queue.
         // SAFETY: the entry names the slice's memory, owned by the in-flight table until its
@@ -421,7 +421,7 @@ impl UringQueue {
                     Ok(e) => e,
                     Err(op) => return Err(Rejected { error: Error::QueueFull { capacity: self.capacity }, op }),
                 };
-                let (user_data, unregistered) = (entry.key(), entry.sqe().unregistered());
+                let (user_data, unregistered) = (entry.key(), entry.unregistered());
                 // SAFETY: as in `push`: the entry names the slice's memory,
                 // owned by the in-flight table until its completion is
                 // reaped, and fixed file 0, registered for the ring's life.

@@ -11,7 +11,7 @@
 mod common;
 
 use common::Scratch;
-use pinio_core::{Device, DmaBuf, Error, Registration};
+use pinio_core::{Device, DmaBuf, Error, Op, Queue, Registration};
 use pinio_uring::{RegistrationPolicy, UringDevice, UringOptions, UringRegistrar, memlock};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -255,6 +255,29 @@ fn policies(policy: &str) {
             let s = dev.stats();
             assert_eq!(s.unregistered_fallbacks, 2, "{s}");
             assert_eq!(s.bytes_pinned, 1 << 20, "{s}");
+            // `wait_rearm`: re-arming the unregistered slice counts again,
+            // re-arming the registered one does not.
+            let mut rq = dev.uring_queue(2).unwrap();
+            let first =
+                [Op::read(big.slice(16 << 20, 4096).unwrap(), 0, 0), Op::read(small.slice(4096, 4096).unwrap(), 0, 1)];
+            assert_eq!(rq.push_batch(first).unwrap(), 2);
+            let mut rearmed = 0;
+            while rq.in_flight() > 0 {
+                rq.wait_rearm(1, |done| {
+                    assert_eq!(done.result().unwrap(), 4096);
+                    let tag = done.tag();
+                    if tag < 2 {
+                        done.rearm(4096, tag + 2).unwrap();
+                        rearmed += 1;
+                    } else {
+                        drop(done.into_completion());
+                    }
+                })
+                .unwrap();
+            }
+            assert_eq!(rearmed, 2);
+            let s = dev.stats();
+            assert_eq!(s.unregistered_fallbacks, 4, "2 before, 1 push and 1 re-arm of the big slice: {s}");
             // A second refusal does not warn again; an arena falls back too.
             let again = dev.register(DmaBuf::new(BIG).unwrap()).unwrap();
             assert_eq!(again.key().registration, Registration::None);

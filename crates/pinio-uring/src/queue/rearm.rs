@@ -33,9 +33,11 @@ struct Context<'q> {
     /// Entries re-armed into `sq` in this pass (added to the queue's
     /// unsubmitted count when the pass ends).
     rearmed: usize,
+    /// Of those, entries of regions outside the registered-buffer table
+    /// (counted as fallbacks when the pass ends, if fixed buffers are on).
+    unregistered: u64,
     capacity: usize,
     polled: bool,
-    fixed_buffers: bool,
 }
 
 impl Reaped<'_, '_> {
@@ -106,9 +108,7 @@ impl Reaped<'_, '_> {
             return push_after_sync(cx, entry, tag);
         }
         cx.rearmed += 1;
-        if cx.fixed_buffers && entry.sqe().unregistered() {
-            cx.core.stats().unregistered_fallback();
-        }
+        cx.unregistered += entry.unregistered() as u64;
         Ok(())
     }
 
@@ -142,10 +142,18 @@ fn push_after_sync(cx: &mut Context<'_>, entry: &mut Entry, tag: u64) -> Result<
         return Err(refused(cx, entry, error, dev_offset, tag));
     }
     cx.rearmed += 1;
-    if cx.fixed_buffers && entry.sqe().unregistered() {
-        cx.core.stats().unregistered_fallback();
-    }
+    cx.unregistered += entry.unregistered() as u64;
     Ok(())
+}
+
+/// Counts `n` re-armed operations that ran without registration although
+/// fixed buffers are on (regions the fallback policy let through).
+#[cold]
+#[inline(never)]
+fn fallbacks(core: &DeviceCore, n: u64) {
+    for _ in 0..n {
+        core.stats().unregistered_fallback();
+    }
 }
 
 /// Live `entry` taken out of the queue, as it would have been pushed
@@ -271,9 +279,9 @@ impl UringQueue {
             core: &self.shared.core,
             stash: &mut self.stash,
             rearmed: 0,
+            unregistered: 0,
             capacity: self.capacity,
             polled: self.iopoll,
-            fixed_buffers: self.fixed_buffers,
         };
         for cqe in cq {
             let (user_data, res) = (cqe.user_data(), cqe.result());
@@ -312,10 +320,13 @@ impl UringQueue {
                 keep(&mut cx, entry, res);
             }
         }
-        let rearmed = cx.rearmed;
+        let (rearmed, unregistered) = (cx.rearmed, cx.unregistered);
         // Publishes what the handler re-armed (one tail store).
         drop(cx);
         self.unsubmitted += rearmed;
+        if self.fixed_buffers && unregistered > 0 {
+            fallbacks(&self.shared.core, unregistered);
+        }
         if n > 0 {
             let stats = self.shared.core.stats();
             stats.read_many(n - failures, bytes - written);
