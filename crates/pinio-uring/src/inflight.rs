@@ -218,9 +218,8 @@ impl InFlight {
         // A free entry holds no slice (invariant). Were it to hold one
         // anyway, forgetting it keeps its memory alive, the safe side for
         // memory the kernel might use; no drop glue runs here either way.
-        e.sqe.fill(&op, key);
+        e.unregistered = e.sqe.fill(&op, key);
         e.dir = op.dir;
-        e.unregistered = e.sqe.unregistered();
         let Op { slice, tag, rest, .. } = op;
         let previous = e.slice.replace(slice);
         debug_assert!(previous.is_none(), "free in-flight entry {idx} held a slice");

@@ -48,15 +48,18 @@ impl Sqe {
     /// The caller has admitted it (`DeviceCore::admit`), so the length fits
     /// in `u32` (`max_transfer` is below 2 GiB) and the region is of the
     /// device's domain, whose registrar hands out slots below `SLOTS`.
+    /// Returns whether the region is outside the registered-buffer table
+    /// (a plain `READ`/`WRITE`).
     #[inline]
-    pub(crate) fn fill(&mut self, op: &Op, user_data: u64) {
+    pub(crate) fn fill(&mut self, op: &Op, user_data: u64) -> bool {
         // The kernel writes through this address for a read: the slice owns
         // its bytes exclusively (its lease) and moves into the in-flight
         // table before the SQE is submitted, so nothing reads or writes them
         // meanwhile. `as_ptr` is the region's own mapping pointer, valid for
         // writes.
         let addr = op.slice.as_ptr() as usize as u64;
-        let (opcode, buf_index) = match (op.dir, op.slice.key().registration) {
+        let registration = op.slice.key().registration;
+        let (opcode, buf_index) = match (op.dir, registration) {
             (Direction::Read, Registration::Own(slot) | Registration::Piece(slot)) => {
                 (opcode::ReadFixed::CODE, slot as u16)
             }
@@ -72,6 +75,7 @@ impl Sqe {
         self.len = op.slice.len() as u32;
         self.user_data = user_data;
         self.buf_index = buf_index;
+        matches!(registration, Registration::None)
     }
 
     /// The SQE of a free in-flight entry, tagged `user_data`: what every
@@ -126,13 +130,6 @@ impl Sqe {
     #[inline]
     pub(crate) fn len(&self) -> u64 {
         self.len as u64
-    }
-
-    /// Whether the region is outside the registered-buffer table (a plain
-    /// `READ`/`WRITE`).
-    #[inline]
-    pub(crate) fn unregistered(&self) -> bool {
-        self.opcode == opcode::Read::CODE || self.opcode == opcode::Write::CODE
     }
 
     /// The same bytes as `io_uring`'s entry, for
@@ -191,7 +188,7 @@ mod tests {
                 let registration = slice.key().registration;
                 assert_eq!(fixed, !matches!(registration, Registration::None), "{registration:?}");
                 let op = Op { dir, slice, dev_offset: 12288, tag: 7, rest: pinio_core::SliceTail::new() };
-                ours.fill(&op, 0x1234_5678_9abc_def1);
+                let unregistered = ours.fill(&op, 0x1234_5678_9abc_def1);
                 let theirs = match (dir, registration) {
                     (Direction::Read, Registration::Own(s) | Registration::Piece(s)) => {
                         opcode::ReadFixed::new(fd, addr, len, s as u16).offset(12288).build()
@@ -204,7 +201,7 @@ mod tests {
                 };
                 let theirs = theirs.user_data(0x1234_5678_9abc_def1);
                 assert_eq!(bytes(ours.entry()), bytes(&theirs), "{dir:?}, fixed buffers {fixed}");
-                assert_eq!(ours.unregistered(), matches!(registration, Registration::None));
+                assert_eq!(unregistered, matches!(registration, Registration::None));
                 assert_eq!((ours.dev_offset(), ours.len(), ours.user_data()), (12288, 8192, 0x1234_5678_9abc_def1));
                 let mut moved = ours;
                 moved.set_dev_offset(4096);
