@@ -37,8 +37,8 @@ pub(crate) struct Sqe {
     pad: u64,
 }
 
-// The kernel's SQE is 64 bytes, as is `io_uring`'s `squeue::Entry` (checked
-// again by the transmute-free cast in `Sqe::entry`, which reads 64 bytes).
+// The kernel's SQE is 64 bytes, as is `io_uring`'s `squeue::Entry`; the cast
+// in `Sqe::entry` rests on these two assertions.
 const _: () = assert!(size_of::<Sqe>() == 64 && size_of::<squeue::Entry>() == 64);
 const _: () = assert!(align_of::<Sqe>() >= align_of::<squeue::Entry>());
 
