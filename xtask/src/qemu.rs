@@ -39,6 +39,26 @@ pub struct Machine {
 /// How long a stuck guest gets to print its NMI report and power off.
 const STALL_REPORT: Duration = Duration::from_secs(180);
 
+/// QEMU's `-accel` argument: TCG with one thread for all vCPUs, or what
+/// `PINIO_QEMU_ACCEL` says (e.g. `tcg,thread=multi` to compare).
+fn accel() -> String {
+    std::env::var("PINIO_QEMU_ACCEL").unwrap_or_else(|_| "tcg,thread=single".to_string())
+}
+
+/// QEMU's monitors, one QMP socket each: a QMP server talks to one client
+/// at a time, and the hotplug bridge keeps its connection for the boot.
+#[derive(Clone, Copy)]
+enum Monitor {
+    /// The hotplug bridge's (`hotplug.rs`).
+    Hotplug,
+    /// The stall diagnosis's (`stall.rs`).
+    Stall,
+}
+
+impl Monitor {
+    const ALL: [Monitor; 2] = [Monitor::Hotplug, Monitor::Stall];
+}
+
 /// How a boot ended.
 pub struct Boot {
     /// Every console line, in order (carriage returns stripped).
@@ -66,7 +86,14 @@ impl Machine {
     /// The QEMU command line.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-accel", "tcg", "-machine", "q35,kernel-irqchip=split", "-cpu", "max,la57=off"])
+        // One host thread runs both vCPUs (`thread=single`): with a thread
+        // per vCPU (QEMU's default for x86 TCG) a guest now and then froze
+        // for good with vCPU 1's local APIC holding the timer vector in
+        // service with no EOI (`info lapic`: ISR 236, IRR 236 34 36, PPR
+        // 0xe0), so no timer tick or device interrupt reached that CPU
+        // again and every task waiting on one slept forever, silently
+        // (docs/guest.md, "A guest that goes silent").
+        cmd.args(["-accel", &accel(), "-machine", "q35,kernel-irqchip=split", "-cpu", "max,la57=off"])
             .args(["-m", &format!("{}M", self.memory_mib), "-smp", &self.cpus.to_string()])
             .args(["-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none"])
             .args(["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"])
@@ -87,8 +114,10 @@ impl Machine {
                 self.nvme_image.display()
             ))
             .args(["-device", &crate::hotplug::Pluggable::Nvme.device_arg()]);
-        if let Some(socket) = self.qmp_socket() {
-            cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", socket.display()));
+        for purpose in Monitor::ALL {
+            if let Some(socket) = self.qmp_socket(purpose) {
+                cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", socket.display()));
+            }
         }
         for (tag, dir) in &self.shares {
             cmd.arg("-virtfs")
@@ -105,17 +134,21 @@ impl Machine {
     /// The QMP socket, when there is a hotplug directory: one per run
     /// directory (guests may boot side by side), outside it (a unix socket's
     /// path is limited to 107 bytes).
-    fn qmp_socket(&self) -> Option<PathBuf> {
+    fn qmp_socket(&self, purpose: Monitor) -> Option<PathBuf> {
         let dir = self.hotplug_dir.as_ref()?;
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Some(std::env::temp_dir().join(format!("pinio-qmp-{}-{name}.sock", std::process::id())))
+        let what = match purpose {
+            Monitor::Hotplug => "hotplug",
+            Monitor::Stall => "stall",
+        };
+        Some(std::env::temp_dir().join(format!("pinio-qmp-{}-{name}-{what}.sock", std::process::id())))
     }
 
     /// Boots, calls `on_line` for each console line as it arrives, and waits
     /// for QEMU to exit or the timeout to pass (then kills it).
     pub fn boot(&self, mut on_line: impl FnMut(&str)) -> Result<Boot> {
         let mut cmd = self.command();
-        let bridge = match (&self.hotplug_dir, self.qmp_socket()) {
+        let bridge = match (&self.hotplug_dir, self.qmp_socket(Monitor::Hotplug)) {
             (Some(dir), Some(socket)) => Some(crate::hotplug::Bridge::start(dir, socket)?),
             _ => None,
         };
@@ -133,7 +166,7 @@ impl Machine {
         let mut deadline = start + self.timeout;
         let mut boot = Boot { lines: Vec::new(), times: Vec::new(), timed_out: false, qemu_status: None };
         let mut last_line = start;
-        let mut stall = self.stall_after.zip(self.qmp_socket());
+        let mut stall = self.stall_after.zip(self.qmp_socket(Monitor::Stall));
         loop {
             let wake = match &stall {
                 Some((after, _)) => deadline.min(last_line + *after),
@@ -172,8 +205,10 @@ impl Machine {
         }
         let status = child.wait().context("waiting for qemu")?;
         drop(bridge);
-        if let Some(socket) = self.qmp_socket() {
-            let _ = std::fs::remove_file(socket);
+        for purpose in Monitor::ALL {
+            if let Some(socket) = self.qmp_socket(purpose) {
+                let _ = std::fs::remove_file(socket);
+            }
         }
         for r in readers {
             let _ = r.join();
