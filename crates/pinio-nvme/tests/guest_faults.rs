@@ -244,7 +244,6 @@ fn hotplug_slot(bdf: &pinio_vfio::PciAddress) -> Option<std::path::PathBuf> {
 /// are dropped; then the host plugs the controller back and the kernel's nvme
 /// driver takes it, and pinio can take it again.
 #[test]
-#[ignore = "passed in 10 of 10 boots run alone, but once in `cargo xtask test` (two guests side by side, after the edu, kmod and nvme async suites) the guest went silent after the plug back, past the 600 s test timeout; kept out of cargo xtask test until understood (docs/reliability.md); run it with --ignored"]
 fn a_controller_unplugged_by_device_del_with_io_in_flight_hands_every_command_back() {
     let guard = lock();
     let bdf = nvme_addr();
