@@ -28,6 +28,9 @@ pub struct Machine {
     pub hotplug_dir: Option<PathBuf>,
     pub memory_mib: u32,
     pub cpus: u32,
+    /// `-accel`: `tcg,thread=single` (one host thread for all vCPUs) or
+    /// `tcg,thread=multi` (one per vCPU).
+    pub accel: String,
     pub timeout: Duration,
     /// After this long without a console line the guest counts as stuck:
     /// the host asks QEMU what it is doing and makes the guest kernel print
@@ -38,12 +41,6 @@ pub struct Machine {
 
 /// How long a stuck guest gets to print its NMI report and power off.
 const STALL_REPORT: Duration = Duration::from_secs(180);
-
-/// QEMU's `-accel` argument: TCG with one thread for all vCPUs, or what
-/// `PINIO_QEMU_ACCEL` says (e.g. `tcg,thread=multi` to compare).
-fn accel() -> String {
-    std::env::var("PINIO_QEMU_ACCEL").unwrap_or_else(|_| "tcg,thread=single".to_string())
-}
 
 /// QEMU's monitors, one QMP socket each: a QMP server talks to one client
 /// at a time, and the hotplug bridge keeps its connection for the boot.
@@ -86,14 +83,7 @@ impl Machine {
     /// The QEMU command line.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new("qemu-system-x86_64");
-        // One host thread runs both vCPUs (`thread=single`): with a thread
-        // per vCPU (QEMU's default for x86 TCG) a guest now and then froze
-        // for good with vCPU 1's local APIC holding the timer vector in
-        // service with no EOI (`info lapic`: ISR 236, IRR 236 34 36, PPR
-        // 0xe0), so no timer tick or device interrupt reached that CPU
-        // again and every task waiting on one slept forever, silently
-        // (docs/guest.md, "A guest that goes silent").
-        cmd.args(["-accel", &accel(), "-machine", "q35,kernel-irqchip=split", "-cpu", "max,la57=off"])
+        cmd.args(["-accel", &self.accel, "-machine", "q35,kernel-irqchip=split", "-cpu", "max,la57=off"])
             .args(["-m", &format!("{}M", self.memory_mib), "-smp", &self.cpus.to_string()])
             .args(["-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none"])
             .args(["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"])
