@@ -134,7 +134,7 @@ impl Device for KmodDevice {
 
     fn queue(&self, depth: usize) -> Result<Box<dyn pinio_core::Queue>> {
         let depth = self.shared.core.queue_depth(depth)?;
-        Ok(Box::new(KmodQueue::new(self.shared.clone(), depth)))
+        Ok(Box::new(KmodQueue::new(self.shared.clone(), depth)?))
     }
 }
 

@@ -39,6 +39,7 @@ mod router;
 mod session;
 mod shared;
 pub mod sys;
+mod wakeup;
 
 pub use channel::{Channel, Span, Window};
 pub use device::{KmodDevice, probe};

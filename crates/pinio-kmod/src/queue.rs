@@ -8,6 +8,7 @@ use crate::error::backend;
 use crate::router::{self, Router};
 use crate::shared::Shared;
 use crate::sys::PinioFd;
+use crate::wakeup::{CompletionFd, Mailbox};
 use pinio_core::{Completion, Direction, Error, FlushMode, Op, Queue, Registration, Rejected, Result, Tally};
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -32,21 +33,29 @@ pub struct KmodQueue {
     done: VecDeque<Completion>,
     next_local: u32,
     records: Vec<CompletionRecord>,
+    /// Raised when another queue files records for this one.
+    mailbox: Arc<Mailbox>,
+    /// What [`Queue::event_fd`] returns: readable when the module or the mailbox is.
+    completion_fd: CompletionFd,
 }
 
 impl KmodQueue {
-    pub(crate) fn new(shared: Arc<Shared>, capacity: usize) -> KmodQueue {
-        let id = shared.session.router.add_queue();
-        KmodQueue {
+    pub(crate) fn new(shared: Arc<Shared>, capacity: usize) -> Result<KmodQueue> {
+        let mailbox = Arc::new(Mailbox::new()?);
+        let completion_fd = CompletionFd::new(shared.session.fd.as_fd(), &mailbox)?;
+        let id = shared.session.router.add_queue(mailbox.clone());
+        Ok(KmodQueue {
             shared,
             id,
+            mailbox,
+            completion_fd,
             capacity,
             pushed: VecDeque::new(),
             in_flight: HashMap::new(),
             done: VecDeque::new(),
             next_local: 0,
             records: Vec::new(),
-        }
+        })
     }
 
     fn router(&self) -> &Router {
@@ -80,6 +89,8 @@ impl KmodQueue {
     }
 
     fn collect(&mut self, min: usize) -> Result<()> {
+        // Lowered before the mailbox is looked at: records filed after the look raise it again.
+        self.mailbox.clear();
         let mut records = std::mem::take(&mut self.records);
         let r = self.router().collect(self.fd(), self.id, min, &mut records);
         self.records = records;
@@ -243,8 +254,8 @@ impl Queue for KmodQueue {
 
     fn event_fd(&self) -> Option<BorrowedFd<'_>> {
         // Readable while the module holds completion records for this open file (of any queue:
-        // `poll` then files them).
-        Some(self.fd().as_fd())
+        // `poll` then files them) or another queue filed records for this one (`wakeup.rs`).
+        Some(self.completion_fd.as_fd())
     }
 }
 

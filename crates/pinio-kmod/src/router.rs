@@ -5,13 +5,16 @@
 //! open file, so every channel and queue of a session shares it). Each queue therefore
 //! tags its descriptors with its queue id in the upper 32 bits of [`abi::Desc::tag`]; whichever
 //! queue reaps the kernel's records files them into per-queue mailboxes, and the others are woken
-//! to collect theirs. Only one thread reaps from the kernel at a time.
+//! to collect theirs: threads blocked in [`Router::collect`] by a condition variable, waiters on
+//! a queue's completion fd by its [`Mailbox`] flag (see [`crate::wakeup`]). Only one thread
+//! reaps from the kernel at a time.
 
 use crate::KmodError;
 use crate::abi::CompletionRecord;
 use crate::sys::PinioFd;
+use crate::wakeup::Mailbox;
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Records reaped per `PINIO_IOC_REAP`.
 const REAP_BATCH: usize = 256;
@@ -19,6 +22,8 @@ const REAP_BATCH: usize = 256;
 #[derive(Default)]
 struct Mailboxes {
     boxes: HashMap<u32, Vec<CompletionRecord>>,
+    /// Each queue's flag, raised when another queue files records for it.
+    flags: HashMap<u32, Arc<Mailbox>>,
     /// A thread is inside `PINIO_IOC_REAP` right now.
     reaping: bool,
     next_queue: u32,
@@ -46,8 +51,9 @@ impl Router {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A mailbox for a new queue; returns its id.
-    pub(crate) fn add_queue(&self) -> u32 {
+    /// A mailbox for a new queue, whose `flag` is raised when another queue files records for
+    /// it; returns its id.
+    pub(crate) fn add_queue(&self, flag: Arc<Mailbox>) -> u32 {
         let mut st = self.lock();
         // Ids wrap after 2^32 queues; skip those still in use.
         let mut id = st.next_queue;
@@ -56,12 +62,15 @@ impl Router {
         }
         st.next_queue = id.wrapping_add(1);
         st.boxes.insert(id, Vec::new());
+        st.flags.insert(id, flag);
         id
     }
 
     /// Drops the mailbox of a queue that has nothing in flight.
     pub(crate) fn remove_queue(&self, queue: u32) {
-        self.lock().boxes.remove(&queue);
+        let mut st = self.lock();
+        st.boxes.remove(&queue);
+        st.flags.remove(&queue);
     }
 
     /// Moves records of `queue` into `out` until it holds at least `min` of them (0: never
@@ -89,18 +98,16 @@ impl Router {
             drop(st);
             let (got, result) = self.reap_once(fd, if min == 0 { 0 } else { 1 });
             st = self.lock();
-            st.reaping = false;
-            for r in &got {
-                if let Some(b) = st.boxes.get_mut(&queue_of(r.tag)) {
-                    b.push(*r);
-                }
-            }
+            file(&mut st, &got, Some(queue));
             self.filed.notify_all();
             result?;
             if let Some(mine) = st.boxes.get_mut(&queue) {
                 out.append(mine);
             }
-            if min == 0 || out.len() >= min || got.is_empty() {
+            // A look (`min == 0`) empties the kernel's queue: records left there would have no
+            // event of their own (the module signalled them already).
+            let emptied = got.len() < REAP_BATCH;
+            if (min == 0 && emptied) || (min > 0 && out.len() >= min) || got.is_empty() {
                 return Ok(());
             }
         }
@@ -118,12 +125,7 @@ impl Router {
         drop(st);
         let (got, result) = self.reap_once(fd, 1);
         let mut st = self.lock();
-        st.reaping = false;
-        for r in &got {
-            if let Some(b) = st.boxes.get_mut(&queue_of(r.tag)) {
-                b.push(*r);
-            }
-        }
+        file(&mut st, &got, None);
         self.filed.notify_all();
         result
     }
@@ -132,5 +134,26 @@ impl Router {
         let mut got = Vec::with_capacity(REAP_BATCH);
         let result = fd.reap(&mut got, min).map(drop);
         (got, result)
+    }
+}
+
+/// Ends a reap: files `got` into the queues' mailboxes and raises the flag of each queue other
+/// than `reaper` (which takes its own records at once) that got some.
+fn file(st: &mut Mailboxes, got: &[CompletionRecord], reaper: Option<u32>) {
+    st.reaping = false;
+    let mut raised: Vec<u32> = Vec::new();
+    for r in got {
+        let q = queue_of(r.tag);
+        if let Some(b) = st.boxes.get_mut(&q) {
+            b.push(*r);
+            if Some(q) != reaper && !raised.contains(&q) {
+                raised.push(q);
+            }
+        }
+    }
+    for q in raised {
+        if let Some(flag) = st.flags.get(&q) {
+            flag.raise();
+        }
     }
 }
