@@ -236,7 +236,7 @@ fn guest(
         result.passed += passed;
         result.failed += failed;
         result.fuzz_calls = result.fuzz_calls.or(fuzz_calls(&outcome.lines));
-        result.kernel_reports += outcome.reports.iter().filter(|r| !r.expected).count();
+        result.kernel_reports += outcome.reports.iter().filter(|r| r.fails()).count();
         if failed == 0 {
             let _ = std::fs::remove_dir_all(&outcome.run_dir);
         }
@@ -336,7 +336,7 @@ fn verdicts(
                 for (i, r) in outcome.reports.iter().enumerate() {
                     if r.start > b && r.start < e {
                         claimed[i] = true;
-                        if !r.expected {
+                        if r.fails() {
                             reasons.push(format!("kernel report {} at console line {}", r.kind, r.start + 1));
                         }
                     }
@@ -361,7 +361,7 @@ fn verdicts(
     }
     boot_problems.extend(outcome.guest_errors.iter().cloned());
     for (i, r) in outcome.reports.iter().enumerate() {
-        if !claimed[i] && !r.expected {
+        if !claimed[i] && r.fails() {
             boot_problems.push(format!("kernel report {} outside any test at console line {}", r.kind, r.start + 1));
         }
     }

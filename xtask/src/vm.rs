@@ -95,7 +95,7 @@ impl Outcome {
             out.push("the guest stopped without reporting the command's exit status (crash or panic?)".into());
         }
         out.extend(self.guest_errors.iter().cloned());
-        for r in self.reports.iter().filter(|r| !r.expected) {
+        for r in self.reports.iter().filter(|r| r.fails()) {
             out.push(format!("kernel report: {} (console line {}): {}", r.kind, r.start + 1, r.lines[0].trim()));
         }
         if let Some((acq, rel)) = self.pins
@@ -111,7 +111,11 @@ impl Outcome {
     /// Prints kernel reports (full excerpts), pin counters and problems.
     pub fn print_verdict(&self) {
         for r in &self.reports {
-            let tag = if r.expected { "expected kernel report" } else { "KERNEL REPORT" };
+            let tag = match (r.expected, r.known) {
+                (true, _) => "expected kernel report".to_string(),
+                (false, Some(name)) => format!("known kernel bug, not pinio's ({name}; docs/reliability.md)"),
+                (false, None) => "KERNEL REPORT".to_string(),
+            };
             eprintln!("\nxtask: {tag}: {} (console line {}):", r.kind, r.start + 1);
             for line in &r.lines {
                 eprintln!("  | {line}");
