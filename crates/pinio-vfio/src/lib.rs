@@ -58,6 +58,7 @@ mod options;
 mod pci;
 mod registrar;
 mod space;
+mod sysfs_dir;
 mod vfio_pci;
 
 pub use address::PciAddress;

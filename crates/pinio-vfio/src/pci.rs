@@ -62,11 +62,14 @@ impl Sysfs {
     /// controller or `("device", "0x11e8")` for QEMU's edu; `None` when no
     /// function matches or the bus cannot be listed.
     pub fn first_with(&self, attr: &str, value: &str) -> Option<PciAddress> {
-        let mut found: Vec<PciAddress> = std::fs::read_dir(self.root.join("bus/pci/devices"))
+        // Listed without a fault inside the kernel's readdir (`sysfs_dir.rs`): the caller may
+        // be using VFIO in other threads.
+        let devices = self.root.join("bus/pci/devices");
+        let mut found: Vec<PciAddress> = crate::sysfs_dir::names(&devices)
             .ok()?
-            .flatten()
-            .filter(|e| std::fs::read_to_string(e.path().join(attr)).is_ok_and(|v| v.trim() == value))
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .into_iter()
+            .filter(|n| std::fs::read_to_string(devices.join(n).join(attr)).is_ok_and(|v| v.trim() == value))
+            .filter_map(|n| n.to_str()?.parse().ok())
             .collect();
         found.sort_by_key(|a: &PciAddress| a.to_string());
         found.into_iter().next()
