@@ -2,7 +2,7 @@
 //!
 //! The module signals one file (its waitqueue, `poll`) for the records of every queue of the
 //! session, and whichever queue reaps files the others' records into their mailboxes
-//! ([`crate::router`]). A waiter watching only the module's file would miss records another
+//! (`router.rs`). A waiter watching only the module's file would miss records another
 //! queue reaped for it: the file is no longer readable once they left the kernel, so no event
 //! ever comes for them. So each queue has a [`Mailbox`] flag (an eventfd, raised by the queue
 //! that files records for it) and its completion fd is a small epoll set over both, readable

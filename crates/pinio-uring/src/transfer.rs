@@ -136,17 +136,17 @@ impl Sqe {
     /// [`io_uring::SubmissionQueue::push`] (which copies them into the ring).
     #[inline]
     pub(crate) fn entry(&self) -> &squeue::Entry {
+        // Why the cast holds: `squeue::Entry` is `#[repr(C)]` around the
+        // crate's `io_uring_sqe`, the kernel's `struct io_uring_sqe` (the
+        // crate copies entries verbatim into the kernel's SQE array), whose
+        // fields are integers and unions of integers. `Sqe` is that same
+        // layout (`#[repr(C)]`, the ABI's fields in order, no padding), as
+        // large and at least as aligned (the assertions above); the test
+        // `sqe_matches_the_builders` compares it byte by byte with the
+        // builders' entries.
         let ptr = (self as *const Sqe).cast::<squeue::Entry>();
-        // SAFETY: `squeue::Entry` is `#[repr(C)]` around the crate's
-        // `io_uring_sqe`, the kernel's `struct io_uring_sqe` (the crate
-        // copies entries verbatim into the kernel's SQE array, so its layout
-        // is the kernel ABI's), whose fields are integers and unions of
-        // integers: any 64 initialised bytes are a valid entry. `Sqe` is
-        // that same layout (`#[repr(C)]`, the ABI's fields in order, no
-        // padding: every byte initialised), as large and at least as aligned
-        // (the assertions above); the test `sqe_matches_the_builders`
-        // compares it byte by byte with the builders' entries. The
-        // reference borrows `self`, so the bytes stay alive and unchanged.
+        // SAFETY: `ptr` is `self`, 64 initialised bytes laid out as `squeue::Entry` (above);
+        // the reference borrows `self`, so the bytes stay alive and unchanged.
         unsafe { &*ptr }
     }
 }
