@@ -54,6 +54,14 @@ enum Monitor {
 
 impl Monitor {
     const ALL: [Monitor; 2] = [Monitor::Hotplug, Monitor::Stall];
+
+    /// The socket name's suffix.
+    fn name(self) -> &'static str {
+        match self {
+            Monitor::Hotplug => "hotplug",
+            Monitor::Stall => "stall",
+        }
+    }
 }
 
 /// How a boot ended.
@@ -127,10 +135,7 @@ impl Machine {
     fn qmp_socket(&self, purpose: Monitor) -> Option<PathBuf> {
         let dir = self.hotplug_dir.as_ref()?;
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let what = match purpose {
-            Monitor::Hotplug => "hotplug",
-            Monitor::Stall => "stall",
-        };
+        let what = purpose.name();
         Some(std::env::temp_dir().join(format!("pinio-qmp-{}-{name}-{what}.sock", std::process::id())))
     }
 

@@ -6,8 +6,9 @@
 //! timeout and the console says so; a guest whose kernel stops making
 //! progress (no timer ticks, every task asleep, a device model stuck) prints
 //! nothing, not even the hung-task or RCU stall reports. After the silence,
-//! the host asks QEMU over QMP for its run state and each vCPU's
-//! instruction pointer, then injects an NMI: the guest's command line has
+//! the host asks QEMU over QMP for its run state, each vCPU's instruction
+//! pointer and its local APIC's in-service and pending vectors, then
+//! injects an NMI: the guest's command line has
 //! `unknown_nmi_panic` and `panic_print` (see [`CMDLINE`]), so the kernel
 //! panics with every task's stack on the console, and `panic=-1` with
 //! QEMU's `-no-reboot` ends the boot.
@@ -40,7 +41,14 @@ fn ask(socket: &Path) -> Result<Vec<String>> {
     let status = qmp.execute("query-status", json!({}))?;
     let mut lines = vec![format!("QEMU run state: {}", status["status"].as_str().unwrap_or("?"))];
     let regs = qmp.human("info registers -a")?;
-    lines.extend(vcpu_summary(&regs));
+    let vcpus = vcpu_summary(&regs);
+    let count = vcpus.len();
+    lines.extend(vcpus);
+    // Each local APIC's in-service, pending and priority state: a vector in
+    // service that is never EOIed blocks that CPU's interrupts for good.
+    for cpu in 0..count {
+        lines.extend(lapic_summary(cpu, &qmp.human(&format!("info lapic {cpu}"))?));
+    }
     qmp.execute("inject-nmi", json!({}))?;
     lines.push("NMI injected: the guest kernel should now print every task's stack and power off".into());
     Ok(lines)
@@ -67,9 +75,31 @@ fn vcpu_summary(regs: &str) -> Vec<String> {
     out
 }
 
+/// The in-service (ISR), pending (IRR) and priority (PPR) lines of `info
+/// lapic N`, on one line.
+fn lapic_summary(cpu: usize, lapic: &str) -> Option<String> {
+    let keep: Vec<&str> = lapic
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("ISR") || l.starts_with("IRR") || l.starts_with("APR"))
+        .collect();
+    (!keep.is_empty())
+        .then(|| format!("vCPU {cpu} local APIC: {}", keep.join("; ").split_whitespace().collect::<Vec<_>>().join(" ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lapic_summary_keeps_what_is_in_service_and_pending() {
+        let lapic = "dumping local APIC state for CPU 1 \n\nLVTT\t 0x000200ec periodic\nISR\t 236 \nIRR\t 34 36 236 \n\nAPR 0x01 TPR 0x10 DFR 0x0f LDR 0x00 PPR 0xe0\n";
+        assert_eq!(
+            lapic_summary(1, lapic).unwrap(),
+            "vCPU 1 local APIC: ISR 236; IRR 34 36 236; APR 0x01 TPR 0x10 DFR 0x0f LDR 0x00 PPR 0xe0"
+        );
+        assert_eq!(lapic_summary(0, "no such CPU"), None);
+    }
 
     #[test]
     fn the_summary_names_each_vcpu_and_where_it_is() {
