@@ -123,8 +123,16 @@ fn io_until_fault(
 }
 
 /// A reset from another thread while 32 writes are in flight, in both
-/// completion modes; repeated until at least one command was caught in
-/// flight (aborted), at most ten times.
+/// completion modes; repeated until the reset caught at least one command
+/// in flight (aborted), at most ten times.
+///
+/// Whether it catches one is up to the device model, not the driver: QEMU
+/// drains the commands it has fetched before it stops (they complete), so
+/// only those still in the submission queue are aborted, and under
+/// single-threaded TCG the controller often fetches every command before
+/// the reset lands. Every attempt checks what must hold either way; the
+/// abort path itself is checked deterministically by
+/// `commands_the_controller_never_fetched_come_back_with_reset`.
 #[test]
 fn a_controller_reset_with_io_in_flight_hands_every_command_back() {
     for opts in [TAKE_IRQ, TAKE_POLL] {
@@ -188,9 +196,68 @@ fn a_controller_reset_with_io_in_flight_hands_every_command_back() {
             if seen.faulted > 0 {
                 break;
             }
-            assert!(attempt < 10, "ten resets never caught a command in flight");
+            if attempt == 10 {
+                eprintln!("  ten resets found every command already fetched by the controller (see the test's docs)");
+            }
         }
         assert!(dev.resets() >= 1);
+    }
+}
+
+/// Writes pushed but not yet rung (per-batch doorbells: the tail doorbell
+/// waits for `submit`) when the controller resets: the controller never saw
+/// them, so every one comes back with `NvmeError::Reset` at the next wait,
+/// every slice is handed back, the disk keeps its old bytes, and the queue
+/// refuses more work; in both completion modes.
+#[test]
+fn commands_the_controller_never_fetched_come_back_with_reset() {
+    for opts in [TAKE_IRQ, TAKE_POLL] {
+        assert_eq!(opts.doorbells, pinio_nvme::DoorbellMode::PerBatch, "the test needs the tail doorbell held back");
+        let mut t = Taken::new(opts);
+        let len = (DEPTH * CHUNK) as u64;
+        let base = t.dev().capabilities().device_size - 2 * len;
+        t.save(base, len);
+        let dev = t.dev();
+        let old = read_bytes(dev, base, len);
+        let region = dev.alloc(DEPTH * CHUNK).unwrap();
+        let mut q = dev.nvme_queue(DEPTH).unwrap();
+        let resets = dev.resets();
+        for slot in 0..DEPTH {
+            let mut s = region.slice(slot * CHUNK, CHUNK).unwrap();
+            for (b, o) in s.iter_mut().zip(&old[slot * CHUNK..]) {
+                *b = !o;
+            }
+            q.push(Op::write(s, base + (slot * CHUNK) as u64, slot as u64))
+                .unwrap_or_else(|r| panic!("push: {}", r.error));
+        }
+        assert_eq!(q.in_flight(), DEPTH);
+        dev.reset_controller().unwrap_or_else(|e| panic!("reset: {e}"));
+        assert_eq!(dev.resets(), resets + 1);
+        let started = Instant::now();
+        let mut done: Vec<Completion> = Vec::new();
+        while q.in_flight() > 0 {
+            assert!(started.elapsed() < NO_HANG, "{} of {DEPTH} commands handed back after {NO_HANG:?}", done.len());
+            q.wait(q.in_flight(), &mut done).unwrap_or_else(|e| panic!("wait: {e}"));
+        }
+        let mut tags: Vec<u64> = done.iter().map(|c| c.tag).collect();
+        tags.sort_unstable();
+        assert_eq!(tags, (0..DEPTH as u64).collect::<Vec<_>>(), "each command came back once");
+        for c in &done {
+            match &c.result {
+                Err(e) => {
+                    assert!(matches!(NvmeError::find(e), Some(NvmeError::Reset { .. })), "tag {}: {e}", c.tag)
+                }
+                Ok(n) => panic!("tag {}: the controller never saw this write, yet it completed ({n} bytes)", c.tag),
+            }
+        }
+        eprintln!("{opts:?}: {DEPTH} unrung writes handed back with Reset in {:?}", started.elapsed());
+        drop(done);
+        assert_eq!(region.live_slices(), 0, "every slice handed back");
+        let e = q.write_at(region.slice(0, CHUNK).unwrap(), base).expect_err("the queue pair is gone");
+        assert!(matches!(NvmeError::find(&e.error), Some(NvmeError::Reset { .. })), "{}", e.error);
+        drop(e);
+        drop(q);
+        assert!(read_bytes(dev, base, len) == old, "a write the controller never fetched changed the disk");
     }
 }
 
