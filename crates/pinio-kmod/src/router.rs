@@ -26,6 +26,11 @@ struct Mailboxes {
     flags: HashMap<u32, Arc<Mailbox>>,
     /// A thread is inside `PINIO_IOC_REAP` right now.
     reaping: bool,
+    /// Queues whose non-blocking look found another thread reaping and gave up: their flags are
+    /// raised when that reap ends, so they look again. Their waiters may have spent the module's
+    /// event on that look, and the records the event announced may have arrived after the
+    /// reaper's `PINIO_IOC_REAP` took its batch: nobody else would ever reap them.
+    deferred: Vec<u32>,
     next_queue: u32,
 }
 
@@ -87,7 +92,14 @@ impl Router {
             if let Some(mine) = st.boxes.get_mut(&queue) {
                 out.append(mine);
             }
-            if out.len() >= min && (min > 0 || st.reaping) {
+            if out.len() >= min && min > 0 {
+                return Ok(());
+            }
+            if min == 0 && st.reaping {
+                // Never block a look on another thread's reap (it may wait in the kernel).
+                if !st.deferred.contains(&queue) {
+                    st.deferred.push(queue);
+                }
                 return Ok(());
             }
             if st.reaping {
@@ -138,10 +150,11 @@ impl Router {
 }
 
 /// Ends a reap: files `got` into the queues' mailboxes and raises the flag of each queue other
-/// than `reaper` (which takes its own records at once) that got some.
+/// than `reaper` (which takes its own records at once) that got some, and of each queue whose
+/// look gave up during the reap (`Mailboxes::deferred`).
 fn file(st: &mut Mailboxes, got: &[CompletionRecord], reaper: Option<u32>) {
     st.reaping = false;
-    let mut raised: Vec<u32> = Vec::new();
+    let mut raised: Vec<u32> = std::mem::take(&mut st.deferred);
     for r in got {
         let q = queue_of(r.tag);
         if let Some(b) = st.boxes.get_mut(&q) {
@@ -155,5 +168,63 @@ fn file(st: &mut Mailboxes, got: &[CompletionRecord], reaper: Option<u32>) {
         if let Some(flag) = st.flags.get(&q) {
             flag.raise();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    fn readable(m: &Mailbox) -> bool {
+        let mut p = libc::pollfd { fd: m.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, no timeout.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 }
+    }
+
+    fn record(queue: u32) -> CompletionRecord {
+        CompletionRecord { tag: tag(queue, 7), ..CompletionRecord::default() }
+    }
+
+    /// A look that finds another queue reaping returns at once, and that queue's flag is raised
+    /// when the reap ends even if the reap brought nothing for it: its waiter may have spent the
+    /// module's event on the look, for records the reaper's batch missed.
+    #[test]
+    fn a_look_during_another_queues_reap_is_raised_when_the_reap_ends() {
+        let router = Router::default();
+        let (a, b) = (Arc::new(Mailbox::new().unwrap()), Arc::new(Mailbox::new().unwrap()));
+        let (qa, qb) = (router.add_queue(a.clone()), router.add_queue(b.clone()));
+        // No ioctl is made on a look that gives up: any fd will do.
+        let fd = PinioFd::open("/dev/null").unwrap();
+        router.lock().reaping = true; // queue A is inside PINIO_IOC_REAP
+        let mut out = Vec::new();
+        router.collect(&fd, qb, 0, &mut out).unwrap();
+        assert!(out.is_empty());
+        assert!(!readable(&b));
+        file(&mut router.lock(), &[record(qa)], Some(qa));
+        assert!(readable(&b), "B's look gave up during A's reap: B must look again");
+        assert!(!readable(&a), "the reaper takes its own records at once");
+        b.clear();
+        // Raised once per giving-up, not at every later reap.
+        router.lock().reaping = true;
+        file(&mut router.lock(), &[], Some(qa));
+        assert!(!readable(&b));
+    }
+
+    /// Records filed for a queue other than the reaper raise that queue's flag, and land in its
+    /// mailbox for its next look.
+    #[test]
+    fn records_filed_for_another_queue_raise_its_flag() {
+        let router = Router::default();
+        let (a, b) = (Arc::new(Mailbox::new().unwrap()), Arc::new(Mailbox::new().unwrap()));
+        let (qa, qb) = (router.add_queue(a.clone()), router.add_queue(b.clone()));
+        router.lock().reaping = true;
+        file(&mut router.lock(), &[record(qb), record(qa), record(qb)], Some(qa));
+        assert!(readable(&b) && !readable(&a));
+        let fd = PinioFd::open("/dev/null").unwrap();
+        router.lock().reaping = true; // a look takes its mailbox without reaping
+        let mut out = Vec::new();
+        router.collect(&fd, qb, 0, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
     }
 }
