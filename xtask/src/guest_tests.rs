@@ -282,18 +282,43 @@ fn minutes(d: Duration) -> String {
 }
 
 fn runner_script(repo: &Path, tests: &[&GuestTest]) -> String {
+    runner_script_with(repo, tests, TEST_TIMEOUT_SECS)
+}
+
+/// The guest's test runner, `limit` seconds per test. A test still running
+/// at its limit is killed after a watchdog printed what each of its threads
+/// was doing (state, wait channel, system call, kernel stack): a hang then
+/// says where it waits, not just "Killed".
+fn runner_script_with(repo: &Path, tests: &[&GuestTest], limit: u64) -> String {
     let mut s = format!(
-        "cd {} || exit 125\nexport PINIO_GUEST=1\nfailed=0\n\
+        "cd {} || exit 125\nexport PINIO_GUEST=1\nfailed=0\n{}\
          run_test() {{\n  name=$1; shift\n  echo \"PINIO-TEST-BEGIN $name\"\n  \
-         timeout -s KILL {TEST_TIMEOUT_SECS} \"$@\"\n  rc=$?\n  echo \"PINIO-TEST-END $name $rc\"\n  \
+         \"$@\" &\n  pid=$!\n  watchdog \"$name\" $pid &\n  dog=$!\n  \
+         wait $pid\n  rc=$?\n  kill $dog 2>/dev/null\n  wait $dog\n  echo \"PINIO-TEST-END $name $rc\"\n  \
          [ \"$rc\" = 0 ] || failed=$((failed + 1))\n}}\n",
-        quote(&repo.to_string_lossy())
+        quote(&repo.to_string_lossy()),
+        watchdog(limit)
     );
     for t in tests {
         s.push_str(&format!("run_test {} {}\n", quote(&t.name), join(&t.argv)));
     }
     s.push_str("[ \"$failed\" = 0 ]\n");
     s
+}
+
+/// `watchdog NAME PID`: after `limit` seconds, if PID still runs, prints
+/// each of its threads and kills it (exit status 137, as `timeout -s KILL`
+/// gave). A TERM (the test ended) stops it at once.
+fn watchdog(limit: u64) -> String {
+    format!(
+        "watchdog() {{\n  sleep {limit} &\n  nap=$!\n  trap 'kill $nap 2>/dev/null; exit 0' TERM\n  wait $nap\n  \
+         kill -0 $2 2>/dev/null || exit 0\n  \
+         echo \"PINIO-TEST-TIMEOUT $1: still running after {limit} s; its threads:\"\n  \
+         for t in /proc/$2/task/*; do\n    \
+         echo \"  thread $(cat $t/comm 2>/dev/null) state $(cut -d' ' -f3 $t/stat 2>/dev/null) \
+         wchan $(cat $t/wchan 2>/dev/null) syscall $(cat $t/syscall 2>/dev/null)\"\n    \
+         sed 's/^/      /' $t/stack 2>/dev/null\n  done\n  kill -KILL $2\n}}\n"
+    )
 }
 
 /// Prints PASS/FAIL per test and records each finished test's time; returns
@@ -428,5 +453,31 @@ mod tests {
         assert!(s.contains("run_test a/b sh 'x y'\n"), "{s}");
         assert!(s.contains("PINIO-TEST-END $name $rc"));
         assert!(s.starts_with("cd /r "));
+    }
+
+    /// The runner in the host's sh and in busybox's (the guest's shell,
+    /// when installed): a test over its limit is reported with its threads
+    /// and killed (137); a test under it passes untouched.
+    #[test]
+    fn a_test_over_its_limit_is_reported_with_its_threads_and_killed() {
+        let tests = [GuestTest::new("slow", &["sleep", "30"]), GuestTest::new("quick", &["true"])];
+        let script = runner_script_with(Path::new("/"), &tests.iter().collect::<Vec<_>>(), 1);
+        let mut shells = vec![std::process::Command::new("sh")];
+        if Path::new("/bin/busybox").exists() {
+            let mut busybox = std::process::Command::new("/bin/busybox");
+            busybox.arg("sh");
+            shells.push(busybox);
+        }
+        for mut sh in shells {
+            let t = std::time::Instant::now();
+            let out = sh.arg("-c").arg(&script).output().expect("a shell");
+            let out = String::from_utf8_lossy(&out.stdout);
+            assert!(t.elapsed() < Duration::from_secs(20), "{sh:?}: the watchdog did not kill the test: {out}");
+            assert!(out.contains("PINIO-TEST-TIMEOUT slow: still running after 1 s"), "{sh:?}: {out}");
+            assert!(out.contains("  thread sleep state S"), "{sh:?}: {out}");
+            assert!(out.contains("PINIO-TEST-END slow 137"), "{sh:?}: {out}");
+            assert!(out.contains("PINIO-TEST-END quick 0"), "{sh:?}: {out}");
+            assert!(!out.contains("PINIO-TEST-TIMEOUT quick"), "{sh:?}: {out}");
+        }
     }
 }
