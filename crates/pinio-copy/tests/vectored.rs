@@ -37,7 +37,10 @@ fn async_vectored_futures_and_flush() {
     let p = scratch("async-vectored", 8 << 20);
     for direct in [false, true] {
         let dev = CopyDevice::open(&p, CopyOptions { strict: true, direct, ..CopyOptions::default() }).unwrap();
-        conformance::async_vectored_and_flush(&dev, 0).unwrap_or_else(|e| panic!("direct={direct}: {e}"));
+        let mid_flight =
+            conformance::async_vectored_and_flush(&dev, 0).unwrap_or_else(|e| panic!("direct={direct}: {e}"));
+        // The copy worker's reads are in flight at the first poll.
+        assert_eq!(mid_flight, conformance::MidFlight::Checked, "direct={direct}");
     }
     std::fs::remove_file(p).unwrap();
 }

@@ -6,7 +6,7 @@
 mod async_ops;
 mod vectored;
 
-pub use async_ops::async_vectored_and_flush;
+pub use async_ops::{MidFlight, async_vectored_and_flush};
 pub use vectored::vectored;
 
 use crate::{Completion, Device, Error, Op, Region, Slice, align_up};

@@ -261,7 +261,9 @@ fn the_block_path_with_iopoll_passes_conformance() {
         conformance::bad_inputs(&dev).unwrap_or_else(|e| panic!("{what}: {e}"));
         conformance::flush_drains(&dev).unwrap_or_else(|e| panic!("{what}: {e}"));
         conformance::vectored(&dev).unwrap_or_else(|e| panic!("{what}: {e}"));
-        conformance::async_vectored_and_flush(&dev, 0).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mid_flight = conformance::async_vectored_and_flush(&dev, 0).unwrap_or_else(|e| panic!("{what}: {e}"));
+        // A passthrough read waits for the controller: in flight at the first poll.
+        assert!(!matches!(mid_flight, conformance::MidFlight::AlwaysInline { .. }), "{what}: {mid_flight:?}");
         let half = window.1 / 2;
         std::thread::scope(|s| {
             let dev = &dev;

@@ -52,6 +52,9 @@ fn async_vectored_futures_and_flush() {
         let mut t = Taken::new(opts);
         let base = t.dev().capabilities().device_size - (4 << 20);
         t.save(base, 4 << 20);
-        conformance::async_vectored_and_flush(t.dev(), base).unwrap_or_else(|e| panic!("{:?}: {e}", opts.completion));
+        let mid_flight = conformance::async_vectored_and_flush(t.dev(), base)
+            .unwrap_or_else(|e| panic!("{:?}: {e}", opts.completion));
+        // A read waits for the controller: in flight at the first poll.
+        assert_eq!(mid_flight, conformance::MidFlight::Checked, "{:?}", opts.completion);
     }
 }
