@@ -45,14 +45,11 @@ fn device_bound_to_another_driver() {
         Some("nvme") => (nvme, "nvme".to_string()),
         other => {
             eprintln!("NVMe {nvme} is bound to {other:?}; using another device with a kernel driver");
-            let mut all: Vec<_> = std::fs::read_dir("/sys/bus/pci/devices")
+            pinio_vfio::Sysfs::system()
+                .functions()
                 .unwrap()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            all.sort();
-            all.into_iter()
-                .find_map(|b| driver_of(&addr(&b)).filter(|d| d != "vfio-pci").map(|d| (addr(&b), d)))
+                .into_iter()
+                .find_map(|b| driver_of(&b).filter(|d| d != "vfio-pci").map(|d| (b, d)))
                 .expect("some PCI device has a kernel driver")
         }
     };

@@ -62,17 +62,28 @@ impl Sysfs {
     /// controller or `("device", "0x11e8")` for QEMU's edu; `None` when no
     /// function matches or the bus cannot be listed.
     pub fn first_with(&self, attr: &str, value: &str) -> Option<PciAddress> {
-        // Listed without a fault inside the kernel's readdir (`sysfs_dir.rs`): the caller may
-        // be using VFIO in other threads.
-        let devices = self.root.join("bus/pci/devices");
-        let mut found: Vec<PciAddress> = crate::sysfs_dir::names(&devices)
+        self.functions()
             .ok()?
             .into_iter()
-            .filter(|n| std::fs::read_to_string(devices.join(n).join(attr)).is_ok_and(|v| v.trim() == value))
-            .filter_map(|n| n.to_str()?.parse().ok())
-            .collect();
-        found.sort_by_key(|a: &PciAddress| a.to_string());
-        found.into_iter().next()
+            .find(|bdf| std::fs::read_to_string(self.device_dir(bdf).join(attr)).is_ok_and(|v| v.trim() == value))
+    }
+
+    /// Every PCI function on the bus (`/sys/bus/pci/devices`), in address
+    /// order. Listed with `getdents64` into a buffer written just before
+    /// each call, so the kernel's readdir takes no page fault: safe while
+    /// VFIO is in use in other threads of the process, where a
+    /// `std::fs::read_dir` of sysfs completes a lock cycle lockdep reports
+    /// (`sysfs_dir.rs`, docs/reliability.md).
+    pub fn functions(&self) -> Result<Vec<PciAddress>, VfioError> {
+        let devices = self.root.join("bus/pci/devices");
+        let names = crate::sysfs_dir::names(&devices).map_err(|source| VfioError::Sysfs {
+            action: "list",
+            path: devices.display().to_string(),
+            source,
+        })?;
+        let mut found: Vec<PciAddress> = names.iter().filter_map(|n| n.to_str()?.parse().ok()).collect();
+        found.sort_by_key(|a| a.to_string());
+        Ok(found)
     }
 
     /// Fails with [`VfioError::DeviceAbsent`] unless the device exists.
@@ -212,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn first_with_picks_the_lowest_matching_address() {
+    fn first_with_and_functions_go_in_address_order() {
         let root = std::env::temp_dir().join(format!("pinio-sysfs-{}", std::process::id()));
         for (bdf, class) in [("0000:00:05.0", "0x010802"), ("0000:00:02.0", "0x010802"), ("0000:00:01.0", "0x018000")] {
             let dir = root.join("bus/pci/devices").join(bdf);
@@ -223,6 +234,11 @@ mod tests {
         assert_eq!(sys.first_with("class", "0x010802").map(|a| a.to_string()).as_deref(), Some("0000:00:02.0"));
         assert!(sys.first_with("class", "0x0c0330").is_none());
         assert!(Sysfs { root: root.join("absent") }.first_with("class", "0x010802").is_none());
+        std::fs::create_dir_all(root.join("bus/pci/devices/not-an-address")).unwrap();
+        let all: Vec<String> = sys.functions().unwrap().iter().map(|a| a.to_string()).collect();
+        assert_eq!(all, ["0000:00:01.0", "0000:00:02.0", "0000:00:05.0"], "in address order, addresses only");
+        let e = Sysfs { root: root.join("absent") }.functions().unwrap_err();
+        assert!(e.to_string().contains("absent/bus/pci/devices"), "{e}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 
