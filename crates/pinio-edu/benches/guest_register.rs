@@ -125,16 +125,13 @@ fn case(edu: &EduDevice, name: &str, len: usize, huge: HugePages, reps: usize) -
 
 fn main() {
     // `cargo bench` passes --bench; nothing else is expected.
-    let addr = std::fs::read_dir("/sys/bus/pci/devices")
-        .expect("sysfs")
-        .flatten()
-        .find(|e| {
-            let read = |n: &str| std::fs::read_to_string(e.path().join(n)).unwrap_or_default();
-            read("vendor").trim() == "0x1234" && read("device").trim() == "0x11e8"
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    let sysfs = pinio_vfio::Sysfs::system();
+    let pci = sysfs
+        .functions()
+        .expect("listing the PCI bus")
+        .into_iter()
+        .find(|bdf| sysfs.ids(bdf).is_ok_and(|ids| ids == (0x1234, 0x11e8)))
         .expect("no edu (1234:11e8): run in the guest with cargo xtask vm bench");
-    let pci: pinio_vfio::PciAddress = addr.parse().expect("sysfs lists PCI addresses");
     let edu = EduDevice::open(&pci, EduOptions { take_from_driver: false, completion: CompletionMode::Poll })
         .expect("open edu");
     let cases = vec![
@@ -145,7 +142,7 @@ fn main() {
     let goal_met = cases[..2].iter().all(|c| c["median_pair_ratio"].as_f64().unwrap_or(f64::MAX) <= 1.1);
     let out = json!({
         "benchmark": "pinio-edu (VFIO domain) registration vs raw VFIO_IOMMU_MAP_DMA",
-        "device": addr,
+        "device": pci.to_string(),
         "unit": "ns per 4 KiB page (median of reps)",
         "goal": "pinio <= 1.1x raw for 8 MiB regions (median of back-to-back pair ratios)",
         "goal_met": goal_met,

@@ -15,14 +15,13 @@
 use pinio_core::{Device, Op};
 use pinio_edu::{EduDevice, EduOptions};
 
+/// The first edu (1234:11e8) on the PCI bus. `Sysfs` lists the bus without a page fault inside
+/// the kernel's readdir, which lockdep would otherwise record against VFIO's locks.
 fn find_edu() -> Option<String> {
-    for e in std::fs::read_dir("/sys/bus/pci/devices").ok()?.flatten() {
-        let read = |n: &str| std::fs::read_to_string(e.path().join(n)).unwrap_or_default();
-        if read("vendor").trim() == "0x1234" && read("device").trim() == "0x11e8" {
-            return Some(e.file_name().to_string_lossy().into_owned());
-        }
-    }
-    None
+    let sysfs = pinio_vfio::Sysfs::system();
+    let edu =
+        sysfs.functions().ok()?.into_iter().find(|bdf| sysfs.ids(bdf).is_ok_and(|ids| ids == (0x1234, 0x11e8)))?;
+    Some(edu.to_string())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
