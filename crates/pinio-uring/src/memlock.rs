@@ -178,32 +178,28 @@ mod tests {
         assert!(r.is_err() && calls == 2, "no limit known: not retried");
     }
 
+    /// Attempts made by a registration that fits but is always refused.
+    fn attempts_while_refused(late: &LateRelease) -> u32 {
+        let mut calls = 0;
+        let r = late.register(4096, Some(1 << 20), || {
+            calls += 1;
+            refused(0)
+        });
+        assert!(r.is_err());
+        calls
+    }
+
     #[test]
     fn a_fruitless_wait_is_bounded_and_not_repeated_at_once() {
         let late = LateRelease::default();
         let start = Instant::now();
-        let mut calls = 0;
-        assert!(
-            late.register(4096, Some(1 << 20), || {
-                calls += 1;
-                refused(0)
-            })
-            .is_err()
-        );
+        let calls = attempts_while_refused(&late);
         let took = start.elapsed();
         assert!(took >= LATE_RELEASE_WAIT, "{took:?}");
         // Pauses of 1, 2, 4, ... ms until 200 ms have passed: at most 9
         // attempts however slow the machine (fewer when it is slower).
         assert!((2..=9).contains(&calls), "{calls} attempts");
-        let mut calls = 0;
-        assert!(
-            late.register(4096, Some(1 << 20), || {
-                calls += 1;
-                refused(0)
-            })
-            .is_err()
-        );
-        assert_eq!(calls, 1, "no second wait right after a fruitless one");
+        assert_eq!(attempts_while_refused(&late), 1, "no second wait right after a fruitless one");
         // A success ends the quiet period.
         assert!(late.register(4096, Some(1 << 20), || Ok(())).is_ok());
         let mut calls = 0;
