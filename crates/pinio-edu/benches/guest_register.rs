@@ -126,12 +126,8 @@ fn case(edu: &EduDevice, name: &str, len: usize, huge: HugePages, reps: usize) -
 fn main() {
     // `cargo bench` passes --bench; nothing else is expected.
     let sysfs = pinio_vfio::Sysfs::system();
-    let pci = sysfs
-        .functions()
-        .expect("listing the PCI bus")
-        .into_iter()
-        .find(|bdf| sysfs.ids(bdf).is_ok_and(|ids| ids == (0x1234, 0x11e8)))
-        .expect("no edu (1234:11e8): run in the guest with cargo xtask vm bench");
+    let pci =
+        sysfs.first_with_ids(0x1234, 0x11e8).expect("no edu (1234:11e8): run in the guest with cargo xtask vm bench");
     let edu = EduDevice::open(&pci, EduOptions { take_from_driver: false, completion: CompletionMode::Poll })
         .expect("open edu");
     let cases = vec![

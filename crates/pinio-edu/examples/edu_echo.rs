@@ -18,10 +18,7 @@ use pinio_edu::{EduDevice, EduOptions};
 /// The first edu (1234:11e8) on the PCI bus. `Sysfs` lists the bus without a page fault inside
 /// the kernel's readdir, which lockdep would otherwise record against VFIO's locks.
 fn find_edu() -> Option<String> {
-    let sysfs = pinio_vfio::Sysfs::system();
-    let edu =
-        sysfs.functions().ok()?.into_iter().find(|bdf| sysfs.ids(bdf).is_ok_and(|ids| ids == (0x1234, 0x11e8)))?;
-    Some(edu.to_string())
+    Some(pinio_vfio::Sysfs::system().first_with_ids(0x1234, 0x11e8)?.to_string())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

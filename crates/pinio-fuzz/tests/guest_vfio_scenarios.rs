@@ -38,10 +38,8 @@ fn main() -> ExitCode {
 /// The address of QEMU's edu (1234:11e8) on the guest's PCI bus.
 fn edu_addr() -> Result<PciAddress, FuzzError> {
     // Listed without a fault in the kernel's readdir: this process uses VFIO.
-    let sysfs = pinio_vfio::Sysfs::system();
-    c("listing the PCI bus", sysfs.functions())?
-        .into_iter()
-        .find(|bdf| sysfs.ids(bdf).is_ok_and(|ids| ids == (0x1234, 0x11e8)))
+    pinio_vfio::Sysfs::system()
+        .first_with_ids(0x1234, 0x11e8)
         .ok_or_else(|| FuzzError::Check("no edu (1234:11e8) on the PCI bus; QEMU needs -device edu".into()))
 }
 

@@ -68,6 +68,13 @@ impl Sysfs {
             .find(|bdf| std::fs::read_to_string(self.device_dir(bdf).join(attr)).is_ok_and(|v| v.trim() == value))
     }
 
+    /// The first PCI function (in address order) with these vendor and
+    /// device ids, e.g. `(0x1234, 0x11e8)` for QEMU's edu; `None` when none
+    /// has them or the bus cannot be listed.
+    pub fn first_with_ids(&self, vendor: u16, device: u16) -> Option<PciAddress> {
+        self.functions().ok()?.into_iter().find(|bdf| self.ids(bdf).is_ok_and(|ids| ids == (vendor, device)))
+    }
+
     /// Every PCI function on the bus (`/sys/bus/pci/devices`), in address
     /// order. Listed with `getdents64` into a buffer written just before
     /// each call, so the kernel's readdir takes no page fault: safe while
@@ -234,6 +241,13 @@ mod tests {
         assert_eq!(sys.first_with("class", "0x010802").map(|a| a.to_string()).as_deref(), Some("0000:00:02.0"));
         assert!(sys.first_with("class", "0x0c0330").is_none());
         assert!(Sysfs { root: root.join("absent") }.first_with("class", "0x010802").is_none());
+        for (bdf, device) in [("0000:00:05.0", "0x11e8"), ("0000:00:02.0", "0x0010")] {
+            let dir = root.join("bus/pci/devices").join(bdf);
+            std::fs::write(dir.join("vendor"), "0x1234\n").unwrap();
+            std::fs::write(dir.join("device"), format!("{device}\n")).unwrap();
+        }
+        assert_eq!(sys.first_with_ids(0x1234, 0x11e8).map(|a| a.to_string()).as_deref(), Some("0000:00:05.0"));
+        assert!(sys.first_with_ids(0x1b36, 0x11e8).is_none());
         std::fs::create_dir_all(root.join("bus/pci/devices/not-an-address")).unwrap();
         let all: Vec<String> = sys.functions().unwrap().iter().map(|a| a.to_string()).collect();
         assert_eq!(all, ["0000:00:01.0", "0000:00:02.0", "0000:00:05.0"], "in address order, addresses only");
