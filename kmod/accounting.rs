@@ -69,15 +69,32 @@ impl LockedVmCharge {
         let rest = self.pages.checked_sub(pages).ok_or(EINVAL)?;
         // INVARIANT: the `pages` pages move from `self` to the new charge; the total is unchanged.
         self.pages = rest;
-        Ok(Self { mm: self.mm.clone(), pages })
+        Ok(Self {
+            mm: self.mm.clone(),
+            pages,
+        })
     }
 
-    /// Moves every page of this charge into a new charge of the same mm, leaving this one empty
-    /// (its drop then uncharges nothing).
-    pub(crate) fn take(&mut self) -> Self {
-        // INVARIANT: all pages move from `self` to the new charge; the total is unchanged.
-        let pages = core::mem::take(&mut self.pages);
-        Self { mm: self.mm.clone(), pages }
+    /// Gives up this charge as its parts: the mm and the number of pages charged to it, which the
+    /// caller now owns and must return with [`LockedVmCharge::from_parts`] (in one piece or
+    /// several).
+    pub(crate) fn into_parts(self) -> (ARef<Mm>, usize) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so `mm` is moved out exactly once (its
+        // reference goes to the caller).
+        let mm = unsafe { core::ptr::read(&this.mm) };
+        (mm, this.pages)
+    }
+
+    /// A charge of `pages` pages of `mm` given up by [`LockedVmCharge::into_parts`].
+    ///
+    /// # Safety
+    ///
+    /// `pages` pages of a charge to `mm` given up with [`LockedVmCharge::into_parts`] must be
+    /// owned by the caller: not yet returned by another charge made this way.
+    pub(crate) unsafe fn from_parts(mm: ARef<Mm>, pages: usize) -> Self {
+        // INVARIANT: per the contract the pages are charged to `mm` and owned by nobody else.
+        Self { mm, pages }
     }
 
     /// Adds `other` to this charge if both are charged to the same mm; hands it back otherwise.

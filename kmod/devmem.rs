@@ -3,11 +3,11 @@
 //! The on-board memory of the echo device and its two access paths.
 //!
 //! - The DMA engine ([`DeviceMemory::dma`]) copies between the memory and pinned pages of a
-//!   [`Region`]: no user virtual address, no `copy_{from,to}_user`.
+//!   registered region ([`RegionRef`]): no user virtual address, no `copy_{from,to}_user`.
 //! - The copy path ([`DeviceMemory::copy_to_user`], [`DeviceMemory::copy_from_user`]) serves
 //!   `pread`/`pwrite` through `copy_to_user`/`copy_from_user`; it is the baseline.
 
-use crate::{abi, limits::Limits, region::Region};
+use crate::{abi, limits::Limits, region::RegionRef};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -54,7 +54,7 @@ impl DeviceMemory {
     }
 
     /// Executes one validated descriptor against `region`, returning the bytes moved.
-    pub(crate) fn dma(&self, region: &Region, desc: &abi::Desc) -> Result<usize> {
+    pub(crate) fn dma(&self, region: &RegionRef, desc: &abi::Desc) -> Result<usize> {
         let (dev_offset, len) = self.check_range(desc.dev_offset, desc.len)?;
         let region_offset = usize::try_from(desc.region_offset).map_err(|_| ERANGE)?;
         let mut mem = self.mem.lock();

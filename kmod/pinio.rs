@@ -22,6 +22,7 @@ mod completion_ring;
 mod devmem;
 mod limits;
 mod misc;
+mod one_or_many;
 mod pinio_fops;
 mod pinned;
 mod region;

@@ -9,6 +9,7 @@
 //! The Rust kernel crate of 7.3 has no abstraction for `pin_user_pages*()`, so this file is the
 //! only place that calls them; everything else uses [`PinnedPages`].
 
+use crate::one_or_many::OneOrMany;
 use kernel::{
     bindings,
     page::{PAGE_SHIFT, PAGE_SIZE},
@@ -107,33 +108,54 @@ impl PageArray {
     }
 }
 
-/// A run of consecutive user pages of the current process, pinned with `FOLL_PIN`.
+/// One piece of a pinned run: the pages `[start, start + len)` of its page array, released on
+/// their own.
 ///
 /// # Invariants
 ///
-/// - Every entry of `pages` holds one `FOLL_PIN` reference taken by `pin_user_pages_fast` and not
-///   yet released; [`Drop`] releases all of them exactly once with `unpin_user_pages_dirty_lock`.
-/// - `pages` is not empty.
-/// - `dirty` is `true` once any byte was written through [`PinnedPages::write_at`]; the pages are
-///   then dirtied when unpinned.
-/// - `writable` is `true` iff the pages were pinned with `FOLL_WRITE`.
-pub(crate) struct PinnedPages {
-    pages: PageArray,
-    writable: bool,
+/// `released` changes from `false` to `true` at most once, when the pins of the piece's pages
+/// are released; until then each of them holds its pin. `dirty` is `true` once a byte was
+/// written through [`PinnedPages::write_at`]; the pages are then dirtied when unpinned.
+struct Piece {
+    start: usize,
+    len: usize,
+    released: Atomic<bool>,
     dirty: Atomic<bool>,
 }
 
+/// A run of consecutive user pages of the current process, pinned with `FOLL_PIN` by one call
+/// and released in pieces.
+///
+/// A run is cut into pieces (the regions of one vectored registration whose pages are
+/// adjacent): all are pinned together, each is released on its own ([`PinnedPages::release`]),
+/// and whatever is still pinned is released on drop. Consecutive pieces released together are
+/// unpinned by one call, as the kernel's own `gup_test` unpins a whole buffer.
+///
+/// # Invariants
+///
+/// - The pieces tile `pages` in order: piece 0 starts at page 0, each next piece where the
+///   previous ends, the last ends at `pages.len()`; no piece is empty.
+/// - Every entry of `pages` in a piece not yet released holds one `FOLL_PIN` reference taken by
+///   `pin_user_pages_fast` and not yet released.
+/// - `writable` is `true` iff the pages were pinned with `FOLL_WRITE`.
+pub(crate) struct PinnedPages {
+    pages: PageArray,
+    pieces: OneOrMany<Piece>,
+    writable: bool,
+}
+
 // SAFETY: The page pointers are plain references to pinned `struct page`s that stay valid until
-// `Drop`; nothing in them is tied to the pinning thread. Unpinning from another thread (a
+// released; nothing in them is tied to the pinning thread. Unpinning from another thread (a
 // workqueue or the closing thread) is what every long-term pinning driver does.
 unsafe impl Send for PinnedPages {}
 // SAFETY: `&self` methods only map pages with `kmap_local_page` (thread-local mappings) and copy
-// bytes; the `dirty` flag is atomic.
+// bytes, and the flags of the pieces are atomic; releasing is `unsafe` and its contract rules
+// out a concurrent release or use of the same piece.
 unsafe impl Sync for PinnedPages {}
 
 impl PinnedPages {
     /// Pins the `nr_pages` pages starting at the page-aligned user address `start` of the current
-    /// process.
+    /// process, as one piece.
     ///
     /// All or nothing: if any page cannot be pinned, the pages already pinned are released and the
     /// error of `pin_user_pages_fast` is returned (`EFAULT` for an unmapped address, or for a
@@ -144,9 +166,39 @@ impl PinnedPages {
         mode: PinMode,
         duration: PinDuration,
     ) -> Result<Self> {
-        if nr_pages == 0 || start % PAGE_SIZE != 0 {
+        Self::pin_pieces(start, &[nr_pages], mode, duration)
+    }
+
+    /// Pins the pages starting at the page-aligned user address `start` of the current process
+    /// that `piece_pages` pieces of the given page counts cover, one after the other, with as few
+    /// `pin_user_pages_fast` calls as the count allows (one up to 65,536 pages).
+    ///
+    /// `EINVAL` for no piece or an empty one; otherwise as [`PinnedPages::pin`].
+    pub(crate) fn pin_pieces(
+        start: usize,
+        piece_pages: &[usize],
+        mode: PinMode,
+        duration: PinDuration,
+    ) -> Result<Self> {
+        if start % PAGE_SIZE != 0 || piece_pages.iter().any(|&n| n == 0) {
             return Err(EINVAL);
         }
+        let mut nr_pages = 0usize;
+        for &n in piece_pages {
+            nr_pages = nr_pages.checked_add(n).ok_or(EOVERFLOW)?;
+        }
+        let mut next = 0usize;
+        // `EINVAL` when `piece_pages` is empty.
+        let pieces = OneOrMany::from_fn(piece_pages.len(), |i| {
+            let piece = Piece {
+                start: next,
+                len: piece_pages[i],
+                released: Atomic::new(false),
+                dirty: Atomic::new(false),
+            };
+            next += piece_pages[i];
+            Ok(piece)
+        })?;
         let span = nr_pages.checked_mul(PAGE_SIZE).ok_or(EOVERFLOW)?;
         start.checked_add(span).ok_or(EOVERFLOW)?;
 
@@ -179,8 +231,12 @@ impl PinnedPages {
             };
             if ret <= 0 {
                 // SAFETY: Exactly the first `done` entries hold pins taken above.
-                unsafe { release(&mut pages, done, false) };
-                return Err(if ret < 0 { Error::from_errno(ret) } else { EFAULT });
+                unsafe { unpin(pages.as_mut_ptr(), done, false) };
+                return Err(if ret < 0 {
+                    Error::from_errno(ret)
+                } else {
+                    EFAULT
+                });
             }
             // SAFETY: `pin_user_pages_fast` never returns more than it was asked for, so
             // `ret <= chunk` fits the capacity, and it wrote those `ret` entries, each a pinned
@@ -188,21 +244,68 @@ impl PinnedPages {
             unsafe { pages.inc_len(ret as usize) };
         }
 
-        // INVARIANT: all `nr_pages` entries were pinned by the loop above; `nr_pages > 0`.
+        // INVARIANT: all `nr_pages` entries were pinned by the loop above, and the pieces (none
+        // empty) tile them in order.
         Ok(Self {
             pages,
+            pieces,
             writable: mode == PinMode::Writable,
-            dirty: Atomic::new(false),
         })
     }
 
-    /// Number of pinned pages.
-    pub(crate) fn len(&self) -> usize {
-        self.pages.len()
+    /// Releases the pins of the pieces `range` not released yet (unpinning, and dirtying the
+    /// pages of pieces that were written), with one `unpin_user_pages_dirty_lock` call per stretch
+    /// of adjacent pieces of the same dirtiness. Returns the number of pages released.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may release any of these pieces concurrently, and no
+    /// [`PinnedPages::read_at`] or [`PinnedPages::write_at`] of them may run concurrently or
+    /// later (their pages may be freed once unpinned).
+    pub(crate) unsafe fn release(&self, range: core::ops::Range<usize>) -> usize {
+        let pieces = &self.pieces[range];
+        let base = self.pages.as_slice().as_ptr().cast_mut();
+        let mut released = 0;
+        // The stretch `[from, to)` of pages to unpin in one call, and whether to dirty them.
+        let mut stretch: Option<(usize, usize, bool)> = None;
+        for piece in pieces {
+            if piece.released.load(Relaxed) {
+                continue;
+            }
+            // INVARIANT: the pins of the piece are released below (or with its stretch) and
+            // never used again, per the contract.
+            piece.released.store(true, Relaxed);
+            released += piece.len;
+            let dirty = piece.dirty.load(Relaxed);
+            match stretch.as_mut() {
+                Some((_, to, d)) if *to == piece.start && *d == dirty => *to += piece.len,
+                _ => {
+                    let next = (piece.start, piece.start + piece.len, dirty);
+                    if let Some((from, to, d)) = stretch.replace(next) {
+                        // SAFETY: Pages `[from, to)` belong to pieces that were not released and
+                        // were marked released above, so each holds its pin, released here once;
+                        // `base + from` lies inside the array.
+                        unsafe { unpin(base.add(from), to - from, d) };
+                    }
+                }
+            }
+        }
+        if let Some((from, to, d)) = stretch {
+            // SAFETY: As above.
+            unsafe { unpin(base.add(from), to - from, d) };
+        }
+        released
     }
 
-    /// Runs `f` on the kernel mapping of bytes `[offset, offset + len)` of page `index`, which
-    /// must lie inside the page.
+    /// Number of pages of piece `piece`, 0 for no such piece.
+    pub(crate) fn piece_len(&self, piece: usize) -> usize {
+        self.pieces.get(piece).map_or(0, |p| p.len)
+    }
+
+    /// Runs `f` on the kernel mapping of bytes `[offset, offset + len)` of page `index` of the
+    /// array, which must lie inside the page.
+    ///
+    /// The caller checked that the page lies in a piece not released.
     fn with_mapped<R>(
         &self,
         index: usize,
@@ -214,8 +317,9 @@ impl PinnedPages {
         if offset.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
             return Err(EINVAL);
         }
-        // SAFETY: By the type invariants `page` is pinned, hence a valid `struct page` that stays
-        // allocated until `Drop`. `kmap_local_page` maps it for this thread.
+        // SAFETY: The page is in a piece not released (checked by the caller, and the release
+        // contract keeps it so while we copy), so by the type invariants it is pinned, hence a
+        // valid `struct page` that stays allocated. `kmap_local_page` maps it for this thread.
         let base = unsafe { bindings::kmap_local_page(page) }.cast::<u8>();
         // SAFETY: `offset < PAGE_SIZE` (checked above), so the result stays inside the mapping.
         let ret = f(unsafe { base.add(offset) });
@@ -225,17 +329,18 @@ impl PinnedPages {
         Ok(ret)
     }
 
-    /// Copies `dst.len()` bytes that start `pos` bytes after the start of the first page into
-    /// `dst`. The range may span pages; it must lie inside the pinned pages (`EINVAL`).
-    pub(crate) fn read_at(&self, pos: usize, dst: &mut [u8]) -> Result {
-        self.check_range(pos, dst.len())?;
+    /// Copies `dst.len()` bytes that start `pos` bytes after the start of the first page of
+    /// piece `piece` into `dst`. The range may span pages; it must lie inside the piece, which
+    /// must not be released (`EINVAL`).
+    pub(crate) fn read_at(&self, piece: usize, pos: usize, dst: &mut [u8]) -> Result {
+        let first = self.check_range(piece, pos, dst.len())?.start;
         let mut copied = 0;
         while copied < dst.len() {
             let at = pos + copied;
             let offset = at % PAGE_SIZE;
             let n = core::cmp::min(PAGE_SIZE - offset, dst.len() - copied);
             let out = &mut dst[copied..copied + n];
-            self.with_mapped(at / PAGE_SIZE, offset, n, |src| {
+            self.with_mapped(first + at / PAGE_SIZE, offset, n, |src| {
                 // The page is user memory: userspace may write it concurrently, which gives
                 // torn data but no unsoundness for plain bytes, as with `copy_from_user`.
                 // SAFETY: `src` is valid for reading `n` bytes of the mapped page (`with_mapped`
@@ -247,21 +352,23 @@ impl PinnedPages {
         Ok(())
     }
 
-    /// Copies `src` into the pinned pages, starting `pos` bytes after the start of the first page,
-    /// and records that the pages must be dirtied when unpinned. `EPERM` if the pages were not
-    /// pinned writable; `EINVAL` if the range does not lie inside the pinned pages.
-    pub(crate) fn write_at(&self, pos: usize, src: &[u8]) -> Result {
+    /// Copies `src` into the pinned pages of piece `piece`, starting `pos` bytes after the start
+    /// of its first page, and records that the piece's pages must be dirtied when unpinned.
+    /// `EPERM` if the pages were not pinned writable; `EINVAL` if the range does not lie inside
+    /// the piece or the piece was released.
+    pub(crate) fn write_at(&self, piece: usize, pos: usize, src: &[u8]) -> Result {
         if !self.writable {
             return Err(EPERM);
         }
-        self.check_range(pos, src.len())?;
+        let p = self.check_range(piece, pos, src.len())?;
+        let first = p.start;
         let mut copied = 0;
         while copied < src.len() {
             let at = pos + copied;
             let offset = at % PAGE_SIZE;
             let n = core::cmp::min(PAGE_SIZE - offset, src.len() - copied);
             let input = &src[copied..copied + n];
-            self.with_mapped(at / PAGE_SIZE, offset, n, |dst| {
+            self.with_mapped(first + at / PAGE_SIZE, offset, n, |dst| {
                 // Concurrent userspace access to the page sees torn bytes at worst, as with
                 // `copy_to_user`.
                 // SAFETY: `dst` is valid for writing `n` bytes of the mapped page, pinned with
@@ -270,42 +377,43 @@ impl PinnedPages {
             })?;
             copied += n;
         }
-        // INVARIANT: bytes were written, the pages are dirtied on unpin.
-        self.dirty.store(true, Relaxed);
+        // INVARIANT: bytes were written, the piece's pages are dirtied on unpin.
+        p.dirty.store(true, Relaxed);
         Ok(())
     }
 
-    fn check_range(&self, pos: usize, len: usize) -> Result {
+    /// The piece `piece` if it is not released and `[pos, pos + len)` lies inside it: `EINVAL`
+    /// otherwise.
+    fn check_range(&self, piece: usize, pos: usize, len: usize) -> Result<&Piece> {
+        let p = self.pieces.get(piece).ok_or(EINVAL)?;
         let end = pos.checked_add(len).ok_or(EOVERFLOW)?;
-        if end > self.pages.len() * PAGE_SIZE {
+        if end > p.len * PAGE_SIZE || p.released.load(Relaxed) {
             return Err(EINVAL);
         }
-        Ok(())
+        Ok(p)
     }
 }
 
 impl Drop for PinnedPages {
     fn drop(&mut self) {
-        let n = self.pages.len();
-        let dirty = self.dirty.load(Relaxed);
-        // SAFETY: By the type invariants all `n` entries hold a pin not yet released, and `drop`
-        // runs once.
-        unsafe { release(&mut self.pages, n, dirty) };
+        // SAFETY: `&mut self`: no other thread releases, reads or writes any piece now, and
+        // nothing uses them after the drop.
+        unsafe { self.release(0..self.pieces.len()) };
     }
 }
 
-/// Releases the first `n` pins in `pages`, dirtying the pages if `dirty`.
+/// Releases the `n` pins at `pages`, dirtying the pages if `dirty`.
 ///
 /// # Safety
 ///
-/// The first `n` entries of `pages` must each hold one `FOLL_PIN` reference that is released by
-/// this call and never again.
-unsafe fn release(pages: &mut PageArray, n: usize, dirty: bool) {
+/// The `n` entries at `pages` must each hold one `FOLL_PIN` reference that is released by this
+/// call and never again.
+unsafe fn unpin(pages: *mut *mut bindings::page, n: usize, dirty: bool) {
     if n == 0 {
         return;
     }
-    // SAFETY: Per the function's contract the first `n` entries are pinned pages whose pins are
-    // handed over to `unpin_user_pages_dirty_lock`, which may sleep (we are in process context:
-    // an ioctl, a release, or a workqueue).
-    unsafe { bindings::unpin_user_pages_dirty_lock(pages.as_mut_ptr(), n as c_ulong, dirty) };
+    // SAFETY: Per the function's contract the `n` entries are pinned pages whose pins are handed
+    // over to `unpin_user_pages_dirty_lock`, which only reads the array and may sleep (we are in
+    // process context: an ioctl, a release, or a workqueue).
+    unsafe { bindings::unpin_user_pages_dirty_lock(pages, n as c_ulong, dirty) };
 }

@@ -1,54 +1,82 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A registered region: a user buffer pinned long-term and charged to its owner.
+//! Registered regions: user buffers pinned long-term and charged to their owner, held in runs.
+//!
+//! A *run* is the regions of one REGISTER, or of a stretch of one REGISTER_VEC whose buffers lie
+//! on adjacent pages with the same pin mode (a pool of buffers registered one region each). A run
+//! is pinned by one `pin_user_pages_fast` call (per 65,536 pages), charged once, and is one
+//! object with one page array; its regions have consecutive ids and each keeps its own length,
+//! access and in-flight count, and is unpinned and uncharged on its own. The run is freed with
+//! its last region. So a vectored registration of many small adjacent buffers costs about what
+//! pinning their pages in one call costs, where one object and one pin call per region cost
+//! several times that (docs/kmod.md, docs/benchmarks.md).
 
 use crate::{
     abi,
     accounting::LockedVmCharge,
+    one_or_many::OneOrMany,
     pinned::{PinDuration, PinMode, PinnedPages},
 };
 use kernel::{
+    mm::Mm,
     page::PAGE_SIZE,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
 };
 
-/// A user buffer `[addr, addr + len)` of the registering process, pinned for DMA.
-///
-/// # Invariants
-///
-/// - `pages` covers every page the buffer touches; byte `i` of the buffer is byte
-///   `first_offset + i` of the pinned run.
-/// - `len > 0`, `first_offset < PAGE_SIZE`.
-/// - `access` is a non-empty subset of [`abi::ACCESS_ALL`]; `pages` is writable iff it contains
-///   [`abi::ACCESS_DEVICE_WRITE`].
-/// - `charge` accounts exactly `pages.len()` pages, or none once [`Region::take_charge`] moved
-///   them to a caller that returns them after dropping the region; it is dropped after `pages`
-///   (field order), so the locked-memory charge outlives the pins.
-/// - `in_flight` counts the descriptors of the region in flight; it is changed only under the
-///   owning session's state lock.
-pub(crate) struct Region {
-    pages: PinnedPages,
+/// What a run knows of each of its regions; the region's pages are the piece of the same index
+/// of the run's [`PinnedPages`].
+struct RegionInfo {
     first_offset: usize,
     len: usize,
     access: u32,
-    charge: LockedVmCharge,
     in_flight: Atomic<usize>,
 }
 
-impl Region {
+/// The regions of one registration call whose pages are adjacent, pinned together.
+///
+/// # Invariants
+///
+/// - `regions.len()` is the number of pieces of `pages`, and region `i`'s buffer is bytes
+///   `[first_offset, first_offset + len)` of piece `i`, which covers every page the buffer
+///   touches; `len > 0`, `first_offset < PAGE_SIZE`.
+/// - Each `access` is a non-empty subset of [`abi::ACCESS_ALL`]; `pages` is writable iff every
+///   `access` contains [`abi::ACCESS_DEVICE_WRITE`] (the run's regions share their pin mode).
+/// - The pages of the pieces not yet released are charged to `mm` (`locked_vm`), a charge this
+///   run owns and returns piece by piece ([`Run::release`]) or on drop, after unpinning.
+/// - `in_flight` counts the descriptors of the region in flight; it is changed only under the
+///   owning session's state lock.
+/// - `first_id` is the id of region 0 once the run is in its session's table (region `i` has id
+///   `first_id + i`); it is set before and never changed after that.
+pub(crate) struct Run {
+    first_id: Atomic<u32>,
+    regions: OneOrMany<RegionInfo>,
+    pages: PinnedPages,
+    mm: ARef<Mm>,
+}
+
+impl Run {
     /// Number of pages a buffer of `len` bytes at `addr` touches. `EINVAL` for a zero length,
     /// `EOVERFLOW` when `addr + len` wraps.
     pub(crate) fn pages_spanned(addr: u64, len: u64) -> Result<usize> {
+        let (first, last) = Self::page_span(addr, len)?;
+        Ok(last - first + 1)
+    }
+
+    /// The first and last page number of a buffer of `len` bytes at `addr`; errors as
+    /// [`Run::pages_spanned`].
+    fn page_span(addr: u64, len: u64) -> Result<(usize, usize)> {
         if len == 0 {
             return Err(EINVAL);
         }
         let addr = usize::try_from(addr).map_err(|_| EOVERFLOW)?;
         let len = usize::try_from(len).map_err(|_| EOVERFLOW)?;
         let end = addr.checked_add(len).ok_or(EOVERFLOW)?;
-        let first = addr / PAGE_SIZE;
-        let last = (end - 1) / PAGE_SIZE;
-        Ok(last - first + 1)
+        Ok((addr / PAGE_SIZE, (end - 1) / PAGE_SIZE))
     }
 
     /// Checks an access mask: `EINVAL` if it is empty or has unknown bits.
@@ -59,74 +87,168 @@ impl Region {
         Ok(())
     }
 
-    /// Pins the buffer `[addr, addr + len)` of the current process, keeping `charge` (which
-    /// must be a charge of `nr_pages` pages to the current process's mm) for as long as it is
-    /// pinned.
-    ///
-    /// The caller validated `access` and obtained `nr_pages` from [`Region::pages_spanned`].
-    /// Errors: `EFAULT` for an unmapped range or a read-only mapping registered with
-    /// [`abi::ACCESS_DEVICE_WRITE`]; nothing stays pinned, and `charge` is returned on drop.
-    pub(crate) fn register(
-        addr: u64,
-        len: u64,
-        access: u32,
-        nr_pages: usize,
-        charge: LockedVmCharge,
-    ) -> Result<Self> {
-        // `pages_spanned` succeeded, so both fit in `usize` and `addr + len` does not wrap.
-        let addr = addr as usize;
-        let len = len as usize;
-        let mode = if access & abi::ACCESS_DEVICE_WRITE != 0 {
+    fn pin_mode(access: u32) -> PinMode {
+        if access & abi::ACCESS_DEVICE_WRITE != 0 {
             PinMode::Writable
         } else {
             PinMode::ReadOnly
+        }
+    }
+
+    /// Whether the checked entry `next` can join the run that ends with the checked entry `prev`:
+    /// its first page is the page after `prev`'s last, and both are pinned the same way.
+    pub(crate) fn continues(prev: &abi::RegisterArgs, next: &abi::RegisterArgs) -> bool {
+        let (Ok((_, prev_last)), Ok((next_first, _))) = (
+            Self::page_span(prev.addr, prev.len),
+            Self::page_span(next.addr, next.len),
+        ) else {
+            return false;
         };
-        let start = addr - addr % PAGE_SIZE;
+        Some(next_first) == prev_last.checked_add(1)
+            && Self::pin_mode(prev.access) == Self::pin_mode(next.access)
+    }
+
+    /// Pins the buffers of `entries` in the current process, keeping `charge` (which must be a
+    /// charge of the pages they span to the current process's mm) for as long as they are
+    /// pinned.
+    ///
+    /// The caller checked every entry ([`Run::check_access`], [`Run::pages_spanned`]) and that
+    /// each continues the one before ([`Run::continues`]); `EINVAL` for no entry or one that
+    /// does not. Errors: `EFAULT` for an unmapped range or a read-only mapping registered with
+    /// [`abi::ACCESS_DEVICE_WRITE`]; nothing stays pinned, and `charge` is returned on drop.
+    pub(crate) fn register(entries: &[abi::RegisterArgs], charge: LockedVmCharge) -> Result<Self> {
+        let first = entries.first().ok_or(EINVAL)?;
+        if entries.windows(2).any(|w| !Self::continues(&w[0], &w[1])) {
+            return Err(EINVAL);
+        }
+        let piece_pages = OneOrMany::from_fn(entries.len(), |i| {
+            Self::pages_spanned(entries[i].addr, entries[i].len)
+        })?;
+        // `pages_spanned` succeeded, so the address fits in `usize`.
+        let start = first.addr as usize - first.addr as usize % PAGE_SIZE;
+        let mode = Self::pin_mode(first.access);
         // On error `charge` is dropped here and the charge returned.
-        let pages = PinnedPages::pin(start, nr_pages, mode, PinDuration::LongTerm)?;
-        // INVARIANT: `pages` covers `nr_pages` pages from the page holding `addr`, which is every
-        // page of the buffer; `len > 0` per `pages_spanned`.
+        let pages = PinnedPages::pin_pieces(start, &piece_pages, mode, PinDuration::LongTerm)?;
+        let regions = OneOrMany::from_fn(entries.len(), |i| {
+            let e = &entries[i];
+            Ok(RegionInfo {
+                first_offset: e.addr as usize % PAGE_SIZE,
+                len: e.len as usize,
+                access: e.access,
+                in_flight: Atomic::new(0),
+            })
+        })?;
+        let (mm, _) = charge.into_parts();
+        // INVARIANT: piece `i` covers the pages of entry `i` (the entries are adjacent and in
+        // order), whose bytes start `first_offset` into its first page; the entries share the
+        // pin mode of the first; the charge of all pinned pages moved into the run.
         Ok(Self {
+            first_id: Atomic::new(0),
+            regions,
             pages,
-            first_offset: addr % PAGE_SIZE,
-            len,
-            access,
-            charge,
-            in_flight: Atomic::new(0),
+            mm,
         })
     }
 
-    /// Moves the region's locked-memory charge to the caller, who must return it (drop it) only
-    /// after the region itself was dropped, so the charge still outlives the pins.
-    pub(crate) fn take_charge(&mut self) -> LockedVmCharge {
-        self.charge.take()
+    /// Number of regions in the run.
+    pub(crate) fn count(&self) -> usize {
+        self.regions.len()
     }
 
-    /// Descriptors of this region in flight.
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.load(Relaxed)
+    /// Records the id of region 0, before the run is stored in its session's table.
+    pub(crate) fn set_first_id(&self, id: u32) {
+        self.first_id.store(id, Relaxed);
+    }
+
+    /// The index in this run of the region of id `id`, if it is one of its regions.
+    pub(crate) fn index_of(&self, id: u32) -> Option<usize> {
+        let index = id.checked_sub(self.first_id.load(Relaxed))? as usize;
+        (index < self.count()).then_some(index)
+    }
+
+    /// The region of id `id` of this run, if it is one of its regions.
+    pub(crate) fn region(run: Arc<Run>, id: u32) -> Option<RegionRef> {
+        let index = run.index_of(id)?;
+        // INVARIANT: `index_of` checked `index < count()`.
+        Some(RegionRef { run, index })
+    }
+
+    /// Descriptors in flight on region `index` (0 for no such region).
+    pub(crate) fn in_flight(&self, index: usize) -> usize {
+        self.regions
+            .get(index)
+            .map_or(0, |r| r.in_flight.load(Relaxed))
+    }
+
+    /// Pinned pages of region `index` (0 for no such region).
+    pub(crate) fn nr_pages(&self, index: usize) -> usize {
+        self.pages.piece_len(index)
+    }
+
+    /// Unpins the regions `range` of the run (one call for all their pages when they are
+    /// adjacent and none was written) and returns their locked-memory charge, which the caller
+    /// drops (uncharges) when it likes: the pins are gone already.
+    ///
+    /// # Safety
+    ///
+    /// The regions `range` must have left the session's table, which is what gives the right to
+    /// release them, with no descriptor in flight: no other thread releases, reads or writes them
+    /// now or later.
+    pub(crate) unsafe fn release(&self, range: core::ops::Range<usize>) -> LockedVmCharge {
+        // SAFETY: Per the contract nothing else releases or uses these regions' pieces.
+        let pages = unsafe { self.pages.release(range) };
+        // SAFETY: By the type invariants the pages of unreleased pieces are charged to `mm` and
+        // owned by this run; `release` counted exactly those it released now.
+        unsafe { LockedVmCharge::from_parts(self.mm.clone(), pages) }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other thread holds the run, and nothing uses it after the drop.
+        let charge = unsafe { self.release(0..self.count()) };
+        // Uncharged after the pages were unpinned above.
+        drop(charge);
+    }
+}
+
+/// One region of a [`Run`], with a reference keeping the run alive.
+///
+/// # Invariants
+///
+/// `index < run.count()`.
+pub(crate) struct RegionRef {
+    run: Arc<Run>,
+    index: usize,
+}
+
+impl RegionRef {
+    fn info(&self) -> &RegionInfo {
+        &self.run.regions[self.index]
+    }
+
+    /// The run the region belongs to, and the region's index in it.
+    pub(crate) fn run(&self) -> (&Arc<Run>, usize) {
+        (&self.run, self.index)
     }
 
     /// Counts one more descriptor in flight. Called under the session's state lock.
     pub(crate) fn start_job(&self) {
+        let n = &self.info().in_flight;
         // A plain read-modify-write: every writer holds the session's state lock.
-        self.in_flight.store(self.in_flight.load(Relaxed) + 1, Relaxed);
+        n.store(n.load(Relaxed) + 1, Relaxed);
     }
 
     /// Counts one descriptor less in flight. Called under the session's state lock.
     pub(crate) fn end_job(&self) {
+        let n = &self.info().in_flight;
         // See `start_job`; never below zero: each `end_job` follows its `start_job`.
-        self.in_flight.store(self.in_flight.load(Relaxed).saturating_sub(1), Relaxed);
+        n.store(n.load(Relaxed).saturating_sub(1), Relaxed);
     }
 
     /// Length of the buffer in bytes.
     pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Pinned pages.
-    pub(crate) fn nr_pages(&self) -> usize {
-        self.pages.len()
+        self.info().len
     }
 
     /// Whether descriptors of direction `dir` may use this region: `EACCES` if not.
@@ -136,7 +258,7 @@ impl Region {
             abi::DIR_FROM_DEVICE => abi::ACCESS_DEVICE_WRITE,
             _ => return Err(EINVAL),
         };
-        if self.access & needed == 0 {
+        if self.info().access & needed == 0 {
             return Err(EACCES);
         }
         Ok(())
@@ -144,20 +266,22 @@ impl Region {
 
     /// Copies buffer bytes `[offset, offset + dst.len())` into `dst` (the device reading memory).
     pub(crate) fn read(&self, offset: usize, dst: &mut [u8]) -> Result {
-        self.check(offset, dst.len())?;
-        self.pages.read_at(self.first_offset + offset, dst)
+        let at = self.check(offset, dst.len())?;
+        self.run.pages.read_at(self.index, at, dst)
     }
 
     /// Copies `src` into buffer bytes `[offset, offset + src.len())` (the device writing memory);
     /// the pages are dirtied when unpinned.
     pub(crate) fn write(&self, offset: usize, src: &[u8]) -> Result {
-        self.check(offset, src.len())?;
-        self.pages.write_at(self.first_offset + offset, src)
+        let at = self.check(offset, src.len())?;
+        self.run.pages.write_at(self.index, at, src)
     }
 
-    fn check(&self, offset: usize, len: usize) -> Result {
+    /// `ERANGE` unless `[offset, offset + len)` lies in the buffer; else the position of
+    /// `offset` in the region's pages.
+    fn check(&self, offset: usize, len: usize) -> Result<usize> {
         match offset.checked_add(len) {
-            Some(end) if end <= self.len => Ok(()),
+            Some(end) if end <= self.len() => Ok(self.info().first_offset + offset),
             _ => Err(ERANGE),
         }
     }

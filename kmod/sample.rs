@@ -50,11 +50,11 @@ fn exchange(addr: usize, count: usize) -> Result {
 
     let offset = addr % PAGE_SIZE;
     let mut greeting = KVec::from_elem(0u8, PAGE_SIZE - offset, GFP_KERNEL)?;
-    pages.read_at(offset, &mut greeting)?;
+    pages.read_at(0, offset, &mut greeting)?;
     let len = greeting.iter().position(|&b| b == 0).unwrap_or(greeting.len());
     pr_info!("Sample: data is {}\n", BStr::from_bytes(&greeting[..len]));
 
-    pages.write_at(offset, REPLY)?;
+    pages.write_at(0, offset, REPLY)?;
     // `pages` is dropped here: dirtied (written above) and unpinned.
     Ok(())
 }

@@ -22,11 +22,10 @@ use crate::{
     accounting::LockedVmCharge,
     completion_ring::CompletionRing,
     devmem::DeviceMemory,
-    region::Region,
+    region::{RegionRef, Run},
 };
 use kernel::{
-    bindings,
-    new_condvar, new_mutex, new_poll_condvar,
+    bindings, new_condvar, new_mutex, new_poll_condvar,
     prelude::*,
     sync::{poll::PollCondVar, Arc, CondVar, Mutex},
     transmute::AsBytes,
@@ -38,13 +37,14 @@ use kernel::{
 /// Bytes the engine copies before it wakes completion waiters even in the middle of a batch.
 const NOTIFY_BYTES: usize = 1 << 20;
 
-/// The region table: region id -> region, an XArray (a radix tree of 64-slot nodes: a lookup is
-/// a few pointer steps whatever the number of regions, and ids are dense, so nodes fill up).
-type Regions = XArray<Arc<Region>>;
+/// The region table: region id -> the run holding the region, an XArray (a radix tree of 64-slot
+/// nodes: a lookup is a few pointer steps whatever the number of regions, and ids are dense, so
+/// nodes fill up). A run is stored at the id of each of its regions.
+type Regions = XArray<Arc<Run>>;
 
 /// A validated descriptor waiting for (or being run by) the DMA engine.
 struct Job {
-    region: Arc<Region>,
+    region: RegionRef,
     desc: abi::Desc,
 }
 
@@ -53,12 +53,13 @@ struct Job {
 /// # Invariants
 ///
 /// - `regions` is `None` only once [`Session::shutdown`] took the table; `nr_regions` is the
-///   number of entries in it, each stored at its region id (`1..next_region_id`, or any id but 0
-///   once `next_region_id` wrapped to 0).
+///   number of entries in it, each region's run stored at the region's id (`1..next_region_id`,
+///   or any id but 0 once `next_region_id` wrapped to 0). A region is registered exactly while
+///   its id is in the table.
 /// - `pinned_pages` is the sum of `nr_pages()` of the regions, plus pages reserved by a REGISTER
 ///   that is pinning right now; it never exceeds the `max_pinned_pages` limit.
 /// - `in_flight` is `queued.len()` plus the jobs the worker has taken and not completed, and
-///   equals the sum of `Region::in_flight` over the table.
+///   equals the sum of `RegionRef::in_flight` over the table.
 /// - `outstanding` is `in_flight + completions.len()` and never exceeds `queue_depth`.
 struct State {
     regions: Option<Pin<KBox<Regions>>>,
@@ -162,38 +163,36 @@ impl Session {
     pub(crate) fn register(&self, args: &mut abi::RegisterArgs) -> Result {
         let nr_pages = Self::check_entry(args)?;
         self.reserve(nr_pages)?;
-        let region = LockedVmCharge::charge_current(nr_pages)
-            .and_then(|mut charge| Self::pin_region(args, &mut charge));
-        let region = match region {
-            Ok(region) => region,
+        let run = LockedVmCharge::charge_current(nr_pages)
+            .and_then(|charge| Self::pin_run(core::slice::from_ref(args), charge));
+        let run = match run {
+            Ok(run) => run,
             Err(e) => {
                 self.state.lock().pinned_pages -= nr_pages;
                 return Err(e);
             }
         };
-        let inserted = {
-            let mut st = self.state.lock();
-            let inserted = Self::insert(&mut st, core::slice::from_ref(&region));
-            if inserted.is_err() {
-                st.pinned_pages -= nr_pages;
-            }
-            inserted
-        };
-        match inserted {
+        let mut st = self.state.lock();
+        match Self::insert(&mut st, core::slice::from_ref(&run)) {
             Ok(id) => {
                 args.region_id = id;
                 Ok(())
             }
             Err(e) => {
-                release_regions([region]);
+                st.pinned_pages -= nr_pages;
+                drop(st);
+                // The last reference: unpins and uncharges, outside the lock.
+                drop(run);
                 Err(e)
             }
         }
     }
 
     /// REGISTER_VEC: registers every entry of the user array of `args.count` [`abi::RegisterArgs`]
-    /// at `args.entries`, or none, and writes each region id into its entry. One session lock
-    /// round, one `RLIMIT_MEMLOCK` charge (one `get_task_mm`, one `mmap_lock`) for all of them.
+    /// at `args.entries`, or none, and writes each region id into its entry (consecutive ids in
+    /// array order). One session lock round, one `RLIMIT_MEMLOCK` charge (one `get_task_mm`, one
+    /// `mmap_lock`) for all of them, and one run (one pin call, one object) per stretch of
+    /// entries on adjacent pages ([`Run`]).
     ///
     /// Errors, in this order, nothing registered: `EINVAL` (`flags`, `count` 0 or above
     /// `MAX_VEC`), `EFAULT` (the array is unreadable), per entry in array order `EINVAL` /
@@ -207,20 +206,27 @@ impl Session {
         for e in entries.iter() {
             total = total.checked_add(Self::check_entry(e)?).ok_or(ENOSPC)?;
         }
-        let mut regions = KVVec::with_capacity(entries.len(), GFP_KERNEL)?;
+        let mut runs = KVVec::with_capacity(entries.len(), GFP_KERNEL)?;
         self.reserve(total)?;
         let pinned = LockedVmCharge::charge_current(total).and_then(|mut charge| {
-            for e in entries.iter() {
-                // Cannot fail for want of room: the capacity is `entries.len()`.
-                regions
-                    .push_within_capacity(Self::pin_region(e, &mut charge)?)
-                    .map_err(|_| ENOMEM)?;
+            let mut start = 0;
+            while start < entries.len() {
+                let mut end = start + 1;
+                let mut pages = Run::pages_spanned(entries[start].addr, entries[start].len)?;
+                while end < entries.len() && Run::continues(&entries[end - 1], &entries[end]) {
+                    pages += Run::pages_spanned(entries[end].addr, entries[end].len)?;
+                    end += 1;
+                }
+                let run = Self::pin_run(&entries[start..end], charge.split(pages)?)?;
+                // Cannot fail for want of room: there are at most `entries.len()` runs.
+                runs.push_within_capacity(run).map_err(|_| ENOMEM)?;
+                start = end;
             }
             Ok(())
         });
         let inserted = {
             let mut st = self.state.lock();
-            let inserted = pinned.and_then(|()| Self::insert(&mut st, &regions));
+            let inserted = pinned.and_then(|()| Self::insert(&mut st, &runs));
             if inserted.is_err() {
                 st.pinned_pages -= total;
             }
@@ -229,7 +235,8 @@ impl Session {
         let first = match inserted {
             Ok(first) => first,
             Err(e) => {
-                release_regions(regions);
+                // The last references: unpins and uncharges.
+                drop(runs);
                 return Err(e);
             }
         };
@@ -237,13 +244,14 @@ impl Session {
             // No wrap: `insert` checked that the ids up to `first + count - 1` exist.
             e.region_id = first + i as u32;
         }
-        drop(regions);
+        drop(runs);
         let mut writer = writer;
         if let Err(e) = writer.write_slice(entries.as_bytes()) {
             // The caller cannot learn the ids: do not leave the regions pinned.
             let ids = entries.iter().map(|e| e.region_id);
-            let removed = self.remove_regions(ids, entries.len(), false);
-            if let Ok(removed) = removed {
+            // Left registered (until close) only if another thread of the caller already has
+            // DMA in flight on one of them, having guessed its id.
+            if let Ok(removed) = self.remove_regions(ids, entries.len()) {
                 release_regions(removed);
             }
             return Err(e);
@@ -257,26 +265,9 @@ impl Session {
         if args.reserved != 0 {
             return Err(EINVAL);
         }
-        let region = {
-            let mut guard = self.state.lock();
-            let st = &mut *guard;
-            let table = st.regions.as_deref().ok_or(ENOENT)?;
-            let mut xa = table.lock();
-            match xa.get(args.region_id as usize) {
-                None => return Err(ENOENT),
-                Some(r) if r.in_flight() > 0 => return Err(EBUSY),
-                Some(_) => {}
-            }
-            let region = xa.remove(args.region_id as usize).ok_or(ENOENT)?;
-            drop(xa);
-            // INVARIANT: the region leaves the count and the pinned total.
-            st.nr_regions -= 1;
-            st.pinned_pages -= region.nr_pages();
-            region
-        };
-        // Unpin and uncharge outside the lock. No job holds the region (in_flight was 0 and the
-        // worker drops its reference before completing), so this is the last reference.
-        release_regions([region]);
+        let removed = self.remove_regions(core::iter::once(args.region_id), 1)?;
+        // Unpin and uncharge outside the lock; no job holds the region (in_flight was 0).
+        release_regions(removed);
         Ok(())
     }
 
@@ -288,8 +279,7 @@ impl Session {
     /// twice in the array), then per entry in array order `ENOENT` (unknown id) or `EBUSY` (DMA
     /// in flight).
     pub(crate) fn unregister_vec(&self, args: &abi::VecArgs) -> Result<usize> {
-        let (entries, _) =
-            read_vec::<abi::UnregisterArgs, _>(args, |s| (s.reader(), ()))?;
+        let (entries, _) = read_vec::<abi::UnregisterArgs, _>(args, |s| (s.reader(), ()))?;
         if entries.iter().any(|e| e.reserved != 0) {
             return Err(EINVAL);
         }
@@ -303,16 +293,15 @@ impl Session {
                 return Err(EINVAL);
             }
         }
-        let removed =
-            self.remove_regions(entries.iter().map(|e| e.region_id), entries.len(), true)?;
+        let removed = self.remove_regions(entries.iter().map(|e| e.region_id), entries.len())?;
         release_regions(removed);
         Ok(entries.len())
     }
 
     /// Checks one REGISTER entry; returns the number of pages it spans.
     fn check_entry(e: &abi::RegisterArgs) -> Result<usize> {
-        Region::check_access(e.access)?;
-        Region::pages_spanned(e.addr, e.len)
+        Run::check_access(e.access)?;
+        Run::pages_spanned(e.addr, e.len)
     }
 
     /// Reserves `pages` against the per-open cap before anything is pinned (no lock is held
@@ -327,77 +316,84 @@ impl Session {
         Ok(())
     }
 
-    /// Pins the buffer of a checked entry with its share of `charge`: one allocation, the region
-    /// object (short page arrays live inside it).
-    fn pin_region(e: &abi::RegisterArgs, charge: &mut LockedVmCharge) -> Result<Arc<Region>> {
-        let nr_pages = Region::pages_spanned(e.addr, e.len)?;
-        let share = charge.split(nr_pages)?;
-        let region = Region::register(e.addr, e.len, e.access, nr_pages, share)?;
-        Ok(Arc::new(region, GFP_KERNEL)?)
+    /// Pins the buffers of checked, adjacent entries (see [`Run::continues`]) as one run, with
+    /// their `charge`: one allocation for the run object (a run of one short buffer keeps its
+    /// page pointers inside it), one more for its arrays when it holds several regions or more
+    /// than a few pages.
+    fn pin_run(entries: &[abi::RegisterArgs], charge: LockedVmCharge) -> Result<Arc<Run>> {
+        let run = Run::register(entries, charge)?;
+        Ok(Arc::new(run, GFP_KERNEL)?)
     }
 
-    /// Stores `regions` under consecutive new ids; returns the first. `ENOSPC` when the ids of
-    /// this session would run out; `ENOMEM`; on error nothing is stored.
-    fn insert(st: &mut State, regions: &[Arc<Region>]) -> Result<u32> {
-        let count = regions.len() as u64;
+    /// Stores the regions of `runs` under consecutive new ids, in order; returns the first.
+    /// `ENOSPC` when the ids of this session would run out; `ENOMEM`; on error nothing is stored.
+    fn insert(st: &mut State, runs: &[Arc<Run>]) -> Result<u32> {
+        let count: u64 = runs.iter().map(|r| r.count() as u64).sum();
         let first = st.next_region_id;
         // Ids are never reused within a session: after the last one `next_region_id` wraps to 0
         // and REGISTER fails with `ENOSPC`.
-        if first == 0 || u64::from(first) + count - 1 > u64::from(u32::MAX) {
+        if first == 0 || count == 0 || u64::from(first) + count - 1 > u64::from(u32::MAX) {
             return Err(ENOSPC);
         }
         let table = st.regions.as_deref().ok_or(ENXIO)?;
         let mut xa = table.lock();
-        for (i, region) in regions.iter().enumerate() {
-            // May drop the XArray's spinlock to allocate a node (GFP_KERNEL); the state lock keeps
-            // every other user of the table out meanwhile.
-            if let Err(e) = xa.store(first as usize + i, region.clone(), GFP_KERNEL) {
-                for j in 0..i {
-                    // Not the last references (the caller holds `regions`): nothing is unpinned
-                    // under the spinlock.
-                    drop(xa.remove(first as usize + j));
+        let mut id = first as usize;
+        for run in runs {
+            run.set_first_id(id as u32);
+            for _ in 0..run.count() {
+                // May drop the XArray's spinlock to allocate a node (GFP_KERNEL); the state lock
+                // keeps every other user of the table out meanwhile.
+                if let Err(e) = xa.store(id, run.clone(), GFP_KERNEL) {
+                    for stored in first as usize..id {
+                        // Not the last references (the caller holds `runs`): nothing is
+                        // unpinned under the spinlock.
+                        drop(xa.remove(stored));
+                    }
+                    return Err(e.error);
                 }
-                return Err(e.error);
+                id += 1;
             }
         }
         drop(xa);
         // INVARIANT: `count` regions were stored at the ids `first..first + count`.
-        st.nr_regions += regions.len();
+        st.nr_regions += count as usize;
         st.next_region_id = (u64::from(first) + count) as u32;
         Ok(first)
     }
 
     /// Removes the regions `ids` (`count` of them, no id twice) from the table, all or none:
-    /// `ENOENT` for an unknown id and, if `check_busy`, `EBUSY` for a region with DMA in flight,
-    /// for the first such id in order. Returns the removed regions; the caller drops them (with
-    /// [`release_regions`]) outside the lock.
+    /// `ENOENT` for an unknown id and `EBUSY` for a region with DMA in flight, for the first such
+    /// id in order. Returns the removed regions, none with DMA in flight, for the caller to
+    /// unpin with [`release_regions`] outside the lock.
     fn remove_regions(
         &self,
         ids: impl Iterator<Item = u32> + Clone,
         count: usize,
-        check_busy: bool,
-    ) -> Result<KVVec<Arc<Region>>> {
+    ) -> Result<KVVec<RegionRef>> {
         // Declared before the locks, so dropped after them.
         let mut removed = KVVec::with_capacity(count, GFP_KERNEL)?;
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let table = st.regions.as_deref().ok_or(ENOENT)?;
         let mut xa = table.lock();
-        // Check every id first (all or nothing), keeping a reference to each region.
+        // Check every id first (all or nothing).
         let mut pages = 0;
         for id in ids.clone() {
-            let region = xa.get(id as usize).ok_or(ENOENT)?;
-            if check_busy && region.in_flight() > 0 {
+            let run = xa.get(id as usize).ok_or(ENOENT)?;
+            let index = run.index_of(id).ok_or(ENOENT)?;
+            if run.in_flight(index) > 0 {
                 return Err(EBUSY);
             }
-            pages += region.nr_pages();
-            // `EINVAL` only if the caller passed more ids than `count`.
-            removed.push_within_capacity(Arc::from(region)).map_err(|_| EINVAL)?;
+            pages += run.nr_pages(index);
         }
         for id in ids {
-            // Not the last reference (`removed` holds one): nothing is unpinned under the
-            // spinlock.
-            drop(xa.remove(id as usize));
+            // Present: checked above under the same locks. The reference moves into `removed`,
+            // so nothing is unpinned under the spinlock.
+            let region = xa.remove(id as usize).and_then(|run| Run::region(run, id));
+            // `EINVAL` only if the caller passed more ids than `count`.
+            removed
+                .push_within_capacity(region.ok_or(ENOENT)?)
+                .map_err(|_| EINVAL)?;
         }
         drop(xa);
         // INVARIANT: the removed regions leave the count and the pinned total.
@@ -418,9 +414,7 @@ impl Session {
         if args.flags != 0 || count == 0 || count > depth {
             return Err(EINVAL);
         }
-        let bytes = count
-            .checked_mul(size_of::<abi::Desc>())
-            .ok_or(EINVAL)?;
+        let bytes = count.checked_mul(size_of::<abi::Desc>()).ok_or(EINVAL)?;
         let mut reader = kernel::uaccess::UserSlice::new(
             UserPtr::from_addr(usize::try_from(args.descs).map_err(|_| EFAULT)?),
             bytes,
@@ -452,7 +446,13 @@ impl Session {
                     return Err(ERANGE);
                 }
                 self.dev.check_range(desc.dev_offset, desc.len)?;
-                jobs.push(Job { region, desc: *desc }, GFP_KERNEL)?;
+                jobs.push(
+                    Job {
+                        region,
+                        desc: *desc,
+                    },
+                    GFP_KERNEL,
+                )?;
             }
             st.queued.reserve(count, GFP_KERNEL)?;
             // From here on nothing fails.
@@ -598,34 +598,51 @@ impl WorkItem for Session {
 }
 
 impl State {
-    /// The region `id` of the table (a new reference), if registered.
-    fn lookup(&self, id: u32) -> Option<Arc<Region>> {
+    /// The region `id` of the table (a new reference to its run), if registered.
+    fn lookup(&self, id: u32) -> Option<RegionRef> {
         let xa = self.regions.as_deref()?.lock();
-        xa.get(id as usize).map(Arc::from)
+        Run::region(Arc::from(xa.get(id as usize)?), id)
     }
 }
 
-/// Drops regions (each unpins its pages), then returns their locked-memory charges: one
-/// `account_locked_vm` per run of regions charged to the same mm instead of one per region. A
-/// region someone else still holds is left to that holder, with its charge.
-fn release_regions(regions: impl IntoIterator<Item = Arc<Region>>) {
+/// Unpins regions [`Session::remove_regions`] removed, then returns their
+/// locked-memory charges: one unpin call per stretch of adjacent regions of one run (in the
+/// given order) and one `account_locked_vm` per stretch of regions charged to the same mm,
+/// instead of one of each per region.
+fn release_regions(regions: impl IntoIterator<Item = RegionRef>) {
     let mut charge: Option<LockedVmCharge> = None;
-    for region in regions {
-        let Some(mut unique) = Arc::into_unique_or_drop(region) else {
-            continue;
-        };
-        let share = Pin::get_mut(unique.as_mut()).take_charge();
-        // Unpins; the share outlives the pins.
-        drop(unique);
-        match charge.as_mut() {
-            None => charge = Some(share),
-            Some(c) => {
-                if let Err(other) = c.merge(share) {
-                    // Another mm (the file was used by another process): return the run so far.
-                    drop(charge.replace(other));
-                }
+    let mut return_share = |share: LockedVmCharge| match charge.as_mut() {
+        None => charge = Some(share),
+        Some(c) => {
+            if let Err(other) = c.merge(share) {
+                // Another mm (the file was used by another process): return the run so far.
+                drop(charge.replace(other));
             }
         }
+    };
+    // The regions `[from, to)` of one run, released together.
+    let mut stretch: Option<(RegionRef, usize)> = None;
+    for region in regions {
+        let (run, index) = region.run();
+        if let Some((first, to)) = stretch.as_mut() {
+            let (first_run, _) = first.run();
+            if core::ptr::eq::<Run>(&**first_run, &**run) && *to == index {
+                *to += 1;
+                continue;
+            }
+        }
+        if let Some((first, to)) = stretch.replace((region, index + 1)) {
+            let (run, from) = first.run();
+            // SAFETY: `remove_regions` took the regions out of the table (each id once) with no
+            // descriptor in flight, and only jobs, counted in flight, read or write a region:
+            // nothing else releases or uses them.
+            return_share(unsafe { run.release(from..to) });
+        }
+    }
+    if let Some((first, to)) = stretch {
+        let (run, from) = first.run();
+        // SAFETY: As above.
+        return_share(unsafe { run.release(from..to) });
     }
     drop(charge);
 }
@@ -645,7 +662,10 @@ where
     }
     let count = args.count as usize;
     let addr = usize::try_from(args.entries).map_err(|_| EFAULT)?;
-    let (mut reader, rest) = split(UserSlice::new(UserPtr::from_addr(addr), count * size_of::<T>()));
+    let (mut reader, rest) = split(UserSlice::new(
+        UserPtr::from_addr(addr),
+        count * size_of::<T>(),
+    ));
     let mut entries = KVVec::from_elem(T::default(), count, GFP_KERNEL)?;
     reader.read_slice(entries.as_mut_slice().as_bytes_mut())?;
     Ok((entries, rest))

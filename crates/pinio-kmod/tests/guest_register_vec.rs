@@ -1,7 +1,8 @@
 //! Guest tests of the vectored registration ioctls, `PINIO_IOC_REGISTER_VEC` and
 //! `PINIO_IOC_UNREGISTER_VEC`: a round trip with DMA through the regions, every errno in its
 //! documented order, all or nothing on every error (no region, no pinned page, no pin and no
-//! locked-memory charge left behind), and one charge against `RLIMIT_MEMLOCK` for the sum.
+//! locked-memory charge left behind), one charge against `RLIMIT_MEMLOCK` for the sum, and
+//! adjacent regions pinned together but unpinned and uncharged one by one.
 //! After each test every FOLL_PIN taken is released and the kernel logged no warning.
 //!
 //! Run by `cargo xtask test` in the guest with pinio.ko loaded (PINIO_GUEST=1).
@@ -368,5 +369,72 @@ fn close_releases_vectored_regions() {
     assert_eq!(pins_outstanding() - pins0, 64);
     drop(fd);
     assert_eq!(pins_outstanding(), pins0, "close left pins behind");
+    c.finish();
+}
+
+#[test]
+fn adjacent_regions_are_pinned_together_and_released_one_by_one() {
+    let c = Checked::start();
+    let pins0 = pins_outstanding();
+    let lck0 = vm_lck_kb();
+    let mut m = Mapping::rw(20 * PAGE);
+    fill(m.bytes(), 2);
+    // Pages 0..16 are 16 adjacent one-page regions (the module pins them as one run); page 16
+    // is made read-only and registered for device reads after them, which must not join the
+    // writable run (a writable pin of it would fail with EFAULT).
+    // SAFETY: Page 16 lies inside the mapping `m` owns.
+    assert_eq!(unsafe { libc::mprotect((m.addr() + 16 * PAGE as u64) as *mut _, PAGE, libc::PROT_READ) }, 0);
+    let mut entries: Vec<RegisterArgs> =
+        (0..16).map(|i| reg(m.addr() + (i * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL)).collect();
+    entries.push(reg(m.addr() + 16 * PAGE as u64, PAGE as u64, abi::ACCESS_DEVICE_READ));
+    let fd = open();
+    assert_eq!(fd.register_vec(&mut entries).unwrap(), 17);
+    let ids: Vec<u32> = entries.iter().map(|e| e.region_id).collect();
+    assert_eq!(pins_outstanding() - pins0, 17);
+    assert_eq!(vm_lck_kb() - lck0, 17 * 4);
+
+    // The device writes region 7, then region 7 alone is unregistered: its page is unpinned and
+    // uncharged, its neighbours stay registered and usable.
+    let pattern: Vec<u8> = (0..PAGE).map(|i| (i * 13 + 5) as u8).collect();
+    assert_eq!(fd.pwrite(&pattern, 0).unwrap(), PAGE);
+    let from_dev = |tag, id| Desc {
+        tag,
+        region_offset: 0,
+        dev_offset: 0,
+        len: PAGE as u64,
+        region_id: id,
+        dir: abi::DIR_FROM_DEVICE,
+    };
+    run(&fd, &[from_dev(1, ids[7])]);
+    assert_eq!(&m.bytes()[7 * PAGE..8 * PAGE], &pattern[..]);
+    fd.unregister(ids[7]).unwrap();
+    assert_eq!(pins_outstanding() - pins0, 16, "region 7's page is unpinned");
+    assert_eq!(vm_lck_kb() - lck0, 16 * 4, "and uncharged");
+    assert_eq!(errno(fd.unregister(ids[7])), libc::ENOENT);
+    let to_dev = |tag, id| Desc {
+        tag,
+        region_offset: 0,
+        dev_offset: PAGE as u64,
+        len: PAGE as u64,
+        region_id: id,
+        dir: abi::DIR_TO_DEVICE,
+    };
+    assert_eq!(errno(fd.submit(&[to_dev(2, ids[7])])), libc::ENOENT);
+    run(&fd, &[from_dev(3, ids[6]), from_dev(4, ids[8]), to_dev(5, ids[16])]);
+    assert_eq!(&m.bytes()[6 * PAGE..7 * PAGE], &pattern[..], "the region before it still works");
+    assert_eq!(&m.bytes()[8 * PAGE..9 * PAGE], &pattern[..], "the region after it still works");
+    let mut back = vec![0u8; PAGE];
+    assert_eq!(fd.pread(&mut back, PAGE as u64).unwrap(), PAGE);
+    assert_eq!(&back[..], &m.bytes()[16 * PAGE..17 * PAGE], "the read-only region was read");
+    // Regions 0..7 in one call (one stretch of the run), then the rest at close.
+    assert_eq!(fd.unregister_vec(&unreg(&ids[..7])).unwrap(), 7);
+    assert_eq!(pins_outstanding() - pins0, 9);
+    assert_eq!(vm_lck_kb() - lck0, 9 * 4);
+    let info = fd.info().unwrap();
+    assert_eq!((info.regions, info.pinned_pages), (9, 9));
+    drop(fd);
+    assert_eq!(pins_outstanding(), pins0, "close released the rest of the run");
+    assert_eq!(vm_lck_kb(), lck0, "and its charge");
+    drop(m);
     c.finish();
 }
