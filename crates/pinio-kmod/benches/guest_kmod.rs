@@ -10,6 +10,9 @@
 //!    UNREGISTER_VEC ("vec"): regions of `pages_per_call` pages, up to `MAX_VEC` of them per
 //!    system call, so the whole buffer takes one call (or four, at one page per region) as it
 //!    takes gup_test one: the like-for-like comparison with gup_test's in-kernel loop. The
+//!    regions tile the buffer, so the module pins each call's regions as one run; "apart" leaves
+//!    one page between each two regions, so every region is a run of its own (per page pinned).
+//!    The
 //!    entry arrays are filled outside the timers, as gup_test's page array is allocated outside
 //!    its own. Single, vec and gup_test run back to back in each of `PINIO_BENCH_REPS` (default
 //!    5) repeats; the ratios are per repeat, reported as median [min-max].
@@ -148,20 +151,23 @@ fn pinio_pin(fd: &PinioFd, buf: &Buffer, per_call: usize, reps: usize) -> (f64, 
 }
 
 /// (pin ns/page, unpin ns/page) of REGISTER_VEC/UNREGISTER_VEC of regions of `per_region`
-/// pages, [`abi::MAX_VEC`] regions per call, median of `reps`.
-fn pinio_pin_vec(fd: &PinioFd, buf: &Buffer, per_region: usize, reps: usize) -> (f64, f64) {
-    let pages = buf.len / PAGE;
+/// pages, [`abi::MAX_VEC`] regions per call, median of `reps`. The regions tile the buffer (the
+/// module pins adjacent regions of one call as one run), or with `apart` leave one page between
+/// each two (every region a run of its own; the figure is per page pinned).
+fn pinio_pin_vec(fd: &PinioFd, buf: &Buffer, per_region: usize, reps: usize, apart: bool) -> (f64, f64) {
     let (mut pin, mut unpin) = (Vec::new(), Vec::new());
+    let stride = per_region + usize::from(apart);
     for _ in 0..reps {
-        let mut entries: Vec<abi::RegisterArgs> = (0..pages)
-            .step_by(per_region)
+        let mut entries: Vec<abi::RegisterArgs> = (0..buf.len / PAGE)
+            .step_by(stride)
             .map(|first| abi::RegisterArgs {
                 addr: buf.ptr as u64 + (first * PAGE) as u64,
-                len: (per_region.min(pages - first) * PAGE) as u64,
+                len: (per_region.min(buf.len / PAGE - first) * PAGE) as u64,
                 access: abi::ACCESS_ALL,
                 region_id: 0,
             })
             .collect();
+        let pages: usize = entries.iter().map(|e| e.len as usize / PAGE).sum();
         let t0 = Instant::now();
         for chunk in entries.chunks_mut(abi::MAX_VEC as usize) {
             assert_eq!(fd.register_vec(chunk).expect("REGISTER_VEC"), chunk.len());
@@ -326,15 +332,17 @@ fn main() {
     writeln!(table, "empty ioctl on /dev/pinio (ENOTTY): {null_ns:.0} ns").unwrap();
     writeln!(
         table,
-        "{:>5} {:>9} {:>5} | {:>15} | {:>15} | {:>15} | {:>19} | {:>19} | {:>8} {:>6} | {:>8} {:>6}",
+        "{:>5} {:>9} {:>5} | {:>15} | {:>15} | {:>15} | {:>15} | {:>19} | {:>19} | {:>19} | {:>8} {:>6} | {:>8} {:>6}",
         "thp",
         "anonhuge",
         "pages",
         "single pin/unp",
         "vec pin/unp",
+        "apart pin/unp",
         "gup pin/unp",
         "ratio single",
         "ratio vec",
+        "ratio apart",
         "gup/call",
         "ratio2",
         "kernel",
@@ -348,23 +356,30 @@ fn main() {
         for per_call in [1usize, 64, 512] {
             let (mut sp, mut su, mut vp, mut vu, mut gp, mut gu) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut r_single, mut r_vec) = (Vec::new(), Vec::new());
+            let (mut ap, mut au) = (Vec::new(), Vec::new());
+            let (mut r_single, mut r_vec, mut r_apart) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..reps {
                 let (a, b) = pinio_pin(&fd, &buf, per_call, 1);
-                let (c, d) = pinio_pin_vec(&fd, &buf, per_call, 1);
+                let (c, d) = pinio_pin_vec(&fd, &buf, per_call, 1, false);
+                let (g, h) = pinio_pin_vec(&fd, &buf, per_call, 1, true);
                 let (e, f) = gup_pin(&buf, per_call, 1).unwrap_or((f64::NAN, f64::NAN));
                 r_single.push((a + b) / (e + f));
                 r_vec.push((c + d) / (e + f));
+                r_apart.push((g + h) / (e + f));
                 sp.push(a);
                 su.push(b);
                 vp.push(c);
                 vu.push(d);
+                ap.push(g);
+                au.push(h);
                 gp.push(e);
                 gu.push(f);
             }
             let (pp, pu, vpm, vum, gpm, gum) = (median(sp), median(su), median(vp), median(vu), median(gp), median(gu));
+            let (apm, aum) = (median(ap), median(au));
             let rs = spread(&r_single);
             let rv = spread(&r_vec);
+            let ra = spread(&r_apart);
             // Per call from userspace: gup_test pays one system call per pin + unpin, pinio two
             // (REGISTER, UNREGISTER); `ratio2` gives gup_test the second one.
             let gup_user = gup_per_call_from_user(&buf, per_call, 3).unwrap_or(f64::NAN);
@@ -374,8 +389,8 @@ fn main() {
             let ratio3 = kernel / (gpm + gum);
             writeln!(
                 table,
-                "{:>5} {:>7}kB {:>5} | {:>7.1} {:>7.1} | {:>7.1} {:>7.1} | {:>7.1} {:>7.1} | {:>5.2} [{:>5.2}-{:>5.2}] | {:>5.2} [{:>5.2}-{:>5.2}] | {:>8.1} {:>6.2} | {:>8.1} {:>6.2}",
-                thp, huge_kb, per_call, pp, pu, vpm, vum, gpm, gum, rs.0, rs.1, rs.2, rv.0, rv.1, rv.2, gup_user, ratio2, kernel, ratio3
+                "{:>5} {:>7}kB {:>5} | {:>7.1} {:>7.1} | {:>7.1} {:>7.1} | {:>7.1} {:>7.1} | {:>7.1} {:>7.1} | {:>5.2} [{:>5.2}-{:>5.2}] | {:>5.2} [{:>5.2}-{:>5.2}] | {:>5.2} [{:>5.2}-{:>5.2}] | {:>8.1} {:>6.2} | {:>8.1} {:>6.2}",
+                thp, huge_kb, per_call, pp, pu, vpm, vum, apm, aum, gpm, gum, rs.0, rs.1, rs.2, rv.0, rv.1, rv.2, ra.0, ra.1, ra.2, gup_user, ratio2, kernel, ratio3
             )
             .unwrap();
             if !first {
@@ -387,9 +402,11 @@ fn main() {
                 "    {{\"thp_requested\": {thp}, \"anon_huge_kb\": {huge_kb}, \"bytes\": {size}, \"pages_per_call\": {per_call}, \
                  \"repeats\": {reps}, \"pinio_pin_ns_per_page\": {pp:.2}, \"pinio_unpin_ns_per_page\": {pu:.2}, \
                  \"pinio_vec_pin_ns_per_page\": {vpm:.2}, \"pinio_vec_unpin_ns_per_page\": {vum:.2}, \
+                 \"pinio_vec_apart_pin_ns_per_page\": {apm:.2}, \"pinio_vec_apart_unpin_ns_per_page\": {aum:.2}, \
                  \"gup_test_pin_ns_per_page\": {}, \"gup_test_unpin_ns_per_page\": {}, \
                  \"ratio\": {}, \"ratio_min\": {}, \"ratio_max\": {}, \
                  \"ratio_vec\": {}, \"ratio_vec_min\": {}, \"ratio_vec_max\": {}, \
+                 \"ratio_vec_apart\": {}, \"ratio_vec_apart_min\": {}, \"ratio_vec_apart_max\": {}, \
                  \"empty_ioctl_ns\": {}, \"gup_test_per_call_from_user_ns_per_page\": {}, \"ratio_per_syscall\": {}, \
                  \"pinio_in_kernel_ns_per_page\": {}, \"ratio_in_kernel\": {}}}",
                 num(gpm),
@@ -400,6 +417,9 @@ fn main() {
                 num(rv.0),
                 num(rv.1),
                 num(rv.2),
+                num(ra.0),
+                num(ra.1),
+                num(ra.2),
                 num(null_ns),
                 num(gup_user),
                 num(ratio2),
