@@ -26,6 +26,7 @@ mod one_or_many;
 mod pinio_fops;
 mod pinned;
 mod region;
+mod region_table;
 mod sample;
 mod session;
 

@@ -35,6 +35,7 @@ struct RegionInfo {
     len: usize,
     access: u32,
     in_flight: Atomic<usize>,
+    registered: Atomic<bool>,
 }
 
 /// The regions of one registration call whose pages are adjacent, pinned together.
@@ -48,12 +49,15 @@ struct RegionInfo {
 ///   `access` contains [`abi::ACCESS_DEVICE_WRITE`] (the run's regions share their pin mode).
 /// - The pages of the pieces not yet released are charged to `mm` (`locked_vm`), a charge this
 ///   run owns and returns piece by piece ([`Run::release`]) or on drop, after unpinning.
-/// - `in_flight` counts the descriptors of the region in flight; it is changed only under the
-///   owning session's state lock.
+/// - `in_flight` counts the descriptors of the region in flight, `registered` says whether the
+///   region is still in its session's table, and `live` counts the registered regions; all three
+///   change only under the owning session's state lock. A region that left the table never
+///   returns to it.
 /// - `first_id` is the id of region 0 once the run is in its session's table (region `i` has id
 ///   `first_id + i`); it is set before and never changed after that.
 pub(crate) struct Run {
     first_id: Atomic<u32>,
+    live: Atomic<usize>,
     regions: OneOrMany<RegionInfo>,
     pages: PinnedPages,
     mm: ARef<Mm>,
@@ -136,6 +140,7 @@ impl Run {
                 len: e.len as usize,
                 access: e.access,
                 in_flight: Atomic::new(0),
+                registered: Atomic::new(true),
             })
         })?;
         let (mm, _) = charge.into_parts();
@@ -144,6 +149,7 @@ impl Run {
         // pin mode of the first; the charge of all pinned pages moved into the run.
         Ok(Self {
             first_id: Atomic::new(0),
+            live: Atomic::new(entries.len()),
             regions,
             pages,
             mm,
@@ -171,6 +177,29 @@ impl Run {
         let index = run.index_of(id)?;
         // INVARIANT: `index_of` checked `index < count()`.
         Some(RegionRef { run, index })
+    }
+
+    /// Whether region `index` is still registered (in its session's table).
+    pub(crate) fn is_registered(&self, index: usize) -> bool {
+        self.regions
+            .get(index)
+            .is_some_and(|r| r.registered.load(Relaxed))
+    }
+
+    /// Marks region `index` as out of its session's table; returns whether it was the run's
+    /// last registered region. Called under the session's state lock, for a registered region.
+    pub(crate) fn unregister(&self, index: usize) -> bool {
+        let Some(r) = self.regions.get(index) else {
+            return false;
+        };
+        // Plain read-modify-writes: every writer holds the session's state lock.
+        if !r.registered.load(Relaxed) {
+            return false;
+        }
+        r.registered.store(false, Relaxed);
+        let live = self.live.load(Relaxed).saturating_sub(1);
+        self.live.store(live, Relaxed);
+        live == 0
     }
 
     /// Descriptors in flight on region `index` (0 for no such region).
@@ -225,11 +254,6 @@ pub(crate) struct RegionRef {
 impl RegionRef {
     fn info(&self) -> &RegionInfo {
         &self.run.regions[self.index]
-    }
-
-    /// The run the region belongs to, and the region's index in it.
-    pub(crate) fn run(&self) -> (&Arc<Run>, usize) {
-        (&self.run, self.index)
     }
 
     /// Counts one more descriptor in flight. Called under the session's state lock.

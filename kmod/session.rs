@@ -23,6 +23,7 @@ use crate::{
     completion_ring::CompletionRing,
     devmem::DeviceMemory,
     region::{RegionRef, Run},
+    region_table::RegionTable,
 };
 use kernel::{
     bindings, new_condvar, new_mutex, new_poll_condvar,
@@ -31,16 +32,16 @@ use kernel::{
     transmute::AsBytes,
     uaccess::{UserSlice, UserSliceReader, UserSliceWriter},
     workqueue::{self, impl_has_work, new_work, Work, WorkItem},
-    xarray::{AllocKind, XArray},
 };
 
 /// Bytes the engine copies before it wakes completion waiters even in the middle of a batch.
 const NOTIFY_BYTES: usize = 1 << 20;
 
-/// The region table: region id -> the run holding the region, an XArray (a radix tree of 64-slot
-/// nodes: a lookup is a few pointer steps whatever the number of regions, and ids are dense, so
-/// nodes fill up). A run is stored at the id of each of its regions.
-type Regions = XArray<Arc<Run>>;
+/// Regions `range` of `run` that left the table together, to be released together.
+struct Stretch {
+    run: Arc<Run>,
+    range: core::ops::Range<usize>,
+}
 
 /// A validated descriptor waiting for (or being run by) the DMA engine.
 struct Job {
@@ -52,18 +53,15 @@ struct Job {
 ///
 /// # Invariants
 ///
-/// - `regions` is `None` only once [`Session::shutdown`] took the table; `nr_regions` is the
-///   number of entries in it, each region's run stored at the region's id (`1..next_region_id`,
-///   or any id but 0 once `next_region_id` wrapped to 0). A region is registered exactly while
-///   its id is in the table.
+/// - `regions` is `None` only once [`Session::shutdown`] took the table; its ids are
+///   `1..next_region_id` (or any id but 0 once `next_region_id` wrapped to 0).
 /// - `pinned_pages` is the sum of `nr_pages()` of the regions, plus pages reserved by a REGISTER
 ///   that is pinning right now; it never exceeds the `max_pinned_pages` limit.
 /// - `in_flight` is `queued.len()` plus the jobs the worker has taken and not completed, and
 ///   equals the sum of `RegionRef::in_flight` over the table.
 /// - `outstanding` is `in_flight + completions.len()` and never exceeds `queue_depth`.
 struct State {
-    regions: Option<Pin<KBox<Regions>>>,
-    nr_regions: usize,
+    regions: Option<RegionTable>,
     next_region_id: u32,
     pinned_pages: usize,
     queued: KVVec<Job>,
@@ -97,8 +95,7 @@ impl Session {
     pub(crate) fn new(dev: Arc<DeviceMemory>) -> Result<Arc<Self>> {
         let depth = dev.limits.queue_depth as usize;
         let state = State {
-            regions: Some(KBox::pin_init(XArray::new(AllocKind::Alloc1), GFP_KERNEL)?),
-            nr_regions: 0,
+            regions: Some(RegionTable::new()),
             next_region_id: 1,
             pinned_pages: 0,
             queued: KVVec::new(),
@@ -150,7 +147,7 @@ impl Session {
             queue_depth: limits.queue_depth,
             max_batch: limits.queue_depth,
             outstanding: st.outstanding as u32,
-            regions: st.nr_regions as u32,
+            regions: st.regions.as_ref().map_or(0, RegionTable::len) as u32,
         }
     }
 
@@ -283,7 +280,9 @@ impl Session {
         if entries.iter().any(|e| e.reserved != 0) {
             return Err(EINVAL);
         }
-        if entries.len() > 1 {
+        // Ids in increasing order (as a registration handed them out) cannot repeat; any other
+        // order is sorted to find a repeat.
+        if entries.windows(2).any(|w| w[0].region_id >= w[1].region_id) {
             let mut ids = KVVec::with_capacity(entries.len(), GFP_KERNEL)?;
             for e in entries.iter() {
                 ids.push_within_capacity(e.region_id).map_err(|_| ENOMEM)?;
@@ -335,28 +334,8 @@ impl Session {
         if first == 0 || count == 0 || u64::from(first) + count - 1 > u64::from(u32::MAX) {
             return Err(ENOSPC);
         }
-        let table = st.regions.as_deref().ok_or(ENXIO)?;
-        let mut xa = table.lock();
-        let mut id = first as usize;
-        for run in runs {
-            run.set_first_id(id as u32);
-            for _ in 0..run.count() {
-                // May drop the XArray's spinlock to allocate a node (GFP_KERNEL); the state lock
-                // keeps every other user of the table out meanwhile.
-                if let Err(e) = xa.store(id, run.clone(), GFP_KERNEL) {
-                    for stored in first as usize..id {
-                        // Not the last references (the caller holds `runs`): nothing is
-                        // unpinned under the spinlock.
-                        drop(xa.remove(stored));
-                    }
-                    return Err(e.error);
-                }
-                id += 1;
-            }
-        }
-        drop(xa);
+        st.regions.as_mut().ok_or(ENXIO)?.append(first, runs)?;
         // INVARIANT: `count` regions were stored at the ids `first..first + count`.
-        st.nr_regions += count as usize;
         st.next_region_id = (u64::from(first) + count) as u32;
         Ok(first)
     }
@@ -369,35 +348,40 @@ impl Session {
         &self,
         ids: impl Iterator<Item = u32> + Clone,
         count: usize,
-    ) -> Result<KVVec<RegionRef>> {
-        // Declared before the locks, so dropped after them.
-        let mut removed = KVVec::with_capacity(count, GFP_KERNEL)?;
+    ) -> Result<KVVec<Stretch>> {
+        // Declared before the lock, so dropped after it.
+        let mut removed = KVVec::<Stretch>::with_capacity(count, GFP_KERNEL)?;
         let mut guard = self.state.lock();
         let st = &mut *guard;
-        let table = st.regions.as_deref().ok_or(ENOENT)?;
-        let mut xa = table.lock();
-        // Check every id first (all or nothing).
-        let mut pages = 0;
+        let table = st.regions.as_mut().ok_or(ENOENT)?;
+        // Check every id first (all or nothing). Consecutive ids are mostly in the same run: each
+        // lookup tries the previous one's slot first.
+        let (mut pages, mut hint) = (0, 0);
         for id in ids.clone() {
-            let run = xa.get(id as usize).ok_or(ENOENT)?;
-            let index = run.index_of(id).ok_or(ENOENT)?;
+            let (run, index, slot) = table.get(id, hint).ok_or(ENOENT)?;
             if run.in_flight(index) > 0 {
                 return Err(EBUSY);
             }
             pages += run.nr_pages(index);
+            hint = slot;
         }
         for id in ids {
-            // Present: checked above under the same locks. The reference moves into `removed`,
-            // so nothing is unpinned under the spinlock.
-            let region = xa.remove(id as usize).and_then(|run| Run::region(run, id));
-            // `EINVAL` only if the caller passed more ids than `count`.
-            removed
-                .push_within_capacity(region.ok_or(ENOENT)?)
-                .map_err(|_| EINVAL)?;
+            // Present: checked above under the same lock.
+            let (run, index, slot) = table.remove(id, hint).ok_or(ENOENT)?;
+            hint = slot;
+            match removed.last_mut() {
+                Some(s) if Arc::ptr_eq(&s.run, &run) && s.range.end == index => s.range.end += 1,
+                // `EINVAL` only if the caller passed more ids than `count`.
+                _ => removed
+                    .push_within_capacity(Stretch {
+                        run,
+                        range: index..index + 1,
+                    })
+                    .map_err(|_| EINVAL)?,
+            }
         }
-        drop(xa);
-        // INVARIANT: the removed regions leave the count and the pinned total.
-        st.nr_regions -= removed.len();
+        table.compact();
+        // INVARIANT: the removed regions leave the pinned total.
         st.pinned_pages -= pages;
         Ok(removed)
     }
@@ -528,7 +512,6 @@ impl Session {
                 self.idle.wait(&mut st);
             }
             st.pinned_pages = 0;
-            st.nr_regions = 0;
             st.regions.take()
         };
         // No new work can be queued: the file is being released, so no ioctl runs concurrently.
@@ -600,49 +583,32 @@ impl WorkItem for Session {
 impl State {
     /// The region `id` of the table (a new reference to its run), if registered.
     fn lookup(&self, id: u32) -> Option<RegionRef> {
-        let xa = self.regions.as_deref()?.lock();
-        Run::region(Arc::from(xa.get(id as usize)?), id)
+        let (run, _, _) = self.regions.as_ref()?.get(id, 0)?;
+        Run::region(run.clone(), id)
     }
 }
 
-/// Unpins regions [`Session::remove_regions`] removed, then returns their
-/// locked-memory charges: one unpin call per stretch of adjacent regions of one run (in the
-/// given order) and one `account_locked_vm` per stretch of regions charged to the same mm,
-/// instead of one of each per region.
-fn release_regions(regions: impl IntoIterator<Item = RegionRef>) {
+/// Unpins the regions [`Session::remove_regions`] removed, one unpin call per stretch of
+/// adjacent regions of one run, then returns their locked-memory charges: one
+/// `account_locked_vm` per sequence of stretches charged to the same mm.
+fn release_regions(removed: KVVec<Stretch>) {
     let mut charge: Option<LockedVmCharge> = None;
-    let mut return_share = |share: LockedVmCharge| match charge.as_mut() {
-        None => charge = Some(share),
-        Some(c) => {
-            if let Err(other) = c.merge(share) {
-                // Another mm (the file was used by another process): return the run so far.
-                drop(charge.replace(other));
+    for Stretch { run, range } in removed {
+        // SAFETY: `remove_regions` took the regions out of the table (each id once) with no
+        // descriptor in flight, and only jobs, counted in flight, read or write a region:
+        // nothing else releases or uses them.
+        let share = unsafe { run.release(range) };
+        // Unpinned above; if this was the last reference, dropping the run frees it.
+        drop(run);
+        match charge.as_mut() {
+            None => charge = Some(share),
+            Some(c) => {
+                if let Err(other) = c.merge(share) {
+                    // Another mm (the file was used by another process): return the sum so far.
+                    drop(charge.replace(other));
+                }
             }
         }
-    };
-    // The regions `[from, to)` of one run, released together.
-    let mut stretch: Option<(RegionRef, usize)> = None;
-    for region in regions {
-        let (run, index) = region.run();
-        if let Some((first, to)) = stretch.as_mut() {
-            let (first_run, _) = first.run();
-            if core::ptr::eq::<Run>(&**first_run, &**run) && *to == index {
-                *to += 1;
-                continue;
-            }
-        }
-        if let Some((first, to)) = stretch.replace((region, index + 1)) {
-            let (run, from) = first.run();
-            // SAFETY: `remove_regions` took the regions out of the table (each id once) with no
-            // descriptor in flight, and only jobs, counted in flight, read or write a region:
-            // nothing else releases or uses them.
-            return_share(unsafe { run.release(from..to) });
-        }
-    }
-    if let Some((first, to)) = stretch {
-        let (run, from) = first.run();
-        // SAFETY: As above.
-        return_share(unsafe { run.release(from..to) });
     }
     drop(charge);
 }

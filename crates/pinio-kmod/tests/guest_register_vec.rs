@@ -438,3 +438,65 @@ fn adjacent_regions_are_pinned_together_and_released_one_by_one() {
     drop(m);
     c.finish();
 }
+
+#[test]
+fn lookups_stay_right_as_runs_come_and_go() {
+    let c = Checked::start();
+    let pins0 = pins_outstanding();
+    let mut m = Mapping::rw(64 * PAGE);
+    fill(m.bytes(), 3);
+    let fd = open();
+    // Runs of every shape, interleaved: single REGISTERs (one-region runs) and vectors of
+    // adjacent pages (one run each), then most of them unregistered in an order that empties
+    // runs at the front, in the middle and at the back, so the module's table frees and
+    // compacts slots while the rest must still be found by id.
+    let mut live: Vec<(u32, usize)> = Vec::new(); // (id, page)
+    for round in 0..4 {
+        for i in 0..4 {
+            let page = round * 16 + i;
+            live.push((fd.register(m.addr() + (page * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL).unwrap(), page));
+        }
+        let first = round * 16 + 4;
+        let mut entries: Vec<RegisterArgs> =
+            (first..first + 12).map(|p| reg(m.addr() + (p * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL)).collect();
+        fd.register_vec(&mut entries).unwrap();
+        live.extend(entries.iter().zip(first..).map(|(e, p)| (e.region_id, p)));
+    }
+    assert_eq!(live.len(), 64);
+    let mut gone = Vec::new();
+    for (n, (id, page)) in live.clone().into_iter().enumerate() {
+        // Keep every fifth region, and everything of round 2's vector but its ends.
+        let keep = n % 5 == 0 || (36..47).contains(&page);
+        if !keep {
+            fd.unregister(id).unwrap();
+            gone.push(id);
+        }
+    }
+    live.retain(|(id, _)| !gone.contains(id));
+    let info = fd.info().unwrap();
+    assert_eq!((info.regions as usize, info.pinned_pages as usize), (live.len(), live.len()));
+    assert_eq!(pins_outstanding() - pins0, live.len() as i64);
+    for id in &gone {
+        assert_eq!(errno(fd.unregister(*id)), libc::ENOENT, "region {id} was unregistered");
+    }
+    // Every region left is found by its id and reaches its own page.
+    let pattern: Vec<u8> = (0..PAGE).map(|i| (i * 3 + 1) as u8).collect();
+    assert_eq!(fd.pwrite(&pattern, 0).unwrap(), PAGE);
+    let descs: Vec<Desc> = live
+        .iter()
+        .enumerate()
+        .map(|(tag, &(id, _))| Desc { tag: tag as u64, region_offset: 0, dev_offset: 0, len: PAGE as u64, region_id: id, dir: abi::DIR_FROM_DEVICE })
+        .collect();
+    for chunk in descs.chunks(16) {
+        run(&fd, chunk);
+    }
+    for &(_, page) in &live {
+        assert_eq!(&m.bytes()[page * PAGE..(page + 1) * PAGE], &pattern[..], "page {page}");
+    }
+    let ids: Vec<u32> = live.iter().map(|(id, _)| *id).collect();
+    assert_eq!(fd.unregister_vec(&unreg(&ids)).unwrap(), ids.len());
+    empty(&fd, "after unregistering the rest");
+    assert_eq!(pins_outstanding(), pins0);
+    drop((fd, m));
+    c.finish();
+}
