@@ -93,32 +93,44 @@ impl RegionTable {
             .checked_sub(1)
     }
 
-    /// Region `id`: its run, its index in the run, and its slot (a hint for the next lookup).
-    pub(crate) fn get(&self, id: u32, hint: usize) -> Option<(&Arc<Run>, usize, usize)> {
+    /// Region `id`: its index in its run and the run's slot (a hint for the next lookup).
+    pub(crate) fn find(&self, id: u32, hint: usize) -> Option<(usize, usize)> {
         let slot = self.slot_of(id, hint)?;
         let run = self.slots[slot].run.as_ref()?;
         let index = run.index_of(id)?;
-        run.is_registered(index).then_some((run, index, slot))
+        run.is_registered(index).then_some((index, slot))
     }
 
-    /// Takes region `id` out of the table; returns its run and index in it. If it was the run's
-    /// last region, the run leaves its slot and is returned as the table's own reference;
-    /// otherwise the run stays and a new reference is returned.
-    pub(crate) fn remove(&mut self, id: u32, hint: usize) -> Option<(Arc<Run>, usize, usize)> {
-        let (_, index, slot) = self.get(id, hint)?;
-        let run_slot = &mut self.slots[slot].run;
+    /// Region `id`: its run, its index in the run, and its slot (a hint for the next lookup).
+    pub(crate) fn get(&self, id: u32, hint: usize) -> Option<(&Arc<Run>, usize, usize)> {
+        let (index, slot) = self.find(id, hint)?;
+        Some((self.run_at(slot)?, index, slot))
+    }
+
+    /// The run in slot `slot`, if it still has one.
+    pub(crate) fn run_at(&self, slot: usize) -> Option<&Arc<Run>> {
+        self.slots.get(slot)?.run.as_ref()
+    }
+
+    /// Takes region `index` of the run in slot `slot` (a registered region, found with
+    /// [`RegionTable::find`]) out of the table. Returns the table's reference to the run if that
+    /// was its last region (the slot is then free).
+    pub(crate) fn remove_at(&mut self, slot: usize, index: usize) -> Option<Arc<Run>> {
+        let run_slot = &mut self.slots.get_mut(slot)?.run;
         let run = run_slot.as_ref()?;
+        if !run.is_registered(index) {
+            return None;
+        }
         let last = run.unregister(index);
-        let run = if last {
-            self.free += 1;
-            run_slot.take()?
-        } else {
-            run.clone()
-        };
-        // INVARIANT: the region is no longer registered in its run (and the run left its slot
-        // with its last region); the count follows.
+        // INVARIANT: the region is no longer registered in its run; the count follows, and the
+        // run leaves its slot with its last region.
         self.regions -= 1;
-        Some((run, index, slot))
+        if last {
+            self.free += 1;
+            run_slot.take()
+        } else {
+            None
+        }
     }
 
     /// Drops the free slots once they are at least half of the table, so that searching stays

@@ -248,7 +248,7 @@ impl Session {
             let ids = entries.iter().map(|e| e.region_id);
             // Left registered (until close) only if another thread of the caller already has
             // DMA in flight on one of them, having guessed its id.
-            if let Ok(removed) = self.remove_regions(ids, entries.len()) {
+            if let Ok(removed) = self.remove_regions(ids) {
                 release_regions(removed);
             }
             return Err(e);
@@ -262,7 +262,7 @@ impl Session {
         if args.reserved != 0 {
             return Err(EINVAL);
         }
-        let removed = self.remove_regions(core::iter::once(args.region_id), 1)?;
+        let removed = self.remove_regions(core::iter::once(args.region_id))?;
         // Unpin and uncharge outside the lock; no job holds the region (in_flight was 0).
         release_regions(removed);
         Ok(())
@@ -292,7 +292,7 @@ impl Session {
                 return Err(EINVAL);
             }
         }
-        let removed = self.remove_regions(entries.iter().map(|e| e.region_id), entries.len())?;
+        let removed = self.remove_regions(entries.iter().map(|e| e.region_id))?;
         release_regions(removed);
         Ok(entries.len())
     }
@@ -340,45 +340,56 @@ impl Session {
         Ok(first)
     }
 
-    /// Removes the regions `ids` (`count` of them, no id twice) from the table, all or none:
+    /// Removes the regions `ids` (no id twice) from the table, all or none:
     /// `ENOENT` for an unknown id and `EBUSY` for a region with DMA in flight, for the first such
     /// id in order. Returns the removed regions, none with DMA in flight, for the caller to
     /// unpin with [`release_regions`] outside the lock.
-    fn remove_regions(
-        &self,
-        ids: impl Iterator<Item = u32> + Clone,
-        count: usize,
-    ) -> Result<KVVec<Stretch>> {
-        // Declared before the lock, so dropped after it.
-        let mut removed = KVVec::<Stretch>::with_capacity(count, GFP_KERNEL)?;
+    fn remove_regions(&self, ids: impl Iterator<Item = u32> + Clone) -> Result<KVVec<Stretch>> {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let table = st.regions.as_mut().ok_or(ENOENT)?;
-        // Check every id first (all or nothing). Consecutive ids are mostly in the same run: each
-        // lookup tries the previous one's slot first.
-        let (mut pages, mut hint) = (0, 0);
+        // Check every id first (all or nothing), counting the stretches of adjacent regions of
+        // one run. Consecutive ids are mostly in one run: each lookup tries the previous slot.
+        let (mut pages, mut hint, mut stretches) = (0, 0, 0);
+        let mut prev = None;
         for id in ids.clone() {
             let (run, index, slot) = table.get(id, hint).ok_or(ENOENT)?;
             if run.in_flight(index) > 0 {
                 return Err(EBUSY);
             }
             pages += run.nr_pages(index);
+            if prev != Some((slot, index)) {
+                stretches += 1;
+            }
+            prev = Some((slot, index + 1));
             hint = slot;
         }
+        // Nothing removed yet: an `ENOMEM` here leaves everything registered. Sleeping in the
+        // allocation under the state mutex is allowed.
+        let mut removed = KVVec::<Stretch>::with_capacity(stretches, GFP_KERNEL)?;
+        let mut last_slot = usize::MAX;
         for id in ids {
             // Present: checked above under the same lock.
-            let (run, index, slot) = table.remove(id, hint).ok_or(ENOENT)?;
+            let (index, slot) = table.find(id, hint).ok_or(ENOENT)?;
             hint = slot;
             match removed.last_mut() {
-                Some(s) if Arc::ptr_eq(&s.run, &run) && s.range.end == index => s.range.end += 1,
-                // `EINVAL` only if the caller passed more ids than `count`.
-                _ => removed
-                    .push_within_capacity(Stretch {
+                Some(s) if last_slot == slot && s.range.end == index => s.range.end += 1,
+                _ => {
+                    // One reference per stretch, not per region.
+                    let run = table.run_at(slot).ok_or(ENOENT)?.clone();
+                    let stretch = Stretch {
                         run,
                         range: index..index + 1,
-                    })
-                    .map_err(|_| EINVAL)?,
+                    };
+                    // Cannot fail: the stretches were counted above.
+                    removed.push_within_capacity(stretch).map_err(|_| ENOMEM)?;
+                    last_slot = slot;
+                }
             }
+            // The stretch holds a reference to the run: if this was its last region, the
+            // table's own reference dropped here is not the last, so nothing is unpinned under
+            // the lock.
+            drop(table.remove_at(slot, index));
         }
         table.compact();
         // INVARIANT: the removed regions leave the pinned total.
@@ -621,7 +632,7 @@ fn read_vec<T, W>(
     split: impl FnOnce(UserSlice) -> (UserSliceReader, W),
 ) -> Result<(KVVec<T>, W)>
 where
-    T: kernel::transmute::FromBytes + AsBytes + Default + Clone,
+    T: kernel::transmute::FromBytes + AsBytes,
 {
     if args.flags != 0 || args.count == 0 || args.count > abi::MAX_VEC {
         return Err(EINVAL);
@@ -632,8 +643,17 @@ where
         UserPtr::from_addr(addr),
         count * size_of::<T>(),
     ));
-    let mut entries = KVVec::from_elem(T::default(), count, GFP_KERNEL)?;
-    reader.read_slice(entries.as_mut_slice().as_bytes_mut())?;
+    let mut entries = KVVec::<T>::with_capacity(count, GFP_KERNEL)?;
+    let spare = &mut entries.spare_capacity_mut()[..count];
+    // SAFETY: `spare` is `count` elements of `T`, so `count * size_of::<T>()` bytes, viewed as
+    // possibly uninitialised bytes (any byte may be written there).
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), count * size_of::<T>())
+    };
+    reader.read_raw(bytes)?;
+    // SAFETY: `read_raw` initialised all `count * size_of::<T>()` bytes of the first `count`
+    // elements, and any bytes are a valid `T` (`FromBytes`).
+    unsafe { entries.inc_len(count) };
     Ok((entries, rest))
 }
 
