@@ -5,7 +5,7 @@
 //! Most registrations are one region: their per-region bookkeeping then costs no allocation of
 //! its own, while a vectored registration of thousands of regions takes one allocation for all.
 
-use core::ops::Deref;
+use core::ops::{Deref, DerefMut};
 use kernel::prelude::*;
 
 /// One element inline, or many in one `KVVec`.
@@ -41,6 +41,15 @@ impl<T> Deref for OneOrMany<T> {
     fn deref(&self) -> &[T] {
         match self {
             Self::One(x) => core::slice::from_ref(x),
+            Self::Many(v) => v,
+        }
+    }
+}
+
+impl<T> DerefMut for OneOrMany<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Self::One(x) => core::slice::from_mut(x),
             Self::Many(v) => v,
         }
     }

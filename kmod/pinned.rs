@@ -253,48 +253,41 @@ impl PinnedPages {
         })
     }
 
-    /// Releases the pins of the pieces `range` not released yet (unpinning, and dirtying the
-    /// pages of pieces that were written), with one `unpin_user_pages_dirty_lock` call per stretch
-    /// of adjacent pieces of the same dirtiness. Returns the number of pages released.
+    /// Releases the pins of the pieces `range` (unpinning, and dirtying the pages of pieces
+    /// that were written), with one `unpin_user_pages_dirty_lock` call per stretch of adjacent
+    /// pieces of the same dirtiness. Returns the number of pages released.
     ///
     /// # Safety
     ///
-    /// No other thread may release any of these pieces concurrently, and no
+    /// None of these pieces may be released already or by another thread concurrently, and no
     /// [`PinnedPages::read_at`] or [`PinnedPages::write_at`] of them may run concurrently or
     /// later (their pages may be freed once unpinned).
     pub(crate) unsafe fn release(&self, range: core::ops::Range<usize>) -> usize {
-        let pieces = &self.pieces[range];
-        let base = self.pages.as_slice().as_ptr().cast_mut();
-        let mut released = 0;
-        // The stretch `[from, to)` of pages to unpin in one call, and whether to dirty them.
-        let mut stretch: Option<(usize, usize, bool)> = None;
-        for piece in pieces {
-            if piece.released.load(Relaxed) {
-                continue;
+        let pieces = self.pieces[range].iter().map(|p| {
+            // INVARIANT: the piece's pins are released just below, and never used again, per
+            // the contract.
+            p.released.store(true, Relaxed);
+            (p.start, p.len, p.dirty.load(Relaxed))
+        });
+        // SAFETY: Per the contract each piece is not released yet, so its pages hold their pins,
+        // released here once.
+        unsafe { unpin_stretches(self.pages.as_slice(), pieces) }
+    }
+
+    /// Releases the pins of every piece not released yet, as [`PinnedPages::release`] does.
+    /// Returns the number of pages released.
+    pub(crate) fn release_rest(&mut self) -> usize {
+        let pieces = self.pieces.iter_mut().filter_map(|p| {
+            // `&mut self`: plain accesses, nobody else sees the flags.
+            if core::mem::replace(p.released.get_mut(), true) {
+                return None;
             }
-            // INVARIANT: the pins of the piece are released below (or with its stretch) and
-            // never used again, per the contract.
-            piece.released.store(true, Relaxed);
-            released += piece.len;
-            let dirty = piece.dirty.load(Relaxed);
-            match stretch.as_mut() {
-                Some((_, to, d)) if *to == piece.start && *d == dirty => *to += piece.len,
-                _ => {
-                    let next = (piece.start, piece.start + piece.len, dirty);
-                    if let Some((from, to, d)) = stretch.replace(next) {
-                        // SAFETY: Pages `[from, to)` belong to pieces that were not released and
-                        // were marked released above, so each holds its pin, released here once;
-                        // `base + from` lies inside the array.
-                        unsafe { unpin(base.add(from), to - from, d) };
-                    }
-                }
-            }
-        }
-        if let Some((from, to, d)) = stretch {
-            // SAFETY: As above.
-            unsafe { unpin(base.add(from), to - from, d) };
-        }
-        released
+            // INVARIANT: the piece's pins are released just below.
+            Some((p.start, p.len, *p.dirty.get_mut()))
+        });
+        // SAFETY: Each piece yielded was not released, so its pages hold their pins, released
+        // here once; `&mut self` rules out any concurrent use.
+        unsafe { unpin_stretches(self.pages.as_slice(), pieces) }
     }
 
     /// Number of pages of piece `piece`, 0 for no such piece.
@@ -396,10 +389,44 @@ impl PinnedPages {
 
 impl Drop for PinnedPages {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no other thread releases, reads or writes any piece now, and
-        // nothing uses them after the drop.
-        unsafe { self.release(0..self.pieces.len()) };
+        self.release_rest();
     }
+}
+
+/// Unpins the pages of `pieces` (first page index, number of pages, whether to dirty them) in
+/// `pages`, with one call per stretch of adjacent pieces of the same dirtiness; returns the
+/// number of pages unpinned.
+///
+/// # Safety
+///
+/// Each piece must lie in `pages` and each of its entries hold one `FOLL_PIN` reference that is
+/// released by this call and never again.
+unsafe fn unpin_stretches(
+    pages: &[*mut bindings::page],
+    pieces: impl Iterator<Item = (usize, usize, bool)>,
+) -> usize {
+    let base = pages.as_ptr().cast_mut();
+    let mut released = 0;
+    // The stretch `[from, to)` of pages to unpin in one call, and whether to dirty them.
+    let mut stretch: Option<(usize, usize, bool)> = None;
+    for (start, len, dirty) in pieces {
+        released += len;
+        match stretch.as_mut() {
+            Some((_, to, d)) if *to == start && *d == dirty => *to += len,
+            _ => {
+                if let Some((from, to, d)) = stretch.replace((start, start + len, dirty)) {
+                    // SAFETY: Per the contract pages `[from, to)` hold pins released here once;
+                    // `base + from` lies inside `pages`.
+                    unsafe { unpin(base.add(from), to - from, d) };
+                }
+            }
+        }
+    }
+    if let Some((from, to, d)) = stretch {
+        // SAFETY: As above.
+        unsafe { unpin(base.add(from), to - from, d) };
+    }
+    released
 }
 
 /// Releases the `n` pins at `pages`, dirtying the pages if `dirty`.

@@ -21,11 +21,7 @@ use kernel::{
     mm::Mm,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{
-        aref::ARef,
-        atomic::{Atomic, Relaxed},
-        Arc,
-    },
+    sync::{aref::ARef, Arc},
 };
 
 /// What a run knows of each of its regions; the region's pages are the piece of the same index
@@ -34,8 +30,6 @@ struct RegionInfo {
     first_offset: usize,
     len: usize,
     access: u32,
-    in_flight: Atomic<usize>,
-    registered: Atomic<bool>,
 }
 
 /// The regions of one registration call whose pages are adjacent, pinned together.
@@ -49,15 +43,7 @@ struct RegionInfo {
 ///   `access` contains [`abi::ACCESS_DEVICE_WRITE`] (the run's regions share their pin mode).
 /// - The pages of the pieces not yet released are charged to `mm` (`locked_vm`), a charge this
 ///   run owns and returns piece by piece ([`Run::release`]) or on drop, after unpinning.
-/// - `in_flight` counts the descriptors of the region in flight, `registered` says whether the
-///   region is still in its session's table, and `live` counts the registered regions; all three
-///   change only under the owning session's state lock. A region that left the table never
-///   returns to it.
-/// - `first_id` is the id of region 0 once the run is in its session's table (region `i` has id
-///   `first_id + i`); it is set before and never changed after that.
 pub(crate) struct Run {
-    first_id: Atomic<u32>,
-    live: Atomic<usize>,
     regions: OneOrMany<RegionInfo>,
     pages: PinnedPages,
     mm: ARef<Mm>,
@@ -139,21 +125,13 @@ impl Run {
                 first_offset: e.addr as usize % PAGE_SIZE,
                 len: e.len as usize,
                 access: e.access,
-                in_flight: Atomic::new(0),
-                registered: Atomic::new(true),
             })
         })?;
         let (mm, _) = charge.into_parts();
         // INVARIANT: piece `i` covers the pages of entry `i` (the entries are adjacent and in
         // order), whose bytes start `first_offset` into its first page; the entries share the
         // pin mode of the first; the charge of all pinned pages moved into the run.
-        Ok(Self {
-            first_id: Atomic::new(0),
-            live: Atomic::new(entries.len()),
-            regions,
-            pages,
-            mm,
-        })
+        Ok(Self { regions, pages, mm })
     }
 
     /// Number of regions in the run.
@@ -161,52 +139,10 @@ impl Run {
         self.regions.len()
     }
 
-    /// Records the id of region 0, before the run is stored in its session's table.
-    pub(crate) fn set_first_id(&self, id: u32) {
-        self.first_id.store(id, Relaxed);
-    }
-
-    /// The index in this run of the region of id `id`, if it is one of its regions.
-    pub(crate) fn index_of(&self, id: u32) -> Option<usize> {
-        let index = id.checked_sub(self.first_id.load(Relaxed))? as usize;
-        (index < self.count()).then_some(index)
-    }
-
-    /// The region of id `id` of this run, if it is one of its regions.
-    pub(crate) fn region(run: Arc<Run>, id: u32) -> Option<RegionRef> {
-        let index = run.index_of(id)?;
-        // INVARIANT: `index_of` checked `index < count()`.
-        Some(RegionRef { run, index })
-    }
-
-    /// Whether region `index` is still registered (in its session's table).
-    pub(crate) fn is_registered(&self, index: usize) -> bool {
-        self.regions
-            .get(index)
-            .is_some_and(|r| r.registered.load(Relaxed))
-    }
-
-    /// Marks region `index` as out of its session's table; returns whether it was the run's
-    /// last registered region. Called under the session's state lock, for a registered region.
-    pub(crate) fn unregister(&self, index: usize) -> bool {
-        let Some(r) = self.regions.get(index) else {
-            return false;
-        };
-        // Plain read-modify-writes: every writer holds the session's state lock.
-        if !r.registered.load(Relaxed) {
-            return false;
-        }
-        r.registered.store(false, Relaxed);
-        let live = self.live.load(Relaxed).saturating_sub(1);
-        self.live.store(live, Relaxed);
-        live == 0
-    }
-
-    /// Descriptors in flight on region `index` (0 for no such region).
-    pub(crate) fn in_flight(&self, index: usize) -> usize {
-        self.regions
-            .get(index)
-            .map_or(0, |r| r.in_flight.load(Relaxed))
+    /// Region `index` of the run, if it has one.
+    pub(crate) fn region(run: Arc<Run>, index: usize) -> Option<RegionRef> {
+        // INVARIANT: checked just below.
+        (index < run.count()).then_some(RegionRef { run, index })
     }
 
     /// Pinned pages of region `index` (0 for no such region).
@@ -220,11 +156,12 @@ impl Run {
     ///
     /// # Safety
     ///
-    /// The regions `range` must have left the session's table, which is what gives the right to
-    /// release them, with no descriptor in flight: no other thread releases, reads or writes them
-    /// now or later.
+    /// The regions `range` must have just left the session's table (a region leaves it once,
+    /// and whoever took it out releases it, once), with no descriptor in flight: no other thread
+    /// releases, reads or writes them now or later.
     pub(crate) unsafe fn release(&self, range: core::ops::Range<usize>) -> LockedVmCharge {
-        // SAFETY: Per the contract nothing else releases or uses these regions' pieces.
+        // SAFETY: Per the contract the regions just left the table, which a region does once, so
+        // their pieces are not released yet, and nothing else releases or uses them.
         let pages = unsafe { self.pages.release(range) };
         // SAFETY: By the type invariants the pages of unreleased pieces are charged to `mm` and
         // owned by this run; `release` counted exactly those it released now.
@@ -234,10 +171,11 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no other thread holds the run, and nothing uses it after the drop.
-        let charge = unsafe { self.release(0..self.count()) };
-        // Uncharged after the pages were unpinned above.
-        drop(charge);
+        let pages = self.pages.release_rest();
+        // SAFETY: By the type invariants the pages of unreleased pieces are charged to `mm` and
+        // owned by this run; `release_rest` counted exactly those. Uncharged after they were
+        // unpinned just above.
+        drop(unsafe { LockedVmCharge::from_parts(self.mm.clone(), pages) });
     }
 }
 
@@ -254,20 +192,6 @@ pub(crate) struct RegionRef {
 impl RegionRef {
     fn info(&self) -> &RegionInfo {
         &self.run.regions[self.index]
-    }
-
-    /// Counts one more descriptor in flight. Called under the session's state lock.
-    pub(crate) fn start_job(&self) {
-        let n = &self.info().in_flight;
-        // A plain read-modify-write: every writer holds the session's state lock.
-        n.store(n.load(Relaxed) + 1, Relaxed);
-    }
-
-    /// Counts one descriptor less in flight. Called under the session's state lock.
-    pub(crate) fn end_job(&self) {
-        let n = &self.info().in_flight;
-        // See `start_job`; never below zero: each `end_job` follows its `start_job`.
-        n.store(n.load(Relaxed).saturating_sub(1), Relaxed);
     }
 
     /// Length of the buffer in bytes.

@@ -7,27 +7,57 @@
 //! were registered: the table is an array of them, appended to, searched by bisection (a
 //! lookup of region `id` finds the last run whose first id is at most `id`). Registering a run
 //! of thousands of regions appends one slot, not one entry per region; a region leaving the
-//! table clears its flag in the run, and a run whose last region left frees its slot (the array
-//! is compacted once half of it is free, so that costs O(1) amortised).
+//! table clears its flag in the slot, and a run whose last region left frees its slot (the
+//! array is compacted once half of it is free, so that costs O(1) amortised).
+//!
+//! What the session tracks of each region (registered or not, descriptors in flight) lives
+//! here, as plain data under the session's state lock; the [`Run`] holds only what the DMA
+//! engine reads (pages, bounds, access), fixed at registration.
 
-use crate::region::Run;
+use crate::{
+    one_or_many::OneOrMany,
+    region::{RegionRef, Run},
+};
 use kernel::{prelude::*, sync::Arc};
 
+/// What the session tracks of one region.
+struct RegionState {
+    registered: bool,
+    in_flight: usize,
+}
+
 /// One run of the table, or a free slot that once held one.
+///
+/// # Invariants
+///
+/// `regions` has one entry per region of `run`; `live` is the number of them registered, and
+/// `run` is `None` iff `live == 0`.
 struct Slot {
     first_id: u32,
     run: Option<Arc<Run>>,
+    regions: OneOrMany<RegionState>,
+    live: usize,
+}
+
+impl Slot {
+    /// Region `id`'s index in this slot's run, if it is one of its registered regions.
+    fn index_of(&self, id: u32) -> Option<usize> {
+        let index = id.checked_sub(self.first_id)? as usize;
+        self.regions
+            .get(index)
+            .is_some_and(|r| r.registered)
+            .then_some(index)
+    }
 }
 
 /// The regions of one session.
 ///
 /// # Invariants
 ///
-/// - `slots` is sorted by `first_id`, strictly increasing; a slot's run (if any) has that first
-///   id, and its regions' ids lie before the next slot's `first_id`.
-/// - A region is in the table iff its run is in a slot and the run counts it as registered;
-///   `regions` is the number of such regions, `free` the number of slots without a run.
-/// - A run is in its slot while at least one of its regions is registered.
+/// - `slots` is sorted by `first_id`, strictly increasing; region `i` of a slot's run has id
+///   `first_id + i`, below the next slot's `first_id`.
+/// - A region is in the table iff it is registered in its slot; `regions` is the number of
+///   such regions, `free` the number of slots without a run.
 pub(crate) struct RegionTable {
     slots: KVVec<Slot>,
     regions: usize,
@@ -49,29 +79,42 @@ impl RegionTable {
         self.regions
     }
 
-    /// Appends `runs` (none in the table, every region registered), giving their regions the
-    /// consecutive ids from `first` on, in order. `first` must be above every id in the table;
-    /// `ENOMEM`, and then nothing is appended.
+    /// Appends `runs` (none in the table), giving their regions the consecutive ids from
+    /// `first` on, in order: `first` must be above every id in the table (`EINVAL`) and the ids
+    /// must not run out (the caller checks). `ENOMEM`; on error nothing is appended.
     pub(crate) fn append(&mut self, first: u32, runs: &[Arc<Run>]) -> Result {
         if self.slots.last().is_some_and(|s| s.first_id >= first) {
             return Err(EINVAL);
         }
-        self.slots.reserve(runs.len(), GFP_KERNEL)?;
+        // Allocate everything before the first append: all or nothing.
+        let mut slots = KVVec::with_capacity(runs.len(), GFP_KERNEL)?;
         let mut id = first;
         for run in runs {
-            run.set_first_id(id);
-            // Cannot fail: room was reserved above.
+            let regions = OneOrMany::from_fn(run.count(), |_| {
+                Ok(RegionState {
+                    registered: true,
+                    in_flight: 0,
+                })
+            })?;
             let slot = Slot {
                 first_id: id,
                 run: Some(run.clone()),
+                regions,
+                live: run.count(),
             };
-            self.slots.push_within_capacity(slot).map_err(|_| ENOMEM)?;
-            self.regions += run.count();
-            // The caller checked that the ids do not run out (the last one may be `u32::MAX`).
+            // Cannot fail: the capacity is `runs.len()`.
+            slots.push_within_capacity(slot).map_err(|_| ENOMEM)?;
+            // No wrap: the caller checked that the ids do not run out.
             id = id.wrapping_add(run.count() as u32);
         }
-        // INVARIANT: the runs were appended in id order after every slot, with their regions
-        // registered (the caller's contract) and counted.
+        self.slots.reserve(slots.len(), GFP_KERNEL)?;
+        for slot in slots.drain_all() {
+            self.regions += slot.live;
+            // Cannot fail: room was reserved above.
+            self.slots.push_within_capacity(slot).map_err(|_| ENOMEM)?;
+        }
+        // INVARIANT: the runs were appended in id order after every slot, their regions
+        // registered and counted.
         Ok(())
     }
 
@@ -93,18 +136,16 @@ impl RegionTable {
             .checked_sub(1)
     }
 
-    /// Region `id`: its index in its run and the run's slot (a hint for the next lookup).
+    /// Region `id`: its slot (also a hint for the next lookup) and its index in the slot's run.
     pub(crate) fn find(&self, id: u32, hint: usize) -> Option<(usize, usize)> {
         let slot = self.slot_of(id, hint)?;
-        let run = self.slots[slot].run.as_ref()?;
-        let index = run.index_of(id)?;
-        run.is_registered(index).then_some((index, slot))
+        Some((slot, self.slots[slot].index_of(id)?))
     }
 
-    /// Region `id`: its run, its index in the run, and its slot (a hint for the next lookup).
-    pub(crate) fn get(&self, id: u32, hint: usize) -> Option<(&Arc<Run>, usize, usize)> {
-        let (index, slot) = self.find(id, hint)?;
-        Some((self.run_at(slot)?, index, slot))
+    /// The run of region `id` and the region's index in it (a new reference to the run).
+    pub(crate) fn region(&self, id: u32) -> Option<RegionRef> {
+        let (slot, index) = self.find(id, 0)?;
+        Run::region(self.slots[slot].run.clone()?, index)
     }
 
     /// The run in slot `slot`, if it still has one.
@@ -112,22 +153,52 @@ impl RegionTable {
         self.slots.get(slot)?.run.as_ref()
     }
 
+    /// Descriptors in flight on region `index` of slot `slot` (0 if there is no such region).
+    pub(crate) fn in_flight(&self, slot: usize, index: usize) -> usize {
+        self.state(slot, index).map_or(0, |r| r.in_flight)
+    }
+
+    fn state(&self, slot: usize, index: usize) -> Option<&RegionState> {
+        self.slots.get(slot)?.regions.get(index)
+    }
+
+    /// Counts one more descriptor in flight on region `id` (the caller found it in the table
+    /// under the same lock).
+    pub(crate) fn start_job(&mut self, id: u32) {
+        if let Some((slot, index)) = self.find(id, 0) {
+            if let Some(r) = self.slots[slot].regions.get_mut(index) {
+                r.in_flight += 1;
+            }
+        }
+    }
+
+    /// Counts one descriptor less in flight on region `id` (which cannot have left the table
+    /// while it had one).
+    pub(crate) fn end_job(&mut self, id: u32) {
+        if let Some((slot, index)) = self.find(id, 0) {
+            if let Some(r) = self.slots[slot].regions.get_mut(index) {
+                r.in_flight = r.in_flight.saturating_sub(1);
+            }
+        }
+    }
+
     /// Takes region `index` of the run in slot `slot` (a registered region, found with
     /// [`RegionTable::find`]) out of the table. Returns the table's reference to the run if that
     /// was its last region (the slot is then free).
     pub(crate) fn remove_at(&mut self, slot: usize, index: usize) -> Option<Arc<Run>> {
-        let run_slot = &mut self.slots.get_mut(slot)?.run;
-        let run = run_slot.as_ref()?;
-        if !run.is_registered(index) {
+        let s = self.slots.get_mut(slot)?;
+        let r = s.regions.get_mut(index)?;
+        if !r.registered {
             return None;
         }
-        let last = run.unregister(index);
-        // INVARIANT: the region is no longer registered in its run; the count follows, and the
-        // run leaves its slot with its last region.
+        r.registered = false;
+        s.live -= 1;
+        // INVARIANT: the region is no longer registered and no longer counted; the run leaves
+        // its slot with its last region.
         self.regions -= 1;
-        if last {
+        if s.live == 0 {
             self.free += 1;
-            run_slot.take()
+            s.run.take()
         } else {
             None
         }

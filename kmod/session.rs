@@ -58,7 +58,7 @@ struct Job {
 /// - `pinned_pages` is the sum of `nr_pages()` of the regions, plus pages reserved by a REGISTER
 ///   that is pinning right now; it never exceeds the `max_pinned_pages` limit.
 /// - `in_flight` is `queued.len()` plus the jobs the worker has taken and not completed, and
-///   equals the sum of `RegionRef::in_flight` over the table.
+///   equals the sum of the in-flight counts of the table's regions.
 /// - `outstanding` is `in_flight + completions.len()` and never exceeds `queue_depth`.
 struct State {
     regions: Option<RegionTable>,
@@ -353,11 +353,11 @@ impl Session {
         let (mut pages, mut hint, mut stretches) = (0, 0, 0);
         let mut prev = None;
         for id in ids.clone() {
-            let (run, index, slot) = table.get(id, hint).ok_or(ENOENT)?;
-            if run.in_flight(index) > 0 {
+            let (slot, index) = table.find(id, hint).ok_or(ENOENT)?;
+            if table.in_flight(slot, index) > 0 {
                 return Err(EBUSY);
             }
-            pages += run.nr_pages(index);
+            pages += table.run_at(slot).map_or(0, |run| run.nr_pages(index));
             if prev != Some((slot, index)) {
                 stretches += 1;
             }
@@ -370,7 +370,7 @@ impl Session {
         let mut last_slot = usize::MAX;
         for id in ids {
             // Present: checked above under the same lock.
-            let (index, slot) = table.find(id, hint).ok_or(ENOENT)?;
+            let (slot, index) = table.find(id, hint).ok_or(ENOENT)?;
             hint = slot;
             match removed.last_mut() {
                 Some(s) if last_slot == slot && s.range.end == index => s.range.end += 1,
@@ -451,8 +451,13 @@ impl Session {
             }
             st.queued.reserve(count, GFP_KERNEL)?;
             // From here on nothing fails.
+            // The table is there: every descriptor's region was found in it above.
+            if let Some(table) = st.regions.as_mut() {
+                for job in jobs.iter() {
+                    table.start_job(job.desc.region_id);
+                }
+            }
             for job in jobs.drain_all() {
-                job.region.start_job();
                 st.queued.push_within_capacity(job).map_err(|_| ENOMEM)?;
             }
             // INVARIANT: `count` jobs were queued and counted in their regions.
@@ -558,8 +563,8 @@ impl Session {
                     reserved: 0,
                 };
                 let mut st = self.state.lock();
-                if let Some(region) = st.lookup(desc.region_id) {
-                    region.end_job();
+                if let Some(table) = st.regions.as_mut() {
+                    table.end_job(desc.region_id);
                 }
                 // Cannot fail: `outstanding <= queue_depth` reserved a slot at SUBMIT.
                 let _ = st.completions.push(record);
@@ -594,8 +599,7 @@ impl WorkItem for Session {
 impl State {
     /// The region `id` of the table (a new reference to its run), if registered.
     fn lookup(&self, id: u32) -> Option<RegionRef> {
-        let (run, _, _) = self.regions.as_ref()?.get(id, 0)?;
-        Run::region(run.clone(), id)
+        self.regions.as_ref()?.region(id)
     }
 }
 
