@@ -180,23 +180,23 @@ impl PinnedPages {
         mode: PinMode,
         duration: PinDuration,
     ) -> Result<Self> {
-        if start % PAGE_SIZE != 0 || piece_pages.iter().any(|&n| n == 0) {
+        if start % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
         let mut nr_pages = 0usize;
-        for &n in piece_pages {
-            nr_pages = nr_pages.checked_add(n).ok_or(EOVERFLOW)?;
-        }
-        let mut next = 0usize;
-        // `EINVAL` when `piece_pages` is empty.
+        // `EINVAL` when `piece_pages` is empty or has an empty piece.
         let pieces = OneOrMany::from_fn(piece_pages.len(), |i| {
+            let len = piece_pages[i];
+            if len == 0 {
+                return Err(EINVAL);
+            }
             let piece = Piece {
-                start: next,
-                len: piece_pages[i],
+                start: nr_pages,
+                len,
                 released: Atomic::new(false),
                 dirty: Atomic::new(false),
             };
-            next += piece_pages[i];
+            nr_pages = nr_pages.checked_add(len).ok_or(EOVERFLOW)?;
             Ok(piece)
         })?;
         let span = nr_pages.checked_mul(PAGE_SIZE).ok_or(EOVERFLOW)?;
@@ -290,9 +290,18 @@ impl PinnedPages {
         unsafe { unpin_stretches(self.pages.as_slice(), pieces) }
     }
 
-    /// Number of pages of piece `piece`, 0 for no such piece.
-    pub(crate) fn piece_len(&self, piece: usize) -> usize {
-        self.pieces.get(piece).map_or(0, |p| p.len)
+    /// Number of pages of the pieces `range` (which must be pieces of the run).
+    pub(crate) fn pieces_len(&self, range: core::ops::Range<usize>) -> usize {
+        // The pieces tile the array in order.
+        match (
+            self.pieces.get(range.start),
+            self.pieces.get(range.end.wrapping_sub(1)),
+        ) {
+            (Some(first), Some(last)) if range.start < range.end => {
+                last.start + last.len - first.start
+            }
+            _ => 0,
+        }
     }
 
     /// Runs `f` on the kernel mapping of bytes `[offset, offset + len)` of page `index` of the

@@ -85,17 +85,27 @@ impl Run {
         }
     }
 
-    /// Whether the checked entry `next` can join the run that ends with the checked entry `prev`:
-    /// its first page is the page after `prev`'s last, and both are pinned the same way.
-    pub(crate) fn continues(prev: &abi::RegisterArgs, next: &abi::RegisterArgs) -> bool {
-        let (Ok((_, prev_last)), Ok((next_first, _))) = (
-            Self::page_span(prev.addr, prev.len),
-            Self::page_span(next.addr, next.len),
-        ) else {
-            return false;
+    /// The longest prefix of the checked `entries` that can be one run: how many entries, and
+    /// how many pages they span. Each entry's first page must be the page after the previous
+    /// entry's last, and all must be pinned the same way. At least one entry for a non-empty
+    /// slice.
+    pub(crate) fn stretch(entries: &[abi::RegisterArgs]) -> Result<(usize, usize)> {
+        let Some(first) = entries.first() else {
+            return Ok((0, 0));
         };
-        Some(next_first) == prev_last.checked_add(1)
-            && Self::pin_mode(prev.access) == Self::pin_mode(next.access)
+        let mode = Self::pin_mode(first.access);
+        let (mut count, mut pages, mut next_page) = (0, 0, None);
+        for e in entries {
+            let (first_page, last_page) = Self::page_span(e.addr, e.len)?;
+            if next_page.is_some_and(|p| p != first_page) || Self::pin_mode(e.access) != mode {
+                break;
+            }
+            // No overflow: `last_page` is an address divided by the page size.
+            next_page = Some(last_page + 1);
+            pages += last_page - first_page + 1;
+            count += 1;
+        }
+        Ok((count, pages))
     }
 
     /// Pins the buffers of `entries` in the current process, keeping `charge` (which must be a
@@ -103,20 +113,25 @@ impl Run {
     /// pinned.
     ///
     /// The caller checked every entry ([`Run::check_access`], [`Run::pages_spanned`]) and that
-    /// each continues the one before ([`Run::continues`]); `EINVAL` for no entry or one that
-    /// does not. Errors: `EFAULT` for an unmapped range or a read-only mapping registered with
+    /// they form a run ([`Run::stretch`]); `EINVAL` for no entry or entries that do not. Errors: `EFAULT` for an unmapped range or a read-only mapping registered with
     /// [`abi::ACCESS_DEVICE_WRITE`]; nothing stays pinned, and `charge` is returned on drop.
     pub(crate) fn register(entries: &[abi::RegisterArgs], charge: LockedVmCharge) -> Result<Self> {
         let first = entries.first().ok_or(EINVAL)?;
-        if entries.windows(2).any(|w| !Self::continues(&w[0], &w[1])) {
-            return Err(EINVAL);
-        }
-        let piece_pages = OneOrMany::from_fn(entries.len(), |i| {
-            Self::pages_spanned(entries[i].addr, entries[i].len)
-        })?;
-        // `pages_spanned` succeeded, so the address fits in `usize`.
-        let start = first.addr as usize - first.addr as usize % PAGE_SIZE;
         let mode = Self::pin_mode(first.access);
+        // One pass: each entry's page count, checking that it continues the one before.
+        let mut next_page = None;
+        let piece_pages = OneOrMany::from_fn(entries.len(), |i| {
+            let e = &entries[i];
+            let (first_page, last_page) = Self::page_span(e.addr, e.len)?;
+            if next_page.is_some_and(|p| p != first_page) || Self::pin_mode(e.access) != mode {
+                return Err(EINVAL);
+            }
+            // No overflow: `last_page` is an address divided by the page size.
+            next_page = Some(last_page + 1);
+            Ok(last_page - first_page + 1)
+        })?;
+        // `page_span` succeeded, so the address fits in `usize`.
+        let start = first.addr as usize - first.addr as usize % PAGE_SIZE;
         // On error `charge` is dropped here and the charge returned.
         let pages = PinnedPages::pin_pieces(start, &piece_pages, mode, PinDuration::LongTerm)?;
         let regions = OneOrMany::from_fn(entries.len(), |i| {
@@ -145,9 +160,9 @@ impl Run {
         (index < run.count()).then_some(RegionRef { run, index })
     }
 
-    /// Pinned pages of region `index` (0 for no such region).
-    pub(crate) fn nr_pages(&self, index: usize) -> usize {
-        self.pages.piece_len(index)
+    /// Pinned pages of the regions `range` (which must be regions of the run).
+    pub(crate) fn pages_of(&self, range: core::ops::Range<usize>) -> usize {
+        self.pages.pieces_len(range)
     }
 
     /// Unpins the regions `range` of the run (one call for all their pages when they are

@@ -153,15 +153,6 @@ impl RegionTable {
         self.slots.get(slot)?.run.as_ref()
     }
 
-    /// Descriptors in flight on region `index` of slot `slot` (0 if there is no such region).
-    pub(crate) fn in_flight(&self, slot: usize, index: usize) -> usize {
-        self.state(slot, index).map_or(0, |r| r.in_flight)
-    }
-
-    fn state(&self, slot: usize, index: usize) -> Option<&RegionState> {
-        self.slots.get(slot)?.regions.get(index)
-    }
-
     /// Counts one more descriptor in flight on region `id` (the caller found it in the table
     /// under the same lock).
     pub(crate) fn start_job(&mut self, id: u32) {
@@ -182,21 +173,56 @@ impl RegionTable {
         }
     }
 
-    /// Takes region `index` of the run in slot `slot` (a registered region, found with
-    /// [`RegionTable::find`]) out of the table. Returns the table's reference to the run if that
-    /// was its last region (the slot is then free).
-    pub(crate) fn remove_at(&mut self, slot: usize, index: usize) -> Option<Arc<Run>> {
-        let s = self.slots.get_mut(slot)?;
-        let r = s.regions.get_mut(index)?;
-        if !r.registered {
-            return None;
+    /// The stretch of regions that starts with region `first`: its slot (also a hint for the
+    /// next lookup), its index in the slot's run, and how many of `first` and the ids of `more`
+    /// that follow name the regions after it in its run, in order, registered and with no DMA in
+    /// flight. `ENOENT` if `first` is not in the table, `EBUSY` if it has DMA in flight.
+    pub(crate) fn stretch(
+        &self,
+        first: u32,
+        more: impl Iterator<Item = u32>,
+        hint: usize,
+    ) -> Result<(usize, usize, usize)> {
+        let (slot, index) = self.find(first, hint).ok_or(ENOENT)?;
+        let regions = &self.slots[slot].regions[index..];
+        if regions[0].in_flight > 0 {
+            return Err(EBUSY);
         }
-        r.registered = false;
-        s.live -= 1;
-        // INVARIANT: the region is no longer registered and no longer counted; the run leaves
+        let mut len = 1;
+        for id in more {
+            let follows = id == first.wrapping_add(len as u32)
+                && regions
+                    .get(len)
+                    .is_some_and(|r| r.registered && r.in_flight == 0);
+            if !follows {
+                break;
+            }
+            len += 1;
+        }
+        Ok((slot, index, len))
+    }
+
+    /// Takes the regions `range` of the run in slot `slot` (registered regions, found with
+    /// [`RegionTable::stretch`]) out of the table. Returns the table's reference to the run if
+    /// those were its last regions (the slot is then free).
+    pub(crate) fn remove_range(
+        &mut self,
+        slot: usize,
+        range: core::ops::Range<usize>,
+    ) -> Option<Arc<Run>> {
+        let s = self.slots.get_mut(slot)?;
+        let mut removed = 0;
+        for r in s.regions.get_mut(range)? {
+            if r.registered {
+                r.registered = false;
+                removed += 1;
+            }
+        }
+        s.live -= removed;
+        // INVARIANT: the regions are no longer registered and no longer counted; the run leaves
         // its slot with its last region.
-        self.regions -= 1;
-        if s.live == 0 {
+        self.regions -= removed;
+        if s.live == 0 && s.run.is_some() {
             self.free += 1;
             s.run.take()
         } else {

@@ -208,12 +208,9 @@ impl Session {
         let pinned = LockedVmCharge::charge_current(total).and_then(|mut charge| {
             let mut start = 0;
             while start < entries.len() {
-                let mut end = start + 1;
-                let mut pages = Run::pages_spanned(entries[start].addr, entries[start].len)?;
-                while end < entries.len() && Run::continues(&entries[end - 1], &entries[end]) {
-                    pages += Run::pages_spanned(entries[end].addr, entries[end].len)?;
-                    end += 1;
-                }
+                // At least one entry: the slice is not empty.
+                let (count, pages) = Run::stretch(&entries[start..])?;
+                let end = start + count.max(1);
                 let run = Self::pin_run(&entries[start..end], charge.split(pages)?)?;
                 // Cannot fail for want of room: there are at most `entries.len()` runs.
                 runs.push_within_capacity(run).map_err(|_| ENOMEM)?;
@@ -245,10 +242,9 @@ impl Session {
         let mut writer = writer;
         if let Err(e) = writer.write_slice(entries.as_bytes()) {
             // The caller cannot learn the ids: do not leave the regions pinned.
-            let ids = entries.iter().map(|e| e.region_id);
             // Left registered (until close) only if another thread of the caller already has
             // DMA in flight on one of them, having guessed its id.
-            if let Ok(removed) = self.remove_regions(ids) {
+            if let Ok(removed) = self.remove_regions(entries.len(), |i| entries[i].region_id) {
                 release_regions(removed);
             }
             return Err(e);
@@ -262,7 +258,7 @@ impl Session {
         if args.reserved != 0 {
             return Err(EINVAL);
         }
-        let removed = self.remove_regions(core::iter::once(args.region_id))?;
+        let removed = self.remove_regions(1, |_| args.region_id)?;
         // Unpin and uncharge outside the lock; no job holds the region (in_flight was 0).
         release_regions(removed);
         Ok(())
@@ -277,12 +273,18 @@ impl Session {
     /// in flight).
     pub(crate) fn unregister_vec(&self, args: &abi::VecArgs) -> Result<usize> {
         let (entries, _) = read_vec::<abi::UnregisterArgs, _>(args, |s| (s.reader(), ()))?;
-        if entries.iter().any(|e| e.reserved != 0) {
-            return Err(EINVAL);
-        }
         // Ids in increasing order (as a registration handed them out) cannot repeat; any other
         // order is sorted to find a repeat.
-        if entries.windows(2).any(|w| w[0].region_id >= w[1].region_id) {
+        let mut increasing = true;
+        let mut prev = None;
+        for e in entries.iter() {
+            if e.reserved != 0 {
+                return Err(EINVAL);
+            }
+            increasing &= prev.is_none_or(|p| p < e.region_id);
+            prev = Some(e.region_id);
+        }
+        if !increasing {
             let mut ids = KVVec::with_capacity(entries.len(), GFP_KERNEL)?;
             for e in entries.iter() {
                 ids.push_within_capacity(e.region_id).map_err(|_| ENOMEM)?;
@@ -292,7 +294,7 @@ impl Session {
                 return Err(EINVAL);
             }
         }
-        let removed = self.remove_regions(entries.iter().map(|e| e.region_id))?;
+        let removed = self.remove_regions(entries.len(), |i| entries[i].region_id)?;
         release_regions(removed);
         Ok(entries.len())
     }
@@ -315,7 +317,7 @@ impl Session {
         Ok(())
     }
 
-    /// Pins the buffers of checked, adjacent entries (see [`Run::continues`]) as one run, with
+    /// Pins the buffers of checked, adjacent entries (see [`Run::stretch`]) as one run, with
     /// their `charge`: one allocation for the run object (a run of one short buffer keeps its
     /// page pointers inside it), one more for its arrays when it holds several regions or more
     /// than a few pages.
@@ -340,56 +342,45 @@ impl Session {
         Ok(first)
     }
 
-    /// Removes the regions `ids` (no id twice) from the table, all or none:
-    /// `ENOENT` for an unknown id and `EBUSY` for a region with DMA in flight, for the first such
-    /// id in order. Returns the removed regions, none with DMA in flight, for the caller to
-    /// unpin with [`release_regions`] outside the lock.
-    fn remove_regions(&self, ids: impl Iterator<Item = u32> + Clone) -> Result<KVVec<Stretch>> {
+    /// Removes the `n` regions `id_at(0)`, ..., `id_at(n - 1)` (no id twice) from the table, all
+    /// or none: `ENOENT` for an unknown id and `EBUSY` for a region with DMA in flight, for the
+    /// first such id in order. Returns the removed regions as stretches of adjacent regions of
+    /// one run, none with DMA in flight, for the caller to unpin with [`release_regions`]
+    /// outside the lock.
+    fn remove_regions(&self, n: usize, id_at: impl Fn(usize) -> u32) -> Result<KVVec<Stretch>> {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let table = st.regions.as_mut().ok_or(ENOENT)?;
-        // Check every id first (all or nothing), counting the stretches of adjacent regions of
-        // one run. Consecutive ids are mostly in one run: each lookup tries the previous slot.
-        let (mut pages, mut hint, mut stretches) = (0, 0, 0);
-        let mut prev = None;
-        for id in ids.clone() {
-            let (slot, index) = table.find(id, hint).ok_or(ENOENT)?;
-            if table.in_flight(slot, index) > 0 {
-                return Err(EBUSY);
-            }
-            pages += table.run_at(slot).map_or(0, |run| run.nr_pages(index));
-            if prev != Some((slot, index)) {
-                stretches += 1;
-            }
-            prev = Some((slot, index + 1));
-            hint = slot;
+        // Check every id first (all or nothing), a stretch at a time: ids that name the regions
+        // following each other in one run are checked together, each in a few steps.
+        let (mut pages, mut stretches, mut hint, mut i) = (0, 0, 0, 0);
+        while i < n {
+            let (slot, index, len) = table.stretch(id_at(i), (i + 1..n).map(&id_at), hint)?;
+            pages += table
+                .run_at(slot)
+                .map_or(0, |run| run.pages_of(index..index + len));
+            stretches += 1;
+            (hint, i) = (slot, i + len);
         }
         // Nothing removed yet: an `ENOMEM` here leaves everything registered. Sleeping in the
         // allocation under the state mutex is allowed.
         let mut removed = KVVec::<Stretch>::with_capacity(stretches, GFP_KERNEL)?;
-        let mut last_slot = usize::MAX;
-        for id in ids {
-            // Present: checked above under the same lock.
-            let (slot, index) = table.find(id, hint).ok_or(ENOENT)?;
-            hint = slot;
-            match removed.last_mut() {
-                Some(s) if last_slot == slot && s.range.end == index => s.range.end += 1,
-                _ => {
-                    // One reference per stretch, not per region.
-                    let run = table.run_at(slot).ok_or(ENOENT)?.clone();
-                    let stretch = Stretch {
-                        run,
-                        range: index..index + 1,
-                    };
-                    // Cannot fail: the stretches were counted above.
-                    removed.push_within_capacity(stretch).map_err(|_| ENOMEM)?;
-                    last_slot = slot;
-                }
-            }
-            // The stretch holds a reference to the run: if this was its last region, the
-            // table's own reference dropped here is not the last, so nothing is unpinned under
-            // the lock.
-            drop(table.remove_at(slot, index));
+        let mut i = 0;
+        while i < n {
+            // The same stretches as above: nothing changed but the regions already removed,
+            // which are not among these ids.
+            let (slot, index, len) = table.stretch(id_at(i), (i + 1..n).map(&id_at), hint)?;
+            // One reference per stretch. If these were the run's last regions, the table's own
+            // reference dropped here is not the last, so nothing is unpinned under the lock.
+            let run = table.run_at(slot).ok_or(ENOENT)?.clone();
+            drop(table.remove_range(slot, index..index + len));
+            let stretch = Stretch {
+                run,
+                range: index..index + len,
+            };
+            // Cannot fail: the stretches were counted above.
+            removed.push_within_capacity(stretch).map_err(|_| ENOMEM)?;
+            (hint, i) = (slot, i + len);
         }
         table.compact();
         // INVARIANT: the removed regions leave the pinned total.
