@@ -485,7 +485,14 @@ fn lookups_stay_right_as_runs_come_and_go() {
     let descs: Vec<Desc> = live
         .iter()
         .enumerate()
-        .map(|(tag, &(id, _))| Desc { tag: tag as u64, region_offset: 0, dev_offset: 0, len: PAGE as u64, region_id: id, dir: abi::DIR_FROM_DEVICE })
+        .map(|(tag, &(id, _))| Desc {
+            tag: tag as u64,
+            region_offset: 0,
+            dev_offset: 0,
+            len: PAGE as u64,
+            region_id: id,
+            dir: abi::DIR_FROM_DEVICE,
+        })
         .collect();
     for chunk in descs.chunks(16) {
         run(&fd, chunk);
