@@ -272,7 +272,7 @@ impl Session {
     /// twice in the array), then per entry in array order `ENOENT` (unknown id) or `EBUSY` (DMA
     /// in flight).
     pub(crate) fn unregister_vec(&self, args: &abi::VecArgs) -> Result<usize> {
-        let (entries, _) = read_vec::<abi::UnregisterArgs, _>(args, |s| (s.reader(), ()))?;
+        let (entries, ()) = read_vec::<abi::UnregisterArgs, _>(args, |s| (s.reader(), ()))?;
         // Ids in increasing order (as a registration handed them out) cannot repeat; any other
         // order is sorted to find a repeat.
         let mut increasing = true;
