@@ -86,6 +86,12 @@ impl PinioFd {
     ///
     /// The same rule as for [`PinioFd::register`]: the memory must stay mapped while registered.
     /// More than [`abi::MAX_VEC`] entries (or none) is `EINVAL`.
+    ///
+    /// Entries that follow each other on adjacent pages (each starting on the page after the
+    /// previous one's last, all with or all without [`abi::ACCESS_DEVICE_WRITE`]) are pinned
+    /// together by the module, as one run: registering a pool of slices of one allocation in one
+    /// call costs about what pinning its pages once costs, while each region is still
+    /// unregistered on its own (docs/kmod.md, "Runs").
     pub fn register_vec(&self, entries: &mut [abi::RegisterArgs]) -> Result<usize, KmodError> {
         let count = u32::try_from(entries.len()).map_err(|_| KmodError::from_errno(Call::RegisterVec, libc::EINVAL))?;
         let mut args = abi::VecArgs { entries: entries.as_mut_ptr() as u64, count, flags: 0 };
