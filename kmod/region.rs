@@ -89,7 +89,7 @@ impl Run {
     /// how many pages they span. Each entry's first page must be the page after the previous
     /// entry's last, and all must be pinned the same way. At least one entry for a non-empty
     /// slice.
-    pub(crate) fn stretch(entries: &[abi::RegisterArgs]) -> Result<(usize, usize)> {
+    fn stretch(entries: &[abi::RegisterArgs]) -> Result<(usize, usize)> {
         let Some(first) = entries.first() else {
             return Ok((0, 0));
         };
@@ -108,28 +108,26 @@ impl Run {
         Ok((count, pages))
     }
 
-    /// Pins the buffers of `entries` in the current process, keeping `charge` (which must be a
-    /// charge of the pages they span to the current process's mm) for as long as they are
-    /// pinned.
+    /// Pins the buffers of the longest prefix of the checked `entries` that can be one run
+    /// ([`Run::stretch`]) in the current process, with their share of `charge` (a charge to the
+    /// current process's mm of at least the pages they span), kept for as long as they are
+    /// pinned. Returns the run and how many entries it took (at least one).
     ///
-    /// The caller checked every entry ([`Run::check_access`], [`Run::pages_spanned`]) and that
-    /// they form a run ([`Run::stretch`]); `EINVAL` for no entry or entries that do not. Errors: `EFAULT` for an unmapped range or a read-only mapping registered with
-    /// [`abi::ACCESS_DEVICE_WRITE`]; nothing stays pinned, and `charge` is returned on drop.
-    pub(crate) fn register(entries: &[abi::RegisterArgs], charge: LockedVmCharge) -> Result<Self> {
+    /// The caller checked every entry ([`Run::check_access`], [`Run::pages_spanned`]); `EINVAL`
+    /// for no entry. Errors: `EFAULT` for an unmapped range or a read-only mapping registered
+    /// with [`abi::ACCESS_DEVICE_WRITE`]; nothing stays pinned, and the share goes back on drop.
+    pub(crate) fn register(
+        entries: &[abi::RegisterArgs],
+        charge: &mut LockedVmCharge,
+    ) -> Result<(Self, usize)> {
+        let (count, pages) = Self::stretch(entries)?;
+        let entries = &entries[..count];
         let first = entries.first().ok_or(EINVAL)?;
         let mode = Self::pin_mode(first.access);
-        // One pass: each entry's page count, checking that it continues the one before.
-        let mut next_page = None;
-        let piece_pages = OneOrMany::from_fn(entries.len(), |i| {
-            let e = &entries[i];
-            let (first_page, last_page) = Self::page_span(e.addr, e.len)?;
-            if next_page.is_some_and(|p| p != first_page) || Self::pin_mode(e.access) != mode {
-                return Err(EINVAL);
-            }
-            // No overflow: `last_page` is an address divided by the page size.
-            next_page = Some(last_page + 1);
-            Ok(last_page - first_page + 1)
+        let piece_pages = OneOrMany::from_fn(count, |i| {
+            Self::pages_spanned(entries[i].addr, entries[i].len)
         })?;
+        let charge = charge.split(pages)?;
         // `page_span` succeeded, so the address fits in `usize`.
         let start = first.addr as usize - first.addr as usize % PAGE_SIZE;
         // On error `charge` is dropped here and the charge returned.
@@ -143,10 +141,11 @@ impl Run {
             })
         })?;
         let (mm, _) = charge.into_parts();
-        // INVARIANT: piece `i` covers the pages of entry `i` (the entries are adjacent and in
-        // order), whose bytes start `first_offset` into its first page; the entries share the
-        // pin mode of the first; the charge of all pinned pages moved into the run.
-        Ok(Self { regions, pages, mm })
+        // INVARIANT: piece `i` covers the pages of entry `i` (`stretch` found the entries
+        // adjacent and in order), whose bytes start `first_offset` into its first page; the
+        // entries share the pin mode of the first; the charge of all pinned pages moved into the
+        // run.
+        Ok((Self { regions, pages, mm }, count))
     }
 
     /// Number of regions in the run.

@@ -156,21 +156,22 @@ impl RegionTable {
     /// Counts one more descriptor in flight on region `id` (the caller found it in the table
     /// under the same lock).
     pub(crate) fn start_job(&mut self, id: u32) {
-        if let Some((slot, index)) = self.find(id, 0) {
-            if let Some(r) = self.slots[slot].regions.get_mut(index) {
-                r.in_flight += 1;
-            }
+        if let Some(r) = self.state_mut(id) {
+            r.in_flight += 1;
         }
     }
 
     /// Counts one descriptor less in flight on region `id` (which cannot have left the table
     /// while it had one).
     pub(crate) fn end_job(&mut self, id: u32) {
-        if let Some((slot, index)) = self.find(id, 0) {
-            if let Some(r) = self.slots[slot].regions.get_mut(index) {
-                r.in_flight = r.in_flight.saturating_sub(1);
-            }
+        if let Some(r) = self.state_mut(id) {
+            r.in_flight = r.in_flight.saturating_sub(1);
         }
+    }
+
+    fn state_mut(&mut self, id: u32) -> Option<&mut RegionState> {
+        let (slot, index) = self.find(id, 0)?;
+        self.slots.get_mut(slot)?.regions.get_mut(index)
     }
 
     /// The stretch of regions that starts with region `first`: its slot (also a hint for the

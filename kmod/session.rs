@@ -161,9 +161,9 @@ impl Session {
         let nr_pages = Self::check_entry(args)?;
         self.reserve(nr_pages)?;
         let run = LockedVmCharge::charge_current(nr_pages)
-            .and_then(|charge| Self::pin_run(core::slice::from_ref(args), charge));
+            .and_then(|mut charge| Self::pin_run(core::slice::from_ref(args), &mut charge));
         let run = match run {
-            Ok(run) => run,
+            Ok((run, _)) => run,
             Err(e) => {
                 self.state.lock().pinned_pages -= nr_pages;
                 return Err(e);
@@ -206,15 +206,12 @@ impl Session {
         let mut runs = KVVec::with_capacity(entries.len(), GFP_KERNEL)?;
         self.reserve(total)?;
         let pinned = LockedVmCharge::charge_current(total).and_then(|mut charge| {
-            let mut start = 0;
-            while start < entries.len() {
-                // At least one entry: the slice is not empty.
-                let (count, pages) = Run::stretch(&entries[start..])?;
-                let end = start + count.max(1);
-                let run = Self::pin_run(&entries[start..end], charge.split(pages)?)?;
+            let mut rest = &entries[..];
+            while !rest.is_empty() {
+                let (run, count) = Self::pin_run(rest, &mut charge)?;
                 // Cannot fail for want of room: there are at most `entries.len()` runs.
                 runs.push_within_capacity(run).map_err(|_| ENOMEM)?;
-                start = end;
+                rest = &rest[count..];
             }
             Ok(())
         });
@@ -317,13 +314,16 @@ impl Session {
         Ok(())
     }
 
-    /// Pins the buffers of checked, adjacent entries (see [`Run::stretch`]) as one run, with
-    /// their `charge`: one allocation for the run object (a run of one short buffer keeps its
-    /// page pointers inside it), one more for its arrays when it holds several regions or more
-    /// than a few pages.
-    fn pin_run(entries: &[abi::RegisterArgs], charge: LockedVmCharge) -> Result<Arc<Run>> {
-        let run = Run::register(entries, charge)?;
-        Ok(Arc::new(run, GFP_KERNEL)?)
+    /// Pins the longest prefix of the checked `entries` that can be one run ([`Run::register`])
+    /// with its share of `charge`; returns the run and how many entries it took. One allocation
+    /// for the run object (a run of one short buffer keeps its page pointers inside it), one more
+    /// for its arrays when it holds several regions or more than a few pages.
+    fn pin_run(
+        entries: &[abi::RegisterArgs],
+        charge: &mut LockedVmCharge,
+    ) -> Result<(Arc<Run>, usize)> {
+        let (run, count) = Run::register(entries, charge)?;
+        Ok((Arc::new(run, GFP_KERNEL)?, count))
     }
 
     /// Stores the regions of `runs` under consecutive new ids, in order; returns the first.
