@@ -30,6 +30,11 @@ fn reg(addr: u64, len: u64, access: u32) -> RegisterArgs {
     RegisterArgs { addr, len, access, region_id: 0 }
 }
 
+/// One ACCESS_ALL region per page of `pages`, page `p` at `base + p * PAGE`.
+fn one_page_regions(base: u64, pages: std::ops::Range<usize>) -> Vec<RegisterArgs> {
+    pages.map(|p| reg(base + (p * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL)).collect()
+}
+
 fn unreg(ids: &[u32]) -> Vec<UnregisterArgs> {
     ids.iter().map(|&region_id| UnregisterArgs { region_id, reserved: 0 }).collect()
 }
@@ -60,8 +65,7 @@ fn vectored_round_trip_pins_each_entry_and_dma_reaches_it() {
     fill(m.bytes(), 1);
     // 64 one-page regions, then unaligned and multi-page ones, and one overlapping another:
     // each entry is a registration of its own, as 64 + 3 REGISTERs would make.
-    let mut entries: Vec<RegisterArgs> =
-        (0..64).map(|i| reg(m.addr() + (i * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL)).collect();
+    let mut entries = one_page_regions(m.addr(), 0..64);
     entries.push(reg(m.addr() + 64 * PAGE as u64 + 100, 3 * PAGE as u64, abi::ACCESS_ALL)); // 4 pages
     entries.push(reg(m.addr() + 70 * PAGE as u64, 10 * PAGE as u64, abi::ACCESS_DEVICE_READ));
     entries.push(reg(m.addr(), 2 * PAGE as u64, abi::ACCESS_DEVICE_WRITE)); // overlaps 0 and 1
@@ -218,8 +222,7 @@ fn every_bad_unregister_vec_gets_its_errno_and_unregisters_nothing() {
     let fd = open();
     let m = Mapping::rw(8 * PAGE);
     let hole = Mapping::new(PAGE, libc::PROT_NONE);
-    let mut entries: Vec<RegisterArgs> =
-        (0..4).map(|i| reg(m.addr() + (i * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL)).collect();
+    let mut entries = one_page_regions(m.addr(), 0..4);
     fd.register_vec(&mut entries).unwrap();
     let ids: Vec<u32> = entries.iter().map(|e| e.region_id).collect();
     // Another open file's region, with an id this file has not handed out (ids are per file:
@@ -363,8 +366,7 @@ fn close_releases_vectored_regions() {
     let pins0 = pins_outstanding();
     let m = Mapping::rw(64 * PAGE);
     let fd = open();
-    let mut entries: Vec<RegisterArgs> =
-        (0..64).map(|i| reg(m.addr() + (i * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL)).collect();
+    let mut entries = one_page_regions(m.addr(), 0..64);
     fd.register_vec(&mut entries).unwrap();
     assert_eq!(pins_outstanding() - pins0, 64);
     drop(fd);
@@ -384,8 +386,7 @@ fn adjacent_regions_are_pinned_together_and_released_one_by_one() {
     // writable run (a writable pin of it would fail with EFAULT).
     // SAFETY: Page 16 lies inside the mapping `m` owns.
     assert_eq!(unsafe { libc::mprotect((m.addr() + 16 * PAGE as u64) as *mut _, PAGE, libc::PROT_READ) }, 0);
-    let mut entries: Vec<RegisterArgs> =
-        (0..16).map(|i| reg(m.addr() + (i * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL)).collect();
+    let mut entries = one_page_regions(m.addr(), 0..16);
     entries.push(reg(m.addr() + 16 * PAGE as u64, PAGE as u64, abi::ACCESS_DEVICE_READ));
     let fd = open();
     assert_eq!(fd.register_vec(&mut entries).unwrap(), 17);
@@ -457,8 +458,7 @@ fn lookups_stay_right_as_runs_come_and_go() {
             live.push((fd.register(m.addr() + (page * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL).unwrap(), page));
         }
         let first = round * 16 + 4;
-        let mut entries: Vec<RegisterArgs> =
-            (first..first + 12).map(|p| reg(m.addr() + (p * PAGE) as u64, PAGE as u64, abi::ACCESS_ALL)).collect();
+        let mut entries = one_page_regions(m.addr(), first..first + 12);
         fd.register_vec(&mut entries).unwrap();
         live.extend(entries.iter().zip(first..).map(|(e, p)| (e.region_id, p)));
     }
